@@ -1,0 +1,40 @@
+//! `agentops-bench <suite>`: measures agentops beside the tool a user would
+//! otherwise reach for, in the same run, and prints a Markdown table.
+//! Run through `bench/run <suite>`, which builds release binaries first.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+mod foundation;
+mod stats;
+
+use std::path::PathBuf;
+
+fn usage() -> ! {
+    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation");
+    std::process::exit(2)
+}
+
+/// The release `agentops` binary beside this one.
+pub fn agentops_bin() -> PathBuf {
+    let me = std::env::current_exe().expect("current exe");
+    let p = me.with_file_name("agentops");
+    if !p.is_file() {
+        eprintln!("{} not found: build it first (bench/run does)", p.display());
+        std::process::exit(2);
+    }
+    p
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    match args.first().map(String::as_str) {
+        Some("foundation") => foundation::run(quick),
+        _ => usage(),
+    }
+}

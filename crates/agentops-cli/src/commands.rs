@@ -1,0 +1,157 @@
+//! One function per verb: call the library, render the result.
+
+use agentops_store::project::{self, CheckStatus};
+use agentops_store::{RepoLayout, SCHEMA_VERSION};
+use clap::CommandFactory;
+
+use crate::cli::{Command, Shell};
+use crate::output::Output;
+
+/// Exit codes (see `agentops --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+}
+
+/// An error that ends the command, with its exit code.
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Failure {
+    fn usage(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: Code::Usage,
+            message: e.to_string(),
+        }
+    }
+
+    fn failed(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: Code::Failure,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn cwd() -> Result<std::path::PathBuf, Failure> {
+    std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
+}
+
+pub fn run(cmd: Command, out: &Output) -> Result<Code, Failure> {
+    match cmd {
+        Command::Init => init(out),
+        Command::Doctor => doctor(out),
+        Command::Version => {
+            version(out);
+            Ok(Code::Ok)
+        }
+        Command::Completions { shell } => {
+            completions(shell);
+            Ok(Code::Ok)
+        }
+    }
+}
+
+fn version(out: &Output) {
+    let v = env!("CARGO_PKG_VERSION");
+    if out.json {
+        out.json(&serde_json::json!({ "version": v, "journal_schema": SCHEMA_VERSION }));
+    } else {
+        out.line(&format!("agentops {v} (journal schema {SCHEMA_VERSION})"));
+    }
+}
+
+fn completions(shell: Shell) {
+    let mut cmd = crate::cli::Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "agentops", &mut std::io::stdout());
+}
+
+fn init(out: &Output) -> Result<Code, Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let report = project::init(&layout).map_err(|e| match e {
+        project::InitError::Layout(_) | project::InitError::Config(_) => Failure::usage(e),
+        project::InitError::Io { .. } | project::InitError::Store(_) => Failure::failed(e),
+    })?;
+    if out.json {
+        out.json(&report);
+        return Ok(Code::Ok);
+    }
+    if report.changed() {
+        out.line(&format!(
+            "Initialised agentops in {}",
+            report.work_tree.display()
+        ));
+    } else {
+        out.line(&format!(
+            "agentops is already set up in {}; nothing changed",
+            report.work_tree.display()
+        ));
+    }
+    let width = report.steps.iter().map(|s| s.path.len()).max().unwrap_or(0);
+    for s in &report.steps {
+        let verb = if s.created { "created" } else { "exists " };
+        out.line(&format!("  {verb}  {:<width$}  {}", s.path, s.what));
+    }
+    if report.changed() {
+        out.line(
+            "Next: commit .agents/ to share it: git add .agents && git commit -m \"agentops init\"",
+        );
+        out.line("      then run `agentops doctor` to check the setup.");
+    }
+    Ok(Code::Ok)
+}
+
+fn doctor(out: &Output) -> Result<Code, Failure> {
+    let checks = project::doctor(&cwd()?, Vec::new());
+    let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
+    if out.json {
+        out.json(&serde_json::json!({ "ok": !failed, "checks": checks }));
+    } else {
+        let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &checks {
+            let status = match c.status {
+                CheckStatus::Pass => "PASS",
+                CheckStatus::Warn => "WARN",
+                CheckStatus::Fail => "FAIL",
+            };
+            let line = format!("{status}  {:<width$}  {}", c.name, c.detail);
+            if c.status == CheckStatus::Pass {
+                out.line(&line);
+            } else {
+                out.important(&line);
+            }
+            if let Some(fix) = &c.fix {
+                let pad = " ".repeat(width + 8);
+                let fix_line = format!("{pad}fix: {fix}");
+                if c.status == CheckStatus::Pass {
+                    out.line(&fix_line);
+                } else {
+                    out.important(&fix_line);
+                }
+            }
+        }
+        if out.verbose > 0 {
+            // The configuration in force, after every layer.
+            let layout = RepoLayout::discover(&cwd()?).ok();
+            if let Ok(cfg) = project::load_config(layout.as_ref(), Vec::new()) {
+                out.line("effective configuration:");
+                if let Ok(text) = serde_json::to_string_pretty(&cfg) {
+                    for l in text.lines() {
+                        out.line(&format!("  {l}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(if failed { Code::Failure } else { Code::Ok })
+}

@@ -1,0 +1,685 @@
+//! Configuration: the project's `.agents/config.toml`, the user's
+//! `$XDG_CONFIG_HOME/agentops/config.toml`, `AGENTOPS_*` environment variables
+//! and command-line flags, merged with precedence
+//! flag > env > project > user > default.
+//!
+//! A bad value is reported with the file, line and key, and what is allowed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "name")]
+pub enum Source {
+    /// A file, by path.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+    /// A command-line flag, by name.
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Env(n) => write!(f, "environment variable {n}"),
+            Source::Flag(n) => write!(f, "flag {n}"),
+        }
+    }
+}
+
+/// A configuration problem, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{location}: {message}")]
+    Invalid {
+        /// `file:line:column`, or the env var / flag name.
+        location: String,
+        /// The dotted key at fault, when known.
+        key: Option<String>,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(location: String, key: Option<String>, message: String) -> Self {
+        ConfigError::Invalid {
+            location,
+            key,
+            message,
+        }
+    }
+}
+
+/// How hard the journal pushes each commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL on every commit: an acknowledged event survives power loss.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: survives a crash of agentops, not of the machine.
+    Normal,
+}
+
+/// Whether memory writes become git commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryCommit {
+    /// Commit every memory write.
+    #[default]
+    Auto,
+    /// Write files only; the user commits.
+    Off,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub journal: JournalConfig,
+    pub redaction: RedactionConfig,
+    pub memory: MemoryConfig,
+}
+
+/// `[store]`: where the journal lives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreConfig {
+    /// `None`: SQLite at `<git-common-dir>/agentops/state.db`.
+    pub url: Option<String>,
+    /// How long a writer waits for another writer's lock before retrying.
+    pub busy_timeout_ms: u64,
+}
+
+/// `[journal]`: durability of journal writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalConfig {
+    pub synchronous: Synchronous,
+}
+
+/// `[redaction]`: patterns added to the built-in rule set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedactionConfig {
+    pub extra_patterns: Vec<String>,
+}
+
+/// `[memory]`: how knowledge writes reach git.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryConfig {
+    pub commit: MemoryCommit,
+    /// Commit memory writes to this branch instead of the current one.
+    pub branch: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig {
+                url: None,
+                busy_timeout_ms: 10_000,
+            },
+            journal: JournalConfig {
+                synchronous: Synchronous::Full,
+            },
+            redaction: RedactionConfig {
+                extra_patterns: Vec::new(),
+            },
+            memory: MemoryConfig {
+                commit: MemoryCommit::Auto,
+                branch: None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    store: Option<StoreLayer>,
+    journal: Option<JournalLayer>,
+    redaction: Option<RedactionLayer>,
+    memory: Option<MemoryLayer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreLayer {
+    url: Option<String>,
+    busy_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalLayer {
+    synchronous: Option<Synchronous>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactionLayer {
+    extra_patterns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryLayer {
+    commit: Option<MemoryCommit>,
+    branch: Option<String>,
+}
+
+/// Every key this version understands, as `section.key`, with what it takes.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "store.url",
+        "a SQLite file path or sqlite:// URL (default: <git-common-dir>/agentops/state.db)",
+    ),
+    (
+        "store.busy_timeout_ms",
+        "a whole number of milliseconds, 100 to 600000",
+    ),
+    ("journal.synchronous", "\"full\" or \"normal\""),
+    ("redaction.extra_patterns", "a list of regular expressions"),
+    ("memory.commit", "\"auto\" or \"off\""),
+    ("memory.branch", "a branch name"),
+];
+
+/// The environment variable for a dotted key: `store.url` → `AGENTOPS_STORE_URL`.
+pub fn env_name(key: &str) -> String {
+    format!("AGENTOPS_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Inputs to [`load`]: the files to read and the overrides that beat them.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `.agents/config.toml` of the project, if there is a project.
+    pub project_file: Option<PathBuf>,
+    /// The user's config file, if any.
+    pub user_file: Option<PathBuf>,
+    /// Environment variables (name, value); usually `std::env::vars()`.
+    pub env: Vec<(String, String)>,
+    /// Command-line overrides as (dotted key, value, flag name).
+    pub flags: Vec<(String, String, String)>,
+}
+
+/// The user's config file: `$XDG_CONFIG_HOME/agentops/config.toml`, else
+/// `$HOME/.config/agentops/config.toml`.
+pub fn user_config_path(env: &[(String, String)]) -> Option<PathBuf> {
+    let get = |n: &str| {
+        env.iter()
+            .find(|(k, v)| k == n && !v.is_empty())
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    get("XDG_CONFIG_HOME")
+        .or_else(|| get("HOME").map(|h| h.join(".config")))
+        .map(|d| d.join("agentops").join("config.toml"))
+}
+
+/// Reads and merges every layer. Missing files are fine; unreadable or invalid
+/// ones are errors.
+pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    for path in [&opts.user_file, &opts.project_file].into_iter().flatten() {
+        let src = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ConfigError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let layer = parse_file(path, &src)?;
+        apply(&mut cfg, layer, &|key| {
+            let line = locate_key(&src, key).unwrap_or(1);
+            format!("{}:{line}", path.display())
+        })?;
+    }
+    for (key, _) in KEYS {
+        let name = env_name(key);
+        if let Some((_, value)) = opts.env.iter().find(|(k, _)| *k == name) {
+            let layer = parse_override(key, value, &name)?;
+            apply(&mut cfg, layer, &|_| name.clone())?;
+        }
+    }
+    for (key, value, flag) in &opts.flags {
+        let layer = parse_override(key, value, flag)?;
+        apply(&mut cfg, layer, &|_| flag.clone())?;
+    }
+    Ok(cfg)
+}
+
+/// Parses one config file's text without merging it (for `doctor`).
+pub fn check_file(path: &Path, src: &str) -> Result<(), ConfigError> {
+    let layer = parse_file(path, src)?;
+    let mut cfg = Config::default();
+    apply(&mut cfg, layer, &|key| {
+        let line = locate_key(src, key).unwrap_or(1);
+        format!("{}:{line}", path.display())
+    })
+}
+
+fn parse_file(path: &Path, src: &str) -> Result<Layer, ConfigError> {
+    toml::from_str::<Layer>(src).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(src, s.start)).unwrap_or((1, 1));
+        let key = e.span().and_then(|s| key_at(src, s.start));
+        let message = explain(e.message(), key.as_deref());
+        ConfigError::invalid(format!("{}:{line}:{col}", path.display()), key, message)
+    })
+}
+
+fn parse_override(key: &str, value: &str, origin: &str) -> Result<Layer, ConfigError> {
+    let (section, name) = key.split_once('.').unwrap_or((key, ""));
+    // Typed values (numbers, booleans, lists) are given in TOML syntax; anything
+    // that does not parse as TOML is taken as a plain string.
+    let toml_value = format!("{name} = {value}");
+    let doc = if toml::from_str::<toml::Table>(&toml_value).is_ok() {
+        format!("[{section}]\n{toml_value}\n")
+    } else {
+        let mut t = toml::Table::new();
+        t.insert(name.to_owned(), toml::Value::String(value.to_owned()));
+        let mut outer = toml::Table::new();
+        outer.insert(section.to_owned(), toml::Value::Table(t));
+        outer.to_string()
+    };
+    toml::from_str::<Layer>(&doc).map_err(|e| {
+        ConfigError::invalid(
+            origin.to_owned(),
+            Some(key.to_owned()),
+            explain(e.message(), Some(key)),
+        )
+    })
+}
+
+fn explain(message: &str, key: Option<&str>) -> String {
+    let msg = message.trim();
+    match key.and_then(|k| KEYS.iter().find(|(n, _)| *n == k)) {
+        Some((k, allowed)) => format!("key `{k}`: {msg}; allowed: {allowed}"),
+        None => match key {
+            Some(k) => format!(
+                "key `{k}`: {msg}; known keys: {}",
+                KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            ),
+            None => msg.to_owned(),
+        },
+    }
+}
+
+fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if let Some(s) = layer.store {
+        if let Some(url) = s.url {
+            check_store_url(&url)
+                .map_err(|m| ConfigError::invalid(at("store.url"), Some("store.url".into()), m))?;
+            cfg.store.url = Some(url);
+        }
+        if let Some(t) = s.busy_timeout_ms {
+            if !(100..=600_000).contains(&t) {
+                return Err(ConfigError::invalid(
+                    at("store.busy_timeout_ms"),
+                    Some("store.busy_timeout_ms".into()),
+                    format!(
+                        "key `store.busy_timeout_ms`: {t} is out of range; allowed: a whole number of milliseconds, 100 to 600000"
+                    ),
+                ));
+            }
+            cfg.store.busy_timeout_ms = t;
+        }
+    }
+    if let Some(j) = layer.journal
+        && let Some(s) = j.synchronous
+    {
+        cfg.journal.synchronous = s;
+    }
+    if let Some(r) = layer.redaction
+        && let Some(p) = r.extra_patterns
+    {
+        if let Err(e) = crate::redact::Redactor::with_extra(&p) {
+            return Err(ConfigError::invalid(
+                at("redaction.extra_patterns"),
+                Some("redaction.extra_patterns".into()),
+                format!("key `redaction.extra_patterns`: {e}"),
+            ));
+        }
+        cfg.redaction.extra_patterns = p;
+    }
+    if let Some(m) = layer.memory {
+        if let Some(c) = m.commit {
+            cfg.memory.commit = c;
+        }
+        if let Some(b) = m.branch {
+            if !valid_branch_name(&b) {
+                return Err(ConfigError::invalid(
+                    at("memory.branch"),
+                    Some("memory.branch".into()),
+                    format!(
+                        "key `memory.branch`: `{b}` is not a valid branch name; allowed: letters, digits, `/`, `-`, `_`, `.` (no `..`, no leading `-` or `/`)"
+                    ),
+                ));
+            }
+            cfg.memory.branch = Some(b);
+        }
+    }
+    Ok(())
+}
+
+fn check_store_url(url: &str) -> Result<(), String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(
+            "key `store.url`: the Postgres store is not available in this build yet; allowed: a SQLite file path or sqlite:// URL".into(),
+        );
+    }
+    if url.trim().is_empty() {
+        return Err(
+            "key `store.url`: is empty; allowed: a SQLite file path or sqlite:// URL".into(),
+        );
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && scheme != "sqlite"
+    {
+        return Err(format!(
+            "key `store.url`: unknown scheme `{scheme}://`; allowed: a SQLite file path or sqlite:// URL"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` is acceptable as a git branch name (a conservative subset of
+/// `git check-ref-format --branch`).
+pub fn valid_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('-')
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && !name.ends_with(".lock")
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src.as_bytes()[..offset];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let col = 1 + before.iter().rev().take_while(|&&b| b != b'\n').count();
+    (line, col)
+}
+
+/// The dotted key whose line contains `offset`: the nearest `[section]` header
+/// above it and the bare key at the start of the line.
+fn key_at(src: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(src.len());
+    let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
+    let line = src[line_start..line_end].trim();
+    let section = src[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if line.starts_with('[') {
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
+    }
+    let key = line.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() {
+        return section;
+    }
+    Some(match section {
+        Some(s) if !key.contains('.') => format!("{s}.{key}"),
+        _ => key.to_owned(),
+    })
+}
+
+/// The 1-based line on which dotted `key` is set in `src`, if it can be found.
+fn locate_key(src: &str, key: &str) -> Option<usize> {
+    let (section, name) = key.split_once('.')?;
+    let mut current = String::new();
+    for (i, raw) in src.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            current = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            continue;
+        }
+        let Some(k) = line.split('=').next().map(|k| k.trim().trim_matches('"')) else {
+            continue;
+        };
+        if (current == section && k == name) || (current.is_empty() && k == key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// A commented `config.toml` for `agentops init`, listing every key.
+pub fn commented_template() -> String {
+    String::from(
+        r#"# agentops project configuration. Every key is optional; the commented values
+# are the defaults. Precedence: command-line flag > AGENTOPS_* environment
+# variable (e.g. AGENTOPS_MEMORY_COMMIT=off) > this file > the user's
+# $XDG_CONFIG_HOME/agentops/config.toml > built-in default.
+# Never put secrets here: name the environment variable that holds them.
+
+[store]
+# Where the journal lives. Default: <git-common-dir>/agentops/state.db (SQLite).
+# url = "sqlite:///path/to/state.db"
+# How long a writer waits for another process's lock, in milliseconds.
+# busy_timeout_ms = 10000
+
+[journal]
+# "full": every journal commit is fsynced (survives power loss).
+# "normal": fsync at checkpoints only (survives a crash of agentops, not of the machine).
+# synchronous = "full"
+
+[redaction]
+# Regular expressions redacted in addition to the built-in rules (group 1, if
+# present, is the secret; otherwise the whole match).
+# extra_patterns = ["acme_[0-9a-f]{32}"]
+
+[memory]
+# "auto": every memory write is a git commit. "off": write files only.
+# commit = "auto"
+# Commit memory writes to this branch instead of the current one.
+# branch = "agentops/memory"
+"#,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "c.toml", &commented_template());
+        let cfg = load(&LoadOptions {
+            project_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn precedence_flag_env_project_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = write(
+            dir.path(),
+            "user.toml",
+            "[memory]\ncommit = \"off\"\nbranch = \"user-branch\"\n[store]\nbusy_timeout_ms = 200\n",
+        );
+        let project = write(
+            dir.path(),
+            "project.toml",
+            "[memory]\nbranch = \"project-branch\"\n[store]\nbusy_timeout_ms = 300\n",
+        );
+        let opts = LoadOptions {
+            project_file: Some(project),
+            user_file: Some(user),
+            env: vec![("AGENTOPS_STORE_BUSY_TIMEOUT_MS".into(), "400".into())],
+            flags: vec![],
+        };
+        let cfg = load(&opts).unwrap();
+        assert_eq!(cfg.memory.commit, MemoryCommit::Off);
+        assert_eq!(cfg.memory.branch.as_deref(), Some("project-branch"));
+        assert_eq!(cfg.store.busy_timeout_ms, 400);
+        let cfg = load(&LoadOptions {
+            flags: vec![(
+                "store.busy_timeout_ms".into(),
+                "500".into(),
+                "--busy-timeout".into(),
+            )],
+            ..opts
+        })
+        .unwrap();
+        assert_eq!(cfg.store.busy_timeout_ms, 500);
+    }
+
+    #[test]
+    fn bad_enum_value_names_file_line_key_and_allowed_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "config.toml",
+            "# comment\n[memory]\nbranch = \"main\"\ncommit = \"sometimes\"\n",
+        );
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let ConfigError::Invalid {
+            location,
+            key,
+            message,
+        } = err
+        else {
+            panic!("wrong error")
+        };
+        assert_eq!(location, format!("{}:4:10", p.display()));
+        assert_eq!(key.as_deref(), Some("memory.commit"));
+        assert!(message.contains("`auto`"), "{message}");
+        assert!(
+            message.contains("allowed: \"auto\" or \"off\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "config.toml", "[store]\nurll = \"x\"\n");
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!("{}:2:1: key `store.urll`", p.display())),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `urll`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "config.toml",
+            "[redaction]\n\nextra_patterns = [\"(\"]\n",
+        );
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:3: key `redaction.extra_patterns`",
+                p.display()
+            )),
+            "{err}"
+        );
+        let p = write(dir.path(), "c2.toml", "[store]\nurl = \"postgres://x\"\n");
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!("{}:2: key `store.url`", p.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = load(&LoadOptions {
+            env: vec![("AGENTOPS_JOURNAL_SYNCHRONOUS".into(), "maybe".into())],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("AGENTOPS_JOURNAL_SYNCHRONOUS: key `journal.synchronous`"),
+            "{err}"
+        );
+        let err = load(&LoadOptions {
+            env: vec![("AGENTOPS_STORE_BUSY_TIMEOUT_MS".into(), "soon".into())],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("store.busy_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "config.toml", "[store]\nurl = \n");
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with(&format!("{}:2:", p.display())), "{err}");
+    }
+
+    #[test]
+    fn branch_names() {
+        assert!(valid_branch_name("agentops/memory"));
+        assert!(!valid_branch_name("../x"));
+        assert!(!valid_branch_name("-x"));
+        assert!(!valid_branch_name("a b"));
+    }
+}

@@ -1,0 +1,704 @@
+//! The one redaction rule set. Every journal body, knowledge entry, gate
+//! evidence and export passes through it before it is stored or sent.
+//!
+//! Each rule replaces what it finds with `[REDACTED:<rule-id>]`. Rules that
+//! match a secret inside a larger shape (`PASSWORD=…`, `Bearer …`,
+//! `postgres://user:…@host`) replace only the secret, so the text stays
+//! readable. A match that spans lines keeps its line breaks, so line numbers
+//! are the same before and after redaction (gates report `file:line`).
+//! Redacting twice gives the same text as redacting once.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
+/// The text a redacted secret is replaced with, before the rule id.
+pub const MARKER_PREFIX: &str = "[REDACTED:";
+
+/// A place where a rule found a secret. Never carries the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule's id, such as `github-token`.
+    pub rule: String,
+    /// 1-based line of the secret's first character in the input.
+    pub line: usize,
+}
+
+type Check = fn(&str, &str) -> bool;
+
+struct Rule {
+    id: String,
+    re: Regex,
+    /// Replace only capture group 1 instead of the whole match.
+    group: bool,
+    /// Extra test on (secret, full input before the match) beyond the regex.
+    check: Option<Check>,
+}
+
+/// Why a configured extra pattern cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redaction pattern `{pattern}` is not a valid regular expression: {reason}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+/// A compiled rule set: the built-in rules plus any configured extras.
+pub struct Redactor {
+    rules: Vec<Rule>,
+}
+
+const BUILTIN: &[(&str, &str, bool, Option<Check>)] = &[
+    (
+        "private-key",
+        r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\z)",
+        false,
+        None,
+    ),
+    (
+        "anthropic-key",
+        r"\bsk-ant-[a-z]{2,8}\d{2}-[A-Za-z0-9_-]{20,}",
+        false,
+        None,
+    ),
+    (
+        "openai-key",
+        r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}",
+        false,
+        Some(has_digit_and_letter),
+    ),
+    (
+        "aws-access-key-id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+        false,
+        None,
+    ),
+    (
+        "aws-secret-key",
+        r#"(?i)aws_?(?:secret)?_?(?:access)?_?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
+        true,
+        None,
+    ),
+    (
+        "github-token",
+        r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",
+        false,
+        None,
+    ),
+    (
+        "github-pat",
+        r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+        false,
+        None,
+    ),
+    ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}", false, None),
+    (
+        "slack-token",
+        r"\bxox[abposre]-[A-Za-z0-9-]{10,}",
+        false,
+        None,
+    ),
+    (
+        "slack-webhook",
+        r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]+",
+        false,
+        None,
+    ),
+    ("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}", false, None),
+    (
+        "google-oauth-secret",
+        r"\bGOCSPX-[A-Za-z0-9_-]{20,}",
+        false,
+        None,
+    ),
+    (
+        "google-oauth-token",
+        r"\bya29\.[0-9A-Za-z_-]{20,}",
+        false,
+        None,
+    ),
+    (
+        "stripe-key",
+        r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
+        false,
+        None,
+    ),
+    (
+        "stripe-webhook-secret",
+        r"\bwhsec_[0-9A-Za-z]{24,}",
+        false,
+        None,
+    ),
+    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b", false, None),
+    ("pypi-token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}", false, None),
+    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b", false, None),
+    (
+        "sendgrid-key",
+        r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,50}",
+        false,
+        None,
+    ),
+    ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b", false, None),
+    ("mailgun-key", r"\bkey-[0-9a-zA-Z]{32}\b", false, None),
+    (
+        "digitalocean-token",
+        r"\bdo[opr]_v1_[a-f0-9]{64}\b",
+        false,
+        None,
+    ),
+    (
+        "shopify-token",
+        r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
+        false,
+        None,
+    ),
+    (
+        "telegram-bot-token",
+        r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b",
+        false,
+        None,
+    ),
+    (
+        "discord-bot-token",
+        r"\b[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}\b",
+        false,
+        None,
+    ),
+    (
+        "azure-storage-key",
+        r"(?i)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/=]{20,})",
+        true,
+        None,
+    ),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        false,
+        None,
+    ),
+    (
+        "bearer-token",
+        r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})",
+        true,
+        Some(not_marker),
+    ),
+    (
+        "basic-auth",
+        r#"(?i)\bauthorization["']?\s*[:=]\s*["']?basic\s+([A-Za-z0-9+/=]{8,})"#,
+        true,
+        None,
+    ),
+    (
+        "connection-string-password",
+        r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,30}://[^:/?#\s@"'<>]*:([^@/?#\s"'<>]+)@"#,
+        true,
+        Some(not_marker),
+    ),
+    (
+        "sensitive-assignment",
+        r#"(?i)\b[A-Z0-9_.-]*(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|SECRET_?KEY|CREDENTIALS?|AUTH_?KEY|SESSION_?KEY|CLIENT_?SECRET|COOKIE)(?:_[A-Z0-9_]*)?["']?\s*(?::|=|:=)\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"',;]+))"#,
+        true,
+        Some(assignment_value_is_secret),
+    ),
+    (
+        "high-entropy",
+        r"[A-Za-z0-9+/=_-]{24,}",
+        false,
+        Some(is_high_entropy),
+    ),
+];
+
+fn has_digit_and_letter(s: &str, _before: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().filter(u8::is_ascii_alphabetic).count() > 4
+}
+
+fn not_marker(s: &str, before: &str) -> bool {
+    !s.starts_with(MARKER_PREFIX) && !before.ends_with(MARKER_PREFIX)
+}
+
+fn assignment_value_is_secret(value: &str, _before: &str) -> bool {
+    let v = value.trim_matches(|c| c == '"' || c == '\'');
+    if v.len() < 3 || v.starts_with(MARKER_PREFIX) || v.starts_with("REDACTED") {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "true"
+            | "false"
+            | "null"
+            | "none"
+            | "nil"
+            | "undefined"
+            | "yes"
+            | "no"
+            | "required"
+            | "optional"
+            | "string"
+            | "secret"
+            | "password"
+            | "token"
+            | "changeme"
+            | "redacted"
+    ) {
+        return false;
+    }
+    // References and placeholders are not secrets: $VAR, ${VAR}, <token>, ***, xxxx.
+    if v.starts_with('$')
+        || v.starts_with('<')
+        || v.starts_with("{{")
+        || v.starts_with('%')
+        || v.bytes()
+            .all(|b| b == b'*' || b == b'x' || b == b'X' || b == b'.')
+    {
+        return false;
+    }
+    // Numbers are counts (max_tokens=4000), not secrets.
+    if v.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
+    {
+        return false;
+    }
+    // Code: `token = get_token()`, `password: &str`.
+    if v.contains('(') || v.starts_with('&') || v.ends_with(')') {
+        return false;
+    }
+    true
+}
+
+fn shannon_bits_per_char(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn decodes_to_text(s: &str) -> bool {
+    let t = s.trim_end_matches('=');
+    if t.len() < 16 {
+        return false;
+    }
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut printable = 0usize;
+    let mut total = 0usize;
+    for c in t.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return false,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            let byte = ((bits >> nbits) & 0xff) as u8;
+            total += 1;
+            if byte.is_ascii_graphic() || byte == b' ' || byte == b'\n' || byte == b'\t' {
+                printable += 1;
+            }
+        }
+    }
+    total > 0 && printable * 100 >= total * 95
+}
+
+fn is_high_entropy(tok: &str, before: &str) -> bool {
+    if tok.starts_with("REDACTED") || before.ends_with(MARKER_PREFIX) {
+        return false;
+    }
+    let core = tok.trim_end_matches('=');
+    // Hex (git SHAs, sha256 sums, Cargo.lock checksums) and UUIDs.
+    if core.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return false;
+    }
+    // Lockfile integrity hashes: `sha512-…` (npm, yarn, pnpm, nix), `h1:…` (go.sum).
+    let lower_before = before
+        .get(before.len().saturating_sub(8)..)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if lower_before.ends_with("h1:")
+        || lower_before.ends_with("sha256:")
+        || lower_before.ends_with("sha512:")
+    {
+        return false;
+    }
+    let lower_tok = core.to_ascii_lowercase();
+    if ["sha1-", "sha256-", "sha384-", "sha512-", "md5-"]
+        .iter()
+        .any(|p| lower_tok.starts_with(p))
+    {
+        return false;
+    }
+    // ULIDs: 26 Crockford base32 characters, upper case.
+    if core.len() == 26
+        && core
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+    {
+        return false;
+    }
+    // Paths: several short segments, one of them an ordinary word.
+    if core.contains('/') {
+        let segs: Vec<&str> = core.split('/').filter(|s| !s.is_empty()).collect();
+        let wordy = segs.iter().any(|s| {
+            s.len() >= 2
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_' || b == b'.')
+        });
+        if wordy && segs.iter().all(|s| s.len() < 24) {
+            return false;
+        }
+    }
+    let has_digit = core.bytes().any(|b| b.is_ascii_digit());
+    let has_upper = core.bytes().any(|b| b.is_ascii_uppercase());
+    let has_lower = core.bytes().any(|b| b.is_ascii_lowercase());
+    if !has_digit || !(has_upper || has_lower) {
+        return false;
+    }
+    // Identifiers: snake_case / kebab-case words with a number or two.
+    let digits = core.bytes().filter(u8::is_ascii_digit).count();
+    if digits * 10 < core.len() && (core.contains('_') || core.contains('-')) {
+        let words = core.split(['_', '-']).filter(|w| !w.is_empty()).count();
+        if words >= 3 {
+            return false;
+        }
+    }
+    if decodes_to_text(core) {
+        return false;
+    }
+    let len = core.len().min(64) as f64;
+    shannon_bits_per_char(core) >= 0.84 * len.log2()
+}
+
+static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| {
+    let rules = BUILTIN
+        .iter()
+        .filter_map(|(id, pat, group, check)| {
+            // The built-in patterns are constants covered by tests; a pattern
+            // that failed to compile would show up there, so skipping is safe.
+            Regex::new(pat).ok().map(|re| Rule {
+                id: (*id).to_owned(),
+                re,
+                group: *group,
+                check: *check,
+            })
+        })
+        .collect();
+    Redactor { rules }
+});
+
+/// Redacts `text` with the built-in rules.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    BUILTIN_REDACTOR.redact(text)
+}
+
+/// Redacts every string in a JSON value with the built-in rules, and replaces
+/// string values under sensitive keys (`password`, `api_key`, `*_token`, …).
+pub fn redact_json(value: &mut serde_json::Value) {
+    BUILTIN_REDACTOR.redact_json(value);
+}
+
+/// The built-in rule set.
+pub fn builtin() -> &'static Redactor {
+    &BUILTIN_REDACTOR
+}
+
+/// Whether a JSON object key names a secret.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let norm: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    const ENDINGS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "credential",
+        "credentials",
+        "authorization",
+        "cookie",
+        "sessionkey",
+        "secretkey",
+    ];
+    norm == "auth" || ENDINGS.iter().any(|e| norm.ends_with(e))
+}
+
+impl Redactor {
+    /// The built-in rules followed by `extra` patterns (each a regex whose
+    /// whole match, or group 1 when present, is the secret).
+    pub fn with_extra(extra: &[String]) -> Result<Self, PatternError> {
+        let mut rules: Vec<Rule> = Vec::with_capacity(BUILTIN.len() + extra.len());
+        for (i, pat) in extra.iter().enumerate() {
+            let re = Regex::new(pat).map_err(|e| PatternError {
+                pattern: pat.clone(),
+                reason: e.to_string(),
+            })?;
+            let group = re.captures_len() > 1;
+            rules.push(Rule {
+                id: format!("custom-{}", i + 1),
+                re,
+                group,
+                check: None,
+            });
+        }
+        for r in &BUILTIN_REDACTOR.rules {
+            rules.push(Rule {
+                id: r.id.clone(),
+                re: r.re.clone(),
+                group: r.group,
+                check: r.check,
+            });
+        }
+        // Custom rules run first, so a custom shape is named by its own rule.
+        Ok(Self { rules })
+    }
+
+    /// The ids of the rules, in the order they run.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+
+    /// Replaces every secret in `text`; borrows when nothing was found.
+    pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        self.run(text, None)
+    }
+
+    /// Where secrets are in `text`, by rule and line; never the secrets.
+    pub fn findings(&self, text: &str) -> Vec<Finding> {
+        let mut found = Vec::new();
+        let _ = self.run(text, Some(&mut found));
+        found.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.rule.cmp(&b.rule)));
+        found
+    }
+
+    fn run<'t>(&self, text: &'t str, mut found: Option<&mut Vec<Finding>>) -> Cow<'t, str> {
+        let mut cur: Cow<'t, str> = Cow::Borrowed(text);
+        for rule in &self.rules {
+            let mut hits: Vec<usize> = Vec::new();
+            let replaced = {
+                let src: &str = &cur;
+                let out = rule.re.replace_all(src, |caps: &Captures<'_>| {
+                    replace_one(rule, src, caps, &mut hits)
+                });
+                match out {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(s) => Some(s),
+                }
+            };
+            if let Some(f) = found.as_deref_mut() {
+                for off in &hits {
+                    let line = 1 + cur.as_bytes()[..*off]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count();
+                    f.push(Finding {
+                        rule: rule.id.clone(),
+                        line,
+                    });
+                }
+            }
+            if let Some(s) = replaced {
+                cur = Cow::Owned(s);
+            }
+        }
+        cur
+    }
+
+    /// Redacts every string in a JSON value in place.
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let Cow::Owned(r) = self.redact(s) {
+                    *s = r;
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    self.redact_json(v);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if is_sensitive_key(k)
+                        && let serde_json::Value::String(s) = v
+                        && assignment_value_is_secret(s, "")
+                    {
+                        *s = format!("{MARKER_PREFIX}sensitive-field]");
+                        continue;
+                    }
+                    self.redact_json(v);
+                }
+            }
+            serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            }
+        }
+    }
+}
+
+fn replace_one(rule: &Rule, src: &str, caps: &Captures<'_>, hits: &mut Vec<usize>) -> String {
+    let Some(whole) = caps.get(0) else {
+        return String::new();
+    };
+    let target = if rule.group {
+        // The first group that took part is the secret.
+        match caps.iter().skip(1).flatten().next() {
+            Some(g) => g,
+            None => return whole.as_str().to_owned(),
+        }
+    } else {
+        whole
+    };
+    let before = &src[..target.start()];
+    if let Some(check) = rule.check
+        && !check(target.as_str(), before)
+    {
+        return whole.as_str().to_owned();
+    }
+    if target.as_str().starts_with(MARKER_PREFIX) {
+        return whole.as_str().to_owned();
+    }
+    hits.push(target.start());
+    let newlines = target.as_str().bytes().filter(|&b| b == b'\n').count();
+    let mut out = String::with_capacity(whole.len());
+    out.push_str(&src[whole.start()..target.start()]);
+    out.push_str(MARKER_PREFIX);
+    out.push_str(&rule.id);
+    out.push(']');
+    for _ in 0..newlines {
+        out.push('\n');
+    }
+    out.push_str(&src[target.end()..whole.end()]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_builtin_pattern_compiles() {
+        assert_eq!(BUILTIN_REDACTOR.rules.len(), BUILTIN.len());
+    }
+
+    #[test]
+    fn replaces_only_the_secret_in_shapes() {
+        assert_eq!(
+            redact("export DB_PASSWORD=hunter2hunter2 && run"),
+            "export DB_PASSWORD=[REDACTED:sensitive-assignment] && run"
+        );
+        assert_eq!(
+            redact("postgres://app:s3cr3tpass@db.internal:5432/app"),
+            "postgres://app:[REDACTED:connection-string-password]@db.internal:5432/app"
+        );
+        assert_eq!(
+            redact("\"client_secret\": \"s3cr3t-v4lue\""),
+            "\"client_secret\": \"[REDACTED:sensitive-assignment]\""
+        );
+        assert_eq!(
+            redact("Authorization: Bearer abcdef0123456789"),
+            "Authorization: Bearer [REDACTED:bearer-token]"
+        );
+    }
+
+    #[test]
+    fn keeps_line_numbers_across_multiline_secrets() {
+        let text = "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\nghp_0123456789abcdefghijklmnopqrstuvwxyzAB\n";
+        let out = redact(text);
+        assert_eq!(out.lines().count(), text.lines().count());
+        assert_eq!(
+            builtin().findings(text),
+            vec![
+                Finding {
+                    rule: "private-key".into(),
+                    line: 2
+                },
+                Finding {
+                    rule: "github-token".into(),
+                    line: 6
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_and_code_are_not_secrets() {
+        for s in [
+            "max_tokens=4000",
+            "\"input_tokens\": 1234",
+            "tokenizer = \"o200k\"",
+            "password: ${DB_PASSWORD}",
+            "let token = get_token();",
+            "PASSWORD=",
+            "api_key = \"<your key here>\"",
+        ] {
+            assert_eq!(redact(s), s);
+        }
+    }
+
+    #[test]
+    fn json_values_under_sensitive_keys() {
+        let mut v = serde_json::json!({
+            "api_key": "abc123xyz",
+            "input_tokens": 10,
+            "nested": [{"password": "pw-value-1"}, {"note": "use ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"}],
+            "tokenizer": "o200k"
+        });
+        redact_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "api_key": "[REDACTED:sensitive-field]",
+                "input_tokens": 10,
+                "nested": [{"password": "[REDACTED:sensitive-field]"}, {"note": "use [REDACTED:github-token]"}],
+                "tokenizer": "o200k"
+            })
+        );
+    }
+
+    #[test]
+    fn extra_patterns() {
+        let r = Redactor::with_extra(&["acme-[0-9]{6}".to_owned(), "pin: ([0-9]{4})".to_owned()])
+            .unwrap();
+        assert_eq!(
+            r.redact("id acme-123456 pin: 1234"),
+            "id [REDACTED:custom-1] pin: [REDACTED:custom-2]"
+        );
+        let err = Redactor::with_extra(&["(".to_owned()]).err().unwrap();
+        assert_eq!(err.pattern, "(");
+    }
+
+    proptest! {
+        #[test]
+        fn redaction_is_idempotent(s in "[ -~\n]{0,200}") {
+            let once = redact(&s).into_owned();
+            let twice = redact(&once).into_owned();
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn redaction_keeps_line_count(s in "[ -~\n]{0,200}") {
+            prop_assert_eq!(redact(&s).matches('\n').count(), s.matches('\n').count());
+        }
+    }
+}

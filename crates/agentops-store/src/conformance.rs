@@ -1,0 +1,226 @@
+//! The behaviour every [`Store`] backend must show, as checks that return a
+//! description of the first difference. SQLite runs them in its tests; a
+//! Postgres backend runs the same ones.
+
+use agentops_core::{EventKind, NewEvent, RunId, SpanId};
+use serde_json::json;
+
+use crate::{Durability, Journal, Query, Store};
+
+/// A check's failure, saying what differed.
+pub type Outcome = Result<(), String>;
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+fn run(s: &str) -> Result<RunId, String> {
+    RunId::parse(s).map_err(|e| e.to_string())
+}
+
+fn ev(run_id: &RunId, ts: i64, kind: EventKind, body: serde_json::Value) -> NewEvent {
+    NewEvent {
+        ts,
+        run_id: run_id.clone(),
+        span_id: None,
+        parent_span_id: None,
+        kind,
+        body,
+    }
+}
+
+/// Every check, each on a fresh empty store from `fresh`.
+pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) -> Outcome {
+    round_trip(fresh().as_ref())?;
+    batches_are_ordered(fresh().as_ref())?;
+    queries_filter(fresh().as_ref())?;
+    journal_redacts(fresh())?;
+    Ok(())
+}
+
+/// An event comes back exactly as written, with a positive `seq`.
+pub fn round_trip(store: &dyn Store) -> Outcome {
+    let r = run("run-a")?;
+    let span = SpanId::parse("01JD4X7Q8R2M5N6P7S8T9V0W1X").map_err(|e| e.to_string())?;
+    let parent = SpanId::parse("01JD4X7Q8R2M5N6P7S8T9V0W1Y").map_err(|e| e.to_string())?;
+    let e = ev(
+        &r,
+        1_700_000_000_000_000,
+        EventKind::ToolCall,
+        json!({"tool": "Bash", "n": 1, "nested": {"a": [1, 2]}}),
+    )
+    .in_span(span.clone(), Some(parent.clone()));
+    let seqs = store
+        .append_batch(std::slice::from_ref(&e), Durability::Sync)
+        .map_err(|e| e.to_string())?;
+    ensure(seqs.len() == 1 && seqs[0] > 0, || {
+        format!("append returned {seqs:?}")
+    })?;
+    let got = store.read(&Query::default()).map_err(|e| e.to_string())?;
+    ensure(got.len() == 1, || {
+        format!("read {} events, wrote 1", got.len())
+    })?;
+    let g = &got[0];
+    ensure(
+        g.seq == seqs[0]
+            && g.ts == e.ts
+            && g.run_id == r
+            && g.kind == e.kind
+            && g.body == e.body
+            && g.span_id.as_ref() == Some(&span)
+            && g.parent_span_id.as_ref() == Some(&parent),
+        || format!("read back {g:?}, wrote {e:?}"),
+    )?;
+    // A kind from a newer writer survives.
+    store
+        .append_batch(
+            &[ev(
+                &r,
+                1,
+                EventKind::Other("future.kind".into()),
+                json!(null),
+            )],
+            Durability::Configured,
+        )
+        .map_err(|e| e.to_string())?;
+    let got = store
+        .read(&Query {
+            kinds: vec![EventKind::Other("future.kind".into())],
+            ..Query::default()
+        })
+        .map_err(|e| e.to_string())?;
+    ensure(got.len() == 1, || format!("unknown kind: read {got:?}"))?;
+    ensure(store.count().map_err(|e| e.to_string())? == 2, || {
+        "count is not 2".into()
+    })
+}
+
+/// A batch gets consecutive, increasing `seq`s, after everything before it.
+pub fn batches_are_ordered(store: &dyn Store) -> Outcome {
+    let r = run("run-b")?;
+    let first = store
+        .append_batch(
+            &[ev(&r, 1, EventKind::RunStarted, json!({}))],
+            Durability::Configured,
+        )
+        .map_err(|e| e.to_string())?;
+    let batch: Vec<NewEvent> = (0..100)
+        .map(|i| ev(&r, 2 + i, EventKind::LlmCall, json!({"i": i})))
+        .collect();
+    let seqs = store
+        .append_batch(&batch, Durability::Configured)
+        .map_err(|e| e.to_string())?;
+    ensure(seqs.len() == 100, || {
+        format!("{} seqs for 100 events", seqs.len())
+    })?;
+    ensure(seqs.windows(2).all(|w| w[1] == w[0] + 1), || {
+        format!("seqs not consecutive: {seqs:?}")
+    })?;
+    ensure(seqs[0] > first[0], || {
+        "batch seq not after earlier event".into()
+    })?;
+    let last = store.last_seq().map_err(|e| e.to_string())?;
+    ensure(last == seqs[99], || {
+        format!("last_seq {last}, expected {}", seqs[99])
+    })?;
+    let got = store
+        .read(&Query::after(first[0]))
+        .map_err(|e| e.to_string())?;
+    let is: Vec<i64> = got
+        .iter()
+        .filter_map(|e| e.body.get("i").and_then(serde_json::Value::as_i64))
+        .collect();
+    ensure(is == (0..100).collect::<Vec<_>>(), || {
+        format!("batch read back out of order: {is:?}")
+    })?;
+    ensure(
+        store
+            .append_batch(&[], Durability::Configured)
+            .map_err(|e| e.to_string())?
+            .is_empty(),
+        || "empty batch returned seqs".into(),
+    )
+}
+
+/// Reads by run, kind, time range, after a seq, and with a limit.
+pub fn queries_filter(store: &dyn Store) -> Outcome {
+    let a = run("run-a")?;
+    let b = run("run-b")?;
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        let kind = if i < 5 {
+            EventKind::StepStarted
+        } else {
+            EventKind::StepCompleted
+        };
+        events.push(ev(r, 1000 + i, kind, json!({"i": i})));
+    }
+    let seqs = store
+        .append_batch(&events, Durability::Configured)
+        .map_err(|e| e.to_string())?;
+    let ids = |q: Query| -> Result<Vec<i64>, String> {
+        Ok(store
+            .read(&q)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter_map(|e| e.body.get("i").and_then(serde_json::Value::as_i64))
+            .collect())
+    };
+    let by_run = ids(Query::run(a.clone()))?;
+    ensure(by_run == vec![0, 2, 4, 6, 8], || {
+        format!("by run: {by_run:?}")
+    })?;
+    let by_kind = ids(Query {
+        kinds: vec![EventKind::StepCompleted],
+        ..Query::default()
+    })?;
+    ensure(by_kind == vec![5, 6, 7, 8, 9], || {
+        format!("by kind: {by_kind:?}")
+    })?;
+    let both = ids(Query {
+        run_id: Some(b.clone()),
+        kinds: vec![EventKind::StepStarted, EventKind::StepCompleted],
+        ..Query::default()
+    })?;
+    ensure(both == vec![1, 3, 5, 7, 9], || {
+        format!("run+kinds: {both:?}")
+    })?;
+    let range = ids(Query {
+        since_ts: Some(1003),
+        until_ts: Some(1006),
+        ..Query::default()
+    })?;
+    ensure(range == vec![3, 4, 5], || format!("time range: {range:?}"))?;
+    let after = ids(Query::after(seqs[7]))?;
+    ensure(after == vec![8, 9], || format!("after seq: {after:?}"))?;
+    let limited = ids(Query {
+        after_seq: Some(seqs[1]),
+        limit: Some(3),
+        ..Query::default()
+    })?;
+    ensure(limited == vec![2, 3, 4], || format!("limit: {limited:?}"))
+}
+
+/// Bodies are redacted before they reach the backend.
+pub fn journal_redacts(store: Box<dyn Store>) -> Outcome {
+    let journal = Journal::new(store, &[]).map_err(|e| e.to_string())?;
+    let r = run("run-s")?;
+    let secret = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    journal
+        .append(
+            ev(&r, 1, EventKind::HookReceived, json!({"command": format!("git push https://{secret}@github.com/o/r"), "api_key": "plain-value-1"})),
+            Durability::Sync,
+        )
+        .map_err(|e| e.to_string())?;
+    let got = journal.read(&Query::run(r)).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(&got).map_err(|e| e.to_string())?;
+    ensure(
+        !text.contains(secret) && !text.contains("plain-value-1"),
+        || format!("secret stored: {text}"),
+    )?;
+    ensure(
+        text.contains("[REDACTED:github-token]") && text.contains("[REDACTED:sensitive-field]"),
+        || format!("no redaction markers: {text}"),
+    )
+}

@@ -1,0 +1,166 @@
+//! The journal: one append-only table of events, written through one API
+//! ([`Journal`]), behind a [`Store`] trait so that SQLite (the embedded default)
+//! and Postgres share one schema and one test suite.
+//!
+//! Every event body is redacted by [`Journal`] before any backend sees it.
+
+pub mod conformance;
+mod error;
+pub mod layout;
+pub mod project;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use layout::{LayoutError, RepoLayout};
+pub use sqlite::{OpenOptions, SCHEMA_VERSION, SqliteStore, StoreStatus};
+
+use agentops_core::config::Config;
+use agentops_core::redact::{self, Redactor};
+use agentops_core::{Event, EventKind, NewEvent, RunId};
+
+/// How durable one append must be before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// As configured (`journal.synchronous`).
+    Configured,
+    /// fsynced before returning, whatever the configuration (step boundaries).
+    Sync,
+}
+
+/// Which events to read. Empty filters match everything; results are in
+/// journal order (ascending `seq`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub run_id: Option<RunId>,
+    pub kinds: Vec<EventKind>,
+    /// Inclusive lower bound on `ts` (µs).
+    pub since_ts: Option<i64>,
+    /// Exclusive upper bound on `ts` (µs).
+    pub until_ts: Option<i64>,
+    /// Only events with `seq` greater than this (exporters' watermark).
+    pub after_seq: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// Everything after journal position `seq`.
+    pub fn after(seq: i64) -> Self {
+        Self {
+            after_seq: Some(seq),
+            ..Self::default()
+        }
+    }
+
+    /// Every event of one run or session.
+    pub fn run(run_id: RunId) -> Self {
+        Self {
+            run_id: Some(run_id),
+            ..Self::default()
+        }
+    }
+}
+
+/// A journal backend. Implementations store what they are given verbatim;
+/// redaction is [`Journal`]'s job.
+pub trait Store: Send + Sync {
+    /// Appends events in one transaction; returns their `seq` numbers in order.
+    fn append_batch(
+        &self,
+        events: &[NewEvent],
+        durability: Durability,
+    ) -> Result<Vec<i64>, StoreError>;
+    /// Reads events matching `query`, in `seq` order.
+    fn read(&self, query: &Query) -> Result<Vec<Event>, StoreError>;
+    /// The highest `seq` in the journal (0 when empty).
+    fn last_seq(&self) -> Result<i64, StoreError>;
+    /// Number of events.
+    fn count(&self) -> Result<u64, StoreError>;
+}
+
+/// The one write path to the journal: redacts, then appends.
+pub struct Journal {
+    store: Box<dyn Store>,
+    redactor: Option<Redactor>,
+}
+
+impl Journal {
+    /// Wraps a backend, redacting with the built-in rules plus `extra_patterns`.
+    pub fn new(store: Box<dyn Store>, extra_patterns: &[String]) -> Result<Self, StoreError> {
+        let redactor = if extra_patterns.is_empty() {
+            None
+        } else {
+            Some(
+                Redactor::with_extra(extra_patterns)
+                    .map_err(|e| StoreError::Config(e.to_string()))?,
+            )
+        };
+        Ok(Self { store, redactor })
+    }
+
+    /// Opens the journal a project's configuration points at, creating and
+    /// migrating it when missing.
+    pub fn open_for(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
+        let path = match &config.store.url {
+            Some(url) => layout.resolve_store_url(url),
+            None => layout.state_db(),
+        };
+        let store = SqliteStore::open(
+            &path,
+            sqlite::OpenOptions {
+                create: true,
+                busy_timeout_ms: config.store.busy_timeout_ms,
+                synchronous: config.journal.synchronous,
+            },
+        )?;
+        Self::new(Box::new(store), &config.redaction.extra_patterns)
+    }
+
+    fn redactor(&self) -> &Redactor {
+        self.redactor.as_ref().unwrap_or_else(|| redact::builtin())
+    }
+
+    /// Appends one event (redacted) and returns its `seq`.
+    pub fn append(&self, event: NewEvent, durability: Durability) -> Result<i64, StoreError> {
+        let seqs = self.append_batch(vec![event], durability)?;
+        seqs.first()
+            .copied()
+            .ok_or(StoreError::Internal("append returned no seq".into()))
+    }
+
+    /// Appends events (redacted) in one transaction.
+    pub fn append_batch(
+        &self,
+        mut events: Vec<NewEvent>,
+        durability: Durability,
+    ) -> Result<Vec<i64>, StoreError> {
+        let r = self.redactor();
+        for e in &mut events {
+            r.redact_json(&mut e.body);
+        }
+        self.store.append_batch(&events, durability)
+    }
+
+    /// Reads events matching `query`.
+    pub fn read(&self, query: &Query) -> Result<Vec<Event>, StoreError> {
+        self.store.read(query)
+    }
+
+    /// The highest `seq` (0 when empty).
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        self.store.last_seq()
+    }
+
+    /// Number of events.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.store.count()
+    }
+}
+
+/// Options for [`SqliteStore::open`]: create when missing, 10 s busy timeout,
+/// `synchronous = FULL`.
+pub fn sqlite_open_options(create: bool) -> sqlite::OpenOptions {
+    sqlite::OpenOptions {
+        create,
+        ..sqlite::OpenOptions::default()
+    }
+}

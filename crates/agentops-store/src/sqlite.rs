@@ -1,0 +1,487 @@
+//! The SQLite journal: WAL mode, one `events` table, versioned migrations.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use agentops_core::config::Synchronous;
+use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
+
+use crate::{Durability, Query, Store, StoreError};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of an agentops journal: "AGOP".
+const APPLICATION_ID: i64 = 0x4147_4F50;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts             INTEGER NOT NULL,
+    run_id         TEXT    NOT NULL,
+    span_id        TEXT,
+    parent_span_id TEXT,
+    kind           TEXT    NOT NULL,
+    body           TEXT    NOT NULL
+);
+CREATE INDEX events_by_run  ON events (run_id, seq);
+CREATE INDEX events_by_kind ON events (kind, seq);
+CREATE INDEX events_by_ts   ON events (ts);
+"#];
+
+/// How to open a SQLite journal.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Create (and migrate) the file when it does not exist.
+    pub create: bool,
+    /// How long to wait for other writers before giving up.
+    pub busy_timeout_ms: u64,
+    pub synchronous: Synchronous,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            create: true,
+            busy_timeout_ms: 10_000,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// What `doctor` reports about a journal.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoreStatus {
+    pub path: PathBuf,
+    pub schema_version: i64,
+    pub events: u64,
+    pub journal_mode: String,
+    pub size_bytes: u64,
+    /// `None` when the integrity check was not asked for.
+    pub integrity: Option<String>,
+}
+
+/// A journal in one SQLite file, shared safely by many processes.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+impl SqliteStore {
+    /// Opens (and if asked, creates) the journal at `path`, migrating it to
+    /// [`SCHEMA_VERSION`]. Never deletes, truncates or rewrites an existing file
+    /// it cannot read: it reports it.
+    pub fn open(path: &Path, opts: OpenOptions) -> Result<Self, StoreError> {
+        let exists = path.exists();
+        if !exists {
+            if !opts.create {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot create {}: {e}", parent.display()),
+                })?;
+            }
+        } else {
+            check_header(path)?;
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if opts.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| StoreError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::Unreadable {
+                path: path.to_path_buf(),
+                reason: "the file is read-only for this user".into(),
+            });
+        }
+        let store = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            synchronous: opts.synchronous,
+            busy_timeout: Duration::from_millis(opts.busy_timeout_ms),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql_err(&self, e: rusqlite::Error) -> StoreError {
+        if is_corrupt(&e) {
+            StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            }
+        } else {
+            StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            }
+        }
+    }
+
+    /// Runs `f`, retrying while another process holds the lock, up to the busy
+    /// timeout. SQLite's own busy handler covers most waits; this loop covers
+    /// the cases where SQLite returns BUSY at once (WAL recovery, snapshot
+    /// conflicts), so "database is locked" never reaches the user.
+    fn with_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(500);
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Internal("journal connection lock poisoned".into()))?;
+        loop {
+            match f(&mut conn) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_busy(&e) => {
+                    if start.elapsed() >= self.busy_timeout {
+                        return Err(StoreError::Busy {
+                            path: self.path.clone(),
+                            waited_ms: u64::try_from(start.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                        });
+                    }
+                    // Jitter from the clock's low bits keeps retrying writers apart.
+                    let jitter = u64::from(Instant::now().elapsed().subsec_nanos() % 500);
+                    std::thread::sleep(pause + Duration::from_micros(jitter));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(self.sql_err(e)),
+            }
+        }
+    }
+
+    fn prepare(&self) -> Result<(), StoreError> {
+        let timeout = self.busy_timeout;
+        let sync = match self.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        self.with_conn(|c| {
+            c.busy_timeout(timeout)?;
+            c.pragma_update(None, "synchronous", sync)?;
+            Ok(())
+        })?;
+        let (app_id, version, tables): (i64, i64, i64) = self.with_conn(|c| {
+            let app: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let ver: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((app, ver, n))
+        })?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if app_id != APPLICATION_ID && (tables > 0 || version > 0) {
+            return Err(StoreError::NotJournal {
+                path: self.path.clone(),
+            });
+        }
+        // WAL is persistent in the file; only the first opener switches it.
+        let mode: String =
+            self.with_conn(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            self.with_conn(|c| {
+                let _: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+                Ok(())
+            })?;
+        }
+        if version < SCHEMA_VERSION {
+            self.migrate()?;
+        }
+        Ok(())
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let newer = self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Another process may have migrated while we waited for the lock.
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Ok(Some(version));
+            }
+            let start = usize::try_from(version).unwrap_or(0);
+            for m in MIGRATIONS.iter().skip(start) {
+                tx.execute_batch(m)?;
+            }
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match newer {
+            Some(found) => Err(StoreError::NewerSchema {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Schema, size and (when `integrity`) the result of `PRAGMA quick_check`.
+    pub fn status(&self, integrity: bool) -> Result<StoreStatus, StoreError> {
+        let (schema_version, events, journal_mode, check) = self.with_conn(|c| {
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let n: i64 = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            let m: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            let q: Option<String> = if integrity {
+                Some(c.query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+            } else {
+                None
+            };
+            Ok((v, n, m, q))
+        })?;
+        let size_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(StoreStatus {
+            path: self.path.clone(),
+            schema_version,
+            events: u64::try_from(events).unwrap_or(0),
+            journal_mode,
+            size_bytes,
+            integrity: check,
+        })
+    }
+
+    fn row_to_event(&self, row: RawRow) -> Result<Event, StoreError> {
+        let bad = |reason: String| StoreError::BadRow {
+            path: self.path.clone(),
+            seq: row.seq,
+            reason,
+        };
+        let run_id = RunId::parse(&row.run_id).map_err(|e| bad(e.to_string()))?;
+        let span_id = row
+            .span_id
+            .as_deref()
+            .map(SpanId::parse)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
+        let parent_span_id = row
+            .parent_span_id
+            .as_deref()
+            .map(SpanId::parse)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
+        let kind: EventKind = row
+            .kind
+            .parse()
+            .map_err(|e: agentops_core::event::EventKindError| bad(e.to_string()))?;
+        let body =
+            serde_json::from_str(&row.body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+        Ok(Event {
+            seq: row.seq,
+            ts: row.ts,
+            run_id,
+            span_id,
+            parent_span_id,
+            kind,
+            body,
+        })
+    }
+}
+
+struct RawRow {
+    seq: i64,
+    ts: i64,
+    run_id: String,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    kind: String,
+    body: String,
+}
+
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let mut f = std::fs::File::open(path).map_err(|e| StoreError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match f.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => {
+                return Err(StoreError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    // An empty file is a valid empty database to SQLite; anything else must
+    // carry the SQLite header.
+    if read == 0 || (read == 16 && &header == b"SQLite format 3\0") {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the file does not start with the SQLite header".into(),
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn append_batch(
+        &self,
+        events: &[NewEvent],
+        durability: Durability,
+    ) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(&e.body))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))?;
+        let force_sync = durability == Durability::Sync && self.synchronous == Synchronous::Normal;
+        self.with_conn(|c| {
+            if force_sync {
+                c.pragma_update(None, "synchronous", "FULL")?;
+            }
+            let result = (|| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut seqs = Vec::with_capacity(events.len());
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT INTO events (ts, run_id, span_id, parent_span_id, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?;
+                    for (e, body) in events.iter().zip(&bodies) {
+                        stmt.execute(rusqlite::params![
+                            e.ts,
+                            e.run_id.as_str(),
+                            e.span_id.as_ref().map(SpanId::as_str),
+                            e.parent_span_id.as_ref().map(SpanId::as_str),
+                            e.kind.as_str(),
+                            body,
+                        ])?;
+                        seqs.push(tx.last_insert_rowid());
+                    }
+                }
+                tx.commit()?;
+                Ok(seqs)
+            })();
+            if force_sync {
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            result
+        })
+    }
+
+    fn read(&self, q: &Query) -> Result<Vec<Event>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, ts, run_id, span_id, parent_span_id, kind, body FROM events WHERE 1=1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(r) = &q.run_id {
+            sql.push_str(" AND run_id = ?");
+            args.push(r.as_str().to_owned().into());
+        }
+        if !q.kinds.is_empty() {
+            sql.push_str(" AND kind IN (");
+            for (i, k) in q.kinds.iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                args.push(k.as_str().to_owned().into());
+            }
+            sql.push(')');
+        }
+        if let Some(t) = q.since_ts {
+            sql.push_str(" AND ts >= ?");
+            args.push(t.into());
+        }
+        if let Some(t) = q.until_ts {
+            sql.push_str(" AND ts < ?");
+            args.push(t.into());
+        }
+        if let Some(s) = q.after_seq {
+            sql.push_str(" AND seq > ?");
+            args.push(s.into());
+        }
+        sql.push_str(" ORDER BY seq");
+        if let Some(l) = q.limit {
+            sql.push_str(" LIMIT ?");
+            args.push(i64::try_from(l).unwrap_or(i64::MAX).into());
+        }
+        let rows = self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+                Ok(RawRow {
+                    seq: r.get(0)?,
+                    ts: r.get(1)?,
+                    run_id: r.get(2)?,
+                    span_id: r.get(3)?,
+                    parent_span_id: r.get(4)?,
+                    kind: r.get(5)?,
+                    body: r.get(6)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(|r| self.row_to_event(r)).collect()
+    }
+
+    fn last_seq(&self) -> Result<i64, StoreError> {
+        self.with_conn(|c| {
+            c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+        })
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.with_conn(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
