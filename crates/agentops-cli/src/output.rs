@@ -38,6 +38,11 @@ impl Output {
         println!("{text}");
     }
 
+    /// Prints a warning on stderr (also with `--json`, so stdout stays JSON).
+    pub fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
     /// Prints an error on stderr: as JSON with `--json`, else as `error: …`.
     pub fn error(&self, message: &str) {
         if self.json {

@@ -7,6 +7,8 @@ use clap::CommandFactory;
 use crate::cli::{Command, Shell};
 use crate::output::Output;
 
+mod knowledge;
+
 /// Exit codes (see `agentops --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -22,14 +24,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn usage(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn usage(e: impl std::fmt::Display) -> Self {
         Self {
             code: Code::Usage,
             message: e.to_string(),
         }
     }
 
-    fn failed(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(e: impl std::fmt::Display) -> Self {
         Self {
             code: Code::Failure,
             message: e.to_string(),
@@ -37,7 +39,7 @@ impl Failure {
     }
 }
 
-fn cwd() -> Result<std::path::PathBuf, Failure> {
+pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
     std::env::current_dir()
         .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
 }
@@ -46,6 +48,8 @@ pub fn run(cmd: Command, out: &Output) -> Result<Code, Failure> {
     match cmd {
         Command::Init => init(out),
         Command::Doctor => doctor(out),
+        Command::Learn(args) => knowledge::learn(*args, out),
+        Command::Knowledge(cmd) => knowledge::run(cmd, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)

@@ -1,0 +1,334 @@
+//! `learn` and `knowledge …`.
+
+use std::io::{IsTerminal, Read};
+
+use agentops_knowledge::entry::{self, EntryType, Maturity};
+use agentops_knowledge::{Filter, Knowledge, KnowledgeError, NewEntry, Provenance, WriteOutcome};
+use agentops_store::project;
+use agentops_store::{Journal, RepoLayout};
+
+use super::{Code, Failure, cwd};
+use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
+use crate::output::Output;
+
+fn open() -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = project::load_config(Some(&layout), Vec::new()).map_err(Failure::usage)?;
+    let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
+    Ok((layout, k, config))
+}
+
+fn journal(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+) -> Result<Journal, Failure> {
+    Journal::open_for(layout, config).map_err(Failure::failed)
+}
+
+fn fail(e: KnowledgeError) -> Failure {
+    match e {
+        KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),
+        KnowledgeError::NotFound { .. }
+        | KnowledgeError::Git(_)
+        | KnowledgeError::Io { .. }
+        | KnowledgeError::Store(_) => Failure::failed(e),
+    }
+}
+
+fn provenance(s: SourceArgs) -> Provenance {
+    Provenance {
+        run: s.run.filter(|v| !v.is_empty()),
+        session: s.session.filter(|v| !v.is_empty()),
+        agent: s.agent.filter(|v| !v.is_empty()),
+    }
+}
+
+fn read_body(args: &LearnArgs) -> Result<String, Failure> {
+    let extra = if let Some(b) = &args.body {
+        b.clone()
+    } else if let Some(f) = &args.file {
+        if f.as_os_str() == "-" {
+            read_stdin()?
+        } else {
+            std::fs::read_to_string(f)
+                .map_err(|e| Failure::usage(format!("--file {}: {e}", f.display())))?
+        }
+    } else if args.context.is_some()
+        || args.solution.is_some()
+        || args.learning.is_some()
+        || args.impact.is_some()
+    {
+        String::new()
+    } else if !std::io::stdin().is_terminal() {
+        read_stdin()?
+    } else {
+        from_editor(&args.title)?
+    };
+    Ok(entry::body_from_sections(
+        &args.title,
+        &[
+            ("Context", args.context.as_deref()),
+            ("Solution", args.solution.as_deref()),
+            ("Learning", args.learning.as_deref()),
+            ("Impact", args.impact.as_deref()),
+        ],
+        &extra,
+    ))
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Failure::usage(format!("cannot read the body from standard input: {e}")))?;
+    Ok(s)
+}
+
+fn from_editor(title: &str) -> Result<String, Failure> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .map_err(|_| {
+            Failure::usage("no body given: use --body, --file, standard input, or set $EDITOR")
+        })?;
+    let template = format!(
+        "## Context\n\n\n## Solution\n\n\n## Learning\n\n\n## Impact\n\n\n<!-- Body of \"{title}\". Empty sections are dropped; an empty body aborts. -->\n"
+    );
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("agentops-learn-{}.md", std::process::id()));
+    std::fs::write(&path, &template)
+        .map_err(|e| Failure::failed(format!("{}: {e}", path.display())))?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status()
+        .map_err(|e| Failure::failed(format!("cannot start $EDITOR ({editor}): {e}")))?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    if !status.success() {
+        return Err(Failure::failed(format!(
+            "$EDITOR ({editor}) exited with {status}; nothing written"
+        )));
+    }
+    let cleaned = strip_empty_sections(&text);
+    if cleaned.trim().is_empty() {
+        return Err(Failure::failed("the body is empty; nothing written"));
+    }
+    Ok(cleaned)
+}
+
+/// Drops the template's HTML comment and sections left empty.
+fn strip_empty_sections(text: &str) -> String {
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("<!--"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut out = String::new();
+    let mut pending_heading: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with("## ") {
+            pending_heading = Some(line.to_owned());
+            continue;
+        }
+        if line.trim().is_empty() && pending_heading.is_some() {
+            continue;
+        }
+        if let Some(h) = pending_heading.take() {
+            out.push_str(&format!("\n{h}\n\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim().to_owned()
+}
+
+pub fn learn(args: LearnArgs, out: &Output) -> Result<Code, Failure> {
+    let kind = EntryType::parse(&args.kind).map_err(|e| Failure::usage(format!("--type: {e}")))?;
+    let body = read_body(&args)?;
+    let (layout, k, config) = open()?;
+    let j = journal(&layout, &config)?;
+    let new = NewEntry {
+        kind: Some(kind),
+        title: args.title.clone(),
+        body,
+        tags: args.tags.clone(),
+        supersedes: args.supersedes.clone(),
+        source: provenance(args.source),
+    };
+    let o = k.learn(new, Some(&j)).map_err(fail)?;
+    render_write(&o, out, "learned");
+    Ok(Code::Ok)
+}
+
+fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
+    if out.json {
+        out.json(o);
+        return;
+    }
+    out.line(&format!("{verb} {}", o.id));
+    out.line(&format!("  file    {}", o.path));
+    match (&o.commit, &o.deferred) {
+        (Some(c), _) => out.line(&format!(
+            "  commit  {} on {}",
+            &c[..c.len().min(12)],
+            o.branch.as_deref().unwrap_or("HEAD")
+        )),
+        (None, Some(reason)) => out.important(&format!(
+            "  not committed: {reason}. Commit it yourself when ready: git add {} && git commit",
+            o.path
+        )),
+        (None, None) => {}
+    }
+}
+
+pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
+    match cmd {
+        KnowledgeCommand::List {
+            kind,
+            tags,
+            maturity,
+            since,
+        } => {
+            let filter = Filter {
+                kind: kind
+                    .as_deref()
+                    .map(EntryType::parse)
+                    .transpose()
+                    .map_err(|e| Failure::usage(format!("--type: {e}")))?,
+                tags,
+                maturity: maturity
+                    .as_deref()
+                    .map(Maturity::parse)
+                    .transpose()
+                    .map_err(|e| Failure::usage(format!("--maturity: {e}")))?,
+                since: since.as_deref().map(parse_since).transpose()?,
+            };
+            let (_, k, _) = open()?;
+            let listing = k.list(&filter).map_err(fail)?;
+            for w in &listing.warnings {
+                out.warn(&format!("{w} (skipped)"));
+            }
+            if out.json {
+                out.json(&listing);
+                return Ok(Code::Ok);
+            }
+            if listing.entries.is_empty() {
+                out.line("no entries");
+            }
+            for e in &listing.entries {
+                let date = e
+                    .created
+                    .map(agentops_core::time::rfc3339)
+                    .map_or_else(|| "-".to_owned(), |d| d[..10].to_owned());
+                let tags = if e.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", e.tags.join(", "))
+                };
+                out.line(&format!(
+                    "{:<12} {:<11} {date}  {}  {}{tags}",
+                    e.kind, e.maturity, e.id, e.title
+                ));
+            }
+            Ok(Code::Ok)
+        }
+        KnowledgeCommand::Show { id } => {
+            let (_, k, _) = open()?;
+            let e = k.find(&id).map_err(fail)?;
+            if out.json {
+                out.json(&e);
+            } else {
+                out.line(&format!("{}  ({}, {})", e.id, e.kind, e.maturity));
+                out.line(&format!("file: {}", e.path));
+                if !e.tags.is_empty() {
+                    out.line(&format!("tags: {}", e.tags.join(", ")));
+                }
+                if let Some(c) = e.created {
+                    out.line(&format!("created: {}", agentops_core::time::rfc3339(c)));
+                }
+                for (k, v) in [
+                    ("run", &e.source.run),
+                    ("session", &e.source.session),
+                    ("agent", &e.source.agent),
+                ] {
+                    if let Some(v) = v {
+                        out.line(&format!("{k}: {v}"));
+                    }
+                }
+                if !e.supersedes.is_empty() {
+                    let ids: Vec<&str> = e.supersedes.iter().map(|s| s.as_str()).collect();
+                    out.line(&format!("supersedes: {}", ids.join(", ")));
+                }
+                out.line("");
+                out.line(e.body.trim_end());
+            }
+            Ok(Code::Ok)
+        }
+        KnowledgeCommand::History { id, limit } => {
+            let (_, k, _) = open()?;
+            let items = k.history(id.as_deref(), limit).map_err(fail)?;
+            if out.json {
+                out.json(&items);
+                return Ok(Code::Ok);
+            }
+            if items.is_empty() {
+                out.line("no commits");
+            }
+            for c in &items {
+                let when = agentops_core::time::rfc3339(c.time.saturating_mul(1_000_000));
+                out.line(&format!(
+                    "{}  {when}  {}  {}",
+                    &c.id[..c.id.len().min(12)],
+                    c.author,
+                    c.summary
+                ));
+                for (key, v) in &c.trailers {
+                    out.line(&format!("    {key}: {v}"));
+                }
+            }
+            Ok(Code::Ok)
+        }
+        KnowledgeCommand::Promote { id, source } => {
+            maturity(&id, Maturity::Established, source, out)
+        }
+        KnowledgeCommand::Deprecate { id, source } => {
+            maturity(&id, Maturity::Deprecated, source, out)
+        }
+    }
+}
+
+fn maturity(id: &str, m: Maturity, source: SourceArgs, out: &Output) -> Result<Code, Failure> {
+    let (layout, k, config) = open()?;
+    let j = journal(&layout, &config)?;
+    let o = k
+        .set_maturity(id, m, &provenance(source), Some(&j))
+        .map_err(fail)?;
+    if !o.changed {
+        if out.json {
+            out.json(&o);
+        } else {
+            out.line(&format!("{} is already {m}; nothing changed", o.id));
+        }
+        return Ok(Code::Ok);
+    }
+    let verb = match m {
+        Maturity::Established => "promoted to established:",
+        Maturity::Deprecated => "deprecated:",
+        Maturity::Provisional => "reset to provisional:",
+    };
+    render_write(&o, out, verb);
+    Ok(Code::Ok)
+}
+
+fn parse_since(s: &str) -> Result<i64, Failure> {
+    if let Some(age) = agentops_core::time::parse_age(s) {
+        return Ok(agentops_core::time::now_micros() - age);
+    }
+    agentops_core::time::parse_rfc3339(s).ok_or_else(|| {
+        Failure::usage(format!(
+            "--since `{s}`: use a date (2026-11-01) or an age (7d, 12h, 2w)"
+        ))
+    })
+}

@@ -1,0 +1,670 @@
+//! The git helper layer: open a repository, read files at a revision, commit a
+//! set of paths without touching anything else, list the history of a path.
+//! In-process with gix; the `git` command is used only for what gix cannot do
+//! (worktrees and push, in the runner).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gix::ObjectId;
+use gix::bstr::{BStr, ByteSlice};
+use gix::object::tree::EntryKind;
+
+/// A git failure, with the repository and what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path}: cannot open the git repository: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("git: {action}: {reason}")]
+    Op { action: String, reason: String },
+    #[error(
+        "{path}: the index is locked by another git process (index.lock) for over {waited_ms} ms; \
+if no git command is running, remove the stale lock file"
+    )]
+    IndexLocked { path: PathBuf, waited_ms: u64 },
+    #[error("{path}: already exists on the target branch")]
+    PathTaken { path: String },
+    #[error(
+        "{path}: has staged changes; commit or unstage them (`git restore --staged {path}`) before agentops rewrites it"
+    )]
+    StagedChanges { path: String },
+}
+
+fn op(action: impl Into<String>) -> impl FnOnce(gix::Error) -> GitError {
+    let action = action.into();
+    move |e| GitError::Op {
+        action,
+        reason: e.to_string(),
+    }
+}
+
+/// Where HEAD stands, and whether a multi-step operation is under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadState {
+    /// On a branch; `tip` is `None` for an unborn branch.
+    Branch { name: String, tip: Option<ObjectId> },
+    /// HEAD points at a commit directly.
+    Detached(ObjectId),
+}
+
+/// An operation that makes committing on HEAD a bad idea.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InProgress {
+    Merge,
+    Rebase,
+    CherryPick,
+    Revert,
+}
+
+impl InProgress {
+    pub fn describe(self) -> &'static str {
+        match self {
+            InProgress::Merge => "a merge is in progress",
+            InProgress::Rebase => "a rebase is in progress",
+            InProgress::CherryPick => "a cherry-pick is in progress",
+            InProgress::Revert => "a revert is in progress",
+        }
+    }
+}
+
+/// One path to write (`Some(bytes)`) or delete (`None`), relative to the work
+/// tree with `/` separators.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub path: String,
+    pub content: Option<Vec<u8>>,
+    /// The path must not exist yet at the tip.
+    pub create: bool,
+}
+
+/// Where a commit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The current branch; the index entries of the changed paths are updated
+    /// too, so they show clean in `git status`.
+    Head,
+    /// Another branch (`refs/heads/<name>`), created from HEAD when missing;
+    /// neither the work tree nor the index is touched.
+    Branch(String),
+}
+
+/// A commit in a path's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub author: String,
+    pub summary: String,
+    /// `Agentops-*` trailers as (key, value).
+    pub trailers: Vec<(String, String)>,
+}
+
+/// An open repository.
+pub struct Repo {
+    repo: gix::Repository,
+}
+
+const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
+const COMMIT_ATTEMPTS: u32 = 50;
+
+impl Repo {
+    /// Opens the repository whose work tree is `work_tree`.
+    pub fn open(work_tree: &Path) -> Result<Self, GitError> {
+        let repo = gix::open(work_tree).map_err(|e| GitError::Open {
+            path: work_tree.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { repo })
+    }
+
+    /// The underlying gix repository.
+    pub fn gix(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// Where HEAD stands.
+    pub fn head(&self) -> Result<HeadState, GitError> {
+        let head = self.repo.head().map_err(op("read HEAD"))?;
+        if let Some(name) = head.referent_name() {
+            let name = name.shorten().to_string();
+            let tip = head.id().map(gix::Id::detach);
+            Ok(HeadState::Branch { name, tip })
+        } else {
+            match head.id() {
+                Some(id) => Ok(HeadState::Detached(id.detach())),
+                None => Err(GitError::Op {
+                    action: "read HEAD".into(),
+                    reason: "HEAD names no branch and no commit".into(),
+                }),
+            }
+        }
+    }
+
+    /// A merge, rebase, cherry-pick or revert that is under way, if any.
+    pub fn in_progress(&self) -> Option<InProgress> {
+        let gd = self.repo.git_dir();
+        if gd.join("rebase-merge").exists() || gd.join("rebase-apply").exists() {
+            Some(InProgress::Rebase)
+        } else if gd.join("MERGE_HEAD").exists() {
+            Some(InProgress::Merge)
+        } else if gd.join("CHERRY_PICK_HEAD").exists() {
+            Some(InProgress::CherryPick)
+        } else if gd.join("REVERT_HEAD").exists() {
+            Some(InProgress::Revert)
+        } else {
+            None
+        }
+    }
+
+    fn branch_tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
+        let name = format!("refs/heads/{branch}");
+        match self
+            .repo
+            .try_find_reference(name.as_str())
+            .map_err(op(format!("read {name}")))?
+        {
+            Some(mut r) => Ok(Some(
+                r.peel_to_id()
+                    .map_err(op(format!("resolve {name}")))?
+                    .detach(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn head_tip(&self) -> Result<Option<ObjectId>, GitError> {
+        match self.head()? {
+            HeadState::Branch { tip, .. } => Ok(tip),
+            HeadState::Detached(id) => Ok(Some(id)),
+        }
+    }
+
+    /// The tip commit of `target`.
+    pub fn tip(&self, target: &Target) -> Result<Option<ObjectId>, GitError> {
+        match target {
+            Target::Head => self.head_tip(),
+            Target::Branch(b) => self.branch_tip(b),
+        }
+    }
+
+    /// The bytes of `path` at commit `rev`, or `None` when it is not there.
+    pub fn read_file_at(&self, rev: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let tree = self.tree_of(rev)?;
+        match tree
+            .lookup_entry_by_path(path)
+            .map_err(op(format!("look up {path}")))?
+        {
+            Some(e) if e.mode().is_blob() => {
+                let obj = e.object().map_err(op(format!("read {path}")))?;
+                Ok(Some(obj.data.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Every blob under directory `dir` at commit `rev`: (path, bytes).
+    pub fn read_dir_at(
+        &self,
+        rev: ObjectId,
+        dir: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+        let tree = self.tree_of(rev)?;
+        let Some(entry) = tree
+            .lookup_entry_by_path(dir)
+            .map_err(op(format!("look up {dir}")))?
+        else {
+            return Ok(Vec::new());
+        };
+        if !entry.mode().is_tree() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![(dir.to_owned(), entry.object_id())];
+        while let Some((prefix, id)) = stack.pop() {
+            let t = self
+                .repo
+                .find_tree(id)
+                .map_err(op(format!("read tree {prefix}")))?;
+            for e in t.iter() {
+                let e = e.map_err(|err| GitError::Op {
+                    action: format!("read tree {prefix}"),
+                    reason: err.to_string(),
+                })?;
+                let path = format!("{prefix}/{}", e.filename());
+                if e.mode().is_tree() {
+                    stack.push((path, e.object_id()));
+                } else if e.mode().is_blob() {
+                    let blob = self
+                        .repo
+                        .find_blob(e.object_id())
+                        .map_err(op(format!("read {path}")))?;
+                    out.push((path, blob.data.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn tree_of(&self, commit: ObjectId) -> Result<gix::Tree<'_>, GitError> {
+        self.repo
+            .find_commit(commit)
+            .map_err(op("find commit"))?
+            .tree()
+            .map_err(op("read commit tree"))
+    }
+
+    fn signature(&self) -> gix::actor::Signature {
+        let now = gix::date::Time::now_local_or_utc();
+        match self.repo.committer() {
+            Some(Ok(s)) => gix::actor::Signature {
+                name: s.name.to_owned(),
+                email: s.email.to_owned(),
+                time: now,
+            },
+            _ => gix::actor::Signature {
+                name: "agentops".into(),
+                email: "agentops@localhost".into(),
+                time: now,
+            },
+        }
+    }
+
+    /// Commits `changes` on top of `target`'s tip: each path's blob is written
+    /// and edited into the tip's tree, so nothing else in the commit differs
+    /// from its parent. The ref moves by compare-and-swap; when another writer
+    /// moved it first, the commit is rebuilt on the new tip and tried again.
+    ///
+    /// With [`Target::Head`], the index entries of exactly these paths are
+    /// updated (under git's `index.lock`), so they show clean in `git status`
+    /// while every other staged change stays as it was. A path whose index
+    /// entry differs from HEAD (the user staged a change to it) is refused.
+    ///
+    /// A change marked `create` fails with [`GitError::PathTaken`] when its
+    /// path already exists at the tip (another writer took the name).
+    pub fn commit(
+        &self,
+        target: &Target,
+        changes: &[Change],
+        message: &str,
+    ) -> Result<ObjectId, GitError> {
+        let lock = match target {
+            Target::Head => Some(IndexLock::acquire(&self.repo.index_path())?),
+            Target::Branch(_) => None,
+        };
+        let mut pause = Duration::from_millis(1);
+        let mut last_err = None;
+        for _ in 0..COMMIT_ATTEMPTS {
+            match self.try_commit(target, changes, message) {
+                Ok(id) => {
+                    if let Some(lock) = &lock {
+                        self.update_index(lock, changes)?;
+                    }
+                    return Ok(id);
+                }
+                Err(e @ (GitError::StagedChanges { .. } | GitError::PathTaken { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    last_err = Some(e);
+                    std::thread::sleep(
+                        pause
+                            + Duration::from_micros(u64::from(
+                                Instant::now().elapsed().subsec_nanos() % 1000,
+                            )),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(40));
+                }
+            }
+        }
+        Err(last_err.unwrap_or(GitError::Op {
+            action: "commit".into(),
+            reason: "gave up".into(),
+        }))
+    }
+
+    fn try_commit(
+        &self,
+        target: &Target,
+        changes: &[Change],
+        message: &str,
+    ) -> Result<ObjectId, GitError> {
+        // A branch that does not exist yet starts from HEAD, so it can be
+        // merged back like any other branch.
+        let tip = match (target, self.tip(target)?) {
+            (Target::Branch(_), None) => self.head_tip()?,
+            (_, tip) => tip,
+        };
+        let base_tree = match tip {
+            Some(c) => self.tree_of(c)?.id,
+            None => ObjectId::empty_tree(self.repo.object_hash()),
+        };
+        if *target == Target::Head {
+            self.refuse_staged(changes, tip)?;
+        }
+        if let Some(t) = tip {
+            let tree = self.tree_of(t)?;
+            for c in changes.iter().filter(|c| c.create) {
+                if tree
+                    .lookup_entry_by_path(c.path.as_str())
+                    .map_err(op(format!("look up {}", c.path)))?
+                    .is_some()
+                {
+                    return Err(GitError::PathTaken {
+                        path: c.path.clone(),
+                    });
+                }
+            }
+        }
+        let mut editor = self.repo.edit_tree(base_tree).map_err(op("edit tree"))?;
+        for c in changes {
+            match &c.content {
+                Some(bytes) => {
+                    let blob = self
+                        .repo
+                        .write_blob(bytes)
+                        .map_err(op(format!("write blob for {}", c.path)))?;
+                    editor
+                        .upsert(c.path.as_str(), EntryKind::Blob, blob.detach())
+                        .map_err(op(format!("edit tree at {}", c.path)))?;
+                }
+                None => {
+                    editor
+                        .remove(c.path.as_str())
+                        .map_err(op(format!("remove {} from tree", c.path)))?;
+                }
+            }
+        }
+        let tree = editor.write().map_err(op("write tree"))?.detach();
+        if Some(tree) == tip.map(|t| self.tree_of(t).map(|t| t.id)).transpose()? {
+            // Nothing changed: the content is already committed.
+            return tip.ok_or_else(|| GitError::Op {
+                action: "commit".into(),
+                reason: "empty change on an unborn branch".into(),
+            });
+        }
+        let sig = self.signature();
+        let mut buf = gix::date::parse::TimeBuf::default();
+        let sig_ref = sig.to_ref(&mut buf);
+        let refname = match target {
+            Target::Head => "HEAD".to_owned(),
+            Target::Branch(b) => format!("refs/heads/{b}"),
+        };
+        let id = self
+            .repo
+            .commit_as(sig_ref, sig_ref, refname.as_str(), message, tree, tip)
+            .map_err(op(format!("commit to {refname}")))?;
+        Ok(id.detach())
+    }
+
+    fn refuse_staged(&self, changes: &[Change], tip: Option<ObjectId>) -> Result<(), GitError> {
+        let index_path = self.repo.index_path();
+        if !index_path.exists() {
+            return Ok(());
+        }
+        let index = read_index(&index_path, self.repo.object_hash())?;
+        for c in changes {
+            let Some(entry) = index.entry_by_path(c.path.as_bytes().as_bstr()) else {
+                continue;
+            };
+            let head_id = match tip {
+                Some(t) => {
+                    let tree = self.tree_of(t)?;
+                    tree.lookup_entry_by_path(c.path.as_str())
+                        .map_err(op(format!("look up {}", c.path)))?
+                        .map(|e| e.object_id())
+                }
+                None => None,
+            };
+            if head_id != Some(entry.id) {
+                return Err(GitError::StagedChanges {
+                    path: c.path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn update_index(&self, lock: &IndexLock, changes: &[Change]) -> Result<(), GitError> {
+        let hash = self.repo.object_hash();
+        let index_path = self.repo.index_path();
+        let mut index = if index_path.exists() {
+            read_index(&index_path, hash)?
+        } else {
+            gix::index::File::from_state(gix::index::State::new(hash), index_path.clone())
+        };
+        let work_tree = self
+            .repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| GitError::Op {
+                action: "update index".into(),
+                reason: "the repository has no work tree".into(),
+            })?;
+        let paths: Vec<&BStr> = changes
+            .iter()
+            .map(|c| c.path.as_bytes().as_bstr())
+            .collect();
+        index.remove_entries(|_, p, _| paths.contains(&p));
+        for c in changes {
+            let Some(bytes) = &c.content else { continue };
+            let file = crate::entry::absolute(&work_tree, &c.path);
+            // The index records the file as it is in the work tree, so the
+            // entry is only clean when the work tree holds what we committed.
+            let on_disk = std::fs::read(&file).ok();
+            if on_disk.as_deref() != Some(bytes.as_slice()) {
+                continue;
+            }
+            let meta =
+                gix::index::fs::Metadata::from_path_no_follow(&file).map_err(|e| GitError::Op {
+                    action: format!("stat {}", c.path),
+                    reason: e.to_string(),
+                })?;
+            let stat = gix::index::entry::Stat::from_fs(&meta).map_err(|e| GitError::Op {
+                action: format!("stat {}", c.path),
+                reason: e.to_string(),
+            })?;
+            let id =
+                gix::objs::compute_hash(hash, gix::object::Kind::Blob, bytes).map_err(|e| {
+                    GitError::Op {
+                        action: format!("hash {}", c.path),
+                        reason: e.to_string(),
+                    }
+                })?;
+            index.dangerously_push_entry(
+                stat,
+                id,
+                gix::index::entry::Flags::empty(),
+                gix::index::entry::Mode::FILE,
+                c.path.as_bytes().as_bstr(),
+            );
+        }
+        index.sort_entries();
+        // The tree-cache would describe the old entries; git rebuilds it.
+        index.remove_tree();
+        lock.commit(&index)
+    }
+
+    /// Commits on `target` that changed `path` (a file or a directory), newest
+    /// first, at most `limit`.
+    pub fn history(
+        &self,
+        target: &Target,
+        path: &str,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>, GitError> {
+        let Some(tip) = self.tip(target)? else {
+            return Ok(Vec::new());
+        };
+        let walk = self
+            .repo
+            .rev_walk([tip])
+            .first_parent_only()
+            .all()
+            .map_err(|e| GitError::Op {
+                action: "walk history".into(),
+                reason: e.to_string(),
+            })?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| GitError::Op {
+                action: "walk history".into(),
+                reason: e.to_string(),
+            })?;
+            let commit = self.repo.find_commit(info.id).map_err(op("read commit"))?;
+            let here = self.path_id(&commit, path)?;
+            let parent = match commit.parent_ids().next() {
+                Some(p) => {
+                    let pc = self
+                        .repo
+                        .find_commit(p.detach())
+                        .map_err(op("read parent"))?;
+                    self.path_id(&pc, path)?
+                }
+                None => None,
+            };
+            if here == parent {
+                continue;
+            }
+            let message = commit.message_raw_sloppy().to_str_lossy().into_owned();
+            let author = commit.author().map_err(op("read author"))?;
+            let time = author.time().map(|t| t.seconds).unwrap_or(0);
+            out.push(CommitInfo {
+                id: info.id.to_string(),
+                time,
+                author: format!("{} <{}>", author.name, author.email),
+                summary: message.lines().next().unwrap_or("").to_owned(),
+                trailers: trailers(&message),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn path_id(&self, commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>, GitError> {
+        let tree = commit.tree().map_err(op("read tree"))?;
+        Ok(tree
+            .lookup_entry_by_path(path)
+            .map_err(op(format!("look up {path}")))?
+            .map(|e| e.object_id()))
+    }
+}
+
+/// `Agentops-*` trailers in a commit message.
+pub fn trailers(message: &str) -> Vec<(String, String)> {
+    message
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            k.starts_with("Agentops-")
+                .then(|| (k.to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn read_index(path: &Path, hash: gix::hash::Kind) -> Result<gix::index::File, GitError> {
+    gix::index::File::at(path, hash, false, gix::index::decode::Options::default()).map_err(|e| {
+        GitError::Op {
+            action: format!("read {}", path.display()),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// git's `index.lock`: created exclusively, written, renamed over the index.
+/// Dropping it without [`IndexLock::commit`] removes the lock file.
+struct IndexLock {
+    lock_path: PathBuf,
+    index_path: PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl IndexLock {
+    fn acquire(index_path: &Path) -> Result<Self, GitError> {
+        let mut lock_name = index_path.as_os_str().to_owned();
+        lock_name.push(".lock");
+        let lock_path = PathBuf::from(lock_name);
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock_path)
+            {
+                Ok(f) => {
+                    return Ok(Self {
+                        lock_path,
+                        index_path: index_path.to_path_buf(),
+                        file: std::sync::Mutex::new(Some(f)),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if start.elapsed() > INDEX_LOCK_WAIT {
+                        return Err(GitError::IndexLocked {
+                            path: lock_path,
+                            waited_ms: u64::try_from(start.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                        });
+                    }
+                    std::thread::sleep(
+                        pause
+                            + Duration::from_micros(u64::from(
+                                Instant::now().elapsed().subsec_nanos() % 1000,
+                            )),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(GitError::Op {
+                        action: format!("create {}", lock_path.display()),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn commit(&self, index: &gix::index::File) -> Result<(), GitError> {
+        let io = |e: std::io::Error| GitError::Op {
+            action: format!("write {}", self.index_path.display()),
+            reason: e.to_string(),
+        };
+        let mut guard = self.file.lock().map_err(|_| GitError::Op {
+            action: "write index".into(),
+            reason: "lock poisoned".into(),
+        })?;
+        let Some(file) = guard.take() else {
+            return Err(GitError::Op {
+                action: "write index".into(),
+                reason: "index lock already used".into(),
+            });
+        };
+        let mut w = std::io::BufWriter::new(file);
+        index
+            .write_to(&mut w, gix::index::write::Options::default())
+            .map_err(|e| GitError::Op {
+                action: format!("write {}", self.index_path.display()),
+                reason: e.to_string(),
+            })?;
+        w.flush().map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.lock_path, &self.index_path).map_err(io)
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        // After a successful commit the lock file was renamed away; otherwise
+        // release it so git can take the index again.
+        let unused = self.file.lock().map(|g| g.is_some()).unwrap_or(true);
+        if unused {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Factor I — Git as Knowledge OS. Knowledge entries are Markdown files with
+//! YAML front matter under `.agents/`; every memory write is a git commit of
+//! exactly that one path, made in-process with gix, leaving the user's index
+//! and every other file as they were.
+
+pub mod entry;
+pub mod git;
+pub mod memory;
+
+pub use entry::{Entry, EntryError, EntryType, Maturity, Provenance};
+
+pub use memory::{Filter, Knowledge, KnowledgeError, Listing, NewEntry, WriteOutcome};
