@@ -9,13 +9,15 @@
     clippy::expect_used
 )]
 
+mod corpus;
 mod foundation;
+mod knowledge;
 mod stats;
 
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation");
+    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge");
     std::process::exit(2)
 }
 
@@ -35,6 +37,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     match args.first().map(String::as_str) {
         Some("foundation") => foundation::run(quick),
+        Some("knowledge") => knowledge::run(quick),
         _ => usage(),
     }
 }

@@ -9,7 +9,7 @@
 //! Redacting twice gives the same text as redacting once.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex};
 
@@ -27,13 +27,32 @@ pub struct Finding {
 
 type Check = fn(&str, &str) -> bool;
 
+#[derive(Clone)]
 struct Rule {
     id: String,
-    re: Regex,
-    /// Replace only capture group 1 instead of the whole match.
+    pattern: String,
+    /// Compiled on first use: most texts trigger few rules, and compiling all
+    /// of them costs about 2 ms, too much for a hook on every tool call.
+    re: OnceLock<Option<Regex>>,
+    /// Replace only the first participating capture group, not the whole match.
     group: bool,
     /// Extra test on (secret, full input before the match) beyond the regex.
     check: Option<Check>,
+    /// The rule can only match if the lowercased text contains one of these.
+    /// Empty: always run.
+    triggers: &'static [&'static str],
+}
+
+impl Rule {
+    fn regex(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .as_ref()
+    }
+
+    fn may_match(&self, lower: &str) -> bool {
+        self.triggers.is_empty() || self.triggers.iter().any(|t| lower.contains(t))
+    }
 }
 
 /// Why a configured extra pattern cannot be used.
@@ -49,163 +68,246 @@ pub struct Redactor {
     rules: Vec<Rule>,
 }
 
-const BUILTIN: &[(&str, &str, bool, Option<Check>)] = &[
+/// (id, pattern, replace group only, extra check, literal triggers).
+type BuiltinRule = (
+    &'static str,
+    &'static str,
+    bool,
+    Option<Check>,
+    &'static [&'static str],
+);
+
+const BUILTIN: &[BuiltinRule] = &[
     (
         "private-key",
         r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\z)",
         false,
         None,
+        &["private key"],
     ),
     (
         "anthropic-key",
         r"\bsk-ant-[a-z]{2,8}\d{2}-[A-Za-z0-9_-]{20,}",
         false,
         None,
+        &["sk-ant-"],
     ),
     (
         "openai-key",
         r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}",
         false,
         Some(has_digit_and_letter),
+        &["sk-"],
     ),
     (
         "aws-access-key-id",
         r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
         false,
         None,
+        &[
+            "akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka",
+        ],
     ),
     (
         "aws-secret-key",
         r#"(?i)aws_?(?:secret)?_?(?:access)?_?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
         true,
         None,
+        &["aws"],
     ),
     (
         "github-token",
         r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",
         false,
         None,
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
     ),
     (
         "github-pat",
         r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
         false,
         None,
+        &["github_pat_"],
     ),
-    ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}", false, None),
+    (
+        "gitlab-token",
+        r"\bglpat-[A-Za-z0-9_-]{20,}",
+        false,
+        None,
+        &["glpat-"],
+    ),
     (
         "slack-token",
         r"\bxox[abposre]-[A-Za-z0-9-]{10,}",
         false,
         None,
+        &["xox"],
     ),
     (
         "slack-webhook",
         r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]+",
         false,
         None,
+        &["hooks.slack.com"],
     ),
-    ("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}", false, None),
+    (
+        "google-api-key",
+        r"\bAIza[0-9A-Za-z_-]{35}",
+        false,
+        None,
+        &["aiza"],
+    ),
     (
         "google-oauth-secret",
         r"\bGOCSPX-[A-Za-z0-9_-]{20,}",
         false,
         None,
+        &["gocspx-"],
     ),
     (
         "google-oauth-token",
         r"\bya29\.[0-9A-Za-z_-]{20,}",
         false,
         None,
+        &["ya29."],
     ),
     (
         "stripe-key",
         r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
         false,
         None,
+        &["_live_", "_test_"],
     ),
     (
         "stripe-webhook-secret",
         r"\bwhsec_[0-9A-Za-z]{24,}",
         false,
         None,
+        &["whsec_"],
     ),
-    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b", false, None),
-    ("pypi-token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}", false, None),
-    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b", false, None),
+    (
+        "npm-token",
+        r"\bnpm_[A-Za-z0-9]{36}\b",
+        false,
+        None,
+        &["npm_"],
+    ),
+    (
+        "pypi-token",
+        r"\bpypi-AgE[A-Za-z0-9_-]{50,}",
+        false,
+        None,
+        &["pypi-age"],
+    ),
+    (
+        "huggingface-token",
+        r"\bhf_[A-Za-z0-9]{30,}\b",
+        false,
+        None,
+        &["hf_"],
+    ),
     (
         "sendgrid-key",
         r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,50}",
         false,
         None,
+        &["sg."],
     ),
-    ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b", false, None),
-    ("mailgun-key", r"\bkey-[0-9a-zA-Z]{32}\b", false, None),
+    ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b", false, None, &["sk"]),
+    (
+        "mailgun-key",
+        r"\bkey-[0-9a-zA-Z]{32}\b",
+        false,
+        None,
+        &["key-"],
+    ),
     (
         "digitalocean-token",
         r"\bdo[opr]_v1_[a-f0-9]{64}\b",
         false,
         None,
+        &["_v1_"],
     ),
     (
         "shopify-token",
         r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
         false,
         None,
+        &["shp"],
     ),
     (
         "telegram-bot-token",
         r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b",
         false,
         None,
+        &[":aa"],
     ),
     (
         "discord-bot-token",
         r"\b[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}\b",
         false,
         None,
+        &["."],
     ),
     (
         "azure-storage-key",
         r"(?i)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/=]{20,})",
         true,
         None,
+        &["accountkey=", "sharedaccesskey="],
     ),
     (
         "jwt",
         r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         false,
         None,
+        &["eyj"],
     ),
     (
         "bearer-token",
         r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})",
         true,
         Some(not_marker),
+        &["bearer"],
     ),
     (
         "basic-auth",
         r#"(?i)\bauthorization["']?\s*[:=]\s*["']?basic\s+([A-Za-z0-9+/=]{8,})"#,
         true,
         None,
+        &["basic"],
     ),
     (
         "connection-string-password",
         r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,30}://[^:/?#\s@"'<>]*:([^@/?#\s"'<>]+)@"#,
         true,
         Some(not_marker),
+        &["://"],
     ),
     (
         "sensitive-assignment",
         r#"(?i)\b[A-Z0-9_.-]*(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|SECRET_?KEY|CREDENTIALS?|AUTH_?KEY|SESSION_?KEY|CLIENT_?SECRET|COOKIE)(?:_[A-Z0-9_]*)?["']?\s*(?::|=|:=)\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"',;]+))"#,
         true,
         Some(assignment_value_is_secret),
-    ),
-    (
-        "high-entropy",
-        r"[A-Za-z0-9+/=_-]{24,}",
-        false,
-        Some(is_high_entropy),
+        &[
+            "password",
+            "passwd",
+            "passphrase",
+            "secret",
+            "token",
+            "api_key",
+            "apikey",
+            "access_key",
+            "accesskey",
+            "private_key",
+            "privatekey",
+            "credential",
+            "auth_key",
+            "authkey",
+            "session_key",
+            "sessionkey",
+            "cookie",
+        ],
     ),
 ];
 
@@ -386,19 +488,26 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
 static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| {
     let rules = BUILTIN
         .iter()
-        .filter_map(|(id, pat, group, check)| {
-            // The built-in patterns are constants covered by tests; a pattern
-            // that failed to compile would show up there, so skipping is safe.
-            Regex::new(pat).ok().map(|re| Rule {
-                id: (*id).to_owned(),
-                re,
-                group: *group,
-                check: *check,
-            })
+        .map(|(id, pat, group, check, triggers)| Rule {
+            id: (*id).to_owned(),
+            pattern: (*pat).to_owned(),
+            re: OnceLock::new(),
+            group: *group,
+            check: *check,
+            triggers,
         })
         .collect();
     Redactor { rules }
 });
+
+/// The id of the last rule: random-looking tokens, found by a scanner rather
+/// than a regex (it runs on every text).
+const HIGH_ENTROPY: &str = "high-entropy";
+
+/// Whether `b` can be part of a high-entropy token.
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+}
 
 /// Redacts `text` with the built-in rules.
 pub fn redact(text: &str) -> Cow<'_, str> {
@@ -455,26 +564,24 @@ impl Redactor {
             let group = re.captures_len() > 1;
             rules.push(Rule {
                 id: format!("custom-{}", i + 1),
-                re,
+                pattern: pat.clone(),
+                re: OnceLock::from(Some(re)),
                 group,
                 check: None,
+                triggers: &[],
             });
         }
-        for r in &BUILTIN_REDACTOR.rules {
-            rules.push(Rule {
-                id: r.id.clone(),
-                re: r.re.clone(),
-                group: r.group,
-                check: r.check,
-            });
-        }
+        rules.extend(BUILTIN_REDACTOR.rules.iter().cloned());
         // Custom rules run first, so a custom shape is named by its own rule.
         Ok(Self { rules })
     }
 
     /// The ids of the rules, in the order they run.
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.id.as_str())
+        self.rules
+            .iter()
+            .map(|r| r.id.as_str())
+            .chain(std::iter::once(HIGH_ENTROPY))
     }
 
     /// Replaces every secret in `text`; borrows when nothing was found.
@@ -492,11 +599,16 @@ impl Redactor {
 
     fn run<'t>(&self, text: &'t str, mut found: Option<&mut Vec<Finding>>) -> Cow<'t, str> {
         let mut cur: Cow<'t, str> = Cow::Borrowed(text);
+        let lower = text.to_ascii_lowercase();
         for rule in &self.rules {
+            if !rule.may_match(&lower) {
+                continue;
+            }
+            let Some(re) = rule.regex() else { continue };
             let mut hits: Vec<usize> = Vec::new();
             let replaced = {
                 let src: &str = &cur;
-                let out = rule.re.replace_all(src, |caps: &Captures<'_>| {
+                let out = re.replace_all(src, |caps: &Captures<'_>| {
                     replace_one(rule, src, caps, &mut hits)
                 });
                 match out {
@@ -519,6 +631,9 @@ impl Redactor {
             if let Some(s) = replaced {
                 cur = Cow::Owned(s);
             }
+        }
+        if let Some(s) = scan_high_entropy(&cur, found) {
+            cur = Cow::Owned(s);
         }
         cur
     }
@@ -552,6 +667,48 @@ impl Redactor {
             }
         }
     }
+}
+
+/// Replaces high-entropy tokens (runs of 24+ token bytes that pass
+/// [`is_high_entropy`]); `None` when there are none.
+fn scan_high_entropy(text: &str, found: Option<&mut Vec<Finding>>) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut hits = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !token_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && token_byte(bytes[i]) {
+            i += 1;
+        }
+        // Token bytes are ASCII, so these are char boundaries.
+        if i - start >= 24 && is_high_entropy(&text[start..i], &text[..start]) {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..start]);
+            o.push_str(MARKER_PREFIX);
+            o.push_str(HIGH_ENTROPY);
+            o.push(']');
+            copied = i;
+            hits.push(start);
+        }
+    }
+    if let Some(f) = found {
+        for off in hits {
+            let line = 1 + bytes[..off].iter().filter(|&&b| b == b'\n').count();
+            f.push(Finding {
+                rule: HIGH_ENTROPY.to_owned(),
+                line,
+            });
+        }
+    }
+    let mut o = out?;
+    o.push_str(&text[copied..]);
+    Some(o)
 }
 
 fn replace_one(rule: &Rule, src: &str, caps: &Captures<'_>, hits: &mut Vec<usize>) -> String {
@@ -599,6 +756,25 @@ mod tests {
     #[test]
     fn every_builtin_pattern_compiles() {
         assert_eq!(BUILTIN_REDACTOR.rules.len(), BUILTIN.len());
+        for r in &BUILTIN_REDACTOR.rules {
+            assert!(r.regex().is_some(), "{} does not compile", r.id);
+        }
+    }
+
+    #[test]
+    fn ordinary_text_compiles_no_rule() {
+        let r = Redactor::with_extra(&[]).unwrap();
+        assert_eq!(
+            r.redact("cargo test -p agentops-store --test sqlite"),
+            "cargo test -p agentops-store --test sqlite"
+        );
+        let compiled: Vec<&str> = r
+            .rules
+            .iter()
+            .filter(|r| r.re.get().is_some())
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(compiled, Vec::<&str>::new());
     }
 
     #[test]
