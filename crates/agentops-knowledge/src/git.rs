@@ -522,7 +522,7 @@ impl Repo {
         index.sort_entries();
         // The tree-cache would describe the old entries; git rebuilds it.
         index.remove_tree();
-        lock.commit(&index)
+        lock.commit(index)
     }
 
     /// Commits on `target` that changed `path` (a file or a directory), newest
