@@ -117,8 +117,17 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// A git repository at `dir` with `n` committed learnings in `.agents/learnings/`.
-pub fn knowledge_repo(dir: &Path, n: usize, agentops: &Path) {
+/// How a corpus lays its entries out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As agentops writes them: `.agents/learnings/<yyyy-mm>/`, spread over 24 months.
+    Monthly,
+    /// All in `.agents/learnings/` (a hand-imported corpus).
+    Flat,
+}
+
+/// A git repository at `dir` with `n` committed learnings.
+pub fn knowledge_repo(dir: &Path, n: usize, agentops: &Path, layout: Layout) {
     std::fs::create_dir_all(dir).expect("mkdir");
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "bench"]);
@@ -133,7 +142,12 @@ pub fn knowledge_repo(dir: &Path, n: usize, agentops: &Path) {
     let mut rng = Rng::new(42);
     for i in 0..n {
         let (name, text) = entry_text(&mut rng, i);
-        std::fs::write(learnings.join(name), text).expect("write entry");
+        let folder = match layout {
+            Layout::Flat => learnings.clone(),
+            Layout::Monthly => learnings.join(format!("{}-{:02}", 2025 + i % 24 / 12, 1 + i % 12)),
+        };
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join(name), text).expect("write entry");
     }
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "corpus"]);

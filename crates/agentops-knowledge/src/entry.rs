@@ -563,9 +563,40 @@ pub fn make_id(
     }
 }
 
-/// The relative path of an entry: `.agents/<dir>/<id>.md`.
-pub fn entry_path(kind: EntryType, id: &EntryId) -> String {
-    format!(".agents/{}/{}.md", kind.dir(), id)
+/// The relative path of a new entry: `.agents/<dir>/<yyyy-mm>/<id>.md`, the
+/// month of its creation. Monthly folders keep every git tree small (a memory
+/// write rewrites only its folder's tree) and stay under the 1,000 files a
+/// forge's web view lists per folder.
+pub fn entry_path(kind: EntryType, id: &EntryId, created_us: i64) -> String {
+    let c = agentops_core::time::civil_from_micros(created_us);
+    format!(
+        ".agents/{}/{:04}-{:02}/{}.md",
+        kind.dir(),
+        c.year,
+        c.month,
+        id
+    )
+}
+
+/// Where an id agentops generated would live (`<type>-<yyyymmdd>-…` gives the
+/// month folder); `None` for ids of another shape.
+pub fn generated_path(id: &EntryId) -> Option<String> {
+    let s = id.as_str();
+    let kind = EntryType::ALL
+        .into_iter()
+        .filter(|t| s.starts_with(&format!("{}-", t.as_str())))
+        .max_by_key(|t| t.as_str().len())?;
+    let date = s.get(kind.as_str().len() + 1..kind.as_str().len() + 9)?;
+    if !date.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        ".agents/{}/{}-{}/{}.md",
+        kind.dir(),
+        &date[..4],
+        &date[4..6],
+        s
+    ))
 }
 
 /// Joins a relative entry path onto the work tree.

@@ -258,19 +258,22 @@ impl Repo {
     }
 
     fn signature(&self) -> gix::actor::Signature {
-        // UTC: finding the local offset scans the zoneinfo database (~3 ms).
-        let now = gix::date::Time::new(agentops_core::time::now_micros() / 1_000_000, 0);
-        match self.repo.committer() {
-            Some(Ok(s)) => gix::actor::Signature {
-                name: s.name.to_owned(),
-                email: s.email.to_owned(),
-                time: now,
-            },
-            _ => gix::actor::Signature {
-                name: "agentops".into(),
-                email: "agentops@localhost".into(),
-                time: now,
-            },
+        // Identity as git resolves it (environment, then config); the time in
+        // UTC. `Repository::committer()` would also work out the local time
+        // offset, which scans the zoneinfo database (~3 ms per process).
+        let cfg = self.repo.config_snapshot();
+        let pick = |env: &str, key: &str, fallback: &str| -> gix::bstr::BString {
+            std::env::var(env)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+                .or_else(|| cfg.string(key))
+                .unwrap_or_else(|| fallback.into())
+        };
+        gix::actor::Signature {
+            name: pick("GIT_COMMITTER_NAME", "user.name", "agentops"),
+            email: pick("GIT_COMMITTER_EMAIL", "user.email", "agentops@localhost"),
+            time: gix::date::Time::new(agentops_core::time::now_micros() / 1_000_000, 0),
         }
     }
 
@@ -293,7 +296,14 @@ impl Repo {
         message: &str,
     ) -> Result<ObjectId, GitError> {
         let lock = match target {
-            Target::Head => Some(IndexLock::acquire(&self.repo.index_path())?),
+            Target::Head => {
+                let cfg = self.repo.config_snapshot();
+                let skip = cfg
+                    .boolean("index.skipHash")
+                    .or_else(|| cfg.boolean("feature.manyFiles"))
+                    .unwrap_or(false);
+                Some(IndexLock::acquire(&self.repo.index_path(), skip)?)
+            }
             Target::Branch(_) => None,
         };
         // Read once, under the lock: nobody else can change it until we rename.
@@ -640,10 +650,12 @@ struct IndexLock {
     lock_path: PathBuf,
     index_path: PathBuf,
     file: std::sync::Mutex<Option<std::fs::File>>,
+    /// `index.skipHash`: write a null trailing checksum, as git does then.
+    skip_hash: bool,
 }
 
 impl IndexLock {
-    fn acquire(index_path: &Path) -> Result<Self, GitError> {
+    fn acquire(index_path: &Path, skip_hash: bool) -> Result<Self, GitError> {
         let mut lock_name = index_path.as_os_str().to_owned();
         lock_name.push(".lock");
         let lock_path = PathBuf::from(lock_name);
@@ -660,6 +672,7 @@ impl IndexLock {
                         lock_path,
                         index_path: index_path.to_path_buf(),
                         file: std::sync::Mutex::new(Some(f)),
+                        skip_hash,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -703,15 +716,36 @@ impl IndexLock {
                 reason: "index lock already used".into(),
             });
         };
-        let mut w = std::io::BufWriter::new(file);
+        // Serialize without hashing, then hash the whole buffer in one pass:
+        // hashing through the writer costs a hasher update per field, which
+        // was the largest single cost of a memory write at 10,000 entries.
+        let mut buf = Vec::with_capacity(index.entries().len() * 96 + 4096);
+        let skip_hash = self.skip_hash;
         index
-            .write_to(&mut w, gix::index::write::Options::default())
+            .write_to(
+                &mut buf,
+                gix::index::write::Options {
+                    skip_hash: true,
+                    ..Default::default()
+                },
+            )
             .map_err(|e| GitError::Op {
                 action: format!("write {}", self.index_path.display()),
                 reason: e.to_string(),
             })?;
-        w.flush().map_err(io)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        let hash_len = index.object_hash().len_in_bytes();
+        if !skip_hash && buf.len() >= hash_len {
+            let body = buf.len() - hash_len;
+            let mut h = gix::hash::hasher(index.object_hash());
+            h.update(&buf[..body]);
+            let id = h.try_finalize().map_err(|e| GitError::Op {
+                action: "hash index".into(),
+                reason: e.to_string(),
+            })?;
+            buf[body..].copy_from_slice(id.as_slice());
+        }
+        let mut file = file;
+        file.write_all(&buf).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.lock_path, &self.index_path).map_err(io)

@@ -202,7 +202,7 @@ impl Knowledge {
         loop {
             let id = entry::make_id(kind, created, &title, n)
                 .map_err(|e| KnowledgeError::Invalid(e.to_string()))?;
-            let path = entry::entry_path(kind, &id);
+            let path = entry::entry_path(kind, &id, created);
             let e = Entry {
                 id: id.clone(),
                 kind,
@@ -423,7 +423,16 @@ impl Knowledge {
     /// The entry with `id`.
     pub fn find(&self, id: &str) -> Result<Entry, KnowledgeError> {
         let id = EntryId::parse(id).map_err(|e| KnowledgeError::Invalid(e.to_string()))?;
-        // Entries agentops wrote live at .agents/<dir>/<id>.md.
+        // Entries agentops wrote live at .agents/<dir>/<yyyy-mm>/<id>.md;
+        // hand-written ones usually at .agents/<dir>/<id>.md.
+        if let Some(rel) = entry::generated_path(&id)
+            && let Ok(text) = std::fs::read_to_string(self.abs(&rel))
+        {
+            let e = entry::parse(&rel, &text)?;
+            if e.id == id {
+                return Ok(e);
+            }
+        }
         let mut dirs: Vec<&str> = EntryType::ALL
             .iter()
             .filter(|t| id.as_str().starts_with(&format!("{}-", t.as_str())))
