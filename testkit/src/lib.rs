@@ -120,6 +120,22 @@ impl TestContext {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Runs `git` in the repository and returns what happened, failure included.
+    pub fn git_run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("git");
+        self.isolate(&mut cmd);
+        cmd.args(args).output().unwrap().into()
+    }
+
+    /// `sh -c script` in the repository with the same isolation as
+    /// [`Self::command`]; `$0` is the binary under test, then `args`.
+    pub fn shell(&self, script: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("sh");
+        self.isolate(&mut cmd);
+        cmd.arg("-c").arg(script).arg(&self.bin).args(args);
+        cmd
+    }
+
     /// A path inside the repository.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)

@@ -38,6 +38,20 @@ pub struct Global {
     /// Print more detail (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The journal to use, overriding `store.url` (a SQLite path or sqlite:// URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+impl Global {
+    /// The configuration overrides these flags make: (key, value, flag).
+    pub fn overrides(&self) -> Vec<(String, String, String)> {
+        let mut v = Vec::new();
+        if let Some(s) = &self.store {
+            v.push(("store.url".to_owned(), s.clone(), "--store".to_owned()));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Subcommand)]

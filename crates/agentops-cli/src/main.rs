@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         ));
         return ExitCode::from(2);
     }
-    match commands::run(args.command, &out) {
+    match commands::run(args.command, &args.global.overrides(), &out) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             out.error(&e.message);

@@ -357,3 +357,31 @@ fn help_is_a_manual() {
     let _g = ctx.insta_settings().bind_to_scope();
     assert_snapshot!("help", r.ok());
 }
+
+#[test]
+fn store_flag_beats_env_and_config() {
+    let ctx = ctx();
+    ctx.write(".agents/config.toml", "[store]\nurl = \"from-config.db\"\n");
+    let r: agentops_testkit::Run = ctx
+        .command(&["init", "--json", "--store", "from-flag.db"])
+        .env("AGENTOPS_STORE_URL", "from-env.db")
+        .output()
+        .unwrap()
+        .into();
+    let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    assert_eq!(v["steps"][9]["path"], "from-flag.db");
+    assert!(ctx.path("from-flag.db").is_file());
+    let r: agentops_testkit::Run = ctx
+        .command(&["init", "--json"])
+        .env("AGENTOPS_STORE_URL", "from-env.db")
+        .output()
+        .unwrap()
+        .into();
+    let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    assert_eq!(v["steps"][9]["path"], "from-env.db");
+    let v: serde_json::Value = serde_json::from_str(ctx.run(&["init", "--json"]).ok()).unwrap();
+    assert_eq!(v["steps"][9]["path"], "from-config.db");
+    let r = ctx.run(&["doctor", "--store", "postgres://db/x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("FAIL  config      --store: key `store.url`: the Postgres store is not available in this build yet"), "{}", r.stdout);
+}

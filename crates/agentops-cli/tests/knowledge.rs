@@ -233,18 +233,8 @@ fn merge_in_progress_and_detached_head_defer_the_commit() {
     ctx.git(&["checkout", "-q", "main"]);
     ctx.write("README.md", "main\n");
     ctx.git(&["commit", "-qam", "main"]);
-    let out = ctx.command(&["--version"]).output().unwrap(); // keep env isolation warm
-    drop(out);
-    let merge = std::process::Command::new("git")
-        .args(["merge", "side"])
-        .current_dir(&ctx.root)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(!merge.status.success(), "expected a conflict");
+    let merge = ctx.git_run(&["merge", "side"]);
+    assert_ne!(merge.code, 0, "expected a conflict");
     let before = head(&ctx);
     let r = ctx.run(&["learn", "During a merge", "--body", "x"]);
     let text = r.ok();
@@ -565,21 +555,8 @@ fn eight_processes_fifty_writes_each_lose_nothing() {
     );
     let children: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let mut c = ctx.command(&[]);
-            let bin = env!("CARGO_BIN_EXE_agentops");
-            c = {
-                let mut sh = std::process::Command::new("sh");
-                sh.current_dir(&ctx.root);
-                for (k, v) in c.get_envs() {
-                    match v {
-                        Some(v) => sh.env(k, v),
-                        None => sh.env_remove(k),
-                    };
-                }
-                sh.arg("-c").arg(&script).arg(bin).arg(w.to_string());
-                sh
-            };
-            c.stdin(std::process::Stdio::null())
+            ctx.shell(&script, &[&w.to_string()])
+                .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

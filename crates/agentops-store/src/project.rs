@@ -88,7 +88,7 @@ fn display_path(layout: &RepoLayout, p: &Path) -> String {
 /// Creates `.agents/` with its directories and a commented `config.toml`, and
 /// the journal in the state directory. Idempotent: existing files are never
 /// rewritten. A project config that exists but is invalid is reported.
-pub fn init(layout: &RepoLayout) -> Result<InitReport, InitError> {
+pub fn init(layout: &RepoLayout, flags: FlagOverrides) -> Result<InitReport, InitError> {
     let mut steps = Vec::new();
     let io = |path: &Path, e: std::io::Error| InitError::Io {
         path: path.to_path_buf(),
@@ -127,7 +127,7 @@ pub fn init(layout: &RepoLayout) -> Result<InitReport, InitError> {
         what: "project configuration (every key commented, with its default)".into(),
     });
     // Validate whatever configuration is now in force before creating state.
-    let cfg = load_config(Some(layout), Vec::new())?;
+    let cfg = load_config(Some(layout), flags)?;
     let db = match &cfg.store.url {
         Some(url) => layout.resolve_store_url(url),
         None => layout.state_db(),

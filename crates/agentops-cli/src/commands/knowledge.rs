@@ -7,13 +7,13 @@ use agentops_knowledge::{Filter, Knowledge, KnowledgeError, NewEntry, Provenance
 use agentops_store::project;
 use agentops_store::{Journal, RepoLayout};
 
-use super::{Code, Failure, cwd};
+use super::{Code, Failure, Flags, cwd};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
 use crate::output::Output;
 
-fn open() -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
+fn open(flags: &Flags) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
     let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = project::load_config(Some(&layout), Vec::new()).map_err(Failure::usage)?;
+    let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
     let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
     Ok((layout, k, config))
 }
@@ -144,10 +144,10 @@ fn strip_empty_sections(text: &str) -> String {
     out.trim().to_owned()
 }
 
-pub fn learn(args: LearnArgs, out: &Output) -> Result<Code, Failure> {
+pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let kind = EntryType::parse(&args.kind).map_err(|e| Failure::usage(format!("--type: {e}")))?;
     let body = read_body(&args)?;
-    let (layout, k, config) = open()?;
+    let (layout, k, config) = open(flags)?;
     let j = journal(&layout, &config)?;
     let new = NewEntry {
         kind: Some(kind),
@@ -183,7 +183,7 @@ fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
     }
 }
 
-pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
+pub fn run(cmd: KnowledgeCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     match cmd {
         KnowledgeCommand::List {
             kind,
@@ -205,7 +205,7 @@ pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
                     .map_err(|e| Failure::usage(format!("--maturity: {e}")))?,
                 since: since.as_deref().map(parse_since).transpose()?,
             };
-            let (_, k, _) = open()?;
+            let (_, k, _) = open(flags)?;
             let listing = k.list(&filter).map_err(fail)?;
             for w in &listing.warnings {
                 out.warn(&format!("{w} (skipped)"));
@@ -235,7 +235,7 @@ pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
             Ok(Code::Ok)
         }
         KnowledgeCommand::Show { id } => {
-            let (_, k, _) = open()?;
+            let (_, k, _) = open(flags)?;
             let e = k.find(&id).map_err(fail)?;
             if out.json {
                 out.json(&e);
@@ -267,7 +267,7 @@ pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
             Ok(Code::Ok)
         }
         KnowledgeCommand::History { id, limit } => {
-            let (_, k, _) = open()?;
+            let (_, k, _) = open(flags)?;
             let items = k.history(id.as_deref(), limit).map_err(fail)?;
             if out.json {
                 out.json(&items);
@@ -291,16 +291,22 @@ pub fn run(cmd: KnowledgeCommand, out: &Output) -> Result<Code, Failure> {
             Ok(Code::Ok)
         }
         KnowledgeCommand::Promote { id, source } => {
-            maturity(&id, Maturity::Established, source, out)
+            maturity(&id, Maturity::Established, source, flags, out)
         }
         KnowledgeCommand::Deprecate { id, source } => {
-            maturity(&id, Maturity::Deprecated, source, out)
+            maturity(&id, Maturity::Deprecated, source, flags, out)
         }
     }
 }
 
-fn maturity(id: &str, m: Maturity, source: SourceArgs, out: &Output) -> Result<Code, Failure> {
-    let (layout, k, config) = open()?;
+fn maturity(
+    id: &str,
+    m: Maturity,
+    source: SourceArgs,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let (layout, k, config) = open(flags)?;
     let j = journal(&layout, &config)?;
     let o = k
         .set_maturity(id, m, &provenance(source), Some(&j))

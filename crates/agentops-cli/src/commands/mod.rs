@@ -44,12 +44,15 @@ pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
 }
 
-pub fn run(cmd: Command, out: &Output) -> Result<Code, Failure> {
+/// Configuration overrides from global flags.
+pub type Flags = [(String, String, String)];
+
+pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     match cmd {
-        Command::Init => init(out),
-        Command::Doctor => doctor(out),
-        Command::Learn(args) => knowledge::learn(*args, out),
-        Command::Knowledge(cmd) => knowledge::run(cmd, out),
+        Command::Init => init(flags, out),
+        Command::Doctor => doctor(flags, out),
+        Command::Learn(args) => knowledge::learn(*args, flags, out),
+        Command::Knowledge(cmd) => knowledge::run(cmd, flags, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)
@@ -80,9 +83,9 @@ fn completions(shell: Shell) {
     clap_complete::generate(shell, &mut cmd, "agentops", &mut std::io::stdout());
 }
 
-fn init(out: &Output) -> Result<Code, Failure> {
+fn init(flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let report = project::init(&layout).map_err(|e| match e {
+    let report = project::init(&layout, flags.to_vec()).map_err(|e| match e {
         project::InitError::Layout(_) | project::InitError::Config(_) => Failure::usage(e),
         project::InitError::Io { .. } | project::InitError::Store(_) => Failure::failed(e),
     })?;
@@ -115,8 +118,8 @@ fn init(out: &Output) -> Result<Code, Failure> {
     Ok(Code::Ok)
 }
 
-fn doctor(out: &Output) -> Result<Code, Failure> {
-    let checks = project::doctor(&cwd()?, Vec::new());
+fn doctor(flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let checks = project::doctor(&cwd()?, flags.to_vec());
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     if out.json {
         out.json(&serde_json::json!({ "ok": !failed, "checks": checks }));
@@ -147,7 +150,7 @@ fn doctor(out: &Output) -> Result<Code, Failure> {
         if out.verbose > 0 {
             // The configuration in force, after every layer.
             let layout = RepoLayout::discover(&cwd()?).ok();
-            if let Ok(cfg) = project::load_config(layout.as_ref(), Vec::new()) {
+            if let Ok(cfg) = project::load_config(layout.as_ref(), flags.to_vec()) {
                 out.line("effective configuration:");
                 if let Ok(text) = serde_json::to_string_pretty(&cfg) {
                     for l in text.lines() {
