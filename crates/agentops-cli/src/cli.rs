@@ -75,6 +75,59 @@ pub enum Command {
     /// List, show, and manage knowledge entries.
     #[command(subcommand)]
     Knowledge(KnowledgeCommand),
+    /// Search knowledge: full text (BM25 over title, tags and body), ranked by
+    /// relevance × freshness × utility × maturity, with snippets.
+    Search {
+        /// What to look for, in plain words (no query syntax).
+        query: String,
+        /// Only this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only entries with this tag (repeat: all must match).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Build a context packet for a task: the best entries within a token
+    /// budget, in tiers (full text, one-line summaries, titles).
+    ///
+    /// The budget is min(context.packet_max, 0.40 × window − used): the packet
+    /// never pushes the window past 40%. --budget sets it directly.
+    Context(Box<ContextArgs>),
+    /// Tell agentops how an entry served: retrieved, used, helpful or harmful.
+    /// Utility is an exponential moving average (α = 0.1, from 0.5); after at
+    /// least 3 events an entry at ≥ 0.55 is promoted, one under 0.3 deprecated
+    /// (memory writes).
+    Feedback {
+        /// The entry's id.
+        id: String,
+        /// retrieved, used, helpful or harmful.
+        signal: String,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// How full a Claude Code session's context window is, from the tail of
+    /// its transcript: green ≤ 20%, amber ≤ 40%, red ≤ 60%, critical above.
+    Guard {
+        /// The session transcript (JSONL); only its last 512 KiB are read.
+        #[arg(long, value_name = "PATH")]
+        transcript: PathBuf,
+        /// The context window in tokens (default: from the model's name).
+        #[arg(long, value_name = "TOKENS")]
+        window: Option<u64>,
+    },
+    /// Measure retrieval quality.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Bring the search index up to date with a full check of every file
+    /// (commands do a cheap check themselves), or rebuild it.
+    Index {
+        /// Drop the index and build it again from `.agents/`.
+        #[arg(long)]
+        rebuild: bool,
+    },
     /// Print the version of agentops and of the journal schema it writes.
     Version,
     /// Print a shell completion script.
@@ -188,5 +241,49 @@ pub enum KnowledgeCommand {
         id: String,
         #[command(flatten)]
         source: SourceArgs,
+    },
+}
+
+/// `agentops context`.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The task the packet is for.
+    pub task: String,
+    /// The packet's token budget (overrides the 40% rule).
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<u32>,
+    /// The model's context window in tokens (default: context.window).
+    #[arg(long, value_name = "TOKENS")]
+    pub window: Option<u64>,
+    /// Tokens already in the window.
+    #[arg(long, value_name = "TOKENS", default_value_t = 0)]
+    pub used: u64,
+    /// md (the packet) or json (packet, scores and decisions).
+    #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+    pub format: String,
+    /// Explain every candidate: score parts, decision and why (on stderr for md).
+    #[arg(long)]
+    pub explain: bool,
+    /// Only this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only entries with this tag (repeat: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Precision@5, Recall@10 and MRR of search over labelled queries: a JSONL
+    /// file of {"query": "...", "expected": ["entry-id", ...]} lines.
+    Retrieval {
+        /// The labelled queries.
+        file: PathBuf,
+        /// Evaluate over the entries under this directory (an `.agents/`-style
+        /// tree) instead of the repository's index.
+        #[arg(long, value_name = "DIR")]
+        corpus: Option<PathBuf>,
     },
 }

@@ -38,6 +38,16 @@ impl Output {
         println!("{text}");
     }
 
+    /// Prints text exactly as given on stdout (a packet), even with `--quiet`.
+    pub fn raw(&self, text: &str) {
+        print!("{text}");
+    }
+
+    /// Prints an informational line on stderr (explanations beside a packet).
+    pub fn warn_block(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
     /// Prints a warning on stderr (also with `--json`, so stdout stays JSON).
     pub fn warn(&self, message: &str) {
         eprintln!("warning: {message}");

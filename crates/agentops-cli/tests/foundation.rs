@@ -35,11 +35,12 @@ fn which(name: &str) -> std::path::PathBuf {
 #[test]
 fn version_text_and_json() {
     let ctx = ctx();
+    let schema = agentops_store::SCHEMA_VERSION;
     let r = ctx.run(&["version"]);
     assert_eq!(
         r.ok(),
         format!(
-            "agentops {} (journal schema 1)\n",
+            "agentops {} (journal schema {schema})\n",
             env!("CARGO_PKG_VERSION")
         )
     );
@@ -47,7 +48,7 @@ fn version_text_and_json() {
     let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "journal_schema": 1})
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "journal_schema": schema})
     );
 }
 

@@ -86,6 +86,24 @@ pub struct Config {
     pub journal: JournalConfig,
     pub redaction: RedactionConfig,
     pub memory: MemoryConfig,
+    pub context: ContextConfig,
+}
+
+/// `[context]`: search ranking, packet budgets, model windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextConfig {
+    /// The most tokens a context packet may use.
+    pub packet_max: u64,
+    /// The model's context window, when neither a flag nor the model table says.
+    pub window: u64,
+    /// Freshness halves every this many days.
+    pub half_life_days: f64,
+    /// `o200k` or `cl100k`: how tokens are counted.
+    pub tokenizer: String,
+    /// At most this many entries get their full body in a packet.
+    pub full_entries: u64,
+    /// Context windows by model name prefix, overriding the built-in table.
+    pub windows: std::collections::BTreeMap<String, u64>,
 }
 
 /// `[store]`: where the journal lives.
@@ -134,6 +152,14 @@ impl Default for Config {
                 commit: MemoryCommit::Auto,
                 branch: None,
             },
+            context: ContextConfig {
+                packet_max: 4_000,
+                window: 200_000,
+                half_life_days: 90.0,
+                tokenizer: "o200k".into(),
+                full_entries: 5,
+                windows: std::collections::BTreeMap::new(),
+            },
         }
     }
 }
@@ -145,6 +171,26 @@ struct Layer {
     journal: Option<JournalLayer>,
     redaction: Option<RedactionLayer>,
     memory: Option<MemoryLayer>,
+    context: Option<ContextLayer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextLayer {
+    packet_max: Option<u64>,
+    window: Option<u64>,
+    half_life_days: Option<f64>,
+    tokenizer: Option<Tokenizer>,
+    full_entries: Option<u64>,
+    windows: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Tokenizers agentops can count with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Tokenizer {
+    O200k,
+    Cl100k,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +233,21 @@ pub const KEYS: &[(&str, &str)] = &[
     ("redaction.extra_patterns", "a list of regular expressions"),
     ("memory.commit", "\"auto\" or \"off\""),
     ("memory.branch", "a branch name"),
+    (
+        "context.packet_max",
+        "a whole number of tokens, 100 to 1000000",
+    ),
+    (
+        "context.window",
+        "a whole number of tokens, 1000 to 10000000",
+    ),
+    ("context.half_life_days", "a number of days above 0"),
+    ("context.tokenizer", "\"o200k\" or \"cl100k\""),
+    ("context.full_entries", "a whole number, 0 to 100"),
+    (
+        "context.windows",
+        "a table of model-name prefix = tokens, e.g. { \"claude-\" = 200000 }",
+    ),
 ];
 
 /// The environment variable for a dotted key: `store.url` → `AGENTOPS_STORE_URL`.
@@ -365,6 +426,52 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             cfg.memory.branch = Some(b);
         }
     }
+    if let Some(c) = layer.context {
+        let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<u64, ConfigError> {
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::invalid(
+                    at(key),
+                    Some(key.into()),
+                    format!("key `{key}`: {v} is out of range; allowed: {lo} to {hi}"),
+                ))
+            }
+        };
+        if let Some(v) = c.packet_max {
+            cfg.context.packet_max = range("context.packet_max", v, 100, 1_000_000)?;
+        }
+        if let Some(v) = c.window {
+            cfg.context.window = range("context.window", v, 1_000, 10_000_000)?;
+        }
+        if let Some(v) = c.full_entries {
+            cfg.context.full_entries = range("context.full_entries", v, 0, 100)?;
+        }
+        if let Some(v) = c.half_life_days {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::invalid(
+                    at("context.half_life_days"),
+                    Some("context.half_life_days".into()),
+                    format!(
+                        "key `context.half_life_days`: {v} is not allowed; allowed: a number of days above 0"
+                    ),
+                ));
+            }
+            cfg.context.half_life_days = v;
+        }
+        if let Some(t) = c.tokenizer {
+            cfg.context.tokenizer = match t {
+                Tokenizer::O200k => "o200k".into(),
+                Tokenizer::Cl100k => "cl100k".into(),
+            };
+        }
+        if let Some(w) = c.windows {
+            for (model, tokens) in w {
+                range("context.windows", tokens, 1_000, 10_000_000)?;
+                cfg.context.windows.insert(model, tokens);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -498,6 +605,21 @@ pub fn commented_template() -> String {
 # commit = "auto"
 # Commit memory writes to this branch instead of the current one.
 # branch = "agentops/memory"
+
+[context]
+# The most tokens a context packet may use; the packet also never takes the
+# whole context window past 40% (0.40 x window - tokens already in use).
+# packet_max = 4000
+# The context window assumed when the model is not in the table below.
+# window = 200000
+# Freshness of an entry halves every this many days.
+# half_life_days = 90
+# How tokens are counted: "o200k" or "cl100k".
+# tokenizer = "o200k"
+# At most this many entries get their full text in a packet.
+# full_entries = 5
+# Context windows by model-name prefix (longest prefix wins).
+# windows = { "claude-" = 200000, "gpt-4.1" = 1047576 }
 "#,
     )
 }
@@ -673,6 +795,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with(&format!("{}:2:", p.display())), "{err}");
+    }
+
+    #[test]
+    fn context_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "c.toml",
+            "[context]\npacket_max = 2000\ntokenizer = \"cl100k\"\nwindows = { \"my-model\" = 32000 }\n",
+        );
+        let cfg = load(&LoadOptions {
+            project_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.context.packet_max, 2000);
+        assert_eq!(cfg.context.tokenizer, "cl100k");
+        assert_eq!(cfg.context.windows.get("my-model"), Some(&32000));
+        let p = write(dir.path(), "d.toml", "[context]\n\npacket_max = 5\n");
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:3: key `context.packet_max`: 5 is out of range",
+                p.display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ kinds! {
     GateVerdict => "gate.verdict",
     /// A knowledge entry was written (and committed).
     KnowledgeWrite => "knowledge.write",
+    /// Feedback on a knowledge entry moved its utility.
+    KnowledgeFeedback => "knowledge.feedback",
     /// A context packet was assembled.
     ContextAssembled => "context.assembled",
     /// A harness hook event arrived.

@@ -35,6 +35,7 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) -> Outcome {
     batches_are_ordered(fresh().as_ref())?;
     queries_filter(fresh().as_ref())?;
     journal_redacts(fresh())?;
+    utility_moves_as_an_ema(fresh().as_ref())?;
     Ok(())
 }
 
@@ -222,5 +223,33 @@ pub fn journal_redacts(store: Box<dyn Store>) -> Outcome {
     ensure(
         text.contains("[REDACTED:github-token]") && text.contains("[REDACTED:sensitive-field]"),
         || format!("no redaction markers: {text}"),
+    )
+}
+
+/// Feedback moves utility as an EMA from 0.5, per entry, counting events.
+pub fn utility_moves_as_an_ema(store: &dyn Store) -> Outcome {
+    let none = store.utility(&["a", "b"]).map_err(|e| e.to_string())?;
+    ensure(none.is_empty(), || {
+        format!("utility before feedback: {none:?}")
+    })?;
+    let u = store
+        .apply_feedback("a", 1.0, 0.1, 1)
+        .map_err(|e| e.to_string())?;
+    ensure((u.value - 0.55).abs() < 1e-9 && u.events == 1, || {
+        format!("after one helpful: {u:?}")
+    })?;
+    let u = store
+        .apply_feedback("a", 0.0, 0.1, 2)
+        .map_err(|e| e.to_string())?;
+    ensure((u.value - 0.495).abs() < 1e-9 && u.events == 2, || {
+        format!("after harmful: {u:?}")
+    })?;
+    store
+        .apply_feedback("b", 1.0, 0.5, 3)
+        .map_err(|e| e.to_string())?;
+    let all = store.utility(&["a", "b", "c"]).map_err(|e| e.to_string())?;
+    ensure(
+        all.len() == 2 && (all["b"].value - 0.75).abs() < 1e-9,
+        || format!("utility map: {all:?}"),
     )
 }

@@ -75,6 +75,33 @@ pub trait Store: Send + Sync {
     fn last_seq(&self) -> Result<i64, StoreError>;
     /// Number of events.
     fn count(&self) -> Result<u64, StoreError>;
+    /// The utility of each of `ids` that has had feedback.
+    fn utility(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Utility>, StoreError>;
+    /// Moves an entry's utility toward `target` by `alpha` (an exponential
+    /// moving average starting at [`Utility::START`]), atomically.
+    fn apply_feedback(
+        &self,
+        id: &str,
+        target: f64,
+        alpha: f64,
+        ts: i64,
+    ) -> Result<Utility, StoreError>;
+}
+
+/// How useful an entry has proved: an EMA of feedback in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Utility {
+    pub value: f64,
+    /// How many feedback events moved it.
+    pub events: u32,
+}
+
+impl Utility {
+    /// Where every entry starts.
+    pub const START: f64 = 0.5;
 }
 
 /// The one write path to the journal: redacts, then appends.
@@ -153,6 +180,20 @@ impl Journal {
     /// Number of events.
     pub fn count(&self) -> Result<u64, StoreError> {
         self.store.count()
+    }
+
+    /// Utility of entries that have had feedback.
+    pub fn utility(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Utility>, StoreError> {
+        self.store.utility(ids)
+    }
+
+    /// Applies one feedback signal to an entry's utility.
+    pub fn apply_feedback(&self, id: &str, target: f64, alpha: f64) -> Result<Utility, StoreError> {
+        self.store
+            .apply_feedback(id, target, alpha, agentops_core::time::now_micros())
     }
 }
 

@@ -9,16 +9,17 @@ use agentops_core::config::Synchronous;
 use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
-use crate::{Durability, Query, Store, StoreError};
+use crate::{Durability, Query, Store, StoreError, Utility};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of an agentops journal: "AGOP".
 const APPLICATION_ID: i64 = 0x4147_4F50;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     ts             INTEGER NOT NULL,
@@ -31,7 +32,16 @@ CREATE TABLE events (
 CREATE INDEX events_by_run  ON events (run_id, seq);
 CREATE INDEX events_by_kind ON events (kind, seq);
 CREATE INDEX events_by_ts   ON events (ts);
-"#];
+"#,
+    r#"
+CREATE TABLE utility (
+    entry_id   TEXT PRIMARY KEY,
+    value      REAL    NOT NULL,
+    events     INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL
+);
+"#,
+];
 
 /// How to open a SQLite journal.
 #[derive(Debug, Clone, Copy)]
@@ -471,6 +481,65 @@ impl Store for SqliteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(|r| self.row_to_event(r)).collect()
+    }
+
+    fn utility(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Utility>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT entry_id, value, events FROM utility WHERE entry_id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let rows: Vec<(String, f64, i64)> = self.with_conn(|c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+                rows.collect()
+            })?;
+            for (id, value, events) in rows {
+                out.insert(
+                    id,
+                    Utility {
+                        value,
+                        events: u32::try_from(events).unwrap_or(u32::MAX),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply_feedback(
+        &self,
+        id: &str,
+        target: f64,
+        alpha: f64,
+        ts: i64,
+    ) -> Result<Utility, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let prev: Option<(f64, i64)> = tx
+                .query_row("SELECT value, events FROM utility WHERE entry_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map(Some)
+                .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
+            let (value, events) = prev.unwrap_or((Utility::START, 0));
+            let value = (1.0 - alpha) * value + alpha * target;
+            let events = events + 1;
+            tx.execute(
+                "INSERT INTO utility (entry_id, value, events, updated_ts) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(entry_id) DO UPDATE SET value = excluded.value, events = excluded.events, updated_ts = excluded.updated_ts",
+                rusqlite::params![id, value, events, ts],
+            )?;
+            tx.commit()?;
+            Ok(Utility {
+                value,
+                events: u32::try_from(events).unwrap_or(u32::MAX),
+            })
+        })
     }
 
     fn last_seq(&self) -> Result<i64, StoreError> {

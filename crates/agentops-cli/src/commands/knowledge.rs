@@ -11,21 +11,23 @@ use super::{Code, Failure, Flags, cwd};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
 use crate::output::Output;
 
-fn open(flags: &Flags) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
+pub(crate) fn open(
+    flags: &Flags,
+) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
     let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
     let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
     let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
     Ok((layout, k, config))
 }
 
-fn journal(
+pub(crate) fn journal(
     layout: &RepoLayout,
     config: &agentops_core::config::Config,
 ) -> Result<Journal, Failure> {
     Journal::open_for(layout, config).map_err(Failure::failed)
 }
 
-fn fail(e: KnowledgeError) -> Failure {
+pub(crate) fn fail(e: KnowledgeError) -> Failure {
     match e {
         KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),
         KnowledgeError::NotFound { .. }
@@ -35,7 +37,7 @@ fn fail(e: KnowledgeError) -> Failure {
     }
 }
 
-fn provenance(s: SourceArgs) -> Provenance {
+pub(crate) fn provenance(s: SourceArgs) -> Provenance {
     Provenance {
         run: s.run.filter(|v| !v.is_empty()),
         session: s.session.filter(|v| !v.is_empty()),
@@ -162,7 +164,7 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
     Ok(Code::Ok)
 }
 
-fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
+pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
     if out.json {
         out.json(o);
         return;
@@ -328,7 +330,7 @@ fn maturity(
     Ok(Code::Ok)
 }
 
-fn parse_since(s: &str) -> Result<i64, Failure> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, Failure> {
     if let Some(age) = agentops_core::time::parse_age(s) {
         return Ok(agentops_core::time::now_micros() - age);
     }

@@ -7,6 +7,7 @@ use clap::CommandFactory;
 use crate::cli::{Command, Shell};
 use crate::output::Output;
 
+mod context;
 mod knowledge;
 
 /// Exit codes (see `agentops --help`).
@@ -53,6 +54,21 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Doctor => doctor(flags, out),
         Command::Learn(args) => knowledge::learn(*args, flags, out),
         Command::Knowledge(cmd) => knowledge::run(cmd, flags, out),
+        Command::Search {
+            query,
+            kind,
+            tags,
+            limit,
+        } => context::search(&query, kind, tags, limit, flags, out),
+        Command::Context(args) => context::context(*args, flags, out),
+        Command::Feedback { id, signal, source } => {
+            context::feedback(&id, &signal, source, flags, out)
+        }
+        Command::Guard { transcript, window } => context::guard(&transcript, window, flags, out),
+        Command::Eval(crate::cli::EvalCommand::Retrieval { file, corpus }) => {
+            context::eval(&file, corpus.as_deref(), flags, out)
+        }
+        Command::Index { rebuild } => context::index(rebuild, flags, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)

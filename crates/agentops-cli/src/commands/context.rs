@@ -1,0 +1,430 @@
+//! `search`, `context`, `feedback`, `guard`, `eval retrieval`, `index`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use agentops_context::packet::{self, Decision, PacketRequest};
+use agentops_context::tokens::TokenizerKind;
+use agentops_context::{KnowledgeIndex, Refresh, SearchFilter};
+use agentops_core::{EventKind, NewEvent, RunId};
+use agentops_knowledge::{EntryType, Maturity};
+use agentops_store::{Durability, Journal};
+
+use super::knowledge::{fail, journal, open, provenance, render_write};
+use super::{Code, Failure, Flags};
+use crate::cli::{ContextArgs, SourceArgs};
+use crate::output::Output;
+
+/// Candidates taken from BM25 before re-ranking.
+const CANDIDATES: usize = 50;
+
+fn filter(kind: Option<String>, tags: Vec<String>) -> Result<SearchFilter, Failure> {
+    Ok(SearchFilter {
+        kind: kind
+            .as_deref()
+            .map(EntryType::parse)
+            .transpose()
+            .map_err(|e| Failure::usage(format!("--type: {e}")))?,
+        tags: tags.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
+    })
+}
+
+fn report_refresh(r: &Refresh, out: &Output) {
+    if let Some(why) = &r.rebuilt {
+        out.warn(&format!(
+            "rebuilt the search index ({why}): {} entries",
+            r.entries
+        ));
+    }
+    if r.stale {
+        out.warn("another agentops process is updating the search index; these results may miss its latest changes");
+    }
+    for w in &r.warnings {
+        out.warn(&format!("{w} (skipped)"));
+    }
+}
+
+fn utility_of(j: &Journal) -> impl Fn(&[&str]) -> HashMap<String, f64> + '_ {
+    move |ids: &[&str]| {
+        j.utility(ids)
+            .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn open_index(
+    flags: &Flags,
+    out: &Output,
+) -> Result<
+    (
+        KnowledgeIndex,
+        Journal,
+        agentops_store::RepoLayout,
+        agentops_core::config::Config,
+    ),
+    Failure,
+> {
+    let (layout, _, config) = open(flags)?;
+    let (idx, refresh) =
+        KnowledgeIndex::open(&layout, &config, false, false).map_err(Failure::failed)?;
+    report_refresh(&refresh, out);
+    let j = journal(&layout, &config)?;
+    Ok((idx, j, layout, config))
+}
+
+pub fn search(
+    query: &str,
+    kind: Option<String>,
+    tags: Vec<String>,
+    limit: usize,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let f = filter(kind, tags)?;
+    let (idx, j, _, _) = open_index(flags, out)?;
+    let hits = idx
+        .search(query, &f, limit.max(CANDIDATES), &utility_of(&j))
+        .map_err(Failure::failed)?;
+    let hits: Vec<_> = hits.into_iter().take(limit).collect();
+    if out.json {
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "id": h.entry.id, "type": h.entry.kind, "title": h.entry.title, "tags": h.entry.tags,
+                    "maturity": h.entry.maturity, "path": h.entry.path, "score": h.score, "snippet": h.snippet,
+                })
+            })
+            .collect();
+        out.json(&rows);
+        return Ok(Code::Ok);
+    }
+    if hits.is_empty() {
+        out.line("no matches");
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let warn = if h.entry.kind == EntryType::AntiPattern {
+            "  ⚠ anti-pattern"
+        } else {
+            ""
+        };
+        out.line(&format!(
+            "{:>2}. {}  ({}, {})  score {:.2}{warn}",
+            i + 1,
+            h.entry.id,
+            h.entry.kind,
+            h.entry.maturity,
+            h.score.total
+        ));
+        out.line(&format!("    {}", h.entry.title));
+        if !h.snippet.is_empty() {
+            out.line(&format!("    {}", h.snippet));
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let f = filter(args.kind.clone(), args.tags.clone())?;
+    let (idx, j, _, config) = open_index(flags, out)?;
+    let window = args.window.unwrap_or(config.context.window);
+    let budget = args
+        .budget
+        .unwrap_or_else(|| packet::default_budget(config.context.packet_max, window, args.used));
+    let hits = idx
+        .search(&args.task, &f, CANDIDATES, &utility_of(&j))
+        .map_err(Failure::failed)?;
+    let p = packet::assemble(
+        &hits,
+        idx.fixed_tokens(),
+        &PacketRequest {
+            budget,
+            full_entries: usize::try_from(config.context.full_entries).unwrap_or(5),
+        },
+    );
+    let source = provenance(args.source);
+    let run = source
+        .run
+        .as_deref()
+        .or(source.session.as_deref())
+        .and_then(|r| RunId::parse(r).ok())
+        .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+    let count = |d: Decision| p.explain.iter().filter(|x| x.decision == d).count();
+    j.append(
+        NewEvent::now(
+            run,
+            EventKind::ContextAssembled,
+            serde_json::json!({
+                "task": args.task, "budget": budget, "tokens": p.tokens, "cited": p.cited,
+                "full": count(Decision::Full), "summary": count(Decision::Summary),
+                "title": count(Decision::Title), "dropped": count(Decision::Dropped),
+                "agent": source.agent,
+            }),
+        ),
+        Durability::Configured,
+    )
+    .map_err(Failure::failed)?;
+    if args.format == "json" || out.json {
+        let mut v = serde_json::to_value(&p).map_err(Failure::failed)?;
+        if !args.explain
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("explain");
+        }
+        out.json(&v);
+        return Ok(Code::Ok);
+    }
+    out.raw(&p.text);
+    if args.explain {
+        out.warn_block(&format!(
+            "packet: {} of {budget} tokens; {} full, {} summaries, {} titles, {} dropped",
+            p.tokens,
+            count(Decision::Full),
+            count(Decision::Summary),
+            count(Decision::Title),
+            count(Decision::Dropped)
+        ));
+        out.warn_block(
+            "rank  decision  score = relevance × freshness × utility × maturity   tokens  id — why",
+        );
+        for x in &p.explain {
+            let d = match x.decision {
+                Decision::Full => "full",
+                Decision::Summary => "summary",
+                Decision::Title => "title",
+                Decision::Dropped => "dropped",
+            };
+            out.warn_block(&format!(
+                "{:>4}  {d:<8}  {:>6.3} = {:.3} × {:.2} × {:.2} × {:.1}   {:>6}  {} — {}",
+                x.rank,
+                x.score.total,
+                x.score.relevance,
+                x.score.freshness,
+                x.score.utility,
+                x.score.maturity,
+                x.tokens,
+                x.id,
+                x.reason
+            ));
+        }
+    }
+    Ok(Code::Ok)
+}
+
+/// What each signal moves utility toward.
+fn signal_target(s: &str) -> Option<f64> {
+    match s {
+        "retrieved" => Some(0.5),
+        "used" => Some(0.75),
+        "helpful" => Some(1.0),
+        "harmful" => Some(0.0),
+        _ => None,
+    }
+}
+
+pub fn feedback(
+    id: &str,
+    signal: &str,
+    source: SourceArgs,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let target = signal_target(signal).ok_or_else(|| {
+        Failure::usage(format!(
+            "signal `{signal}` is not known; allowed: retrieved, used, helpful, harmful"
+        ))
+    })?;
+    let (layout, k, config) = open(flags)?;
+    let e = k.find(id).map_err(fail)?;
+    let j = journal(&layout, &config)?;
+    let u = j
+        .apply_feedback(e.id.as_str(), target, 0.1)
+        .map_err(Failure::failed)?;
+    let source = provenance(source);
+    let run = source
+        .run
+        .as_deref()
+        .or(source.session.as_deref())
+        .and_then(|r| RunId::parse(r).ok())
+        .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+    j.append(
+        NewEvent::now(
+            run,
+            EventKind::KnowledgeFeedback,
+            serde_json::json!({"entry": e.id, "signal": signal, "utility": u.value, "events": u.events}),
+        ),
+        Durability::Configured,
+    )
+    .map_err(Failure::failed)?;
+    let moved = if u.events >= 3 && u.value >= 0.55 && e.maturity == Maturity::Provisional {
+        Some(Maturity::Established)
+    } else if u.value < 0.3 && e.maturity != Maturity::Deprecated {
+        Some(Maturity::Deprecated)
+    } else {
+        None
+    };
+    let write = match moved {
+        Some(m) => Some(
+            k.set_maturity(e.id.as_str(), m, &source, Some(&j))
+                .map_err(fail)?,
+        ),
+        None => None,
+    };
+    if out.json {
+        out.json(&serde_json::json!({
+            "id": e.id, "signal": signal, "utility": u.value, "events": u.events,
+            "maturity": moved.unwrap_or(e.maturity), "write": write,
+        }));
+        return Ok(Code::Ok);
+    }
+    out.line(&format!(
+        "{}: utility {:.3} after {} events",
+        e.id, u.value, u.events
+    ));
+    if let (Some(m), Some(w)) = (moved, &write) {
+        render_write(w, out, &format!("{m} →"));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn guard(
+    transcript: &Path,
+    window: Option<u64>,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let layout = agentops_store::RepoLayout::discover(&super::cwd()?).ok();
+    let config = agentops_store::project::load_config(layout.as_ref(), flags.to_vec())
+        .map_err(Failure::usage)?;
+    let r = agentops_context::guard::guard(transcript, window, &config.context)
+        .map_err(Failure::failed)?;
+    if out.json {
+        out.json(&r);
+        return Ok(Code::Ok);
+    }
+    let advice = match r.band {
+        agentops_context::guard::Band::Green => "plenty of room",
+        agentops_context::guard::Band::Amber => {
+            "at most 40% of the window: keep the remaining work focused"
+        }
+        agentops_context::guard::Band::Red => {
+            "past 40%: wrap up, write a handoff, continue in a fresh session"
+        }
+        agentops_context::guard::Band::Critical => "past 60%: stop, write a handoff now",
+    };
+    out.line(&format!(
+        "{}: {} of {} tokens ({}%){} — {advice}",
+        r.band.as_str(),
+        r.used,
+        r.window,
+        r.percent,
+        r.model
+            .as_deref()
+            .map(|m| format!(", {m}"))
+            .unwrap_or_default()
+    ));
+    Ok(Code::Ok)
+}
+
+pub fn eval(
+    file: &Path,
+    corpus: Option<&Path>,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let set = agentops_context::eval::read_labelled(file).map_err(Failure::usage)?;
+    let report = match corpus {
+        Some(dir) => {
+            let entries = read_corpus(dir)?;
+            let idx = KnowledgeIndex::in_memory(&entries, TokenizerKind::O200k, 90.0)
+                .map_err(Failure::failed)?;
+            let none = |_: &[&str]| HashMap::new();
+            agentops_context::eval::evaluate(&set, &mut |q| {
+                idx.search(q, &SearchFilter::default(), CANDIDATES, &none)
+                    .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
+                    .unwrap_or_default()
+            })
+        }
+        None => {
+            let (idx, j, _, _) = open_index(flags, out)?;
+            let util = utility_of(&j);
+            agentops_context::eval::evaluate(&set, &mut |q| {
+                idx.search(q, &SearchFilter::default(), CANDIDATES, &util)
+                    .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
+                    .unwrap_or_default()
+            })
+        }
+    };
+    if out.json {
+        out.json(&report);
+        return Ok(Code::Ok);
+    }
+    if out.verbose > 0 {
+        for q in &report.per_query {
+            out.line(&format!(
+                "P@5 {:.2}  R@10 {:.2}  RR {:.2}  {}",
+                q.precision_at_5, q.recall_at_10, q.reciprocal_rank, q.query
+            ));
+        }
+    }
+    out.line(&format!(
+        "{} queries  P@5 {:.3}  Recall@10 {:.3}  MRR {:.3}",
+        report.queries, report.precision_at_5, report.recall_at_10, report.mrr
+    ));
+    Ok(Code::Ok)
+}
+
+/// Every entry under `dir` (any depth), for evaluating a checked-in corpus.
+fn read_corpus(dir: &Path) -> Result<Vec<agentops_knowledge::Entry>, Failure> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d)
+            .map_err(|e| Failure::usage(format!("--corpus {}: {e}", d.display())))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
+                let entry = agentops_knowledge::entry::parse(&format!(".agents/{rel}"), &text)
+                    .map_err(Failure::usage)?;
+                out.push(entry);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, config) = open(flags)?;
+    let (_, r) = KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
+    for w in &r.warnings {
+        out.warn(&format!("{w} (skipped)"));
+    }
+    if out.json {
+        out.json(&r);
+        return Ok(Code::Ok);
+    }
+    let how = match &r.rebuilt {
+        Some(why) => format!("rebuilt ({why})"),
+        None => "checked every file".into(),
+    };
+    out.line(&format!(
+        "{how}: {} entries; {} added, {} updated, {} removed, {} skipped; {:.1} ms",
+        r.entries,
+        r.added,
+        r.updated,
+        r.removed,
+        r.warnings.len(),
+        r.elapsed_ms
+    ));
+    Ok(Code::Ok)
+}

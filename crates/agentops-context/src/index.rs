@@ -1,0 +1,903 @@
+//! The search index over `.agents/`: tantivy (BM25) in
+//! `<git-common-dir>/agentops/index/`, rebuildable from the files at any time.
+//!
+//! **Freshness.** Every command that reads the index first brings it up to
+//! date. The cheap check stats only the knowledge directories (creating,
+//! deleting or renaming a file changes its directory's mtime; agentops,
+//! `git checkout` and editors that save atomically all do that) and compares
+//! the `.agents` tree of HEAD (a commit, pull or checkout that changes
+//! knowledge triggers a full check). Only changed directories are listed and
+//! only files whose size, mtime or inode changed are read and hashed; a file
+//! is re-indexed only when its content hash differs. `agentops index` runs the
+//! full check, which also catches uncommitted in-place edits.
+//!
+//! Token counts of each entry's three tiers are taken when it is indexed, so
+//! no tokenizer is loaded when a query runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use agentops_core::config::Config;
+use agentops_knowledge::entry::{self, KNOWLEDGE_DIRS};
+use agentops_knowledge::{Entry, EntryType, Maturity, Provenance};
+use agentops_store::RepoLayout;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::tokens::TokenizerKind;
+use crate::{rank, render};
+
+/// Bumped when the schema or the manifest changes shape: the index is rebuilt.
+const FORMAT: u32 = 1;
+const ANALYZER: &str = "agentops";
+const MAX_QUERY_TERMS: usize = 64;
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// Why the index could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("search index: {0}")]
+    Tantivy(String),
+    #[error("configuration: context.tokenizer `{0}` is not known; allowed: o200k, cl100k")]
+    Tokenizer(String),
+}
+
+impl From<tantivy::TantivyError> for IndexError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        IndexError::Tantivy(e.to_string())
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |e| IndexError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    path: Field,
+    id: Field,
+    kind: Field,
+    title: Field,
+    tags: Field,
+    tag: Field,
+    body: Field,
+    maturity: Field,
+    created: Field,
+    tok_full: Field,
+    tok_summary: Field,
+    tok_title: Field,
+    summary: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let num = NumericOptions::default().set_stored();
+    let fields = Fields {
+        path: b.add_text_field("path", STRING | STORED),
+        id: b.add_text_field("id", STRING | STORED),
+        kind: b.add_text_field("kind", STRING | STORED),
+        title: b.add_text_field("title", text.clone()),
+        tags: b.add_text_field("tags", text.clone()),
+        tag: b.add_text_field("tag", STRING),
+        body: b.add_text_field("body", text),
+        maturity: b.add_text_field("maturity", STRING | STORED),
+        created: b.add_i64_field("created", num.clone()),
+        tok_full: b.add_u64_field("tok_full", num.clone()),
+        tok_summary: b.add_u64_field("tok_summary", num.clone()),
+        tok_title: b.add_u64_field("tok_title", num),
+        summary: b.add_text_field("summary", STORED),
+    };
+    (b.build(), fields)
+}
+
+fn register(index: &Index) {
+    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(
+            StopWordFilter::new(Language::English)
+                .unwrap_or_else(|| StopWordFilter::remove(Vec::<String>::new())),
+        )
+        .filter(Stemmer::new(Language::English))
+        .build();
+    index.tokenizers().register(ANALYZER, analyzer);
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DirState {
+    mtime_ns: i128,
+    subdirs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct FileState {
+    mtime_ns: i128,
+    size: u64,
+    ino: u64,
+    hash: String,
+}
+
+/// What lives beside the tantivy files: small enough to read on every query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    tokenizer: String,
+    /// Token counts of [`render::FIXED`].
+    fixed_tokens: Vec<u32>,
+    /// The `.agents` tree id at HEAD when last fully checked.
+    head_tree: String,
+    dirs: BTreeMap<String, DirState>,
+    /// Files that could not be parsed: path → problem.
+    broken: BTreeMap<String, String>,
+    entries: u64,
+}
+
+/// What bringing the index up to date did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Refresh {
+    /// Why the index was rebuilt from scratch, if it was.
+    pub rebuilt: Option<String>,
+    /// Whether every file was checked (else only changed directories).
+    pub full_check: bool,
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    /// Entries in the index afterwards.
+    pub entries: u64,
+    /// Files skipped because they could not be read: `path: problem`.
+    pub warnings: Vec<String>,
+    /// Set when another process held the index writer and this one used the
+    /// index as it was.
+    pub stale: bool,
+    pub elapsed_ms: f64,
+}
+
+/// One search result with everything ranking and packets need.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub entry: Entry,
+    pub score: rank::ScoreParts,
+    pub snippet: String,
+    pub tokens_full: u32,
+    pub tokens_summary: u32,
+    pub tokens_title: u32,
+    pub summary: String,
+}
+
+/// Restrictions on a search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub kind: Option<EntryType>,
+    pub tags: Vec<String>,
+}
+
+/// An open, up-to-date index.
+pub struct KnowledgeIndex {
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+    manifest: Manifest,
+    dir: PathBuf,
+    work_tree: PathBuf,
+    tokenizer: TokenizerKind,
+    half_life_days: f64,
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+}
+
+fn file_state(m: &std::fs::Metadata, hash: String) -> FileState {
+    use std::os::unix::fs::MetadataExt;
+    FileState {
+        mtime_ns: mtime_ns(m),
+        size: m.len(),
+        ino: m.ino(),
+        hash,
+    }
+}
+
+fn content_hash(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    let d = sha1::Sha1::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn dir_key(dir: &str) -> String {
+    content_hash(dir.as_bytes())
+}
+
+impl KnowledgeIndex {
+    /// Opens the index of `layout`, bringing it up to date first (`full`:
+    /// check every file; `rebuild`: start from scratch).
+    pub fn open(
+        layout: &RepoLayout,
+        config: &Config,
+        full: bool,
+        rebuild: bool,
+    ) -> Result<(Self, Refresh), IndexError> {
+        let start = Instant::now();
+        let tokenizer = TokenizerKind::parse(&config.context.tokenizer)
+            .ok_or_else(|| IndexError::Tokenizer(config.context.tokenizer.clone()))?;
+        let dir = layout.state_dir().join("index");
+        let mut refresh = Refresh::default();
+        let mut opened = if rebuild {
+            refresh.rebuilt = Some("asked to rebuild".into());
+            None
+        } else {
+            match Self::try_open(
+                &dir,
+                &layout.work_tree,
+                tokenizer,
+                config.context.half_life_days,
+            ) {
+                Ok(Some(k)) => Some(k),
+                Ok(None) => {
+                    refresh.rebuilt = Some(if dir.exists() {
+                        "the index was built by another version or tokenizer".into()
+                    } else {
+                        "no index yet".into()
+                    });
+                    None
+                }
+                Err(e) => {
+                    refresh.rebuilt = Some(format!("the index could not be read ({e})"));
+                    None
+                }
+            }
+        };
+        if opened.is_none() {
+            opened = Some(Self::create(
+                &dir,
+                &layout.work_tree,
+                tokenizer,
+                config.context.half_life_days,
+            )?);
+        }
+        let Some(mut k) = opened else {
+            return Err(IndexError::Tantivy("index could not be opened".into()));
+        };
+        let full = full || refresh.rebuilt.is_some();
+        k.refresh(layout, full, &mut refresh)?;
+        refresh.entries = k.manifest.entries;
+        // Each message names its file (and line and field where known).
+        refresh.warnings.extend(k.manifest.broken.values().cloned());
+        refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        Ok((k, refresh))
+    }
+
+    fn manifest_path(dir: &Path) -> PathBuf {
+        dir.join("manifest.json")
+    }
+
+    fn try_open(
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Option<Self>, IndexError> {
+        let mpath = Self::manifest_path(dir);
+        let Ok(text) = std::fs::read(&mpath) else {
+            return Ok(None);
+        };
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| IndexError::Io {
+            path: mpath.clone(),
+            reason: e.to_string(),
+        })?;
+        if manifest.format != FORMAT || manifest.tokenizer != tokenizer.name() {
+            return Ok(None);
+        }
+        let index = Index::open_in_dir(dir.join("tantivy"))?;
+        register(&index);
+        let (_, f) = schema();
+        if index.schema() != schema().0 {
+            return Ok(None);
+        }
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Some(Self {
+            index,
+            reader,
+            f,
+            manifest,
+            dir: dir.to_path_buf(),
+            work_tree: work_tree.to_path_buf(),
+            tokenizer,
+            half_life_days,
+        }))
+    }
+
+    fn create(
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Self, IndexError> {
+        // Everything under the index directory is derived: start clean, or
+        // file lists left from the old index would make files look indexed.
+        for sub in ["tantivy", "dirs"] {
+            let p = dir.join(sub);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).map_err(io(&p))?;
+            }
+        }
+        let _ = std::fs::remove_file(Self::manifest_path(dir));
+        let tdir = dir.join("tantivy");
+        std::fs::create_dir_all(&tdir).map_err(io(&tdir))?;
+        let (schema, f) = schema();
+        let index = Index::create_in_dir(&tdir, schema)?;
+        register(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let manifest = Manifest {
+            format: FORMAT,
+            tokenizer: tokenizer.name().into(),
+            fixed_tokens: render::FIXED.iter().map(|s| tokenizer.count(s)).collect(),
+            ..Manifest::default()
+        };
+        let k = Self {
+            index,
+            reader,
+            f,
+            manifest,
+            dir: dir.to_path_buf(),
+            work_tree: work_tree.to_path_buf(),
+            tokenizer,
+            half_life_days,
+        };
+        k.save_manifest()?;
+        Ok(k)
+    }
+
+    /// An index in memory over `entries` (tests and evaluation).
+    pub fn in_memory(
+        entries: &[Entry],
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Self, IndexError> {
+        let (schema, f) = schema();
+        let index = Index::create_in_ram(schema);
+        register(&index);
+        let mut writer: IndexWriter = index.writer(WRITER_HEAP)?;
+        let now = agentops_core::time::now_micros();
+        for e in entries {
+            writer.add_document(doc_for(&f, e, e.created.unwrap_or(now), tokenizer))?;
+        }
+        writer.commit()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        reader.reload()?;
+        let manifest = Manifest {
+            format: FORMAT,
+            tokenizer: tokenizer.name().into(),
+            fixed_tokens: render::FIXED.iter().map(|s| tokenizer.count(s)).collect(),
+            entries: entries.len() as u64,
+            ..Manifest::default()
+        };
+        Ok(Self {
+            index,
+            reader,
+            f,
+            manifest,
+            dir: PathBuf::new(),
+            work_tree: PathBuf::new(),
+            tokenizer,
+            half_life_days,
+        })
+    }
+
+    fn save_manifest(&self) -> Result<(), IndexError> {
+        let p = Self::manifest_path(&self.dir);
+        let tmp = self
+            .dir
+            .join(format!(".manifest.{}.tmp", std::process::id()));
+        let bytes = serde_json::to_vec(&self.manifest).map_err(|e| IndexError::Io {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
+    fn dir_files_path(&self, dir: &str) -> PathBuf {
+        self.dir.join("dirs").join(format!("{}.json", dir_key(dir)))
+    }
+
+    fn load_dir_files(&self, dir: &str) -> BTreeMap<String, FileState> {
+        std::fs::read(self.dir_files_path(dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_dir_files(
+        &self,
+        dir: &str,
+        files: &BTreeMap<String, FileState>,
+    ) -> Result<(), IndexError> {
+        let p = self.dir_files_path(dir);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        if files.is_empty() {
+            let _ = std::fs::remove_file(&p);
+            return Ok(());
+        }
+        let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
+        let bytes = serde_json::to_vec(files).map_err(|e| IndexError::Io {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
+    /// The `.agents` tree id at HEAD, or "" when there is none.
+    fn head_tree(work_tree: &Path) -> String {
+        let Ok(repo) = agentops_knowledge::git::Repo::open(work_tree) else {
+            return String::new();
+        };
+        let Ok(Some(tip)) = repo.tip(&agentops_knowledge::git::Target::Head) else {
+            return String::new();
+        };
+        let g = repo.gix();
+        g.find_commit(tip)
+            .ok()
+            .and_then(|c| c.tree().ok())
+            .and_then(|t| t.lookup_entry_by_path(".agents").ok().flatten())
+            .map(|e| e.object_id().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Which directories changed (all of them when `full`), and the current
+    /// directory tree.
+    fn changed_dirs(&self, full: bool) -> (Vec<String>, BTreeMap<String, DirState>, Vec<String>) {
+        let mut changed = Vec::new();
+        let mut current: BTreeMap<String, DirState> = BTreeMap::new();
+        let mut stack: Vec<String> = KNOWLEDGE_DIRS
+            .iter()
+            .map(|d| format!(".agents/{d}"))
+            .collect();
+        while let Some(rel) = stack.pop() {
+            let abs = entry::absolute(&self.work_tree, &rel);
+            let Ok(meta) = std::fs::metadata(&abs) else {
+                continue;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            let mt = mtime_ns(&meta);
+            let known = self.manifest.dirs.get(&rel);
+            let state = match known {
+                Some(d) if d.mtime_ns == mt && !full => d.clone(),
+                _ => {
+                    changed.push(rel.clone());
+                    let mut subdirs = Vec::new();
+                    if let Ok(rd) = std::fs::read_dir(&abs) {
+                        for e in rd.flatten() {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            if !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_dir()) {
+                                subdirs.push(name);
+                            }
+                        }
+                    }
+                    subdirs.sort();
+                    DirState {
+                        mtime_ns: mt,
+                        subdirs,
+                    }
+                }
+            };
+            for s in &state.subdirs {
+                stack.push(format!("{rel}/{s}"));
+            }
+            current.insert(rel, state);
+        }
+        let gone: Vec<String> = self
+            .manifest
+            .dirs
+            .keys()
+            .filter(|d| !current.contains_key(*d))
+            .cloned()
+            .collect();
+        (changed, current, gone)
+    }
+
+    fn refresh(
+        &mut self,
+        layout: &RepoLayout,
+        full: bool,
+        out: &mut Refresh,
+    ) -> Result<(), IndexError> {
+        let head_tree = Self::head_tree(&layout.work_tree);
+        let full = full || head_tree != self.manifest.head_tree;
+        let (changed, _, gone) = self.changed_dirs(full);
+        if changed.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        // Changes: take the writer (one process at a time), then look again,
+        // since another process may have done the work while we waited.
+        let Some(mut writer) = self.take_writer()? else {
+            out.stale = true;
+            return Ok(());
+        };
+        if let Some(fresh) = Self::try_open(
+            &self.dir,
+            &self.work_tree,
+            self.tokenizer,
+            self.half_life_days,
+        )? && out.rebuilt.is_none()
+        {
+            self.manifest = fresh.manifest;
+        }
+        let full = full || head_tree != self.manifest.head_tree;
+        let (changed, current, gone) = self.changed_dirs(full);
+        out.full_check = full;
+        for d in &gone {
+            for name in self.load_dir_files(d).keys() {
+                writer.delete_term(Term::from_field_text(self.f.path, &format!("{d}/{name}")));
+                self.manifest.broken.remove(&format!("{d}/{name}"));
+                out.removed += 1;
+            }
+            self.save_dir_files(d, &BTreeMap::new())?;
+        }
+        for d in &changed {
+            let mut files = self.load_dir_files(d);
+            let abs = entry::absolute(&self.work_tree, d);
+            let mut seen = Vec::new();
+            if let Ok(rd) = std::fs::read_dir(&abs) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.')
+                        || !name.ends_with(".md")
+                        || name.eq_ignore_ascii_case("README.md")
+                    {
+                        continue;
+                    }
+                    let Ok(meta) = e.metadata() else { continue };
+                    if !meta.is_file() {
+                        continue;
+                    }
+                    seen.push(name.clone());
+                    let rel = format!("{d}/{name}");
+                    let prev = files.get(&name);
+                    let same_stat = prev.is_some_and(|p| {
+                        let now = file_state(&meta, String::new());
+                        p.mtime_ns == now.mtime_ns && p.size == now.size && p.ino == now.ino
+                    });
+                    if same_stat {
+                        continue;
+                    }
+                    let bytes = match std::fs::read(e.path()) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            self.manifest
+                                .broken
+                                .insert(rel.clone(), format!("{rel}: cannot read: {err}"));
+                            continue;
+                        }
+                    };
+                    let hash = content_hash(&bytes);
+                    if prev.is_some_and(|p| p.hash == hash) {
+                        files.insert(name, file_state(&meta, hash));
+                        continue;
+                    }
+                    writer.delete_term(Term::from_field_text(self.f.path, &rel));
+                    match entry::parse(&rel, &String::from_utf8_lossy(&bytes)) {
+                        Ok(entry) => {
+                            let created = entry
+                                .created
+                                .unwrap_or_else(|| (mtime_ns(&meta) / 1000) as i64);
+                            writer.add_document(doc_for(
+                                &self.f,
+                                &entry,
+                                created,
+                                self.tokenizer,
+                            ))?;
+                            self.manifest.broken.remove(&rel);
+                            if prev.is_some() {
+                                out.updated += 1;
+                            } else {
+                                out.added += 1;
+                            }
+                        }
+                        Err(err) => {
+                            if prev.is_some() && !self.manifest.broken.contains_key(&rel) {
+                                out.removed += 1;
+                            }
+                            self.manifest.broken.insert(rel, err.to_string());
+                        }
+                    }
+                    files.insert(name, file_state(&meta, hash));
+                }
+            }
+            let vanished: Vec<String> = files
+                .keys()
+                .filter(|n| !seen.contains(n))
+                .cloned()
+                .collect();
+            for name in vanished {
+                let rel = format!("{d}/{name}");
+                writer.delete_term(Term::from_field_text(self.f.path, &rel));
+                if self.manifest.broken.remove(&rel).is_none() {
+                    out.removed += 1;
+                }
+                files.remove(&name);
+            }
+            self.save_dir_files(d, &files)?;
+        }
+        writer.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        self.manifest.dirs = current;
+        self.manifest.head_tree = head_tree;
+        self.manifest.entries = self.reader.searcher().num_docs();
+        self.save_manifest()
+    }
+
+    /// The index writer, waiting up to 5 s for another process to finish.
+    fn take_writer(&self) -> Result<Option<IndexWriter>, IndexError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.index.writer::<TantivyDocument>(WRITER_HEAP) {
+                Ok(w) => return Ok(Some(w)),
+                Err(tantivy::TantivyError::LockFailure(..)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(tantivy::TantivyError::LockFailure(..)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Number of entries indexed.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Token counts of the packet's fixed parts ([`render::FIXED`]).
+    pub fn fixed_tokens(&self) -> &[u32] {
+        &self.manifest.fixed_tokens
+    }
+
+    /// The query for free text: its terms (after the same analysis as the
+    /// index, at most 64) in title ×3, tags ×2 and body, any of them matching.
+    /// No query syntax: `AND`, quotes, `-` and `:` are plain text.
+    fn text_query(&self, text: &str) -> Option<Box<dyn Query>> {
+        let mut analyzer = self.index.tokenizer_for_field(self.f.body).ok()?;
+        let mut terms: Vec<String> = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while stream.advance() {
+            let t = stream.token().text.clone();
+            if !terms.contains(&t) {
+                terms.push(t);
+            }
+            if terms.len() >= MAX_QUERY_TERMS {
+                break;
+            }
+        }
+        if terms.is_empty() {
+            return None;
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for t in &terms {
+            for (field, boost) in [
+                (self.f.title, 3.0f32),
+                (self.f.tags, 2.0),
+                (self.f.body, 1.0),
+            ] {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::WithFreqs,
+                ));
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+            }
+        }
+        Some(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// Ranked entries for `text`: BM25 candidates (at most `candidates`),
+    /// re-scored with freshness, utility and maturity. `utility` maps entry ids
+    /// to their utility (missing: 0.5).
+    pub fn search(
+        &self,
+        text: &str,
+        filter: &SearchFilter,
+        candidates: usize,
+        utility: &dyn Fn(&[&str]) -> HashMap<String, f64>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let Some(text_q) = self.text_query(text) else {
+            return Ok(Vec::new());
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_q)];
+        if let Some(k) = filter.kind {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.kind, k.as_str()),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        for t in &filter.tags {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.tag, t),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(candidates.max(1)).order_by_score(),
+        )?;
+        let mut snippets =
+            tantivy::snippet::SnippetGenerator::create(&searcher, &query, self.f.body)?;
+        snippets.set_max_num_chars(160);
+        let now = agentops_core::time::now_micros();
+        let mut raw = Vec::with_capacity(top.len());
+        for (bm25, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let snippet = snippets.snippet_from_doc(&doc);
+            raw.push((f64::from(bm25), doc, plain_snippet(&snippet)));
+        }
+        let ids: Vec<String> = raw
+            .iter()
+            .map(|(_, d, _)| self.text(d, self.f.id))
+            .collect();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let util = utility(&id_refs);
+        let mut hits = Vec::with_capacity(raw.len());
+        for ((bm25, doc, snippet), id) in raw.into_iter().zip(ids) {
+            let Some(entry) = self.entry_from(&doc) else {
+                continue;
+            };
+            let created = doc
+                .get_first(self.f.created)
+                .and_then(|v| v.as_i64())
+                .unwrap_or(now);
+            let age_days = (now - created) as f64 / 86_400e6;
+            let u = util
+                .get(&id)
+                .copied()
+                .unwrap_or(agentops_store::Utility::START);
+            let score = rank::score(bm25, age_days, self.half_life_days, u, entry.maturity);
+            hits.push(Hit {
+                score,
+                snippet,
+                tokens_full: self.num(&doc, self.f.tok_full),
+                tokens_summary: self.num(&doc, self.f.tok_summary),
+                tokens_title: self.num(&doc, self.f.tok_title),
+                summary: self.text(&doc, self.f.summary),
+                entry,
+            });
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total
+                .partial_cmp(&a.score.total)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.entry.id.cmp(&b.entry.id))
+                .then_with(|| a.entry.path.cmp(&b.entry.path))
+        });
+        Ok(hits)
+    }
+
+    fn text(&self, doc: &TantivyDocument, f: Field) -> String {
+        doc.get_first(f)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn num(&self, doc: &TantivyDocument, f: Field) -> u32 {
+        doc.get_first(f)
+            .and_then(|v| v.as_u64())
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    fn entry_from(&self, doc: &TantivyDocument) -> Option<Entry> {
+        let id = agentops_core::EntryId::parse(&self.text(doc, self.f.id)).ok()?;
+        let kind = EntryType::parse(&self.text(doc, self.f.kind)).ok()?;
+        let maturity = Maturity::parse(&self.text(doc, self.f.maturity)).ok()?;
+        let tags: Vec<String> = doc
+            .get_all(self.f.tags)
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        Some(Entry {
+            id,
+            kind,
+            title: self.text(doc, self.f.title),
+            tags,
+            created: doc.get_first(self.f.created).and_then(|v| v.as_i64()),
+            source: Provenance::default(),
+            maturity,
+            supersedes: Vec::new(),
+            body: self.text(doc, self.f.body),
+            path: self.text(doc, self.f.path),
+            has_front_matter: true,
+        })
+    }
+}
+
+fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> TantivyDocument {
+    let mut d = TantivyDocument::default();
+    d.add_text(f.path, &e.path);
+    d.add_text(f.id, e.id.as_str());
+    d.add_text(f.kind, e.kind.as_str());
+    d.add_text(f.title, &e.title);
+    for t in &e.tags {
+        d.add_text(f.tags, t);
+        d.add_text(f.tag, t);
+    }
+    d.add_text(f.body, &e.body);
+    d.add_text(f.maturity, e.maturity.as_str());
+    d.add_i64(f.created, created);
+    d.add_u64(f.tok_full, u64::from(tokenizer.count(&render::full(e))));
+    d.add_u64(
+        f.tok_summary,
+        u64::from(tokenizer.count(&render::summary_line(e))),
+    );
+    d.add_u64(
+        f.tok_title,
+        u64::from(tokenizer.count(&render::title_line(e))),
+    );
+    d.add_text(f.summary, render::summary(e));
+    d
+}
+
+/// A snippet as plain text with matches in `**bold**`, on one line.
+fn plain_snippet(s: &tantivy::snippet::Snippet) -> String {
+    let frag = s.fragment();
+    let mut out = String::with_capacity(frag.len() + 16);
+    let mut last = 0;
+    for r in s.highlighted() {
+        if r.start < last || r.end > frag.len() {
+            continue;
+        }
+        out.push_str(&frag[last..r.start]);
+        out.push_str("**");
+        out.push_str(&frag[r.start..r.end]);
+        out.push_str("**");
+        last = r.end;
+    }
+    out.push_str(&frag[last..]);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
