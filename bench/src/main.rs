@@ -9,6 +9,7 @@
     clippy::expect_used
 )]
 
+mod context;
 mod corpus;
 mod foundation;
 mod knowledge;
@@ -17,7 +18,7 @@ mod stats;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge");
+    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context");
     std::process::exit(2)
 }
 
@@ -38,6 +39,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("foundation") => foundation::run(quick),
         Some("knowledge") => knowledge::run(quick),
+        Some("context") => context::run(quick),
         _ => usage(),
     }
 }

@@ -768,15 +768,11 @@ impl KnowledgeIndex {
             &query,
             &TopDocs::with_limit(candidates.max(1)).order_by_score(),
         )?;
-        let mut snippets =
-            tantivy::snippet::SnippetGenerator::create(&searcher, &query, self.f.body)?;
-        snippets.set_max_num_chars(160);
         let now = agentops_core::time::now_micros();
         let mut raw = Vec::with_capacity(top.len());
         for (bm25, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let snippet = snippets.snippet_from_doc(&doc);
-            raw.push((f64::from(bm25), doc, plain_snippet(&snippet)));
+            raw.push((f64::from(bm25), doc, String::new()));
         }
         let ids: Vec<String> = raw
             .iter()
@@ -818,6 +814,19 @@ impl KnowledgeIndex {
                 .then_with(|| a.entry.path.cmp(&b.entry.path))
         });
         Ok(hits)
+    }
+
+    /// Fills in the snippets of `hits` for `text`: about 160 characters of
+    /// the body around the first match, matches in `**bold**`. A plain scan
+    /// for the query's words (matched on their first letters, so `retries`
+    /// finds `retry`); re-running the stemming analyzer over every shown body
+    /// cost more than the search itself.
+    pub fn add_snippets(&self, text: &str, hits: &mut [Hit]) -> Result<(), IndexError> {
+        let words = snippet_words(text);
+        for h in hits {
+            h.snippet = snippet(&h.entry.body, &words);
+        }
+        Ok(())
     }
 
     fn text(&self, doc: &TantivyDocument, f: Field) -> String {
@@ -883,21 +892,106 @@ fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> Tan
     d
 }
 
-/// A snippet as plain text with matches in `**bold**`, on one line.
-fn plain_snippet(s: &tantivy::snippet::Snippet) -> String {
-    let frag = s.fragment();
-    let mut out = String::with_capacity(frag.len() + 16);
-    let mut last = 0;
-    for r in s.highlighted() {
-        if r.start < last || r.end > frag.len() {
+/// The lowercase prefixes a snippet matches: each query word of 3+ letters
+/// without its last three letters (at least four kept): a cheap stand-in for
+/// its stem, so `retries` matches `retry` and `networking` matches `network`.
+fn snippet_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric()) {
+        if w.chars().count() < 3 {
             continue;
         }
-        out.push_str(&frag[last..r.start]);
-        out.push_str("**");
-        out.push_str(&frag[r.start..r.end]);
-        out.push_str("**");
-        last = r.end;
+        let lower = w.to_lowercase();
+        let n = lower.chars().count();
+        let p: String = lower
+            .chars()
+            .take(n.saturating_sub(3).max(4).min(n))
+            .collect();
+        if !out.contains(&p) {
+            out.push(p);
+        }
+        if out.len() >= 16 {
+            break;
+        }
     }
-    out.push_str(&frag[last..]);
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out
+}
+
+/// About 160 characters of `body` around its first word starting with one of
+/// `words`, on one line, matches in `**bold**`.
+fn snippet(body: &str, words: &[String]) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Word spans (byte ranges) and whether each matches.
+    let mut spans: Vec<(usize, usize, bool)> = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in flat
+        .char_indices()
+        .chain(std::iter::once((flat.len(), ' ')))
+    {
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+        } else if let Some(s0) = start.take() {
+            let w = flat[s0..i].to_lowercase();
+            let hit = words.iter().any(|p| w.starts_with(p.as_str()));
+            spans.push((s0, i, hit));
+        }
+    }
+    let first = spans.iter().position(|s| s.2).unwrap_or(0);
+    let from = spans.get(first.saturating_sub(6)).map_or(0, |s| s.0);
+    let mut to = from;
+    let mut out = String::new();
+    let mut last = from;
+    let mut cut = false;
+    for &(a, b, hit) in spans.iter().skip(first.saturating_sub(6)) {
+        if b - from > 160 {
+            cut = true;
+            break;
+        }
+        if hit {
+            out.push_str(&flat[last..a]);
+            out.push_str("**");
+            out.push_str(&flat[a..b]);
+            out.push_str("**");
+            last = b;
+        }
+        to = b;
+    }
+    if !cut {
+        // The window reaches the end: keep the closing punctuation.
+        to = flat.len();
+    }
+    out.push_str(&flat[last..to.max(last)]);
+    let mut s = String::new();
+    if from > 0 {
+        s.push('…');
+    }
+    s.push_str(out.trim());
+    if to < flat.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn snippets_bold_matches_near_the_first_one() {
+        let w = snippet_words("Retries for NETWORK tests");
+        assert_eq!(w, vec!["retr", "for", "netw", "test"]);
+        let body = "Intro words here. Then many more words before the point. We retried the network call; network tests pass.";
+        assert_eq!(
+            snippet(body, &snippet_words("retries network")),
+            "…more words before the point. We **retried** the **network** call; **network** tests pass."
+        );
+        assert_eq!(snippet("", &w), "");
+        assert_eq!(
+            snippet("héllo wörld ünïcode", &snippet_words("wörld")),
+            "héllo **wörld** ünïcode"
+        );
+        let long = "x ".repeat(500);
+        assert!(snippet(&long, &w).chars().count() < 200);
+    }
 }

@@ -216,14 +216,19 @@ impl SqliteStore {
             c.pragma_update(None, "synchronous", sync)?;
             Ok(())
         })?;
+        // One read transaction: another process may commit the migration
+        // between separate reads, and a mix of before (no application id)
+        // and after (tables, a version) would look like a foreign database.
         let (app_id, version, tables): (i64, i64, i64) = self.with_conn(|c| {
-            let app: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-            let ver: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            let n: i64 = c.query_row(
+            let tx = c.transaction()?;
+            let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let ver: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
                 [],
                 |r| r.get(0),
             )?;
+            tx.commit()?;
             Ok((app, ver, n))
         })?;
         if version > SCHEMA_VERSION {

@@ -210,7 +210,7 @@ const PER_WRITER: usize = 150;
 fn child_writer() {
     let spec = std::env::var(CHILD_ENV).expect("run by the multi-process test");
     let (path, who) = spec.split_once('|').unwrap();
-    let s = open(Path::new(path)).unwrap();
+    let s = open(Path::new(path)).unwrap_or_else(|e| panic!("writer {who}: {e}"));
     let r = RunId::parse(&format!("writer-{who}")).unwrap();
     for i in 0..PER_WRITER {
         let e = NewEvent::now(

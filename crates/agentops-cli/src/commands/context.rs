@@ -85,7 +85,9 @@ pub fn search(
     let hits = idx
         .search(query, &f, limit.max(CANDIDATES), &utility_of(&j))
         .map_err(Failure::failed)?;
-    let hits: Vec<_> = hits.into_iter().take(limit).collect();
+    let mut hits: Vec<_> = hits.into_iter().take(limit).collect();
+    idx.add_snippets(query, &mut hits)
+        .map_err(Failure::failed)?;
     if out.json {
         let rows: Vec<serde_json::Value> = hits
             .iter()
