@@ -128,6 +128,9 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Validation gates: run them (for CI), list them, check the hook policy.
+    #[command(subcommand)]
+    Gate(GateCommand),
     /// Print the version of agentops and of the journal schema it writes.
     Version,
     /// Print a shell completion script.
@@ -285,5 +288,47 @@ pub enum EvalCommand {
         /// tree) instead of the repository's index.
         #[arg(long, value_name = "DIR")]
         corpus: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Run gates on the working tree's changes against a base revision.
+    /// Exit 0 when every gate passes or warns, 1 when one fails, 2 on a
+    /// configuration error. Made for CI.
+    Run {
+        /// The gates to run (see `agentops gate list`).
+        names: Vec<String>,
+        /// Run every defined gate.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Compare with this revision (default: the merge-base with the default branch).
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+        /// Treat WARN as FAIL.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// List the gates defined in .agents/config.toml and .agents/gates.toml.
+    List,
+    /// Ask the hook policy whether a command or a write would be allowed
+    /// (exit 1 when denied).
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Would this shell command be allowed?
+    Command {
+        /// The command line, as the agent would run it.
+        command: String,
+    },
+    /// Would a write to this path be allowed?
+    Write {
+        /// The path, absolute or relative to the current directory.
+        path: PathBuf,
     },
 }

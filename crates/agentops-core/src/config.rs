@@ -87,6 +87,21 @@ pub struct Config {
     pub redaction: RedactionConfig,
     pub memory: MemoryConfig,
     pub context: ContextConfig,
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`: what harness hooks allow an agent to run and write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyConfig {
+    /// Use the built-in deny list (force-push, reset --hard, rm -rf / or ~, …).
+    pub builtin_rules: bool,
+    /// Extra regular expressions of commands to deny.
+    pub deny_commands: Vec<String>,
+    /// Regular expressions of commands to allow even if a deny rule matches.
+    pub allow_commands: Vec<String>,
+    /// Globs (relative to the work tree) writes must match; empty: anywhere
+    /// inside the project.
+    pub write_scope: Vec<String>,
 }
 
 /// `[context]`: search ranking, packet budgets, model windows.
@@ -152,6 +167,12 @@ impl Default for Config {
                 commit: MemoryCommit::Auto,
                 branch: None,
             },
+            policy: PolicyConfig {
+                builtin_rules: true,
+                deny_commands: Vec::new(),
+                allow_commands: Vec::new(),
+                write_scope: Vec::new(),
+            },
             context: ContextConfig {
                 packet_max: 4_000,
                 window: 200_000,
@@ -172,6 +193,20 @@ struct Layer {
     redaction: Option<RedactionLayer>,
     memory: Option<MemoryLayer>,
     context: Option<ContextLayer>,
+    policy: Option<PolicyLayer>,
+    /// `[gates.<name>]`: validated by the gates engine, which reports its own
+    /// file:line:key errors.
+    #[serde(rename = "gates")]
+    _gates: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyLayer {
+    builtin_rules: Option<bool>,
+    deny_commands: Option<Vec<String>>,
+    allow_commands: Option<Vec<String>>,
+    write_scope: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,7 +337,7 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
             format!("{}:{line}", path.display())
         })?;
     }
-    for (key, _) in KEYS {
+    for (key, _) in KEYS.iter().filter(|(k, _)| !k.contains('<')) {
         let name = env_name(key);
         if let Some((_, value)) = opts.env.iter().find(|(k, _)| *k == name) {
             let layer = parse_override(key, value, &name)?;
@@ -424,6 +459,39 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
                 ));
             }
             cfg.memory.branch = Some(b);
+        }
+    }
+    if let Some(p) = layer.policy {
+        if let Some(b) = p.builtin_rules {
+            cfg.policy.builtin_rules = b;
+        }
+        for (key, list, target) in [
+            (
+                "policy.deny_commands",
+                p.deny_commands,
+                &mut cfg.policy.deny_commands,
+            ),
+            (
+                "policy.allow_commands",
+                p.allow_commands,
+                &mut cfg.policy.allow_commands,
+            ),
+        ] {
+            if let Some(list) = list {
+                for pat in &list {
+                    if let Err(e) = regex::Regex::new(pat) {
+                        return Err(ConfigError::invalid(
+                            at(key),
+                            Some(key.into()),
+                            format!("key `{key}`: `{pat}` is not a valid regular expression: {e}"),
+                        ));
+                    }
+                }
+                *target = list;
+            }
+        }
+        if let Some(w) = p.write_scope {
+            cfg.policy.write_scope = w;
         }
     }
     if let Some(c) = layer.context {
@@ -620,6 +688,35 @@ pub fn commented_template() -> String {
 # full_entries = 5
 # Context windows by model-name prefix (longest prefix wins).
 # windows = { "claude-" = 200000, "gpt-4.1" = 1047576 }
+
+[policy]
+# What harness hooks let an agent run and write (docs/factor-4-gates.md).
+# The built-in deny list: force-push, reset --hard, git clean -fd/-fdx,
+# rm -rf of / or ~, curl|wget piped to a shell, dropping databases, disk wipes.
+# builtin_rules = true
+# deny_commands = ["\\bterraform\\s+destroy\\b"]
+# allow_commands = ["^git push --force origin scratch$"]
+# Where writes may go (globs relative to the work tree); empty: anywhere in the project.
+# write_scope = ["src/**", "tests/**"]
+
+# Gates: checks that block bad work, run by `agentops gate run` (and between
+# workflow phases). Kinds: command, scope, diff, secrets.
+# [gates.tests]
+# kind = "command"
+# command = "cargo test"
+# timeout_s = 900
+#
+# [gates.scope]
+# kind = "scope"
+# allow = ["src/**", "tests/**", "docs/**"]
+#
+# [gates.size]
+# kind = "diff"
+# max_files = 30
+# max_lines = 1500
+#
+# [gates.secrets]
+# kind = "secrets"
 "#,
     )
 }

@@ -8,6 +8,7 @@ use crate::cli::{Command, Shell};
 use crate::output::Output;
 
 mod context;
+mod gate;
 mod knowledge;
 
 /// Exit codes (see `agentops --help`).
@@ -69,6 +70,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
             context::eval(&file, corpus.as_deref(), flags, out)
         }
         Command::Index { rebuild } => context::index(rebuild, flags, out),
+        Command::Gate(cmd) => gate::run(cmd, flags, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)

@@ -1,0 +1,205 @@
+//! `gate run | list | check`.
+
+use agentops_core::RunId;
+use agentops_gates::policy::{CommandPolicy, PolicyDecision};
+use agentops_gates::{Gate, Verdict};
+use agentops_store::RepoLayout;
+
+use super::knowledge::{journal, provenance};
+use super::{Code, Failure, Flags, cwd};
+use crate::cli::{CheckCommand, GateCommand};
+use crate::output::Output;
+
+pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
+        .map_err(Failure::usage)?;
+    match cmd {
+        GateCommand::List => {
+            let gates = agentops_gates::load(&layout.agents_dir()).map_err(Failure::usage)?;
+            if out.json {
+                out.json(&gates.values().collect::<Vec<_>>());
+                return Ok(Code::Ok);
+            }
+            if gates.is_empty() {
+                out.line("no gates defined; add [gates.<name>] to .agents/config.toml (see docs/factor-4-gates.md)");
+            }
+            for g in gates.values() {
+                let what = g.spec.description.clone().unwrap_or_default();
+                out.line(&format!(
+                    "{:<16} {:<8} {}  ({})",
+                    g.name,
+                    format!("{:?}", g.spec.kind).to_lowercase(),
+                    what,
+                    g.defined_at
+                ));
+            }
+            Ok(Code::Ok)
+        }
+        GateCommand::Run {
+            names,
+            all,
+            base,
+            strict,
+            source,
+        } => {
+            let gates = agentops_gates::load(&layout.agents_dir()).map_err(Failure::usage)?;
+            if names.is_empty() && !all {
+                return Err(Failure::usage(
+                    "name the gates to run, or pass --all (see `agentops gate list`)",
+                ));
+            }
+            let selected: Vec<&Gate> = if all {
+                gates.values().collect()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        gates.get(n).ok_or_else(|| {
+                            Failure::usage(agentops_gates::GateError::Unknown {
+                                name: n.clone(),
+                                defined: gates.keys().cloned().collect(),
+                            })
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let j = journal(&layout, &config)?;
+            let src = provenance(source);
+            let run = src
+                .run
+                .as_deref()
+                .or(src.session.as_deref())
+                .and_then(|r| RunId::parse(r).ok())
+                .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+            let results = agentops_gates::run_gates(
+                &selected,
+                &layout.work_tree,
+                base.as_deref(),
+                Some(&j),
+                &run,
+            )
+            .map_err(Failure::failed)?;
+            let blocking = |v: Verdict| v == Verdict::Fail || (strict && v == Verdict::Warn);
+            let failed = results.iter().filter(|r| blocking(r.verdict)).count();
+            if out.json {
+                out.json(
+                    &serde_json::json!({ "ok": failed == 0, "strict": strict, "results": results }),
+                );
+            } else {
+                let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
+                for r in &results {
+                    let line = format!("{}  {:<width$}  {}", r.verdict.as_str(), r.name, r.summary);
+                    if r.verdict == Verdict::Pass {
+                        out.line(&line);
+                    } else {
+                        out.important(&line);
+                        render_evidence(r, out);
+                    }
+                }
+                let summary = if failed == 0 {
+                    format!(
+                        "{} gates: all passed{}",
+                        results.len(),
+                        if results.iter().any(|r| r.verdict == Verdict::Warn) {
+                            " (with warnings)"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    format!("{failed} of {} gates failed", results.len())
+                };
+                out.important(&summary);
+            }
+            Ok(if failed == 0 { Code::Ok } else { Code::Failure })
+        }
+        GateCommand::Check(c) => {
+            let decision = match c {
+                CheckCommand::Command { command } => {
+                    let p = CommandPolicy::new(
+                        config.policy.builtin_rules,
+                        &config.policy.deny_commands,
+                        &config.policy.allow_commands,
+                    )
+                    .map_err(Failure::usage)?;
+                    p.check(&command)
+                }
+                CheckCommand::Write { path } => {
+                    let mut b = globset::GlobSetBuilder::new();
+                    for g in &config.policy.write_scope {
+                        let glob = globset::GlobBuilder::new(g)
+                            .literal_separator(true)
+                            .build()
+                            .map_err(|e| {
+                                Failure::usage(format!("policy.write_scope: `{g}`: {e}"))
+                            })?;
+                        b.add(glob);
+                    }
+                    let scope = b.build().map_err(Failure::usage)?;
+                    agentops_gates::policy::check_write(
+                        &path,
+                        &cwd()?,
+                        &layout.work_tree,
+                        &scope,
+                        config.policy.write_scope.is_empty(),
+                    )
+                }
+            };
+            if out.json {
+                out.json(&decision);
+            } else {
+                match &decision {
+                    PolicyDecision::Allow => out.line("allow"),
+                    PolicyDecision::Deny { reason, .. } => {
+                        out.important(&format!("deny: {reason}"))
+                    }
+                }
+            }
+            Ok(if decision.is_deny() {
+                Code::Failure
+            } else {
+                Code::Ok
+            })
+        }
+    }
+}
+
+fn render_evidence(r: &agentops_gates::GateResult, out: &Output) {
+    let e = &r.evidence;
+    for key in ["offending", "findings"] {
+        if let Some(items) = e.get(key).and_then(|v| v.as_array()) {
+            for i in items.iter().take(50) {
+                let text = match key {
+                    "offending" => format!(
+                        "{}: {}",
+                        i["path"].as_str().unwrap_or(""),
+                        i["reason"].as_str().unwrap_or("")
+                    ),
+                    _ => format!(
+                        "{}: {}",
+                        i["at"].as_str().unwrap_or(""),
+                        i["rule"].as_str().unwrap_or("")
+                    ),
+                };
+                out.important(&format!("      {text}"));
+            }
+            if items.len() > 50 {
+                out.important(&format!(
+                    "      … and {} more (--json for all)",
+                    items.len() - 50
+                ));
+            }
+        }
+    }
+    if let Some(tail) = e
+        .get("tail")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+    {
+        let lines: Vec<&str> = tail.lines().collect();
+        for l in &lines[lines.len().saturating_sub(15)..] {
+            out.important(&format!("      | {l}"));
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Factor IV — Validation Gates: one engine used between workflow phases,
+//! standalone in CI (`agentops gate run`), and inside harnesses through hooks
+//! (the [`policy`] checks).
+//!
+//! Gates are defined under `[gates.<name>]` in `.agents/config.toml` or in
+//! `.agents/gates.toml`. Kinds available in this build: `command`, `scope`,
+//! `diff`, `secrets`. The kinds `judge`, `council` and `approval` are
+//! recognised and refused with a clear configuration error until the model
+//! backends and approvals exist.
+
+pub mod diff;
+pub mod policy;
+mod run;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use run::{Next, escalation, feedback_message, run_gates};
+
+/// A gate's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+/// What one gate found.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateResult {
+    pub name: String,
+    pub kind: GateKind,
+    pub verdict: Verdict,
+    /// One line for people.
+    pub summary: String,
+    /// Kind-specific details (never a secret's value).
+    pub evidence: serde_json::Value,
+    pub duration_ms: f64,
+}
+
+/// The kinds of gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateKind {
+    Command,
+    Scope,
+    Diff,
+    Secrets,
+    Judge,
+    Council,
+    Approval,
+}
+
+/// A gate's command: a shell string or an argv list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// How a failing gate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A failure blocks (FAIL).
+    #[default]
+    Fail,
+    /// A failure only warns (WARN).
+    Warn,
+}
+
+/// One gate as written in configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    pub kind: GateKind,
+    pub description: Option<String>,
+    /// `command`: what to run.
+    pub command: Option<CommandSpec>,
+    /// `command`: where to run it, relative to the work tree.
+    pub dir: Option<String>,
+    /// `command`: seconds before it is killed (default 600).
+    pub timeout_s: Option<u64>,
+    /// `scope`: globs every changed path must match.
+    pub allow: Option<Vec<String>>,
+    /// `scope`, `secrets`: globs of paths to refuse (scope) or skip (secrets).
+    pub deny: Option<Vec<String>>,
+    /// `diff`: limits on changed files and changed lines (added + deleted).
+    pub max_files: Option<u64>,
+    pub max_lines: Option<u64>,
+    /// `diff`: WARN above these.
+    pub warn_files: Option<u64>,
+    pub warn_lines: Option<u64>,
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+/// A validated gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gate {
+    pub name: String,
+    pub spec: GateSpec,
+    /// Where it was defined: `file:line`.
+    pub defined_at: String,
+}
+
+/// Why gates could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{location}: {message}")]
+    Config { location: String, message: String },
+    #[error("no gate named `{name}`; defined: {}", if defined.is_empty() { "none (add [gates.<name>] to .agents/config.toml)".to_owned() } else { defined.join(", ") })]
+    Unknown { name: String, defined: Vec<String> },
+    #[error("{0}")]
+    Git(String),
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    #[serde(default)]
+    gates: BTreeMap<String, GateSpec>,
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    1 + src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+/// The line of `key` in `[gates.<gate>]`, or of the table header.
+fn locate(src: &str, gate: &str, key: Option<&str>) -> usize {
+    let header = format!("[gates.{gate}]");
+    let mut in_table = false;
+    let mut header_line = 1;
+    for (i, l) in src.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            in_table = t == header;
+            if in_table {
+                header_line = i + 1;
+            }
+            continue;
+        }
+        if in_table
+            && let Some(k) = key
+            && t.split('=').next().map(str::trim) == Some(k)
+        {
+            return i + 1;
+        }
+    }
+    header_line
+}
+
+fn globs(pats: &[String]) -> Result<globset::GlobSet, String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in pats {
+        let g = globset::GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("`{p}` is not a valid glob: {e}"))?;
+        b.add(g);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Result<(), GateError> {
+    let doc: Doc = toml::from_str(src).map_err(|e| GateError::Config {
+        location: format!("{}:{}", path.display(), e.span().map_or(1, |s| line_of(src, s.start))),
+        message: format!(
+            "{}; gate keys: kind, description, command, dir, timeout_s, allow, deny, max_files, max_lines, warn_files, warn_lines, severity",
+            e.message().trim()
+        ),
+    })?;
+    for (name, spec) in doc.gates {
+        let at = |key: Option<&str>| format!("{}:{}", path.display(), locate(src, &name, key));
+        let bad = |key: &str, message: String| GateError::Config {
+            location: at(Some(key)),
+            message: format!("gates.{name}.{key}: {message}"),
+        };
+        if agentops_core::RunId::parse(&name).is_err() {
+            return Err(GateError::Config {
+                location: at(None),
+                message: format!("gate name `{name}`: use letters, digits, `-`, `_`"),
+            });
+        }
+        match spec.kind {
+            GateKind::Command => {
+                match &spec.command {
+                    None => {
+                        return Err(bad(
+                            "command",
+                            "a command gate needs `command` (a shell string or an argv list)"
+                                .into(),
+                        ));
+                    }
+                    Some(CommandSpec::Argv(v)) if v.is_empty() => {
+                        return Err(bad("command", "the argv list is empty".into()));
+                    }
+                    Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
+                        return Err(bad("command", "the command is empty".into()));
+                    }
+                    Some(_) => {}
+                }
+                if spec.timeout_s == Some(0) {
+                    return Err(bad("timeout_s", "must be at least 1 second".into()));
+                }
+            }
+            GateKind::Scope => {
+                let allow = spec.allow.as_deref().unwrap_or_default();
+                if allow.is_empty() {
+                    return Err(bad("allow", "a scope gate needs `allow`: globs of the paths changes may touch, e.g. [\"src/**\"]".into()));
+                }
+                globs(allow).map_err(|m| bad("allow", m))?;
+                globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
+            }
+            GateKind::Diff => {
+                if spec.max_files.is_none()
+                    && spec.max_lines.is_none()
+                    && spec.warn_files.is_none()
+                    && spec.warn_lines.is_none()
+                {
+                    return Err(bad("max_lines", "a diff gate needs at least one of max_files, max_lines, warn_files, warn_lines".into()));
+                }
+            }
+            GateKind::Secrets => {
+                globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
+            }
+            GateKind::Judge | GateKind::Council | GateKind::Approval => {
+                return Err(bad(
+                    "kind",
+                    "judge, council and approval gates are not available in this build yet; available kinds: command, scope, diff, secrets".into(),
+                ));
+            }
+        }
+        let defined_at = at(None);
+        if let Some(prev) = out.get(&name) {
+            return Err(GateError::Config {
+                location: defined_at,
+                message: format!("gate `{name}` is already defined at {}", prev.defined_at),
+            });
+        }
+        out.insert(
+            name.clone(),
+            Gate {
+                name,
+                spec,
+                defined_at,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Every gate defined in `.agents/config.toml` and `.agents/gates.toml`.
+pub fn load(agents_dir: &Path) -> Result<BTreeMap<String, Gate>, GateError> {
+    let mut out = BTreeMap::new();
+    for file in ["config.toml", "gates.toml"] {
+        let path = agents_dir.join(file);
+        let src = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(GateError::Io {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        parse_file(&path, &src, &mut out)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn compile_globs(pats: &[String]) -> globset::GlobSet {
+    globs(pats).unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<BTreeMap<String, Gate>, GateError> {
+        let mut out = BTreeMap::new();
+        parse_file(Path::new(".agents/config.toml"), src, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn valid_definitions() {
+        let g = parse(
+            "[store]\nbusy_timeout_ms = 100\n\n[gates.tests]\nkind = \"command\"\ncommand = \"cargo test\"\ntimeout_s = 900\n\n[gates.scope]\nkind = \"scope\"\nallow = [\"src/**\", \"docs/**\"]\n\n[gates.size]\nkind = \"diff\"\nmax_files = 20\n\n[gates.secrets]\nkind = \"secrets\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            g.keys().cloned().collect::<Vec<_>>(),
+            vec!["scope", "secrets", "size", "tests"]
+        );
+        assert_eq!(g["tests"].defined_at, ".agents/config.toml:4");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[gates.t]\nkind = \"command\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            ".agents/config.toml:1: gates.t.command: a command gate needs `command` (a shell string or an argv list)"
+        );
+        let e = parse("[gates.s]\nkind = \"scope\"\nallow = [\"src/[\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(".agents/config.toml:3: gates.s.allow: `src/[` is not a valid glob"),
+            "{e}"
+        );
+        let e = parse("[gates.x]\nkind = \"command\"\ncommand = \"true\"\ntimeout = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(".agents/config.toml:4: unknown field `timeout`"),
+            "{e}"
+        );
+        let e = parse("[gates.x]\nkind = \"lint\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(".agents/config.toml:2: unknown variant `lint`"),
+            "{e}"
+        );
+        let e = parse("[gates.j]\nkind = \"judge\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not available in this build yet"), "{e}");
+        let e = parse("[gates.d]\nkind = \"diff\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs at least one of max_files"), "{e}");
+    }
+}

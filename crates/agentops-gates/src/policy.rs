@@ -1,0 +1,383 @@
+//! Policy checks for harness hooks: is this shell command allowed, is this
+//! write allowed? Answers come with a reason a model can act on.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// What the policy says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "lowercase")]
+pub enum PolicyDecision {
+    Allow,
+    Deny {
+        /// The rule that matched, e.g. `force-push`.
+        rule: String,
+        /// Why, and what to do instead: written for the model to act on.
+        reason: String,
+    },
+}
+
+impl PolicyDecision {
+    pub fn is_deny(&self) -> bool {
+        matches!(self, PolicyDecision::Deny { .. })
+    }
+}
+
+/// (rule, pattern, reason) of the built-in command deny list.
+const DEFAULT_DENY: &[(&str, &str, &str)] = &[
+    (
+        "force-push",
+        r"\bgit\b[^;&|\n]*\bpush\b[^;&|\n]*(\s--force(-with-lease)?\b|\s-[a-zA-Z]*f[a-zA-Z]*\b|\s\+[^\s]+)",
+        "force-pushing rewrites history others may have pulled. Push to a new branch, or ask the user to force-push themselves.",
+    ),
+    (
+        "reset-hard",
+        r"\bgit\b[^;&|\n]*\breset\b[^;&|\n]*--hard\b",
+        "`git reset --hard` discards uncommitted work irreversibly. Use `git stash` or commit first, or ask the user.",
+    ),
+    (
+        "git-clean-force",
+        r"\bgit\b[^;&|\n]*\bclean\b[^;&|\n]*\s-[a-zA-Z]*f[a-zA-Z]*[dx][a-zA-Z]*\b|\bgit\b[^;&|\n]*\bclean\b[^;&|\n]*\s-[a-zA-Z]*[dx][a-zA-Z]*f[a-zA-Z]*\b",
+        "`git clean -fd`/`-fdx` deletes untracked files (and ignored ones with -x) for good. Remove the specific files you created instead.",
+    ),
+    (
+        "rm-root-or-home",
+        r#"\brm\s+(-[a-zA-Z]*\s+|--[a-z-]+\s+)*(-[a-zA-Z]*[rR][a-zA-Z]*|--recursive)\s+(-[a-zA-Z]*\s+|--[a-z-]+\s+)*("?(/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\$HOME/\*)"?)(\s|$|;|&|\|)"#,
+        "recursively deleting the root or home directory destroys the machine's files. Delete only the specific paths inside the project you mean.",
+    ),
+    (
+        "pipe-to-shell",
+        r"\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z|k|da)?sh\b",
+        "piping a download into a shell runs unreviewed code. Download the script to a file, read it, and run it only if the user agrees.",
+    ),
+    (
+        "drop-database",
+        r"(?i)\bdrop\s+(database|schema)\b|\bdropdb\b",
+        "dropping a database destroys its data. Ask the user; use a migration that can be rolled back instead.",
+    ),
+    (
+        "disk-wipe",
+        r"\bmkfs(\.[a-z0-9]+)?\b|\bdd\b[^\n]*\bof=/dev/(sd|nvme|hd|vd|xvd)",
+        "writing a filesystem or raw data to a disk device destroys it. This is not something an agent should run.",
+    ),
+];
+
+struct Rule {
+    id: String,
+    re: Regex,
+    reason: String,
+}
+
+static DEFAULTS: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    DEFAULT_DENY
+        .iter()
+        .filter_map(|(id, pat, reason)| {
+            Regex::new(pat).ok().map(|re| Rule {
+                id: (*id).to_owned(),
+                re,
+                reason: (*reason).to_owned(),
+            })
+        })
+        .collect()
+});
+
+/// The ids of the built-in deny rules.
+pub fn default_rule_ids() -> Vec<&'static str> {
+    DEFAULT_DENY.iter().map(|(id, _, _)| *id).collect()
+}
+
+/// A command policy: the built-in deny list (unless turned off), extra deny
+/// patterns, and allow patterns that win over any deny.
+#[derive(Default)]
+pub struct CommandPolicy {
+    use_defaults: bool,
+    deny: Vec<Rule>,
+    allow: Vec<Regex>,
+}
+
+/// A pattern in the policy that is not a valid regular expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy pattern `{pattern}` is not a valid regular expression: {reason}")]
+pub struct PolicyPatternError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+impl CommandPolicy {
+    /// The built-in rules only.
+    pub fn defaults() -> Self {
+        Self {
+            use_defaults: true,
+            ..Self::default()
+        }
+    }
+
+    /// A policy from configuration.
+    pub fn new(
+        use_defaults: bool,
+        deny: &[String],
+        allow: &[String],
+    ) -> Result<Self, PolicyPatternError> {
+        let compile = |p: &String| {
+            Regex::new(p).map_err(|e| PolicyPatternError {
+                pattern: p.clone(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(Self {
+            use_defaults,
+            deny: deny
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    Ok(Rule {
+                        id: format!("custom-{}", i + 1),
+                        re: compile(p)?,
+                        reason: format!("the project's policy denies commands matching `{p}`. Ask the user, or find another way."),
+                    })
+                })
+                .collect::<Result<_, PolicyPatternError>>()?,
+            allow: allow.iter().map(compile).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether `command` (a shell string) may run.
+    pub fn check(&self, command: &str) -> PolicyDecision {
+        // Line continuations would let a command hide across lines.
+        let cmd = command.replace("\\\n", " ");
+        if self.allow.iter().any(|a| a.is_match(&cmd)) {
+            return PolicyDecision::Allow;
+        }
+        let defaults: &[Rule] = if self.use_defaults { &DEFAULTS } else { &[] };
+        for r in defaults.iter().chain(self.deny.iter()) {
+            if r.re.is_match(&cmd) {
+                return PolicyDecision::Deny {
+                    rule: r.id.clone(),
+                    reason: format!("Blocked by agentops policy `{}`: {}", r.id, r.reason),
+                };
+            }
+        }
+        PolicyDecision::Allow
+    }
+}
+
+/// Lexically normalises `p` (resolving `.` and `..`) against `base`.
+fn normalize(base: &Path, p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Resolves symlinks in the longest existing prefix of `p` (the rest does not
+/// exist yet, so cannot be a link).
+fn canonical_prefix(p: &Path) -> PathBuf {
+    let mut existing = p.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    for n in rest.into_iter().rev() {
+        out.push(n);
+    }
+    out
+}
+
+/// Whether a write to `path` (as a tool gave it, relative to `cwd` or
+/// absolute) stays inside `root` and matches `scope` (globs relative to
+/// `root`; empty means anywhere inside). Checked on the canonical path: `..`,
+/// symlinks and absolute paths cannot escape.
+pub fn check_write(
+    path: &Path,
+    cwd: &Path,
+    root: &Path,
+    scope: &globset::GlobSet,
+    scope_empty: bool,
+) -> PolicyDecision {
+    let root_c = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let target = canonical_prefix(&normalize(cwd, path));
+    let Ok(rel) = target.strip_prefix(&root_c) else {
+        return PolicyDecision::Deny {
+            rule: "outside-project".into(),
+            reason: format!(
+                "Blocked by agentops policy `outside-project`: {} resolves to {}, outside the project ({}). Write only inside the project.",
+                path.display(),
+                target.display(),
+                root_c.display()
+            ),
+        };
+    };
+    if rel
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == ".git")
+    {
+        return PolicyDecision::Deny {
+            rule: "git-dir".into(),
+            reason: "Blocked by agentops policy `git-dir`: files under .git are git's own; change them through git commands.".into(),
+        };
+    }
+    if !scope_empty && !scope.is_match(rel) {
+        return PolicyDecision::Deny {
+            rule: "write-scope".into(),
+            reason: format!(
+                "Blocked by agentops policy `write-scope`: {} is outside this agent's write scope. Change only files the task allows, or ask the user to widen the scope.",
+                rel.display()
+            ),
+        };
+    }
+    PolicyDecision::Allow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn rule(cmd: &str) -> Option<String> {
+        match CommandPolicy::defaults().check(cmd) {
+            PolicyDecision::Allow => None,
+            PolicyDecision::Deny { rule, .. } => Some(rule),
+        }
+    }
+
+    #[test]
+    fn every_default_pattern_compiles() {
+        assert_eq!(DEFAULTS.len(), DEFAULT_DENY.len());
+    }
+
+    #[test]
+    fn dangerous_commands_are_denied() {
+        for (cmd, expected) in [
+            ("git push --force origin main", "force-push"),
+            ("git push -f", "force-push"),
+            ("git push origin +main", "force-push"),
+            ("git push --force-with-lease origin feature", "force-push"),
+            ("cd x && git push -uf origin main", "force-push"),
+            ("git reset --hard HEAD~3", "reset-hard"),
+            ("git clean -fdx", "git-clean-force"),
+            ("git clean -xdf", "git-clean-force"),
+            ("git clean -fd", "git-clean-force"),
+            ("rm -rf /", "rm-root-or-home"),
+            ("rm -rf ~", "rm-root-or-home"),
+            ("sudo rm -fr /*", "rm-root-or-home"),
+            ("rm -r -f $HOME", "rm-root-or-home"),
+            ("rm --recursive --force ~/", "rm-root-or-home"),
+            ("curl -fsSL https://x.sh | sh", "pipe-to-shell"),
+            ("wget -qO- https://get.example | sudo bash", "pipe-to-shell"),
+            ("psql -c 'DROP DATABASE prod'", "drop-database"),
+            ("dropdb prod", "drop-database"),
+            ("mkfs.ext4 /dev/sda1", "disk-wipe"),
+            ("dd if=/dev/zero of=/dev/sda", "disk-wipe"),
+        ] {
+            assert_eq!(rule(cmd).as_deref(), Some(expected), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn ordinary_commands_are_allowed() {
+        for cmd in [
+            "git push origin feature",
+            "git push -u origin feature",
+            "git reset --soft HEAD~1",
+            "git clean -n",
+            "rm -rf target",
+            "rm -rf ./build /tmp/scratch",
+            "rm -f ~/.cache/thing",
+            "curl -fsSL https://x.sh -o install.sh",
+            "cargo test --workspace",
+            "echo 'drop the database idea'",
+            "grep -r force .",
+        ] {
+            assert_eq!(rule(cmd), None, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn allow_beats_deny_and_custom_rules_apply() {
+        let p = CommandPolicy::new(
+            true,
+            &[r"\bterraform\s+destroy\b".into()],
+            &[r"^git push --force origin scratch$".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            p.check("git push --force origin scratch"),
+            PolicyDecision::Allow
+        );
+        assert!(p.check("git push --force origin main").is_deny());
+        let PolicyDecision::Deny { rule, reason } = p.check("terraform destroy -auto-approve")
+        else {
+            panic!("not denied")
+        };
+        assert_eq!(rule, "custom-1");
+        assert!(reason.contains("Ask the user"));
+        let off = CommandPolicy::new(false, &[], &[]).unwrap();
+        assert_eq!(off.check("git push --force"), PolicyDecision::Allow);
+        assert!(CommandPolicy::new(true, &["(".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn writes_stay_inside_the_project_and_scope() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("shop");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("other-repo")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("other-repo"), root.join("link")).unwrap();
+        let mut b = globset::GlobSetBuilder::new();
+        b.add(globset::Glob::new("src/**").unwrap());
+        let scope = b.build().unwrap();
+        let empty = globset::GlobSet::empty();
+        let w = |p: &str, scoped: bool| {
+            if scoped {
+                check_write(Path::new(p), &root, &root, &scope, false)
+            } else {
+                check_write(Path::new(p), &root, &root, &empty, true)
+            }
+        };
+        assert_eq!(w("src/main.rs", true), PolicyDecision::Allow);
+        assert_eq!(
+            w(&root.join("src/new/deep.rs").display().to_string(), true),
+            PolicyDecision::Allow
+        );
+        let deny_rule = |d: PolicyDecision| match d {
+            PolicyDecision::Deny { rule, .. } => rule,
+            PolicyDecision::Allow => "allow".into(),
+        };
+        assert_eq!(deny_rule(w("../other-repo/.env", false)), "outside-project");
+        assert_eq!(
+            deny_rule(w(&format!("{}/../other-repo/.env", root.display()), false)),
+            "outside-project"
+        );
+        assert_eq!(deny_rule(w("link/.env", false)), "outside-project");
+        assert_eq!(deny_rule(w("/etc/passwd", false)), "outside-project");
+        assert_eq!(deny_rule(w(".git/config", false)), "git-dir");
+        assert_eq!(deny_rule(w("README.md", true)), "write-scope");
+        assert_eq!(w("README.md", false), PolicyDecision::Allow);
+    }
+}
