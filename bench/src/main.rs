@@ -12,13 +12,16 @@
 mod context;
 mod corpus;
 mod foundation;
+mod gates;
 mod knowledge;
 mod stats;
 
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context");
+    eprintln!(
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates"
+    );
     std::process::exit(2)
 }
 
@@ -40,6 +43,7 @@ fn main() {
         Some("foundation") => foundation::run(quick),
         Some("knowledge") => knowledge::run(quick),
         Some("context") => context::run(quick),
+        Some("gates") => gates::run(quick),
         _ => usage(),
     }
 }

@@ -90,59 +90,11 @@ pub fn default_base(root: &Path) -> String {
 }
 
 /// Collects the changes of the working tree (tracked and untracked, not
-/// ignored) against `base`.
+/// ignored) against `base`. One `git diff` run gives everything (statuses,
+/// renames, binaries, line counts, added lines): on a large diff git spends
+/// its time reading the files, so it must not be asked three times.
 pub fn collect(root: &Path, base: &str) -> Result<Diff, GateError> {
-    let mut files = Vec::new();
-    let name_status = git(root, &["diff", "--name-status", "-z", "-M", base, "--"])?;
-    let mut parts = name_status.split(|&b| b == 0).filter(|p| !p.is_empty());
-    while let Some(st) = parts.next() {
-        let status = st.first().map_or('M', |&b| char::from(b));
-        let first = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-        let (path, old_path) = if matches!(status, 'R' | 'C') {
-            let second = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            (second, Some(first))
-        } else {
-            (first, None)
-        };
-        files.push(ChangedFile {
-            path,
-            old_path,
-            status,
-            added: 0,
-            deleted: 0,
-            binary: false,
-        });
-    }
-    let numstat = git(root, &["diff", "--numstat", "-z", "-M", base, "--"])?;
-    let mut parts = numstat.split(|&b| b == 0);
-    while let Some(rec) = parts.next() {
-        if rec.is_empty() {
-            continue;
-        }
-        let rec = String::from_utf8_lossy(rec);
-        let mut fields = rec.splitn(3, '\t');
-        let (a, d, p) = (
-            fields.next().unwrap_or(""),
-            fields.next().unwrap_or(""),
-            fields.next().unwrap_or(""),
-        );
-        // A rename's numstat has an empty path field followed by old\0new\0.
-        let path = if p.is_empty() {
-            let _old = parts.next();
-            String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned()
-        } else {
-            p.to_owned()
-        };
-        if let Some(f) = files.iter_mut().find(|f| f.path == path) {
-            if a == "-" {
-                f.binary = true;
-            } else {
-                f.added = a.parse().unwrap_or(0);
-                f.deleted = d.parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut added_lines = parse_added(&git(
+    let patch = git(
         root,
         &[
             "diff",
@@ -153,7 +105,8 @@ pub fn collect(root: &Path, base: &str) -> Result<Diff, GateError> {
             base,
             "--",
         ],
-    )?);
+    )?;
+    let (mut files, mut added_lines) = parse_patch(&patch);
     let untracked = git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?;
     for p in untracked.split(|&b| b == 0).filter(|p| !p.is_empty()) {
         let path = String::from_utf8_lossy(p).into_owned();
@@ -195,6 +148,102 @@ pub fn collect(root: &Path, base: &str) -> Result<Diff, GateError> {
     })
 }
 
+/// The path of a side of a `diff --git` header when both sides name the
+/// same path: `a/<p> b/<p>`.
+fn header_path(rest: &str) -> String {
+    if let Some(after) = rest.strip_prefix('"') {
+        // Quoted: `"a/…" "b/…"` (or mixed); take the second quoted part.
+        if let Some(pos) = after.find("\" ").map(|p| p + 2) {
+            let second = after[pos..].trim();
+            let u = unquote(second);
+            return u.strip_prefix("b/").map(str::to_owned).unwrap_or(u);
+        }
+    }
+    let n = rest.len();
+    if n > 5 && (n - 5).is_multiple_of(2) {
+        let half = (n - 5) / 2;
+        if rest.is_char_boundary(2 + half) {
+            return rest[2..2 + half].to_owned();
+        }
+    }
+    rest.rsplit_once(" b/")
+        .map_or_else(|| rest.to_owned(), |(_, b)| b.to_owned())
+}
+
+/// Files and added lines from a `git diff -U0 -M` patch.
+fn parse_patch(patch: &[u8]) -> (Vec<ChangedFile>, Vec<AddedLine>) {
+    let text = String::from_utf8_lossy(patch);
+    let mut files: Vec<ChangedFile> = Vec::new();
+    let mut added_lines = Vec::new();
+    let mut line_no = 0u64;
+    let mut in_hunk = false;
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("diff --git ") {
+            files.push(ChangedFile {
+                path: header_path(rest),
+                old_path: None,
+                status: 'M',
+                added: 0,
+                deleted: 0,
+                binary: false,
+            });
+            in_hunk = false;
+            continue;
+        }
+        let Some(f) = files.last_mut() else { continue };
+        if !in_hunk {
+            if l.starts_with("new file mode") {
+                f.status = 'A';
+            } else if l.starts_with("deleted file mode") {
+                f.status = 'D';
+            } else if let Some(p) = l.strip_prefix("rename from ") {
+                f.old_path = Some(unquote(p));
+                f.status = 'R';
+            } else if let Some(p) = l.strip_prefix("rename to ") {
+                f.path = unquote(p);
+            } else if let Some(p) = l.strip_prefix("copy from ") {
+                f.old_path = Some(unquote(p));
+                f.status = 'C';
+            } else if let Some(p) = l.strip_prefix("copy to ") {
+                f.path = unquote(p);
+            } else if l.starts_with("Binary files ") || l == "GIT binary patch" {
+                f.binary = true;
+            } else if let Some(p) = l.strip_prefix("+++ ").filter(|p| *p != "/dev/null") {
+                let p = unquote(p);
+                f.path = p.strip_prefix("b/").map(str::to_owned).unwrap_or(p);
+            } else if let Some(p) = l
+                .strip_prefix("--- ")
+                .filter(|p| *p != "/dev/null" && f.status == 'D')
+            {
+                let p = unquote(p);
+                f.path = p.strip_prefix("a/").map(str::to_owned).unwrap_or(p);
+            }
+        }
+        if l.starts_with("@@ ") {
+            in_hunk = true;
+            line_no = l
+                .split_whitespace()
+                .find(|t| t.starts_with('+'))
+                .and_then(|t| t[1..].split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        } else if in_hunk {
+            if let Some(content) = l.strip_prefix('+') {
+                f.added += 1;
+                added_lines.push(AddedLine {
+                    path: f.path.clone(),
+                    line: line_no,
+                    text: content.to_owned(),
+                });
+                line_no += 1;
+            } else if l.starts_with('-') {
+                f.deleted += 1;
+            }
+        }
+    }
+    (files, added_lines)
+}
+
 /// Unquotes a path git printed in C style (`"a\tb"`).
 fn unquote(s: &str) -> String {
     let Some(inner) = s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) else {
@@ -228,49 +277,36 @@ fn unquote(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `+` lines of a `-U0` patch with their new line numbers.
-fn parse_added(patch: &[u8]) -> Vec<AddedLine> {
-    let text = String::from_utf8_lossy(patch);
-    let mut out = Vec::new();
-    let mut path: Option<String> = None;
-    let mut line = 0u64;
-    for l in text.lines() {
-        if let Some(p) = l.strip_prefix("+++ ") {
-            path = if p == "/dev/null" {
-                None
-            } else {
-                let p = unquote(p);
-                Some(p.strip_prefix("b/").map(str::to_owned).unwrap_or(p))
-            };
-        } else if l.starts_with("@@ ") {
-            // @@ -a,b +c,d @@
-            line = l
-                .split_whitespace()
-                .find(|t| t.starts_with('+'))
-                .and_then(|t| t[1..].split(',').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        } else if let (Some(p), Some(content)) = (&path, l.strip_prefix('+')) {
-            out.push(AddedLine {
-                path: p.clone(),
-                line,
-                text: content.to_owned(),
-            });
-            line += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
 
     #[test]
-    fn added_lines_from_a_patch() {
-        let patch = b"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,0 +2,2 @@\n+one\n+two\n@@ -9 +11 @@\n-old\n+new\ndiff --git a/y b/y\n+++ \"b/sp ace\\tq\"\n@@ -0,0 +1 @@\n++plus\n";
-        let got: Vec<(String, u64, String)> = parse_added(patch)
+    fn files_and_added_lines_from_one_patch() {
+        let patch = concat!(
+            "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,0 +2,2 @@\n+one\n+two\n@@ -9 +11 @@\n-old\n+new\n",
+            "diff --git \"a/sp ace\\tq\" \"b/sp ace\\tq\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/sp ace\\tq\"\n@@ -0,0 +1 @@\n++plus\n",
+            "diff --git a/old name b/new name\nsimilarity index 90%\nrename from old name\nrename to new name\n",
+            "diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n",
+            "diff --git a/img.png b/img.png\nindex 1..2 100644\nBinary files a/img.png and b/img.png differ\n",
+        );
+        let (files, added) = parse_patch(patch.as_bytes());
+        let f: Vec<(String, Option<String>, char, u64, u64, bool)> = files
+            .into_iter()
+            .map(|f| (f.path, f.old_path, f.status, f.added, f.deleted, f.binary))
+            .collect();
+        assert_eq!(
+            f,
+            vec![
+                ("x".into(), None, 'M', 3, 1, false),
+                ("sp ace\tq".into(), None, 'A', 1, 0, false),
+                ("new name".into(), Some("old name".into()), 'R', 0, 0, false),
+                ("gone".into(), None, 'D', 0, 1, false),
+                ("img.png".into(), None, 'M', 0, 0, true),
+            ]
+        );
+        let got: Vec<(String, u64, String)> = added
             .into_iter()
             .map(|a| (a.path, a.line, a.text))
             .collect();
