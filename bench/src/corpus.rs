@@ -104,7 +104,8 @@ pub fn entry_text(rng: &mut Rng, i: usize) -> (String, String) {
     (format!("{id}.md"), text)
 }
 
-fn git(dir: &Path, args: &[&str]) {
+/// Runs git in `dir` with a fixed identity; panics if it fails.
+pub fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .args(args)
         .current_dir(dir)

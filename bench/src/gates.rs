@@ -3,21 +3,8 @@
 
 use std::process::Command;
 
-use crate::corpus::Rng;
+use crate::corpus::{Rng, git};
 use crate::stats::{ms, time_process};
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .status()
-        .expect("git");
-    assert!(st.success(), "git {args:?}");
-}
 
 pub fn run(quick: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -166,6 +166,19 @@ impl Provenance {
     pub fn is_empty(&self) -> bool {
         self.run.is_none() && self.session.is_none() && self.agent.is_none()
     }
+
+    /// The journal run this work belongs to: the run, else the harness
+    /// session, else `manual` (a person at the command line).
+    pub fn journal_run(&self) -> agentops_core::RunId {
+        self.run
+            .as_deref()
+            .or(self.session.as_deref())
+            .and_then(|r| agentops_core::RunId::parse(r).ok())
+            .unwrap_or_else(|| {
+                agentops_core::RunId::parse("manual")
+                    .unwrap_or_else(|_| agentops_core::RunId::generate())
+            })
+    }
 }
 
 /// A knowledge entry, as read from a file or about to be written.

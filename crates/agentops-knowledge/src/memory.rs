@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use agentops_core::config::{Config, MemoryCommit};
 use agentops_core::redact::Redactor;
-use agentops_core::{EntryId, EventKind, NewEvent, RunId};
+use agentops_core::{EntryId, EventKind, NewEvent};
 use agentops_store::{Durability, Journal, RepoLayout};
 use serde::Serialize;
 
@@ -331,12 +331,7 @@ impl Knowledge {
         source: &Provenance,
     ) -> Result<(), KnowledgeError> {
         let Some(j) = journal else { return Ok(()) };
-        let run = source
-            .run
-            .as_deref()
-            .or(source.session.as_deref())
-            .and_then(|r| RunId::parse(r).ok())
-            .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+        let run = source.journal_run();
         let body = serde_json::json!({
             "entry": o.id,
             "path": o.path,

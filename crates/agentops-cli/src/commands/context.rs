@@ -6,7 +6,7 @@ use std::path::Path;
 use agentops_context::packet::{self, Decision, PacketRequest};
 use agentops_context::tokens::TokenizerKind;
 use agentops_context::{KnowledgeIndex, Refresh, SearchFilter};
-use agentops_core::{EventKind, NewEvent, RunId};
+use agentops_core::{EventKind, NewEvent};
 use agentops_knowledge::{EntryType, Maturity};
 use agentops_store::{Durability, Journal};
 
@@ -145,12 +145,7 @@ pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, F
         },
     );
     let source = provenance(args.source);
-    let run = source
-        .run
-        .as_deref()
-        .or(source.session.as_deref())
-        .and_then(|r| RunId::parse(r).ok())
-        .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+    let run = source.journal_run();
     let count = |d: Decision| p.explain.iter().filter(|x| x.decision == d).count();
     j.append(
         NewEvent::now(
@@ -243,12 +238,7 @@ pub fn feedback(
         .apply_feedback(e.id.as_str(), target, 0.1)
         .map_err(Failure::failed)?;
     let source = provenance(source);
-    let run = source
-        .run
-        .as_deref()
-        .or(source.session.as_deref())
-        .and_then(|r| RunId::parse(r).ok())
-        .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+    let run = source.journal_run();
     j.append(
         NewEvent::now(
             run,

@@ -1,6 +1,5 @@
 //! `gate run | list | check`.
 
-use agentops_core::RunId;
 use agentops_gates::policy::{CommandPolicy, PolicyDecision};
 use agentops_gates::{Gate, Verdict};
 use agentops_store::RepoLayout;
@@ -66,12 +65,7 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
             };
             let j = journal(&layout, &config)?;
             let src = provenance(source);
-            let run = src
-                .run
-                .as_deref()
-                .or(src.session.as_deref())
-                .and_then(|r| RunId::parse(r).ok())
-                .unwrap_or_else(|| RunId::parse("manual").unwrap_or_else(|_| RunId::generate()));
+            let run = src.journal_run();
             let results = agentops_gates::run_gates(
                 &selected,
                 &layout.work_tree,
