@@ -131,6 +131,10 @@ pub enum Command {
     /// Validation gates: run them (for CI), list them, check the hook policy.
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Approve what an approval gate is waiting for, in a run or session.
+    Approve(DecideArgs),
+    /// Reject what an approval gate is waiting for, in a run or session.
+    Reject(DecideArgs),
     /// Print the version of agentops and of the journal schema it writes.
     Version,
     /// Print a shell completion script.
@@ -313,6 +317,11 @@ pub enum GateCommand {
     },
     /// List the gates defined in .agents/config.toml and .agents/gates.toml.
     List,
+    /// List approvals waiting for a person (in one run or session, or all).
+    Pending {
+        /// Only this run or session.
+        run: Option<String>,
+    },
     /// Ask the hook policy whether a command or a write would be allowed
     /// (exit 1 when denied).
     #[command(subcommand)]
@@ -331,4 +340,17 @@ pub enum CheckCommand {
         /// The path, absolute or relative to the current directory.
         path: PathBuf,
     },
+}
+
+/// `agentops approve|reject`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The run or session id (`manual` for gates run by hand).
+    pub run: String,
+    /// Only this gate (default: every approval pending in the run).
+    #[arg(long, value_name = "NAME")]
+    pub gate: Option<String>,
+    /// Why; kept with the decision in the journal.
+    #[arg(long, default_value = "")]
+    pub reason: String,
 }

@@ -229,3 +229,77 @@ fn policy_configuration_is_honoured() {
         r.stderr
     );
 }
+
+#[test]
+fn approval_waits_for_a_person_then_passes_or_fails() {
+    let ctx = ctx();
+    std::fs::write(
+        ctx.path(".agents/gates.toml"),
+        format!(
+            "{GATES}\n[gates.deploy]\nkind = \"approval\"\ndescription = \"ship to production\"\n"
+        ),
+    )
+    .unwrap();
+    // Nothing decided yet: the run waits (exit 3) and says how to decide.
+    let r = ctx.run(&["gate", "run", "deploy", "--session", "s-7"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("WAIT  deploy  approval requested (ship to production): agentops approve s-7 --gate deploy"), "{}", r.stdout);
+    let pending: serde_json::Value =
+        serde_json::from_str(ctx.run(&["gate", "pending", "--json"]).ok()).unwrap();
+    assert_eq!(pending[0]["run"], "s-7");
+    assert_eq!(pending[0]["gate"], "deploy");
+    // Asking again does not pile up requests.
+    assert_eq!(
+        ctx.run(&["gate", "run", "deploy", "--session", "s-7"]).code,
+        3
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(ctx.run(&["gate", "pending", "--json"]).ok())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A person approves from another process; the gate passes.
+    let r: agentops_testkit::Run = ctx
+        .command(&[
+            "approve",
+            "s-7",
+            "--gate",
+            "deploy",
+            "--reason",
+            "checked the canary",
+        ])
+        .env("USER", "alice")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.ok(), "approved in s-7: deploy\n");
+    let r = ctx.run(&["gate", "run", "deploy", "--session", "s-7", "--json"]);
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["results"][0]["summary"],
+        "approved by alice: checked the canary"
+    );
+    // Another session is asked separately, and a rejection fails the gate.
+    assert_eq!(
+        ctx.run(&["gate", "run", "deploy", "--session", "s-8"]).code,
+        3
+    );
+    ctx.run(&["reject", "s-8", "--reason", "not during the freeze"])
+        .ok();
+    let r = ctx.run(&["gate", "run", "deploy", "--session", "s-8"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("rejected by"), "{}", r.stdout);
+    // Nothing left to decide.
+    let r = ctx.run(&["approve", "s-8"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("nothing is waiting for approval in s-8"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ctx.run(&["gate", "pending"]).ok(), "no approvals waiting\n");
+}

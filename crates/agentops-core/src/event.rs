@@ -75,6 +75,10 @@ kinds! {
     ToolCall => "tool.call",
     /// A gate's verdict with evidence.
     GateVerdict => "gate.verdict",
+    /// An approval gate asked a person to decide.
+    ApprovalRequested => "approval.requested",
+    /// A person approved or rejected.
+    ApprovalResolved => "approval.resolved",
     /// A knowledge entry was written (and committed).
     KnowledgeWrite => "knowledge.write",
     /// Feedback on a knowledge entry moved its utility.

@@ -4,10 +4,11 @@
 //!
 //! Gates are defined under `[gates.<name>]` in `.agents/config.toml` or in
 //! `.agents/gates.toml`. Kinds available in this build: `command`, `scope`,
-//! `diff`, `secrets`. The kinds `judge`, `council` and `approval` are
+//! `diff`, `secrets`, `approval`. The kinds `judge` and `council` are
 //! recognised and refused with a clear configuration error until the model
-//! backends and approvals exist.
+//! backends exist.
 
+pub mod approval;
 pub mod diff;
 pub mod policy;
 mod run;
@@ -49,6 +50,8 @@ pub struct GateResult {
     /// Kind-specific details (never a secret's value).
     pub evidence: serde_json::Value,
     pub duration_ms: f64,
+    /// An approval that waits for a person (the verdict is FAIL until then).
+    pub pending: bool,
 }
 
 /// The kinds of gate.
@@ -242,10 +245,11 @@ fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Resul
             GateKind::Secrets => {
                 globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
             }
-            GateKind::Judge | GateKind::Council | GateKind::Approval => {
+            GateKind::Approval => {}
+            GateKind::Judge | GateKind::Council => {
                 return Err(bad(
                     "kind",
-                    "judge, council and approval gates are not available in this build yet; available kinds: command, scope, diff, secrets".into(),
+                    "judge and council gates are not available in this build yet; available kinds: command, scope, diff, secrets, approval".into(),
                 ));
             }
         }

@@ -52,7 +52,13 @@ pub fn run_gates(
     for g in gates {
         let start = Instant::now();
         let started_us = agentops_core::time::now_micros();
+        let mut pending = false;
         let (verdict, summary, evidence) = match (g.spec.kind, &diff) {
+            (GateKind::Approval, _) => {
+                let (v, s, e, p) = approval_gate(g, journal, run);
+                pending = p;
+                (v, s, e)
+            }
             (GateKind::Command, _) => command_gate(g, root),
             (GateKind::Scope, Some(d)) => scope_gate(g, root, d),
             (GateKind::Diff, Some(d)) => diff_gate(g, d),
@@ -70,6 +76,7 @@ pub fn run_gates(
             summary,
             evidence,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            pending,
         };
         if let Some(j) = journal {
             let mut e = NewEvent::now(
@@ -90,6 +97,87 @@ pub fn run_gates(
         out.push(r);
     }
     Ok(out)
+}
+
+fn approval_gate(
+    g: &Gate,
+    journal: Option<&Journal>,
+    run: &RunId,
+) -> (Verdict, String, serde_json::Value, bool) {
+    use crate::approval::{self, ApprovalState};
+    let Some(j) = journal else {
+        return (
+            Verdict::Fail,
+            "approval gates need the journal".into(),
+            json!({}),
+            false,
+        );
+    };
+    let what = g
+        .spec
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("gate `{}`", g.name));
+    match approval::state(j, run, &g.name) {
+        Ok(ApprovalState::Approved { by, reason, ts }) => (
+            Verdict::Pass,
+            format!(
+                "approved by {by}{}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            ),
+            json!({"run": run, "approved": true, "by": by, "reason": reason, "ts": ts}),
+            false,
+        ),
+        Ok(ApprovalState::Rejected { by, reason, ts }) => (
+            failing(g.spec.severity),
+            format!(
+                "rejected by {by}{}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            ),
+            json!({"run": run, "approved": false, "by": by, "reason": reason, "ts": ts}),
+            false,
+        ),
+        Ok(ApprovalState::Pending { requested_ts, .. }) => (
+            Verdict::Fail,
+            format!(
+                "waiting for a person: agentops approve {run} --gate {} (or reject)",
+                g.name
+            ),
+            json!({"run": run, "pending": true, "requested_ts": requested_ts, "what": what}),
+            true,
+        ),
+        Ok(ApprovalState::None) => match approval::request(j, run, &g.name, &what) {
+            Ok(()) => (
+                Verdict::Fail,
+                format!(
+                    "approval requested ({what}): agentops approve {run} --gate {} (or reject)",
+                    g.name
+                ),
+                json!({"run": run, "pending": true, "what": what}),
+                true,
+            ),
+            Err(e) => (
+                Verdict::Fail,
+                format!("cannot record the approval request: {e}"),
+                json!({}),
+                false,
+            ),
+        },
+        Err(e) => (
+            Verdict::Fail,
+            format!("cannot read approvals: {e}"),
+            json!({}),
+            false,
+        ),
+    }
 }
 
 fn scope_gate(g: &Gate, root: &Path, d: &Diff) -> (Verdict, String, serde_json::Value) {

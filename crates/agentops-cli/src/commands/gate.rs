@@ -1,12 +1,13 @@
 //! `gate run | list | check`.
 
+use agentops_core::RunId;
 use agentops_gates::policy::{CommandPolicy, PolicyDecision};
 use agentops_gates::{Gate, Verdict};
 use agentops_store::RepoLayout;
 
 use super::knowledge::{journal, provenance};
 use super::{Code, Failure, Flags, cwd};
-use crate::cli::{CheckCommand, GateCommand};
+use crate::cli::{CheckCommand, DecideArgs, GateCommand};
 use crate::output::Output;
 
 pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
@@ -75,7 +76,11 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
             )
             .map_err(Failure::failed)?;
             let blocking = |v: Verdict| v == Verdict::Fail || (strict && v == Verdict::Warn);
-            let failed = results.iter().filter(|r| blocking(r.verdict)).count();
+            let failed = results
+                .iter()
+                .filter(|r| blocking(r.verdict) && !r.pending)
+                .count();
+            let waiting = results.iter().filter(|r| r.pending).count();
             if out.json {
                 out.json(
                     &serde_json::json!({ "ok": failed == 0, "strict": strict, "results": results }),
@@ -83,7 +88,12 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
             } else {
                 let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
                 for r in &results {
-                    let line = format!("{}  {:<width$}  {}", r.verdict.as_str(), r.name, r.summary);
+                    let label = if r.pending {
+                        "WAIT"
+                    } else {
+                        r.verdict.as_str()
+                    };
+                    let line = format!("{label}  {:<width$}  {}", r.name, r.summary);
                     if r.verdict == Verdict::Pass {
                         out.line(&line);
                     } else {
@@ -91,7 +101,12 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                         render_evidence(r, out);
                     }
                 }
-                let summary = if failed == 0 {
+                let summary = if failed == 0 && waiting > 0 {
+                    format!(
+                        "{waiting} of {} gates waiting for a person (agentops approve|reject)",
+                        results.len()
+                    )
+                } else if failed == 0 {
                     format!(
                         "{} gates: all passed{}",
                         results.len(),
@@ -106,7 +121,39 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                 };
                 out.important(&summary);
             }
-            Ok(if failed == 0 { Code::Ok } else { Code::Failure })
+            Ok(if failed > 0 {
+                Code::Failure
+            } else if waiting > 0 {
+                Code::Paused
+            } else {
+                Code::Ok
+            })
+        }
+        GateCommand::Pending { run } => {
+            let run = run
+                .as_deref()
+                .map(RunId::parse)
+                .transpose()
+                .map_err(Failure::usage)?;
+            let j = journal(&layout, &config)?;
+            let list =
+                agentops_gates::approval::pending(&j, run.as_ref()).map_err(Failure::failed)?;
+            if out.json {
+                out.json(&list);
+            } else if list.is_empty() {
+                out.line("no approvals waiting");
+            } else {
+                for p in &list {
+                    out.line(&format!(
+                        "{}  {:<16} {}  since {}",
+                        p.run,
+                        p.gate,
+                        p.what,
+                        agentops_core::time::rfc3339(p.requested_ts)
+                    ));
+                }
+            }
+            Ok(Code::Ok)
         }
         GateCommand::Check(c) => {
             let decision = match c {
@@ -196,4 +243,57 @@ fn render_evidence(r: &agentops_gates::GateResult, out: &Output) {
             out.important(&format!("      | {l}"));
         }
     }
+}
+
+/// `agentops approve|reject`.
+pub fn decide(
+    args: DecideArgs,
+    approved: bool,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
+        .map_err(Failure::usage)?;
+    let run = RunId::parse(&args.run).map_err(Failure::usage)?;
+    let j = journal(&layout, &config)?;
+    let by = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::process::Command::new("git")
+                .args(["config", "user.name"])
+                .current_dir(&layout.work_tree)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| "someone".into());
+    let decided = agentops_gates::approval::resolve(
+        &j,
+        &run,
+        args.gate.as_deref(),
+        approved,
+        &by,
+        &args.reason,
+    )
+    .map_err(Failure::failed)?;
+    if decided.is_empty() {
+        return Err(Failure::failed(format!(
+            "nothing is waiting for approval in {run}{}; `agentops gate pending` lists what is",
+            args.gate
+                .as_deref()
+                .map(|g| format!(" for gate `{g}`"))
+                .unwrap_or_default()
+        )));
+    }
+    let verb = if approved { "approved" } else { "rejected" };
+    if out.json {
+        out.json(&serde_json::json!({"run": run, "decision": verb, "gates": decided, "by": by}));
+    } else {
+        out.line(&format!("{verb} in {run}: {}", decided.join(", ")));
+    }
+    Ok(Code::Ok)
 }

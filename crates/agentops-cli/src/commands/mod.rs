@@ -17,6 +17,8 @@ pub enum Code {
     Ok = 0,
     Failure = 1,
     Usage = 2,
+    /// Paused: waiting for a person.
+    Paused = 3,
 }
 
 /// An error that ends the command, with its exit code.
@@ -71,6 +73,8 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         }
         Command::Index { rebuild } => context::index(rebuild, flags, out),
         Command::Gate(cmd) => gate::run(cmd, flags, out),
+        Command::Approve(args) => gate::decide(args, true, flags, out),
+        Command::Reject(args) => gate::decide(args, false, flags, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)
