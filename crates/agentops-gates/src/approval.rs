@@ -42,17 +42,17 @@ pub fn state(journal: &Journal, run: &RunId, gate: &str) -> Result<ApprovalState
     for e in events.iter().filter(|e| e.body["gate"] == gate) {
         let text = |k: &str| e.body[k].as_str().unwrap_or_default().to_owned();
         match e.kind {
-            EventKind::ApprovalRequested => {
+            // A decision holds: later requests do not reopen it.
+            EventKind::ApprovalRequested
                 if !matches!(
                     st,
                     ApprovalState::Approved { .. } | ApprovalState::Rejected { .. }
-                ) || e.body["renew"] == true
-                {
-                    st = ApprovalState::Pending {
-                        requested_ts: e.ts,
-                        what: text("what"),
-                    };
-                }
+                ) =>
+            {
+                st = ApprovalState::Pending {
+                    requested_ts: e.ts,
+                    what: text("what"),
+                };
             }
             EventKind::ApprovalResolved if matches!(st, ApprovalState::Pending { .. }) => {
                 st = if e.body["approved"] == true {
