@@ -165,8 +165,12 @@ pub struct LearnArgs {
     #[arg(long, conflicts_with = "file")]
     pub body: Option<String>,
     /// Read the body from FILE (`-` for standard input).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "edit")]
     pub file: Option<PathBuf>,
+    /// Write the body in $VISUAL or $EDITOR (the default on a terminal when
+    /// no body is given).
+    #[arg(long, conflicts_with = "body")]
+    pub edit: bool,
     /// learning, decision, pattern, anti-pattern, handoff or run.
     #[arg(long = "type", value_name = "TYPE", default_value = "learning")]
     pub kind: String,

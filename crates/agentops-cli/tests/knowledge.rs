@@ -619,3 +619,60 @@ fn eight_processes_fifty_writes_each_lose_nothing() {
     assert_eq!(ctx.git(&["status", "--porcelain"]), status_before);
     assert!(!ctx.git_dir().join("index.lock").exists());
 }
+
+#[test]
+fn body_from_the_editor() {
+    let ctx = ctx();
+    // A scripted editor: fills two sections of the template, leaves two empty.
+    let editor = ctx.home.join("fake-editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/^## Context$/## Context\\n\\nThe build cache went stale./; s/^## Learning$/## Learning\\n\\nKey caches on the lockfile./' \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r: Run = ctx
+        .command(&["learn", "--json", "--edit", "Stale build cache"])
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap()
+        .into();
+    let o: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(
+        ctx.run(&["knowledge", "show", o["id"].as_str().unwrap(), "--json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(
+        shown["body"],
+        "# Stale build cache\n\n## Context\n\nThe build cache went stale.\n\n## Learning\n\nKey caches on the lockfile.\n"
+    );
+    // An editor that leaves the template empty aborts: nothing is written.
+    let before = head(&ctx);
+    let r: Run = ctx
+        .command(&["learn", "--edit", "Nothing"])
+        .env("EDITOR", "true")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("the body is empty; nothing written"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(head(&ctx), before);
+    // No editor at all: a clear usage error.
+    let r: Run = ctx
+        .command(&["learn", "--edit", "Nothing"])
+        .env_remove("EDITOR")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("set $EDITOR"), "{}", r.stderr);
+}

@@ -279,3 +279,35 @@ fn many_processes_append_at_once_and_lose_nothing() {
     let all = s.read(&Query::default()).unwrap();
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
 }
+
+#[test]
+fn a_version_1_journal_is_migrated_in_place_keeping_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("state.db");
+    {
+        // What agentops 0.1 with schema 1 left behind.
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, run_id TEXT NOT NULL,
+               span_id TEXT, parent_span_id TEXT, kind TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE INDEX events_by_run ON events (run_id, seq);
+             CREATE INDEX events_by_kind ON events (kind, seq);
+             CREATE INDEX events_by_ts ON events (ts);
+             INSERT INTO events (ts, run_id, kind, body) VALUES (1, 'old-run', 'run.started', '{\"goal\":\"x\"}');
+             PRAGMA application_id = 1095192400;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let s = open(&p).unwrap();
+    assert_eq!(s.status(true).unwrap().schema_version, SCHEMA_VERSION);
+    let old = s
+        .read(&Query::run(RunId::parse("old-run").unwrap()))
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].body, serde_json::json!({"goal": "x"}));
+    // The v2 table works.
+    let u = s.apply_feedback("e1", 1.0, 0.1, 5).unwrap();
+    assert!((u.value - 0.55).abs() < 1e-9);
+}

@@ -46,7 +46,9 @@ pub(crate) fn provenance(s: SourceArgs) -> Provenance {
 }
 
 fn read_body(args: &LearnArgs) -> Result<String, Failure> {
-    let extra = if let Some(b) = &args.body {
+    let extra = if args.edit {
+        from_editor(&args.title)?
+    } else if let Some(b) = &args.body {
         b.clone()
     } else if let Some(f) = &args.file {
         if f.as_os_str() == "-" {
@@ -120,30 +122,32 @@ fn from_editor(title: &str) -> Result<String, Failure> {
     Ok(cleaned)
 }
 
-/// Drops the template's HTML comment and sections left empty.
+/// Drops the template's HTML comment and sections left empty, and
+/// normalises the spacing between the sections that remain.
 fn strip_empty_sections(text: &str) -> String {
-    let text: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("<!--"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let mut out = String::new();
-    let mut pending_heading: Option<String> = None;
-    for line in text.lines() {
+    let mut preamble: Vec<&str> = Vec::new();
+    let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with("<!--")) {
         if line.starts_with("## ") {
-            pending_heading = Some(line.to_owned());
-            continue;
+            sections.push((line, Vec::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push(line);
+        } else {
+            preamble.push(line);
         }
-        if line.trim().is_empty() && pending_heading.is_some() {
-            continue;
-        }
-        if let Some(h) = pending_heading.take() {
-            out.push_str(&format!("\n{h}\n\n"));
-        }
-        out.push_str(line);
-        out.push('\n');
     }
-    out.trim().to_owned()
+    let mut parts = Vec::new();
+    let pre = preamble.join("\n").trim().to_owned();
+    if !pre.is_empty() {
+        parts.push(pre);
+    }
+    for (heading, body) in sections {
+        let b = body.join("\n").trim().to_owned();
+        if !b.is_empty() {
+            parts.push(format!("{heading}\n\n{b}"));
+        }
+    }
+    parts.join("\n\n")
 }
 
 pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
