@@ -444,3 +444,38 @@ fn retrieval_quality_on_the_labelled_set() {
         r.stderr
     );
 }
+
+#[test]
+fn a_rewrite_within_the_same_clock_tick_is_not_missed() {
+    let ctx = ctx();
+    let path = ".agents/learnings/racy.md";
+    ctx.write(path, "# Racy note\n\nalpha alpha alpha\n");
+    assert_eq!(search_ids(&ctx, "alpha"), vec!["racy".to_owned()]);
+    // Same size, same inode, and the mtime put back: only the content differs,
+    // as when two writes land within one tick of the file-time clock.
+    let full = ctx.path(path);
+    let before = std::fs::metadata(&full).unwrap().modified().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&full)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"# Racy note\n\nomega omega omega\n"))
+        .unwrap();
+    let d = before.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let st = std::process::Command::new("touch")
+        .args([
+            "-m",
+            "-d",
+            &format!("@{}.{:09}", d.as_secs(), d.subsec_nanos()),
+        ])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::metadata(&full).unwrap().modified().unwrap(),
+        before
+    );
+    let r = json(&ctx, &["index", "--json"]);
+    assert_eq!(r["updated"], 1, "{r}");
+    assert_eq!(search_ids(&ctx, "omega"), vec!["racy".to_owned()]);
+}

@@ -129,6 +129,10 @@ fn register(index: &Index) {
 struct DirState {
     mtime_ns: i128,
     subdirs: Vec<String>,
+    /// Recorded within [`RACY_NS`] of its mtime: another change in the same
+    /// clock tick would leave the mtime as it is, so it is listed again.
+    #[serde(default)]
+    racy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -137,6 +141,18 @@ struct FileState {
     size: u64,
     ino: u64,
     hash: String,
+    /// As for directories: a racy file is hashed again next time.
+    #[serde(default)]
+    racy: bool,
+}
+
+/// File times come from a coarse clock (a tick is several ms), so a change
+/// within the same tick as the recording keeps the mtime: like git's "racy"
+/// index entries, anything recorded this close to its mtime is not trusted.
+const RACY_NS: i128 = 1_000_000_000;
+
+fn now_ns() -> i128 {
+    i128::from(agentops_core::time::now_micros()) * 1_000
 }
 
 /// What lives beside the tantivy files: small enough to read on every query.
@@ -212,11 +228,13 @@ fn mtime_ns(m: &std::fs::Metadata) -> i128 {
 
 fn file_state(m: &std::fs::Metadata, hash: String) -> FileState {
     use std::os::unix::fs::MetadataExt;
+    let mtime_ns = mtime_ns(m);
     FileState {
-        mtime_ns: mtime_ns(m),
+        mtime_ns,
         size: m.len(),
         ino: m.ino(),
         hash,
+        racy: now_ns() - mtime_ns < RACY_NS,
     }
 }
 
@@ -498,7 +516,7 @@ impl KnowledgeIndex {
             let mt = mtime_ns(&meta);
             let known = self.manifest.dirs.get(&rel);
             let state = match known {
-                Some(d) if d.mtime_ns == mt && !full => d.clone(),
+                Some(d) if d.mtime_ns == mt && !full && !d.racy => d.clone(),
                 _ => {
                     changed.push(rel.clone());
                     let mut subdirs = Vec::new();
@@ -514,6 +532,7 @@ impl KnowledgeIndex {
                     DirState {
                         mtime_ns: mt,
                         subdirs,
+                        racy: now_ns() - mt < RACY_NS,
                     }
                 }
             };
@@ -540,9 +559,22 @@ impl KnowledgeIndex {
     ) -> Result<(), IndexError> {
         let head_tree = Self::head_tree(&layout.work_tree);
         let full = full || head_tree != self.manifest.head_tree;
-        let (changed, _, gone) = self.changed_dirs(full);
+        let (changed, current, gone) = self.changed_dirs(full);
         if changed.is_empty() && gone.is_empty() {
             return Ok(());
+        }
+        // Often nothing really changed (a racy folder listed again, a folder
+        // touched without its entries changing): find out read-only, and
+        // then only record the fresher states, without the index writer.
+        if gone.is_empty()
+            && let Some(confirmed) = self.unchanged(&changed)
+        {
+            for (d, files) in &confirmed {
+                self.save_dir_files(d, files)?;
+            }
+            self.manifest.dirs = current;
+            self.manifest.head_tree = head_tree;
+            return self.save_manifest();
         }
         // Changes: take the writer (one process at a time), then look again,
         // since another process may have done the work while we waited.
@@ -592,7 +624,10 @@ impl KnowledgeIndex {
                     let prev = files.get(&name);
                     let same_stat = prev.is_some_and(|p| {
                         let now = file_state(&meta, String::new());
-                        p.mtime_ns == now.mtime_ns && p.size == now.size && p.ino == now.ino
+                        !p.racy
+                            && p.mtime_ns == now.mtime_ns
+                            && p.size == now.size
+                            && p.ino == now.ino
                     });
                     if same_stat {
                         continue;
@@ -662,6 +697,50 @@ impl KnowledgeIndex {
         self.manifest.head_tree = head_tree;
         self.manifest.entries = self.reader.searcher().num_docs();
         self.save_manifest()
+    }
+
+    /// When no file under `dirs` differs from what is indexed, their file
+    /// lists with fresh stat data (racy flags recomputed); `None` at the first
+    /// real difference.
+    fn unchanged(&self, dirs: &[String]) -> Option<Vec<(String, BTreeMap<String, FileState>)>> {
+        let mut out = Vec::with_capacity(dirs.len());
+        for d in dirs {
+            let old = self.load_dir_files(d);
+            let mut fresh = BTreeMap::new();
+            let abs = entry::absolute(&self.work_tree, d);
+            let rd = std::fs::read_dir(&abs).ok()?;
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.')
+                    || !name.ends_with(".md")
+                    || name.eq_ignore_ascii_case("README.md")
+                {
+                    continue;
+                }
+                let meta = e.metadata().ok()?;
+                if !meta.is_file() {
+                    continue;
+                }
+                let prev = old.get(&name)?;
+                let now = file_state(&meta, prev.hash.clone());
+                let same_stat = !prev.racy
+                    && prev.mtime_ns == now.mtime_ns
+                    && prev.size == now.size
+                    && prev.ino == now.ino;
+                if !same_stat {
+                    let bytes = std::fs::read(e.path()).ok()?;
+                    if content_hash(&bytes) != prev.hash {
+                        return None;
+                    }
+                }
+                fresh.insert(name, now);
+            }
+            if fresh.len() != old.len() {
+                return None;
+            }
+            out.push((d.clone(), fresh));
+        }
+        Some(out)
     }
 
     /// The index writer, waiting up to 5 s for another process to finish.
