@@ -334,11 +334,33 @@ impl KnowledgeIndex {
         if index.schema() != schema().0 {
             return Ok(None);
         }
+        Self::assemble(
+            index,
+            f,
+            manifest,
+            dir,
+            work_tree,
+            tokenizer,
+            half_life_days,
+        )
+        .map(Some)
+    }
+
+    /// The handle over an opened or created tantivy index.
+    fn assemble(
+        index: Index,
+        f: Fields,
+        manifest: Manifest,
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Self, IndexError> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(Some(Self {
+        Ok(Self {
             index,
             reader,
             f,
@@ -347,7 +369,16 @@ impl KnowledgeIndex {
             work_tree: work_tree.to_path_buf(),
             tokenizer,
             half_life_days,
-        }))
+        })
+    }
+
+    fn fresh_manifest(tokenizer: TokenizerKind) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            tokenizer: tokenizer.name().into(),
+            fixed_tokens: render::FIXED.iter().map(|s| tokenizer.count(s)).collect(),
+            ..Manifest::default()
+        }
     }
 
     fn create(
@@ -370,26 +401,16 @@ impl KnowledgeIndex {
         let (schema, f) = schema();
         let index = Index::create_in_dir(&tdir, schema)?;
         register(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        let manifest = Manifest {
-            format: FORMAT,
-            tokenizer: tokenizer.name().into(),
-            fixed_tokens: render::FIXED.iter().map(|s| tokenizer.count(s)).collect(),
-            ..Manifest::default()
-        };
-        let k = Self {
+        let manifest = Self::fresh_manifest(tokenizer);
+        let k = Self::assemble(
             index,
-            reader,
             f,
             manifest,
-            dir: dir.to_path_buf(),
-            work_tree: work_tree.to_path_buf(),
+            dir,
+            work_tree,
             tokenizer,
             half_life_days,
-        };
+        )?;
         k.save_manifest()?;
         Ok(k)
     }
@@ -409,28 +430,17 @@ impl KnowledgeIndex {
             writer.add_document(doc_for(&f, e, e.created.unwrap_or(now), tokenizer))?;
         }
         writer.commit()?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        reader.reload()?;
-        let manifest = Manifest {
-            format: FORMAT,
-            tokenizer: tokenizer.name().into(),
-            fixed_tokens: render::FIXED.iter().map(|s| tokenizer.count(s)).collect(),
-            entries: entries.len() as u64,
-            ..Manifest::default()
-        };
-        Ok(Self {
+        let mut manifest = Self::fresh_manifest(tokenizer);
+        manifest.entries = entries.len() as u64;
+        Self::assemble(
             index,
-            reader,
             f,
             manifest,
-            dir: PathBuf::new(),
-            work_tree: PathBuf::new(),
+            Path::new(""),
+            Path::new(""),
             tokenizer,
             half_life_days,
-        })
+        )
     }
 
     fn save_manifest(&self) -> Result<(), IndexError> {
@@ -609,10 +619,7 @@ impl KnowledgeIndex {
             if let Ok(rd) = std::fs::read_dir(&abs) {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.')
-                        || !name.ends_with(".md")
-                        || name.eq_ignore_ascii_case("README.md")
-                    {
+                    if !entry::is_entry_file_name(&name) {
                         continue;
                     }
                     let Ok(meta) = e.metadata() else { continue };
@@ -711,10 +718,7 @@ impl KnowledgeIndex {
             let rd = std::fs::read_dir(&abs).ok()?;
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.')
-                    || !name.ends_with(".md")
-                    || name.eq_ignore_ascii_case("README.md")
-                {
+                if !entry::is_entry_file_name(&name) {
                     continue;
                 }
                 let meta = e.metadata().ok()?;
@@ -851,16 +855,13 @@ impl KnowledgeIndex {
         let mut raw = Vec::with_capacity(top.len());
         for (bm25, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            raw.push((f64::from(bm25), doc, String::new()));
+            raw.push((f64::from(bm25), doc));
         }
-        let ids: Vec<String> = raw
-            .iter()
-            .map(|(_, d, _)| self.text(d, self.f.id))
-            .collect();
+        let ids: Vec<String> = raw.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let util = utility(&id_refs);
         let mut hits = Vec::with_capacity(raw.len());
-        for ((bm25, doc, snippet), id) in raw.into_iter().zip(ids) {
+        for ((bm25, doc), id) in raw.into_iter().zip(ids) {
             let Some(entry) = self.entry_from(&doc) else {
                 continue;
             };
@@ -876,7 +877,7 @@ impl KnowledgeIndex {
             let score = rank::score(bm25, age_days, self.half_life_days, u, entry.maturity);
             hits.push(Hit {
                 score,
-                snippet,
+                snippet: String::new(),
                 tokens_full: self.num(&doc, self.f.tok_full),
                 tokens_summary: self.num(&doc, self.f.tok_summary),
                 tokens_title: self.num(&doc, self.f.tok_title),

@@ -81,7 +81,6 @@ pub fn assemble(hits: &[Hit], fixed: &[u32], req: &PacketRequest) -> Packet {
     let mut fulls: Vec<String> = Vec::new();
     let mut sums: Vec<String> = Vec::new();
     let mut titles: Vec<String> = Vec::new();
-    let mut cited = Vec::new();
     let mut full_count = 0usize;
     let header_fits = req.budget >= header;
     if header_fits {
@@ -188,7 +187,6 @@ pub fn assemble(hits: &[Hit], fixed: &[u32], req: &PacketRequest) -> Packet {
             continue;
         }
         used += ex.tokens;
-        cited.push(e.id.to_string());
         explain.push(ex);
     }
     let mut text = String::new();
@@ -231,7 +229,6 @@ pub fn assemble(hits: &[Hit], fixed: &[u32], req: &PacketRequest) -> Packet {
         .collect();
     ordered.sort();
     let cited_ordered: Vec<String> = ordered.into_iter().map(|(_, _, id)| id).collect();
-    debug_assert_eq!(cited_ordered.len(), cited.len());
     Packet {
         budget: req.budget,
         tokens: used,

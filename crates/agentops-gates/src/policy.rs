@@ -217,7 +217,6 @@ pub fn check_write(
     cwd: &Path,
     root: &Path,
     scope: &globset::GlobSet,
-    scope_empty: bool,
 ) -> PolicyDecision {
     let root_c = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let target = canonical_prefix(&normalize(cwd, path));
@@ -242,7 +241,7 @@ pub fn check_write(
             reason: "Blocked by agentops policy `git-dir`: files under .git are git's own; change them through git commands.".into(),
         };
     }
-    if !scope_empty && !scope.is_match(rel) {
+    if !scope.is_empty() && !scope.is_match(rel) {
         return PolicyDecision::Deny {
             rule: "write-scope".into(),
             reason: format!(
@@ -355,9 +354,9 @@ mod tests {
         let empty = globset::GlobSet::empty();
         let w = |p: &str, scoped: bool| {
             if scoped {
-                check_write(Path::new(p), &root, &root, &scope, false)
+                check_write(Path::new(p), &root, &root, &scope)
             } else {
-                check_write(Path::new(p), &root, &root, &empty, true)
+                check_write(Path::new(p), &root, &root, &empty)
             }
         };
         assert_eq!(w("src/main.rs", true), PolicyDecision::Allow);

@@ -99,6 +99,12 @@ impl EntryType {
     }
 }
 
+/// Whether a file name is a knowledge entry: a `.md` file that is not a
+/// dotfile (temporary files, `.gitkeep`) and not a folder's `README.md`.
+pub fn is_entry_file_name(name: &str) -> bool {
+    !name.starts_with('.') && name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
+}
+
 /// The directories under `.agents/` that hold knowledge entries.
 pub const KNOWLEDGE_DIRS: [&str; 5] = ["learnings", "decisions", "patterns", "handoffs", "runs"];
 

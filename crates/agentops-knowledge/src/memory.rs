@@ -386,14 +386,15 @@ impl Knowledge {
                 && let Some(tip) = repo.tip(&Target::Branch(b))?
             {
                 for (path, bytes) in repo.read_dir_at(tip, ".agents")? {
-                    if !path.ends_with(".md") || entries.iter().any(|e: &Entry| e.path == path) {
+                    if entries.iter().any(|e: &Entry| e.path == path) {
                         continue;
                     }
                     let in_knowledge_dir = path
                         .split('/')
                         .nth(1)
                         .is_some_and(|d| KNOWLEDGE_DIRS.contains(&d));
-                    if !in_knowledge_dir || is_skipped_name(&path) {
+                    let name = path.rsplit('/').next().unwrap_or(&path);
+                    if !in_knowledge_dir || !entry::is_entry_file_name(name) {
                         continue;
                     }
                     match entry::parse(&path, &String::from_utf8_lossy(&bytes)) {
@@ -574,11 +575,6 @@ fn commit_message(subject: &str, title: &str, id: &EntryId, source: &Provenance)
     m
 }
 
-fn is_skipped_name(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name.starts_with('.') || name.eq_ignore_ascii_case("README.md")
-}
-
 fn collect_md(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -592,13 +588,7 @@ fn collect_md(dir: &Path, out: &mut Vec<PathBuf>) {
         }
         match e.file_type() {
             Ok(t) if t.is_dir() => collect_md(&p, out),
-            Ok(t)
-                if t.is_file()
-                    && name.ends_with(".md")
-                    && !name.eq_ignore_ascii_case("README.md") =>
-            {
-                out.push(p)
-            }
+            Ok(t) if t.is_file() && entry::is_entry_file_name(&name) => out.push(p),
             _ => {}
         }
     }

@@ -186,10 +186,21 @@ fn foreign_database_is_refused() {
 fn unreadable_file_is_reported() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    // Unreadable for everyone, root included: a directory where the file should be.
     let p = dir.path().join("state.db");
+    std::fs::create_dir(&p).unwrap();
+    let err = open(&p).unwrap_err();
+    assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: cannot open the journal", p.display())),
+        "{err}"
+    );
+    assert!(p.is_dir(), "the path was replaced");
+    // Permissions, where they bind (not for root, who reads anything).
+    let p = dir.path().join("locked.db");
     drop(open(&p).unwrap());
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
-    // Root reads anything; the check only means something for other users.
     let readable = std::fs::File::open(&p).is_ok();
     let result = open(&p);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -178,13 +178,7 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                         b.add(glob);
                     }
                     let scope = b.build().map_err(Failure::usage)?;
-                    agentops_gates::policy::check_write(
-                        &path,
-                        &cwd()?,
-                        &layout.work_tree,
-                        &scope,
-                        config.policy.write_scope.is_empty(),
-                    )
+                    agentops_gates::policy::check_write(&path, &cwd()?, &layout.work_tree, &scope)
                 }
             };
             if out.json {
