@@ -106,6 +106,23 @@ impl TestContext {
         self.command(args).output().unwrap().into()
     }
 
+    /// Runs the binary with `args`, feeding `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
+            // The process may stop reading early (oversized input): ignore EPIPE.
+            let _ = stdin.write_all(input);
+        }
+        child.wait_with_output().unwrap().into()
+    }
+
     /// Runs `git` in the repository; panics if it fails.
     #[track_caller]
     pub fn git(&self, args: &[&str]) -> String {

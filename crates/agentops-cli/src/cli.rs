@@ -135,6 +135,38 @@ pub enum Command {
     Approve(DecideArgs),
     /// Reject what an approval gate is waiting for, in a run or session.
     Reject(DecideArgs),
+    /// Install or remove agentops's hooks in Claude Code or Codex settings.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Handle one harness hook event: the event JSON on stdin, the answer on
+    /// stdout. Installed by `agentops hooks install`; not for typing by hand.
+    ///
+    /// It never gets in the agent's way: malformed input, an internal error or
+    /// its time limit (hooks.timeout_ms) mean exit 0 and nothing on stdout,
+    /// with a line in <git-common-dir>/agentops/hooks.log — unless
+    /// policy.fail = "closed", which denies a tool call it could not check.
+    Hook {
+        /// claude or codex.
+        #[arg(value_parser = ["claude", "codex"])]
+        harness: String,
+    },
+    /// Read a harness's event stream into sessions and spans with tokens and
+    /// cost. Ingesting the same stream twice adds nothing.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// Harness sessions (from hooks and ingested streams), most recent first:
+    /// duration, prompts, tools, tokens, cost, policy denials and stop blocks.
+    Sessions {
+        /// Only sessions active since a date (2026-11-01) or an age (7d, 12h).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many sessions.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Handoffs: what a session left for the next one.
+    #[command(subcommand)]
+    Handoff(HandoffCommand),
     /// Print the version of agentops and of the journal schema it writes.
     Version,
     /// Print a shell completion script.
@@ -357,4 +389,79 @@ pub struct DecideArgs {
     /// Why; kept with the decision in the journal.
     #[arg(long, default_value = "")]
     pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Merge agentops's hook entries into the harness's settings (every other
+    /// key and hook is kept; installing twice changes nothing).
+    ///
+    /// Claude Code: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse,
+    /// PostToolUseFailure, Stop, SubagentStop, PreCompact, SessionEnd in
+    /// .claude/settings.json (project), .claude/settings.local.json (local) or
+    /// ~/.claude/settings.json (user). Codex: SessionStart, UserPromptSubmit,
+    /// PreToolUse, PostToolUse, Stop, SubagentStop, PreCompact in
+    /// .codex/hooks.json (project) or ~/.codex/hooks.json (user).
+    Install(HooksArgs),
+    /// Remove exactly the entries `install` added.
+    Uninstall(HooksArgs),
+}
+
+/// `agentops hooks install|uninstall`.
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    /// claude or codex.
+    #[arg(value_parser = ["claude", "codex"])]
+    pub harness: String,
+    /// project (committed, shared), local (this machine; Claude Code only) or user.
+    #[arg(long, default_value = "project", value_parser = ["project", "local", "user"])]
+    pub scope: String,
+    /// Print the change as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestCommand {
+    /// `claude -p --output-format stream-json --verbose` output (a file, or `-`
+    /// for standard input).
+    ClaudeStream(IngestArgs),
+    /// `codex exec --json` output (a file, or `-`). Codex does not name the
+    /// model in its stream: pass --model to price the session.
+    CodexExec(IngestArgs),
+    /// A Claude Code session transcript (~/.claude/projects/…/<session>.jsonl).
+    /// Best effort: the format is internal to Claude Code; lines it cannot
+    /// read are skipped with a warning.
+    ClaudeTranscript(IngestArgs),
+}
+
+/// `agentops ingest …`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The stream: a file, or `-` for standard input.
+    pub file: PathBuf,
+    /// The model, when the stream does not say (for cost).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Record under this session id instead of the stream's.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HandoffCommand {
+    /// The newest handoff for the current branch (or --branch, or --any).
+    Latest {
+        /// This branch instead of the current one.
+        #[arg(long, conflicts_with = "any")]
+        branch: Option<String>,
+        /// The newest handoff on any branch.
+        #[arg(long)]
+        any: bool,
+    },
+    /// One handoff by id.
+    Show {
+        /// The handoff's entry id.
+        id: String,
+    },
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 /// Writes to stdout; exits quietly (status 0) if stdout was closed.
-fn write_out(text: &str) {
+pub(crate) fn write_out(text: &str) {
     let mut so = std::io::stdout().lock();
     if so
         .write_all(text.as_bytes())
@@ -21,7 +21,7 @@ fn write_out(text: &str) {
 }
 
 /// Writes to stderr; a closed stderr is ignored.
-fn write_err(text: &str) {
+pub(crate) fn write_err(text: &str) {
     let mut se = std::io::stderr().lock();
     let _ = se.write_all(text.as_bytes());
 }

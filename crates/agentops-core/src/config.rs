@@ -88,6 +88,37 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub context: ContextConfig,
     pub policy: PolicyConfig,
+    pub hooks: HooksConfig,
+}
+
+/// What a harness hook does when it cannot decide (an internal error or its
+/// time limit): `open` lets the agent go on, `closed` denies the tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    #[default]
+    Open,
+    Closed,
+}
+
+/// `[hooks]`: how `agentops hook claude|codex` behaves inside a harness.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HooksConfig {
+    /// Hard time limit for one event, in milliseconds (stop gates and handoff
+    /// writes have their own).
+    pub timeout_ms: u64,
+    /// Most tokens SessionStart injects (handoff + context packet); the text
+    /// also stays under the harness's 10,000-character cap.
+    pub injection_budget: u64,
+    /// Gates that must pass before the agent may stop (Stop).
+    pub stop_gates: Vec<String>,
+    /// Gates that must pass before a subagent may stop (SubagentStop).
+    pub subagent_stop_gates: Vec<String>,
+    /// Most times per session a Stop is blocked; then the agent may stop and
+    /// an escalation is recorded.
+    pub max_stop_blocks: u64,
+    /// Write a handoff entry at PreCompact and SessionEnd.
+    pub handoffs: bool,
 }
 
 /// `[policy]`: what harness hooks allow an agent to run and write.
@@ -102,6 +133,9 @@ pub struct PolicyConfig {
     /// Globs (relative to the work tree) writes must match; empty: anywhere
     /// inside the project.
     pub write_scope: Vec<String>,
+    /// When a PreToolUse hook fails internally or runs out of time: `open`
+    /// (allow, the default) or `closed` (deny).
+    pub fail: FailMode,
 }
 
 /// `[context]`: search ranking, packet budgets, model windows.
@@ -172,6 +206,15 @@ impl Default for Config {
                 deny_commands: Vec::new(),
                 allow_commands: Vec::new(),
                 write_scope: Vec::new(),
+                fail: FailMode::Open,
+            },
+            hooks: HooksConfig {
+                timeout_ms: 2_000,
+                injection_budget: 2_000,
+                stop_gates: Vec::new(),
+                subagent_stop_gates: Vec::new(),
+                max_stop_blocks: 3,
+                handoffs: true,
             },
             context: ContextConfig {
                 packet_max: 4_000,
@@ -194,6 +237,7 @@ struct Layer {
     memory: Option<MemoryLayer>,
     context: Option<ContextLayer>,
     policy: Option<PolicyLayer>,
+    hooks: Option<HooksLayer>,
     /// `[gates.<name>]`: validated by the gates engine, which reports its own
     /// file:line:key errors.
     #[serde(rename = "gates")]
@@ -207,6 +251,18 @@ struct PolicyLayer {
     deny_commands: Option<Vec<String>>,
     allow_commands: Option<Vec<String>>,
     write_scope: Option<Vec<String>>,
+    fail: Option<FailMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksLayer {
+    timeout_ms: Option<u64>,
+    injection_budget: Option<u64>,
+    stop_gates: Option<Vec<String>>,
+    subagent_stop_gates: Option<Vec<String>>,
+    max_stop_blocks: Option<u64>,
+    handoffs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +339,26 @@ pub const KEYS: &[(&str, &str)] = &[
         "context.windows",
         "a table of model-name prefix = tokens, e.g. { \"claude-\" = 200000 }",
     ),
+    ("policy.builtin_rules", "true or false"),
+    ("policy.deny_commands", "a list of regular expressions"),
+    ("policy.allow_commands", "a list of regular expressions"),
+    (
+        "policy.write_scope",
+        "a list of globs relative to the work tree",
+    ),
+    ("policy.fail", "\"open\" or \"closed\""),
+    (
+        "hooks.timeout_ms",
+        "a whole number of milliseconds, 100 to 60000",
+    ),
+    (
+        "hooks.injection_budget",
+        "a whole number of tokens, 0 to 2500",
+    ),
+    ("hooks.stop_gates", "a list of gate names"),
+    ("hooks.subagent_stop_gates", "a list of gate names"),
+    ("hooks.max_stop_blocks", "a whole number, 0 to 100"),
+    ("hooks.handoffs", "true or false"),
 ];
 
 /// The environment variable for a dotted key: `store.url` → `AGENTOPS_STORE_URL`.
@@ -493,6 +569,41 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
         if let Some(w) = p.write_scope {
             cfg.policy.write_scope = w;
         }
+        if let Some(f) = p.fail {
+            cfg.policy.fail = f;
+        }
+    }
+    if let Some(h) = layer.hooks {
+        let range = |key: &str, v: u64, lo: u64, hi: u64, what: &str| -> Result<u64, ConfigError> {
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::invalid(
+                    at(key),
+                    Some(key.into()),
+                    format!("key `{key}`: {v} is out of range; allowed: {what}, {lo} to {hi}"),
+                ))
+            }
+        };
+        if let Some(v) = h.timeout_ms {
+            cfg.hooks.timeout_ms = range("hooks.timeout_ms", v, 100, 60_000, "milliseconds")?;
+        }
+        if let Some(v) = h.injection_budget {
+            // 2,500 tokens is about the harness's 10,000-character cap.
+            cfg.hooks.injection_budget = range("hooks.injection_budget", v, 0, 2_500, "tokens")?;
+        }
+        if let Some(v) = h.max_stop_blocks {
+            cfg.hooks.max_stop_blocks = range("hooks.max_stop_blocks", v, 0, 100, "blocks")?;
+        }
+        if let Some(v) = h.stop_gates {
+            cfg.hooks.stop_gates = v;
+        }
+        if let Some(v) = h.subagent_stop_gates {
+            cfg.hooks.subagent_stop_gates = v;
+        }
+        if let Some(v) = h.handoffs {
+            cfg.hooks.handoffs = v;
+        }
     }
     if let Some(c) = layer.context {
         let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<u64, ConfigError> {
@@ -698,6 +809,24 @@ pub fn commented_template() -> String {
 # allow_commands = ["^git push --force origin scratch$"]
 # Where writes may go (globs relative to the work tree); empty: anywhere in the project.
 # write_scope = ["src/**", "tests/**"]
+# When a PreToolUse hook fails internally or runs out of time: "open" lets the
+# agent go on (default), "closed" denies the tool call.
+# fail = "open"
+
+[hooks]
+# `agentops hook claude|codex` inside a harness (docs/harness.md).
+# Hard time limit per event, in milliseconds (stop gates have their own).
+# timeout_ms = 2000
+# Most tokens SessionStart injects (latest handoff + context packet).
+# injection_budget = 2000
+# Gates that must pass before the agent may stop; on FAIL the Stop is blocked
+# and the evidence goes back to the agent.
+# stop_gates = ["tests"]
+# subagent_stop_gates = []
+# After this many blocked Stops in a session, let it stop and record an escalation.
+# max_stop_blocks = 3
+# Write a handoff to .agents/handoffs/ at PreCompact and SessionEnd.
+# handoffs = true
 
 # Gates: checks that block bad work, run by `agentops gate run` (and between
 # workflow phases). Kinds: command, scope, diff, secrets.

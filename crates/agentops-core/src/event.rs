@@ -89,6 +89,14 @@ kinds! {
     HookReceived => "hook.received",
     /// A handoff was written for the next session.
     HandoffWritten => "handoff.written",
+    /// A hook denied a tool call, blocked a stop, or escalated.
+    HookDecision => "hook.decision",
+    /// The context guard measured a session's window.
+    ContextGuard => "context.guard",
+    /// A harness session began (from a stream or transcript).
+    SessionStarted => "session.started",
+    /// A harness session ended, with its totals.
+    SessionEnded => "session.ended",
 }
 
 /// A dotted event kind that is not well formed.

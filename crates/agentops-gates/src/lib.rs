@@ -8,6 +8,9 @@
 //! recognised and refused with a clear configuration error until the model
 //! backends exist.
 
+/// How long a `command` gate may run when `timeout_s` is not set.
+pub const DEFAULT_TIMEOUT_S: u64 = 600;
+
 pub mod approval;
 pub mod diff;
 pub mod policy;

@@ -313,7 +313,7 @@ fn command_gate(g: &Gate, root: &Path) -> (Verdict, String, serde_json::Value) {
         .dir
         .as_deref()
         .map_or_else(|| root.to_path_buf(), |d| root.join(d));
-    let timeout = Duration::from_secs(g.spec.timeout_s.unwrap_or(600));
+    let timeout = Duration::from_secs(g.spec.timeout_s.unwrap_or(crate::DEFAULT_TIMEOUT_S));
     let (mut cmd, shown) = match &g.spec.command {
         Some(CommandSpec::Shell(s)) => {
             let mut c = Command::new("sh");

@@ -9,6 +9,7 @@ use crate::output::Output;
 
 mod context;
 mod gate;
+mod harness;
 mod knowledge;
 
 /// Exit codes (see `agentops --help`).
@@ -75,6 +76,11 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Gate(cmd) => gate::run(cmd, flags, out),
         Command::Approve(args) => gate::decide(args, true, flags, out),
         Command::Reject(args) => gate::decide(args, false, flags, out),
+        Command::Hooks(cmd) => harness::hooks(cmd, out),
+        Command::Hook { harness } => Ok(harness::hook(&harness)),
+        Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
+        Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
+        Command::Handoff(cmd) => harness::handoff(cmd, flags, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)

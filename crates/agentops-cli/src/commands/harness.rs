@@ -1,0 +1,358 @@
+//! `hooks install|uninstall`, `hook`, `ingest`, `sessions`, `handoff`.
+
+use std::io::Read;
+
+use agentops_harness::hook::{Invocation, MAX_INPUT};
+use agentops_harness::install::{self, Scope};
+use agentops_harness::{Harness, ingest as ing};
+use agentops_store::RepoLayout;
+
+use super::knowledge::journal;
+use super::{Code, Failure, Flags, cwd};
+use crate::cli::{HandoffCommand, HooksCommand, IngestCommand};
+use crate::output::{self, Output};
+
+fn harness_of(s: &str) -> Result<Harness, Failure> {
+    Harness::parse(s)
+        .ok_or_else(|| Failure::usage(format!("unknown harness `{s}`; allowed: claude, codex")))
+}
+
+/// The command the harness should run: plain `agentops` when that is this
+/// binary on PATH, else this binary's absolute path.
+fn hook_command(h: Harness) -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = agentops_store::project::find_on_path("agentops");
+    let same = match (&exe, &on_path) {
+        (Some(a), Some(b)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    };
+    match exe {
+        Some(p) if !same => {
+            let p = p.display().to_string();
+            if p.contains([' ', '\'', '"', '$', '`']) {
+                format!("'{}' hook {h}", p.replace('\'', "'\\''"))
+            } else {
+                format!("{p} hook {h}")
+            }
+        }
+        _ => format!("agentops hook {h}"),
+    }
+}
+
+pub fn hooks(cmd: HooksCommand, out: &Output) -> Result<Code, Failure> {
+    let (args, installing) = match cmd {
+        HooksCommand::Install(a) => (a, true),
+        HooksCommand::Uninstall(a) => (a, false),
+    };
+    let h = harness_of(&args.harness)?;
+    let scope = Scope::parse(&args.scope).ok_or_else(|| {
+        Failure::usage(format!(
+            "unknown scope `{}`; allowed: project, local, user",
+            args.scope
+        ))
+    })?;
+    let layout = RepoLayout::discover(&cwd()?).ok();
+    let env = |k: &str| std::env::var(k).ok();
+    let path = install::settings_path(
+        h,
+        scope,
+        layout.as_ref().map(|l| l.work_tree.as_path()),
+        &env,
+    )
+    .map_err(Failure::usage)?;
+    let plan = if installing {
+        install::plan_install(h, &path, &hook_command(h))
+    } else {
+        install::plan_uninstall(h, &path)
+    }
+    .map_err(|e| match e {
+        install::InstallError::Io { .. } => Failure::failed(e),
+        _ => Failure::usage(e),
+    })?;
+    if out.json {
+        if !args.dry_run {
+            plan.apply().map_err(Failure::failed)?;
+        }
+        out.json(&serde_json::json!({
+            "harness": h, "scope": args.scope, "path": plan.path, "changed": plan.changed(),
+            "events": plan.events, "dry_run": args.dry_run,
+            "diff": if args.dry_run { Some(plan.diff()) } else { None },
+        }));
+        return Ok(Code::Ok);
+    }
+    if args.dry_run {
+        if plan.changed() {
+            out.raw(&plan.diff());
+        } else {
+            out.line(&format!("{}: nothing to change", plan.path.display()));
+        }
+        return Ok(Code::Ok);
+    }
+    plan.apply().map_err(Failure::failed)?;
+    let verb = if installing { "installed" } else { "removed" };
+    if plan.changed() {
+        out.line(&format!(
+            "{verb} agentops hooks for {h} in {} ({})",
+            plan.path.display(),
+            plan.events.join(", ")
+        ));
+        if installing {
+            match h {
+                Harness::Claude => out.line("Claude Code reads hooks at startup: restart open sessions (or review them with /hooks)."),
+                Harness::Codex => out.line("Codex asks you to review and trust new hooks (/hooks); versions before hooks were on by default need `[features] hooks = true` in ~/.codex/config.toml."),
+            }
+        }
+    } else {
+        out.line(&format!(
+            "{}: agentops hooks for {h} already {}; nothing changed",
+            plan.path.display(),
+            if installing { "installed" } else { "absent" }
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+/// `agentops hook claude|codex`: never fails the harness.
+pub fn hook(harness: &str) -> Code {
+    // A panic must not print a backtrace into the harness.
+    std::panic::set_hook(Box::new(|_| {}));
+    let Some(h) = Harness::parse(harness) else {
+        return Code::Ok;
+    };
+    let mut input = Vec::with_capacity(8 * 1024);
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_INPUT as u64 + 1)
+        .read_to_end(&mut input);
+    let oversized = input.len() > MAX_INPUT;
+    if read.is_err() {
+        input.clear();
+    }
+    let outcome = agentops_harness::hook::run(Invocation {
+        harness: h,
+        input,
+        oversized,
+        cwd: std::env::current_dir().unwrap_or_default(),
+    });
+    if let Some(s) = outcome.stdout {
+        output::write_out(&format!("{s}\n"));
+    }
+    if let Some(s) = outcome.stderr {
+        output::write_err(&format!("{s}\n"));
+    }
+    match outcome.exit_code {
+        0 => Code::Ok,
+        _ => Code::Usage,
+    }
+}
+
+pub fn ingest(cmd: IngestCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (source, args) = match cmd {
+        IngestCommand::ClaudeStream(a) => (ing::Source::ClaudeStream, a),
+        IngestCommand::CodexExec(a) => (ing::Source::CodexExec, a),
+        IngestCommand::ClaudeTranscript(a) => (ing::Source::ClaudeTranscript, a),
+    };
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
+        .map_err(Failure::usage)?;
+    let j = journal(&layout, &config)?;
+    if let Some(s) = &args.session {
+        agentops_core::RunId::parse(s).map_err(|e| Failure::usage(format!("--session: {e}")))?;
+    }
+    let opts = ing::Options {
+        model: args.model.clone(),
+        session: args.session.clone(),
+        prices: agentops_llm::PriceTable::default(),
+    };
+    let report = if args.file.as_os_str() == "-" {
+        ing::ingest(source, std::io::stdin().lock(), "<stdin>", &j, &opts)
+    } else {
+        let f = std::fs::File::open(&args.file)
+            .map_err(|e| Failure::usage(format!("{}: cannot open: {e}", args.file.display())))?;
+        ing::ingest(
+            source,
+            std::io::BufReader::new(f),
+            &args.file.display().to_string(),
+            &j,
+            &opts,
+        )
+    }
+    .map_err(|e| match e {
+        ing::IngestError::Journal(_) => Failure::failed(e),
+        _ => Failure::usage(e),
+    })?;
+    for w in &report.warnings {
+        out.warn(w);
+    }
+    if out.json {
+        out.json(&report);
+        return Ok(Code::Ok);
+    }
+    for s in &report.sessions {
+        out.line(&format!(
+            "session {}  {}  {} model calls, {} tool calls ({} failed)  tokens in {} (cache read {}, write {}) out {}  cost {}",
+            s.id,
+            s.model.as_deref().unwrap_or("model unknown"),
+            s.llm_calls,
+            s.tool_calls,
+            s.tool_errors,
+            s.usage.input_tokens,
+            s.usage.cache_read_tokens,
+            s.usage.cache_creation_tokens,
+            s.usage.output_tokens,
+            match (s.cost_usd, s.cost_source.as_deref()) {
+                (Some(c), Some(src)) => format!("${c:.4} ({src})"),
+                (Some(c), None) => format!("${c:.4}"),
+                (None, Some(src)) => src.to_owned(),
+                (None, None) => "unknown".to_owned(),
+            }
+        ));
+    }
+    out.line(&format!(
+        "{} events added, {} already in the journal",
+        report.added, report.duplicates
+    ));
+    Ok(Code::Ok)
+}
+
+fn tokens(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.1}M", n as f64 / 1e6)
+    } else if n >= 10_000 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn duration(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub fn sessions(
+    since: Option<String>,
+    limit: usize,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
+        .map_err(Failure::usage)?;
+    let since_ts = match &since {
+        Some(s) => Some(super::knowledge::parse_since(s)?),
+        None => None,
+    };
+    let j = journal(&layout, &config)?;
+    let mut all = agentops_harness::sessions::list(&j, since_ts).map_err(Failure::failed)?;
+    all.truncate(limit);
+    if out.json {
+        out.json(&all);
+        return Ok(Code::Ok);
+    }
+    if all.is_empty() {
+        out.line("no harness sessions yet: install the hooks (agentops hooks install claude) or ingest a stream (agentops ingest …)");
+        return Ok(Code::Ok);
+    }
+    out.line(&format!(
+        "{:<38} {:<7} {:<20} {:>8} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}  handoff",
+        "session",
+        "harness",
+        "last active (UTC)",
+        "duration",
+        "asks",
+        "tools",
+        "tok in",
+        "tok out",
+        "cost",
+        "blocks"
+    ));
+    for s in &all {
+        let last = agentops_core::time::rfc3339(s.last);
+        out.line(&format!(
+            "{:<38} {:<7} {:<20} {:>8} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}  {}",
+            agentops_harness::clip(&s.id, 37),
+            s.harness,
+            last.get(..19).unwrap_or(&last).replace('T', " "),
+            duration(s.duration_s),
+            s.prompts,
+            if s.tool_errors > 0 {
+                format!("{} ({}✗)", s.tools, s.tool_errors)
+            } else {
+                s.tools.to_string()
+            },
+            tokens(s.usage.input_tokens),
+            tokens(s.usage.output_tokens),
+            s.cost_usd
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "-".into()),
+            format!(
+                "{}{}",
+                s.denied + s.blocked,
+                if s.escalated { "!" } else { "" }
+            ),
+            s.handoff.as_deref().unwrap_or("-"),
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn handoff(cmd: HandoffCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let entry = match cmd {
+        HandoffCommand::Latest { branch, any } => {
+            let branch = if any {
+                None
+            } else {
+                branch.or_else(|| agentops_harness::hook::current_branch(&layout))
+            };
+            match agentops_harness::handoff::latest(&layout, branch.as_deref()) {
+                Some(e) => e,
+                None => {
+                    return Err(Failure::failed(format!(
+                        "no handoff yet{}: sessions write one at PreCompact and SessionEnd once the hooks are installed (agentops hooks install claude)",
+                        branch
+                            .map(|b| format!(" for branch `{b}` (try --any)"))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        HandoffCommand::Show { id } => {
+            let (_, k, _) = super::knowledge::open(flags)?;
+            let e = k.find(&id).map_err(Failure::failed)?;
+            if e.kind != agentops_knowledge::entry::EntryType::Handoff {
+                return Err(Failure::usage(format!(
+                    "`{id}` is a {}, not a handoff",
+                    e.kind
+                )));
+            }
+            e
+        }
+    };
+    if out.json {
+        out.json(&entry);
+    } else {
+        out.line(&format!("# {}\n", entry.title));
+        out.line(&format!(
+            "id: {}  created: {}  path: {}\n",
+            entry.id,
+            entry
+                .created
+                .map(agentops_core::time::rfc3339)
+                .unwrap_or_default(),
+            entry.path
+        ));
+        out.raw(&entry.body);
+        if !entry.body.ends_with('\n') {
+            out.raw("\n");
+        }
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,715 @@
+//! Harness integration through the real binary: every hook fixture, the
+//! settings installer, the stop-gate loop and its cap, handoffs across
+//! sessions, concurrency, and stream ingest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use agentops_testkit::{Run, TestContext};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+fn ctx() -> TestContext {
+    let ctx = TestContext::new(env!("CARGO_BIN_EXE_agentops"));
+    ctx.run(&["init", "-q"]).ok();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "agentops init"]);
+    ctx
+}
+
+/// A hook fixture with its paths moved into the test repository.
+fn event(ctx: &TestContext, name: &str) -> String {
+    let text = std::fs::read_to_string(fixtures().join("claude-code/hooks").join(name)).unwrap();
+    text.replace("/home/dev/shop", ctx.root.to_str().unwrap())
+}
+
+fn hook(ctx: &TestContext, input: &str) -> Run {
+    ctx.run_stdin(&["hook", "claude"], input.as_bytes())
+}
+
+fn json_of(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr))
+}
+
+fn hook_log(ctx: &TestContext) -> String {
+    std::fs::read_to_string(ctx.git_dir().join("agentops/hooks.log")).unwrap_or_default()
+}
+
+fn sessions(ctx: &TestContext) -> Vec<Value> {
+    let r = ctx.run(&["sessions", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    json_of(&r).as_array().unwrap().clone()
+}
+
+#[test]
+fn every_hook_fixture() {
+    let ctx = ctx();
+    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("claude-code/hooks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // The session as it happens: the prompt first, the end before the restarts.
+    names.retain(|n| n != "user-prompt-submit.json");
+    names.insert(0, "user-prompt-submit.json".into());
+    assert!(names.len() >= 18);
+    for name in &names {
+        let r = hook(&ctx, &event(&ctx, name));
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert_eq!(r.stderr, "", "{name}");
+        match name.as_str() {
+            "pre-tool-use-bash-dangerous.json" => {
+                let v = json_of(&r);
+                assert_eq!(v["hookSpecificOutput"]["hookEventName"], "PreToolUse");
+                assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+                let why = v["hookSpecificOutput"]["permissionDecisionReason"]
+                    .as_str()
+                    .unwrap();
+                assert!(why.contains("force-push"), "{why}");
+            }
+            "pre-tool-use-write-out-of-scope.json" => {
+                let v = json_of(&r);
+                assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+                assert!(v.to_string().contains("outside-project"));
+            }
+            // Handoff exists only after SessionEnd, which sorts before these.
+            "session-start-compact.json"
+            | "session-start-resume.json"
+            | "session-start-startup.json" => {
+                let v = json_of(&r);
+                let text = v["hookSpecificOutput"]["additionalContext"]
+                    .as_str()
+                    .unwrap();
+                assert!(
+                    text.contains("Add rate limiting to the /login endpoint"),
+                    "{text}"
+                );
+                assert!(text.chars().count() <= 10_000);
+            }
+            _ => assert_eq!(r.stdout, "", "{name} answered"),
+        }
+    }
+    // The malformed event is logged, the unknown one journaled and ignored.
+    let log = hook_log(&ctx);
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains("malformed event JSON"), "{log}");
+    let s = sessions(&ctx);
+    assert_eq!(s.len(), 1);
+    let s = &s[0];
+    assert_eq!(s["id"], "7f3c2a10-5b2e-4c1e-9a57-2f0d8e6b1c44");
+    assert_eq!(s["harness"], "claude");
+    assert_eq!(s["tools"], 2);
+    assert_eq!(s["tool_errors"], 1);
+    assert_eq!(s["denied"], 2);
+    assert_eq!(s["ended"], true);
+    assert!(s["handoff"].is_string());
+    // 18 well-formed events were journaled; secrets in them are redacted.
+    let r = ctx.run(&["sessions"]);
+    assert!(r.stdout.contains("7f3c2a10"), "{}", r.stdout);
+}
+
+#[test]
+fn outside_a_project_and_bad_input_stay_out_of_the_way() {
+    // Not a git repository: nothing at all.
+    let bare = TestContext::empty(env!("CARGO_BIN_EXE_agentops"));
+    let r = bare.run_stdin(&["hook", "claude"], br#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"git push --force"}}"#);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    let ctx = ctx();
+    for input in [&b""[..], b"[1,2]", b"{\"hook_event_name\": 7}", b"\xff\xfe"] {
+        let r = ctx.run_stdin(&["hook", "codex"], input);
+        assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{input:?}");
+    }
+    // Oversized input (over 16 MiB) is not parsed.
+    let big = format!(
+        "{{\"hook_event_name\":\"PostToolUse\",\"tool_response\":\"{}\"}}",
+        "x".repeat(17 << 20)
+    );
+    let r = ctx.run_stdin(&["hook", "claude"], big.as_bytes());
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert!(hook_log(&ctx).contains("input larger than"));
+    // A large but acceptable event is journaled with its long strings cut.
+    let mut v: Value = serde_json::from_str(&event(&ctx, "post-tool-use.json")).unwrap();
+    v["tool_response"]["content"] = Value::String("y".repeat(2 << 20));
+    let r = hook(&ctx, &v.to_string());
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    let db = std::fs::metadata(ctx.git_dir().join("agentops/state.db"))
+        .unwrap()
+        .len();
+    assert!(db < 1 << 20, "journal grew to {db} bytes");
+}
+
+#[test]
+fn fail_closed_denies_what_it_cannot_check() {
+    let ctx = ctx();
+    ctx.write(".agents/config.toml", "[policy]\nfail = \"closed\"\n");
+    let r = hook(&ctx, &event(&ctx, "malformed-truncated.json"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("policy.fail"), "{}", r.stderr);
+    // A well-formed, allowed call is still allowed.
+    let r = hook(&ctx, &event(&ctx, "pre-tool-use-bash-benign.json"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn hard_time_limit_lets_the_agent_go_on() {
+    let ctx = ctx();
+    ctx.write(".agents/config.toml", "[hooks]\ntimeout_ms = 300\n");
+    // A transcript that is a FIFO nobody writes to: reading it blocks forever.
+    let fifo = ctx.path("transcript.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let input = json!({
+        "session_id": "s-timeout", "hook_event_name": "UserPromptSubmit",
+        "cwd": ctx.root, "transcript_path": fifo, "prompt": "hello",
+    });
+    let t = std::time::Instant::now();
+    let r = hook(&ctx, &input.to_string());
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        hook_log(&ctx).contains("timed out after 300 ms"),
+        "{}",
+        hook_log(&ctx)
+    );
+}
+
+fn stop_ctx() -> TestContext {
+    let ctx = ctx();
+    ctx.write(
+        ".agents/config.toml",
+        "[hooks]\nstop_gates = [\"tests\"]\n\n[gates.tests]\nkind = \"command\"\ncommand = \"echo 'test login::limits ... FAILED'; test -f fixed\"\ntimeout_s = 30\n",
+    );
+    ctx
+}
+
+#[test]
+fn stop_gate_blocks_then_caps_and_escalates() {
+    let ctx = stop_ctx();
+    let first = hook(&ctx, &event(&ctx, "stop.json"));
+    let v = json_of(&first);
+    assert_eq!(v["decision"], "block");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.contains("Gate `tests`"), "{reason}");
+    assert!(reason.contains("FAILED"), "{reason}");
+    assert!(reason.contains("block 1 of 3"), "{reason}");
+    // The agent keeps trying to stop with the gate still failing: without the
+    // cap this would never end.
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let r = hook(&ctx, &event(&ctx, "stop-active.json"));
+        assert_eq!(r.code, 0);
+        answers.push(json_of(&r));
+    }
+    assert_eq!(answers[0]["decision"], "block");
+    assert_eq!(answers[1]["decision"], "block");
+    for a in &answers[2..] {
+        assert!(a.get("decision").is_none(), "{a}");
+        assert!(
+            a["systemMessage"]
+                .as_str()
+                .unwrap()
+                .contains("after 3 blocks")
+        );
+    }
+    let s = &sessions(&ctx)[0];
+    assert_eq!(s["blocked"], 3);
+    assert_eq!(s["escalated"], true);
+    // Once the gate passes, Stop is silent.
+    ctx.write("fixed", "");
+    let r = hook(&ctx, &event(&ctx, "stop.json"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    // SubagentStop runs only its own (empty) list.
+    std::fs::remove_file(ctx.path("fixed")).unwrap();
+    let r = hook(&ctx, &event(&ctx, "subagent-stop.json"));
+    assert_eq!(r.stdout, "");
+}
+
+#[test]
+fn handoff_at_session_end_is_injected_at_the_next_session_start() {
+    let ctx = ctx();
+    // Nothing to hand over yet: SessionStart is silent.
+    let r = hook(&ctx, &event(&ctx, "session-start-startup.json"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    for e in [
+        "user-prompt-submit.json",
+        "pre-tool-use-edit.json",
+        "post-tool-use.json",
+        "post-tool-use-failure.json",
+        "stop.json",
+        "session-end.json",
+    ] {
+        assert_eq!(hook(&ctx, &event(&ctx, e)).code, 0, "{e}");
+    }
+    // The handoff is a committed memory write, and the work tree stays clean.
+    let log = ctx.git(&["log", "--format=%s", "-1", "--", ".agents/handoffs"]);
+    assert!(log.starts_with("agentops: learn handoff-"), "{log}");
+    assert_eq!(ctx.git(&["status", "--porcelain"]), "");
+    let latest = ctx.run(&["handoff", "latest"]);
+    let text = latest.ok();
+    for want in [
+        "## Goal",
+        "Add rate limiting to the /login endpoint",
+        "Edit ×1",
+        "Bash ×1 (1 failed)",
+        "`src/auth/login.rs`",
+        "Rate limiting is in place",
+        "## Next step",
+        "**Branch:** `main`",
+    ] {
+        assert!(text.contains(want), "{want} missing from\n{text}");
+    }
+    // SessionEnd right after: nothing new, no second handoff.
+    hook(&ctx, &event(&ctx, "session-end.json"));
+    let count = ctx
+        .git(&["log", "--format=%s", "--", ".agents/handoffs"])
+        .lines()
+        .filter(|l| l.contains("learn handoff-"))
+        .count();
+    assert_eq!(count, 1);
+    // Resume: the handoff comes back as additionalContext.
+    let r = hook(&ctx, &event(&ctx, "session-start-resume.json"));
+    let v = json_of(&r);
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "SessionStart");
+    let injected = v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(
+        injected.contains("Add rate limiting to the /login endpoint"),
+        "{injected}"
+    );
+    assert!(injected.contains("Rate limiting is in place"));
+    // Another branch has no handoff of its own.
+    ctx.git(&["checkout", "-qb", "feature/other"]);
+    let r = hook(&ctx, &event(&ctx, "session-start-startup.json"));
+    assert_eq!(r.stdout, "");
+    assert_eq!(ctx.run(&["handoff", "latest"]).code, 1);
+    assert_eq!(ctx.run(&["handoff", "latest", "--any"]).code, 0);
+}
+
+#[test]
+fn session_start_injects_a_packet_within_budget() {
+    let ctx = ctx();
+    for i in 0..30 {
+        let r = ctx.run(&[
+            "learn",
+            &format!("Rate limiting note {i}: token bucket per client IP on login"),
+            "--body",
+            &format!(
+                "Use a token bucket keyed by client IP for /login. {}",
+                "Refill with jitter. ".repeat(60)
+            ),
+            "-q",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    ctx.run(&["index", "-q"]).ok();
+    ctx.git(&["checkout", "-qb", "rate-limiting-login"]);
+    let r = hook(&ctx, &event(&ctx, "session-start-startup.json"));
+    let v = json_of(&r);
+    let text = v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("Knowledge for this work"), "{text}");
+    assert!(text.contains("token bucket"), "{text}");
+    // Default injection budget: 2,000 tokens (≈ 3 characters per token at most).
+    assert!(text.chars().count() <= 10_000);
+    assert!(
+        text.chars().count() <= 2_000 * 4,
+        "{}",
+        text.chars().count()
+    );
+    // A smaller budget gives a smaller packet.
+    ctx.write(".agents/config.toml", "[hooks]\ninjection_budget = 300\n");
+    let small = json_of(&hook(&ctx, &event(&ctx, "session-start-startup.json")));
+    let small = small["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(
+        small.len() < text.len() && small.chars().count() <= 300 * 4,
+        "{}",
+        small.len()
+    );
+}
+
+fn transcript(ctx: &TestContext, used: u64) -> PathBuf {
+    let line = json!({"type": "assistant", "sessionId": "s-guard", "message": {"id": format!("msg_{used}"), "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": used, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 10}}});
+    let p = ctx.path(&format!("t-{used}.jsonl"));
+    std::fs::write(&p, format!("{line}\n")).unwrap();
+    p
+}
+
+#[test]
+fn prompt_guard_reminds_at_red_and_hands_off_at_critical() {
+    let ctx = ctx();
+    let prompt = |used: u64| {
+        let input = json!({"session_id": "s-guard", "hook_event_name": "UserPromptSubmit", "cwd": ctx.root,
+            "transcript_path": transcript(&ctx, used), "prompt": "Refactor the session store"});
+        hook(&ctx, &input.to_string())
+    };
+    assert_eq!(prompt(20_000).stdout, "");
+    let red = json_of(&prompt(100_000));
+    let text = red["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("50% full"), "{text}");
+    assert!(!text.contains("handoff for the next session has been written"));
+    let critical = json_of(&prompt(150_000));
+    let text = critical["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("critical"), "{text}");
+    assert!(text.contains("has been written"), "{text}");
+    let handoff = ctx.run(&["handoff", "latest"]);
+    assert!(handoff.ok().contains("Refactor the session store"));
+    // Only one handoff for this reason per session.
+    let again = json_of(&prompt(160_000));
+    assert!(!again.to_string().contains("has been written"));
+}
+
+const USER_SETTINGS: &str = r#"{
+  "permissions": {
+    "allow": [
+      "Bash(npm run lint)",
+      "Read(~/.zshrc)"
+    ]
+  },
+  "hooks": {
+    "PreToolUse": [
+      {
+        "matcher": "Bash",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "$CLAUDE_PROJECT_DIR/.claude/hooks/check.sh",
+            "timeout": 30
+          }
+        ]
+      },
+      {
+        "matcher": "Write|Edit",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "prettier --write \"$FILE\""
+          },
+          {
+            "type": "command",
+            "command": "echo edited >> /tmp/log"
+          }
+        ]
+      }
+    ],
+    "SessionStart": [
+      {
+        "matcher": "startup",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "cat docs/welcome.md"
+          }
+        ]
+      }
+    ],
+    "Notification": [
+      {
+        "hooks": [
+          {
+            "type": "command",
+            "command": "notify-send Claude \"$MESSAGE\""
+          }
+        ]
+      }
+    ]
+  },
+  "env": {
+    "DISABLE_TELEMETRY": "1"
+  },
+  "model": "claude-sonnet-4-5"
+}
+"#;
+
+#[test]
+fn hooks_install_and_uninstall_leave_user_settings_byte_for_byte() {
+    let ctx = ctx();
+    ctx.write(".claude/settings.json", USER_SETTINGS);
+    let dry = ctx.run(&["hooks", "install", "claude", "--dry-run"]);
+    let diff = dry.ok();
+    assert!(diff.contains("+    \"PostToolUseFailure\": ["), "{diff}");
+    assert!(diff.contains("hook claude"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.path(".claude/settings.json")).unwrap(),
+        USER_SETTINGS
+    );
+    let r = ctx.run(&["hooks", "install", "claude"]);
+    assert!(
+        r.ok().contains("installed agentops hooks for claude"),
+        "{}",
+        r.stdout
+    );
+    let installed: Value =
+        serde_json::from_str(&std::fs::read_to_string(ctx.path(".claude/settings.json")).unwrap())
+            .unwrap();
+    for event in [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "Stop",
+        "SubagentStop",
+        "PreCompact",
+        "SessionEnd",
+    ] {
+        let groups = installed["hooks"][event].as_array().unwrap();
+        let ours: Vec<&Value> = groups
+            .iter()
+            .flat_map(|g| g["hooks"].as_array().unwrap())
+            .filter(|h| h["command"].as_str().unwrap().ends_with("hook claude"))
+            .collect();
+        assert_eq!(ours.len(), 1, "{event}");
+        assert!(ours[0]["timeout"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        installed["hooks"]["PreToolUse"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(installed["env"]["DISABLE_TELEMETRY"], "1");
+    let twice = ctx.run(&["hooks", "install", "claude"]);
+    assert!(twice.ok().contains("nothing changed"));
+    let r = ctx.run(&["hooks", "uninstall", "claude"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.path(".claude/settings.json")).unwrap(),
+        USER_SETTINGS
+    );
+    // Local and user scopes, and Codex.
+    assert_eq!(
+        ctx.run(&["hooks", "install", "claude", "--scope", "local"])
+            .code,
+        0
+    );
+    assert!(ctx.path(".claude/settings.local.json").is_file());
+    assert_eq!(
+        ctx.run(&["hooks", "install", "claude", "--scope", "user"])
+            .code,
+        0
+    );
+    assert!(ctx.home.join(".claude/settings.json").is_file());
+    assert_eq!(ctx.run(&["hooks", "install", "codex"]).code, 0);
+    let codex: Value =
+        serde_json::from_str(&std::fs::read_to_string(ctx.path(".codex/hooks.json")).unwrap())
+            .unwrap();
+    assert!(
+        codex["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+            .as_str()
+            .unwrap()
+            .ends_with("hook codex")
+    );
+    assert!(codex["hooks"].get("SessionEnd").is_none());
+    assert_eq!(
+        ctx.run(&["hooks", "install", "codex", "--scope", "local"])
+            .code,
+        2
+    );
+    assert_eq!(ctx.run(&["hooks", "uninstall", "codex"]).code, 0);
+    assert!(!ctx.path(".codex/hooks.json").exists());
+    // A settings file that is not JSON is refused, naming the line, and kept.
+    ctx.write(
+        ".claude/settings.json",
+        "{\n  \"hooks\": {\n    \"Stop\": [,]\n  }\n}\n",
+    );
+    let r = ctx.run(&["hooks", "install", "claude"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("settings.json:3:"), "{}", r.stderr);
+}
+
+#[test]
+fn sixteen_hooks_at_once_lose_nothing() {
+    let ctx = ctx();
+    let base: Value = serde_json::from_str(&event(&ctx, "post-tool-use.json")).unwrap();
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let mut v = base.clone();
+            v["tool_use_id"] = Value::String(format!("toolu_concurrent_{i:02}"));
+            let mut c = ctx
+                .command(&["hook", "claude"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(v.to_string().as_bytes())
+                .unwrap();
+            c
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success());
+        assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    }
+    assert_eq!(hook_log(&ctx), "");
+    assert_eq!(sessions(&ctx)[0]["tools"], 16);
+}
+
+#[test]
+fn hooks_run_while_memory_writes_commit() {
+    let ctx = ctx();
+    let mut learners: Vec<_> = (0..4)
+        .map(|i| {
+            ctx.command(&[
+                "learn",
+                &format!("Concurrent learning {i}"),
+                "--body",
+                "body",
+                "-q",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let base: Value = serde_json::from_str(&event(&ctx, "post-tool-use.json")).unwrap();
+    for i in 0..8 {
+        let mut v = base.clone();
+        v["tool_use_id"] = Value::String(format!("toolu_while_{i}"));
+        assert_eq!(hook(&ctx, &v.to_string()).code, 0);
+    }
+    hook(&ctx, &event(&ctx, "user-prompt-submit.json"));
+    let end = hook(&ctx, &event(&ctx, "session-end.json"));
+    assert_eq!(end.code, 0);
+    for l in &mut learners {
+        assert!(l.wait().unwrap().success());
+    }
+    assert_eq!(hook_log(&ctx), "");
+    assert_eq!(ctx.git(&["status", "--porcelain"]), "");
+    let subjects = ctx.git(&["log", "--format=%s"]);
+    assert_eq!(
+        subjects
+            .lines()
+            .filter(|l| l.contains("learn learning-"))
+            .count(),
+        4,
+        "{subjects}"
+    );
+    assert_eq!(
+        subjects
+            .lines()
+            .filter(|l| l.contains("learn handoff-"))
+            .count(),
+        1,
+        "{subjects}"
+    );
+    assert!(ctx.git_run(&["fsck", "--no-progress"]).code == 0);
+}
+
+#[test]
+fn ingest_claude_stream_with_tokens_cost_and_no_duplicates() {
+    let ctx = ctx();
+    let f = fixtures().join("claude-code/stream-json/run-with-tool.jsonl");
+    let r = ctx.run(&["ingest", "claude-stream", f.to_str().unwrap(), "--json"]);
+    let v = json_of(&r);
+    let s = &v["sessions"][0];
+    assert_eq!(s["id"], "7f3c2a10-5b2e-4c1e-9a57-2f0d8e6b1c44");
+    assert_eq!(s["llm_calls"], 2);
+    assert_eq!(s["tool_calls"], 1);
+    // Anthropic input excludes the cache; ours includes it (OTel GenAI).
+    assert_eq!(s["usage"]["input_tokens"], 2311 + 12044 + 118 + 402 + 12044);
+    assert_eq!(s["usage"]["cache_read_tokens"], 12044);
+    assert_eq!(s["cost_usd"], 0.0571);
+    assert_eq!(s["cost_source"], "reported");
+    assert_eq!(v["duplicates"], 0);
+    let again = json_of(&ctx.run(&["ingest", "claude-stream", f.to_str().unwrap(), "--json"]));
+    assert_eq!(again["added"], 0);
+    assert_eq!(again["duplicates"], v["added"]);
+    let listed = sessions(&ctx);
+    assert_eq!(listed[0]["usage"]["input_tokens"], 2429 + 12044 + 12446);
+    assert_eq!(listed[0]["cost_usd"], 0.0571);
+    assert_eq!(listed[0]["duration_s"], 18.734);
+    // The max-turns run: an error session, its reported cost kept.
+    let f = fixtures().join("claude-code/stream-json/run-max-turns.jsonl");
+    let v = json_of(&ctx.run(&["ingest", "claude-stream", f.to_str().unwrap(), "--json"]));
+    assert_eq!(v["sessions"][0]["cost_usd"], 1.9342);
+    // From stdin too.
+    let text =
+        std::fs::read(fixtures().join("claude-code/stream-json/run-with-tool.jsonl")).unwrap();
+    let r = ctx.run_stdin(&["ingest", "claude-stream", "-"], &text);
+    assert!(r.ok().contains("0 events added"), "{}", r.stdout);
+}
+
+#[test]
+fn ingest_codex_and_transcripts() {
+    let ctx = ctx();
+    let f = fixtures().join("codex/exec-json-run.jsonl");
+    let v = json_of(&ctx.run(&[
+        "ingest",
+        "codex-exec",
+        f.to_str().unwrap(),
+        "--model",
+        "gpt-5-codex",
+        "--json",
+    ]));
+    let s = &v["sessions"][0];
+    assert_eq!(s["id"], "0199a7c2-6f31-7d40-b5e2-3c8f1a9d0e11");
+    assert_eq!(s["usage"]["input_tokens"], 24763);
+    assert_eq!(s["usage"]["cache_read_tokens"], 19840);
+    assert_eq!(s["tool_calls"], 2);
+    let cost = s["cost_usd"].as_f64().unwrap();
+    let expect = (4923.0 * 1.25 + 19840.0 * 0.125 + 1122.0 * 10.0) / 1e6;
+    assert!((cost - expect).abs() < 1e-9, "{cost}");
+    // Without a model the cost is unknown, and says how to fix it.
+    let other = ctx.run(&[
+        "ingest",
+        "codex-exec",
+        f.to_str().unwrap(),
+        "--session",
+        "codex-2",
+    ]);
+    assert!(other.ok().contains("pass --model"), "{}", other.stdout);
+    let t = fixtures().join("claude-code/transcript-sample.jsonl");
+    let v = json_of(&ctx.run(&["ingest", "claude-transcript", t.to_str().unwrap(), "--json"]));
+    assert_eq!(v["sessions"][0]["llm_calls"], 2);
+    assert_eq!(v["sessions"][0]["usage"]["output_tokens"], 275);
+    // A broken stream is refused whole, naming file and line; nothing is written.
+    let bad = ctx.path("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"type\":\"thread.started\",\"thread_id\":\"t-bad\"}\n{\"type\": \n",
+    )
+    .unwrap();
+    let r = ctx.run(&["ingest", "codex-exec", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("bad.jsonl:2: not valid JSON"),
+        "{}",
+        r.stderr
+    );
+    assert!(!ctx.run(&["sessions"]).stdout.contains("t-bad"));
+    // A transcript skips what it cannot read.
+    std::fs::write(
+        &bad,
+        "garbage\n{\"type\":\"user\",\"sessionId\":\"t-ok\",\"message\":{\"content\":\"hi\"}}\n",
+    )
+    .unwrap();
+    let r = ctx.run(&["ingest", "claude-transcript", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("bad.jsonl:1"), "{}", r.stderr);
+}

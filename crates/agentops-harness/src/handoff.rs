@@ -1,0 +1,521 @@
+//! Handoffs: what a harness session leaves for the next one, and what the next
+//! one is given at its start.
+//!
+//! A handoff is a knowledge entry of type `handoff` in `.agents/handoffs/`,
+//! written (and committed, as a memory write) at PreCompact, SessionEnd, or
+//! when the context guard reaches critical. It is built from the session's own
+//! journal: the first prompt is the goal; tools used and files changed are
+//! what was done; the last verdict of each gate is the state; the last
+//! assistant message and a next step close it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use agentops_context::index::{KnowledgeIndex, SearchFilter};
+use agentops_context::packet::{self, PacketRequest};
+use agentops_core::config::Config;
+use agentops_core::{Event, EventKind, RunId};
+use agentops_knowledge::entry::{self, Entry, EntryType, Provenance};
+use agentops_knowledge::memory::{Knowledge, NewEntry};
+use agentops_store::{Journal, Query, RepoLayout};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::hook::{CommitGuard, current_branch, relative_to, written_paths};
+use crate::{Harness, clip};
+
+/// What one session did, read from the journal.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    pub goal: Option<String>,
+    pub prompts: usize,
+    /// Tool name → (calls, failures).
+    pub tools: BTreeMap<String, (u32, u32)>,
+    pub files: BTreeSet<String>,
+    /// Gate → (verdict, summary), the latest of each.
+    pub gates: BTreeMap<String, (String, String)>,
+    pub last_message: Option<String>,
+    pub denied: usize,
+    pub blocked: usize,
+}
+
+impl Facts {
+    pub fn is_empty(&self) -> bool {
+        self.prompts == 0 && self.tools.is_empty() && self.last_message.is_none()
+    }
+}
+
+/// Reads a session's facts from its journal events.
+pub fn facts(events: &[Event], work_tree: &Path) -> Facts {
+    let mut f = Facts::default();
+    for e in events {
+        match &e.kind {
+            EventKind::HookReceived => {
+                let input = &e.body["input"];
+                match e.body["event"].as_str().unwrap_or("") {
+                    "UserPromptSubmit" => {
+                        f.prompts += 1;
+                        if f.goal.is_none() {
+                            f.goal = input["prompt"].as_str().map(|s| clip(s, 600));
+                        }
+                    }
+                    "Stop" | "SubagentStop" => {
+                        if e.body["event"] == "Stop"
+                            && let Some(m) = input["last_assistant_message"].as_str()
+                        {
+                            f.last_message = Some(clip(m, 1_200));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::ToolCall => {
+                let name = e.body["name"].as_str().unwrap_or("?").to_owned();
+                let slot = f.tools.entry(name.clone()).or_default();
+                slot.0 += 1;
+                if e.body["ok"] == Value::Bool(false) {
+                    slot.1 += 1;
+                } else if let Some(files) = e.body["files"].as_array() {
+                    for p in files.iter().filter_map(Value::as_str) {
+                        f.files.insert(p.to_owned());
+                    }
+                }
+                if e.body["files"].is_null() {
+                    // Ingested tool calls carry their input instead.
+                    for p in written_paths(&name, &e.body["input"]) {
+                        f.files.insert(relative_to(work_tree, work_tree, &p));
+                    }
+                }
+            }
+            EventKind::GateVerdict => {
+                if let Some(g) = e.body["gate"].as_str().or_else(|| e.body["name"].as_str()) {
+                    f.gates.insert(
+                        g.to_owned(),
+                        (
+                            e.body["verdict"].as_str().unwrap_or("?").to_owned(),
+                            clip(e.body["summary"].as_str().unwrap_or(""), 200),
+                        ),
+                    );
+                }
+            }
+            EventKind::HookDecision => match e.body["decision"].as_str() {
+                Some("deny") => f.denied += 1,
+                Some("block") => f.blocked += 1,
+                _ => {}
+            },
+            EventKind::LlmCall | EventKind::SessionEnded => {
+                if let Some(m) = e.body["last_message"].as_str() {
+                    f.last_message = Some(clip(m, 1_200));
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// The handoff's title and Markdown body.
+pub fn render(
+    f: &Facts,
+    branch: Option<&str>,
+    session: &str,
+    harness: Harness,
+    trigger: &str,
+) -> (String, String) {
+    let goal = f
+        .goal
+        .clone()
+        .unwrap_or_else(|| "(no prompt recorded)".into());
+    let title = clip(goal.lines().next().unwrap_or(""), 70);
+    let mut b = String::new();
+    b.push_str(&format!(
+        "**Branch:** `{}` · **Session:** `{session}` ({harness}) · **Trigger:** {trigger}\n\n",
+        branch.unwrap_or("(detached)")
+    ));
+    b.push_str(&format!("## Goal\n\n{goal}\n\n## Done\n\n"));
+    if f.tools.is_empty() {
+        b.push_str("- No tool calls recorded.\n");
+    } else {
+        let tools: Vec<String> = f
+            .tools
+            .iter()
+            .map(|(n, (c, e))| {
+                if *e > 0 {
+                    format!("{n} ×{c} ({e} failed)")
+                } else {
+                    format!("{n} ×{c}")
+                }
+            })
+            .collect();
+        b.push_str(&format!("- Tools: {}\n", tools.join(", ")));
+    }
+    if !f.files.is_empty() {
+        let files: Vec<&str> = f.files.iter().map(String::as_str).take(40).collect();
+        let more = f.files.len().saturating_sub(40);
+        b.push_str(&format!(
+            "- Files changed: {}{}\n",
+            files
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if f.denied > 0 || f.blocked > 0 {
+        b.push_str(&format!(
+            "- Policy denied {} tool call(s); stop gates blocked {} time(s).\n",
+            f.denied, f.blocked
+        ));
+    }
+    b.push_str("\n## Gates\n\n");
+    if f.gates.is_empty() {
+        b.push_str("- None ran in this session.\n");
+    }
+    for (g, (v, s)) in &f.gates {
+        b.push_str(&format!("- `{g}`: {v} — {s}\n"));
+    }
+    if let Some(m) = &f.last_message {
+        b.push_str(&format!("\n## Last message\n\n{m}\n"));
+    }
+    let failing: Vec<&String> = f
+        .gates
+        .iter()
+        .filter(|(_, (v, _))| v == "FAIL")
+        .map(|(g, _)| g)
+        .collect();
+    let next = if !failing.is_empty() {
+        format!(
+            "Make the failing gate(s) pass: {} (`agentops gate run {}`), then continue toward the goal.",
+            failing
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            failing
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    } else if trigger == "context-critical" || trigger == "PreCompact" {
+        "The context filled up mid-task: re-read the goal and the files changed, check them with the tests, and carry on from the last message.".into()
+    } else {
+        "Check the goal against the last message: if it is met, review and commit the changes; otherwise continue from where the last message leaves off.".into()
+    };
+    b.push_str(&format!("\n## Next step\n\n{next}\n"));
+    (title, b)
+}
+
+/// What [`write_for_session`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Written {
+    pub id: String,
+    pub path: String,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub deferred: Option<String>,
+}
+
+/// Writes the handoff of `session` (unless it did nothing, or nothing
+/// happened since its last handoff).
+pub fn write_for_session(
+    layout: &RepoLayout,
+    config: &Config,
+    journal: &Journal,
+    harness: Harness,
+    session: &RunId,
+    trigger: &str,
+    event: &Value,
+) -> Result<Option<Written>, String> {
+    let events = journal
+        .read(&Query::run(session.clone()))
+        .map_err(|e| e.to_string())?;
+    let last_handoff = events
+        .iter()
+        .filter(|e| e.kind == EventKind::HandoffWritten)
+        .map(|e| e.seq)
+        .max();
+    let last_work = events
+        .iter()
+        .filter(|e| {
+            matches!(e.kind, EventKind::ToolCall | EventKind::GateVerdict)
+                || (e.kind == EventKind::HookReceived
+                    && matches!(e.body["event"].as_str(), Some("UserPromptSubmit" | "Stop")))
+        })
+        .map(|e| e.seq)
+        .max();
+    if last_work.is_none() || last_handoff.is_some_and(|h| last_work.is_some_and(|w| h > w)) {
+        return Ok(None);
+    }
+    let f = facts(&events, &layout.work_tree);
+    if f.is_empty() {
+        return Ok(None);
+    }
+    let branch = current_branch(layout);
+    let why = match event
+        .get("reason")
+        .or_else(|| event.get("trigger"))
+        .and_then(Value::as_str)
+    {
+        Some(r) if !r.is_empty() && trigger != "context-critical" => format!("{trigger} ({r})"),
+        _ => trigger.to_owned(),
+    };
+    let (title, body) = render(&f, branch.as_deref(), session.as_str(), harness, &why);
+    let mut tags = vec!["handoff".to_owned(), harness.as_str().to_owned()];
+    if let Some(b) = &branch {
+        let t = format!("branch:{}", b.to_ascii_lowercase().replace('/', "."));
+        if entry::validate_tag(&t).is_ok() {
+            tags.push(t);
+        }
+    }
+    let k = Knowledge::new(layout.clone(), config.clone()).map_err(|e| e.to_string())?;
+    let _guard = CommitGuard::enter();
+    let out = k
+        .learn(
+            NewEntry {
+                kind: Some(EntryType::Handoff),
+                title,
+                body,
+                tags,
+                supersedes: Vec::new(),
+                source: Provenance {
+                    run: None,
+                    session: Some(session.as_str().to_owned()),
+                    agent: Some(harness.as_str().to_owned()),
+                },
+            },
+            Some(journal),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Some(Written {
+        id: out.id,
+        path: out.path,
+        branch,
+        commit: out.commit,
+        deferred: out.deferred,
+    }))
+}
+
+/// The branch a handoff body names (`**Branch:** `x``).
+pub fn branch_of(body: &str) -> Option<&str> {
+    let rest = body.split("**Branch:** `").nth(1)?;
+    rest.split('`').next()
+}
+
+/// The newest handoff for `branch` (any branch when `None`), read from
+/// `.agents/handoffs/` newest month first.
+pub fn latest(layout: &RepoLayout, branch: Option<&str>) -> Option<Entry> {
+    let root = layout.agents_dir().join("handoffs");
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|d| d.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.push(root.clone());
+    // Month folders (yyyy-mm) sort by time; the top folder holds older, flat files.
+    let mut order: Vec<std::path::PathBuf> = dirs[..dirs.len() - 1].iter().rev().cloned().collect();
+    order.push(root);
+    for dir in order {
+        let mut best: Option<Entry> = None;
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in rd.filter_map(Result::ok) {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if !entry::is_entry_file_name(&name) || !f.path().is_file() {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(f.path()) else {
+                continue;
+            };
+            let rel = relative_to(
+                &layout.work_tree,
+                &layout.work_tree,
+                &f.path().to_string_lossy(),
+            );
+            let Ok(e) = entry::parse(&rel, &text) else {
+                continue;
+            };
+            if e.kind != EntryType::Handoff
+                || e.maturity == agentops_knowledge::entry::Maturity::Deprecated
+                || branch.is_some_and(|b| branch_of(&e.body) != Some(b))
+            {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|x| (e.created, &e.id) > (x.created, &x.id))
+            {
+                best = Some(e);
+            }
+        }
+        if best.is_some() {
+            return best;
+        }
+    }
+    None
+}
+
+/// What SessionStart injects.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Injection {
+    pub text: String,
+    pub query: String,
+    pub budget: u32,
+    /// Estimated tokens of the whole text.
+    pub tokens: u32,
+    pub cited: Vec<String>,
+    pub handoff: Option<String>,
+    pub index_note: Option<String>,
+}
+
+/// Tokens of text not in the index, estimated without a tokenizer (loading
+/// one costs 100–250 ms, too much for a hook): a conservative 3 characters
+/// per token.
+fn estimate_tokens(s: &str) -> u32 {
+    u32::try_from(s.chars().count().div_ceil(3)).unwrap_or(u32::MAX)
+}
+
+/// The latest handoff for `branch` and a context packet for the work at hand,
+/// within `hooks.injection_budget` tokens.
+pub fn session_context(
+    layout: &RepoLayout,
+    config: &Config,
+    journal: &Journal,
+    branch: Option<&str>,
+    model: Option<&str>,
+    _session: &str,
+) -> Result<Injection, String> {
+    let mut inj = Injection::default();
+    let window = agentops_context::guard::window_for(model, &config.context).0;
+    let budget = u32::try_from(config.hooks.injection_budget)
+        .unwrap_or(2_000)
+        .min(packet::default_budget(
+            config.hooks.injection_budget,
+            window,
+            0,
+        ));
+    inj.budget = budget;
+    let mut text = String::new();
+    let mut used = 0u32;
+    let mut query_words = Vec::new();
+    if let Some(h) = latest(layout, branch) {
+        // At most half the budget for the handoff.
+        let max_chars = (budget as usize * 3) / 2;
+        let body = clip_to(&h.body, max_chars);
+        let block = format!(
+            "## Handoff from the last session ({}, `{}`)\n\n{}\n",
+            h.created
+                .map(agentops_core::time::rfc3339)
+                .unwrap_or_default(),
+            h.id,
+            body.trim()
+        );
+        used += estimate_tokens(&block);
+        text.push_str(&block);
+        for section in ["## Goal", "## Next step"] {
+            if let Some(s) = h.body.split(section).nth(1) {
+                query_words.push(s.split("\n## ").next().unwrap_or("").trim().to_owned());
+            }
+        }
+        inj.handoff = Some(h.id.to_string());
+    }
+    if let Some(b) = branch
+        && !matches!(b, "main" | "master" | "trunk" | "develop")
+    {
+        query_words.push(b.replace(['/', '-', '_'], " "));
+    }
+    inj.query = clip(&query_words.join(" "), 400);
+    let index_dir = layout.state_dir().join("index");
+    let remaining = budget.saturating_sub(used).saturating_sub(60);
+    if !inj.query.trim().is_empty() && remaining > 100 {
+        if index_dir.is_dir() {
+            let (idx, _) =
+                KnowledgeIndex::open(layout, config, false, false).map_err(|e| e.to_string())?;
+            let utility = |ids: &[&str]| {
+                journal
+                    .utility(ids)
+                    .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
+                    .unwrap_or_default()
+            };
+            let hits = idx
+                .search(&inj.query, &SearchFilter::default(), 50, &utility)
+                .map_err(|e| e.to_string())?;
+            let hits: Vec<_> = hits
+                .into_iter()
+                .filter(|h| h.entry.kind != EntryType::Handoff)
+                .collect();
+            if !hits.is_empty() {
+                let p = packet::assemble(
+                    &hits,
+                    idx.fixed_tokens(),
+                    &PacketRequest {
+                        budget: remaining,
+                        full_entries: usize::try_from(config.context.full_entries).unwrap_or(5),
+                    },
+                );
+                if !p.cited.is_empty() {
+                    text.push_str("\n## Knowledge for this work (agentops context packet)\n\n");
+                    text.push_str(p.text.trim());
+                    text.push('\n');
+                    used += p.tokens + 20;
+                    inj.cited = p.cited;
+                }
+            }
+        } else {
+            inj.index_note =
+                Some("no search index yet: started `agentops index` in the background".into());
+            spawn_index(layout);
+        }
+    }
+    if !text.is_empty() {
+        let head = format!(
+            "agentops: state carried over for this repository{}. Expand any entry with `agentops knowledge show <id>`; search with `agentops search <words>`.\n\n",
+            branch
+                .map(|b| format!(" (branch `{b}`)"))
+                .unwrap_or_default()
+        );
+        used += estimate_tokens(&head);
+        text.insert_str(0, &head);
+    }
+    inj.tokens = used;
+    inj.text = text;
+    Ok(inj)
+}
+
+fn clip_to(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(max_chars).collect();
+    let cut = cut
+        .rfind('\n')
+        .map(|i| &cut[..i])
+        .unwrap_or(&cut)
+        .to_owned();
+    format!("{cut}\n[… handoff cut to fit the budget; `agentops handoff latest` shows all of it]")
+}
+
+/// Builds the search index in a detached process (the first session in a
+/// repository must not wait for it).
+fn spawn_index(layout: &RepoLayout) {
+    if let Ok(exe) = std::env::current_exe() {
+        let _ = std::process::Command::new(exe)
+            .arg("-C")
+            .arg(&layout.work_tree)
+            .arg("-q")
+            .arg("index")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}

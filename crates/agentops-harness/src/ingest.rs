@@ -1,0 +1,658 @@
+//! Event streams into sessions and spans with tokens and cost:
+//! `claude -p --output-format stream-json --verbose`, `codex exec --json`, and
+//! Claude Code session transcripts (best effort: that format is internal).
+//!
+//! Every session becomes journal events under the harness's session id:
+//! `session.started`, one `llm.call` per model response (usage normalised so
+//! that `input_tokens` includes cache reads and writes), one `tool.call` per
+//! tool use, and `session.ended` with the totals. Span ids come from the
+//! stream (message ids, tool-use ids, item ids), so ingesting the same stream
+//! twice adds nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
+
+use agentops_core::{EventKind, NewEvent, RunId, SpanId};
+use agentops_llm::{PriceTable, Usage};
+use agentops_store::{Durability, Journal, Query};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::clip;
+
+/// Which stream format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    ClaudeStream,
+    CodexExec,
+    ClaudeTranscript,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClaudeStream => "claude-stream",
+            Self::CodexExec => "codex-exec",
+            Self::ClaudeTranscript => "claude-transcript",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{name}:{line}: {reason}")]
+    Line {
+        name: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{name}: {reason}")]
+    Read { name: String, reason: String },
+    #[error("journal: {0}")]
+    Journal(String),
+}
+
+/// Options for [`ingest`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The model, when the stream does not say (Codex's does not).
+    pub model: Option<String>,
+    /// Ingest under this session id instead of the stream's.
+    pub session: Option<String>,
+    pub prices: PriceTable,
+}
+
+/// One session's totals.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionTotals {
+    pub id: String,
+    pub model: Option<String>,
+    pub llm_calls: usize,
+    pub tool_calls: usize,
+    pub tool_errors: usize,
+    pub usage: Usage,
+    /// What the harness reported, else the price table's estimate.
+    pub cost_usd: Option<f64>,
+    pub cost_source: Option<String>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub source: Option<Source>,
+    pub sessions: Vec<SessionTotals>,
+    /// Events added to the journal.
+    pub added: usize,
+    /// Events already in the journal (an earlier ingest of the same stream).
+    pub duplicates: usize,
+    /// Lines skipped (transcripts only), with why.
+    pub warnings: Vec<String>,
+}
+
+struct Builder {
+    source: Source,
+    opts_model: Option<String>,
+    session_override: Option<String>,
+    prices: PriceTable,
+    /// Events per session, in stream order.
+    sessions: BTreeMap<String, Vec<NewEvent>>,
+    order: Vec<String>,
+    totals: BTreeMap<String, SessionTotals>,
+    ts: i64,
+}
+
+impl Builder {
+    fn new(source: Source, opts: &Options) -> Self {
+        Self {
+            source,
+            opts_model: opts.model.clone(),
+            session_override: opts.session.clone(),
+            prices: opts.prices.clone(),
+            sessions: BTreeMap::new(),
+            order: Vec::new(),
+            totals: BTreeMap::new(),
+            ts: agentops_core::time::now_micros(),
+        }
+    }
+
+    fn session_id(&self, from_stream: Option<&str>) -> String {
+        self.session_override
+            .clone()
+            .or_else(|| from_stream.map(str::to_owned))
+            .unwrap_or_else(|| format!("{}-unknown-session", self.source.as_str()))
+    }
+
+    fn push(
+        &mut self,
+        session: &str,
+        ts: Option<i64>,
+        kind: EventKind,
+        span: &str,
+        parent: Option<&str>,
+        body: Value,
+    ) {
+        let Ok(run) = RunId::parse(session) else {
+            return;
+        };
+        let span = SpanId::parse(span).unwrap_or_else(|_| SpanId::generate());
+        let parent = parent.and_then(|p| SpanId::parse(p).ok());
+        self.ts += 1;
+        let mut e = NewEvent::now(run, kind, body).in_span(span, parent);
+        e.ts = ts.unwrap_or(self.ts);
+        if !self.sessions.contains_key(session) {
+            self.order.push(session.to_owned());
+        }
+        self.sessions.entry(session.to_owned()).or_default().push(e);
+    }
+
+    fn totals(&mut self, session: &str) -> &mut SessionTotals {
+        self.totals
+            .entry(session.to_owned())
+            .or_insert_with(|| SessionTotals {
+                id: session.to_owned(),
+                ..SessionTotals::default()
+            })
+    }
+
+    fn cost(&self, model: Option<&str>, u: &Usage) -> Option<f64> {
+        model.and_then(|m| self.prices.cost(m, u))
+    }
+}
+
+/// A model response being assembled (stream-json repeats a message once per
+/// content block; the last usage wins).
+#[derive(Default)]
+struct Call {
+    id: String,
+    session: String,
+    model: Option<String>,
+    usage: Usage,
+    stop_reason: Option<String>,
+    text: Option<String>,
+    ts: Option<i64>,
+    tools: Vec<(String, String, Value)>,
+}
+
+/// Tool results by tool-use id: (ok, error text).
+type Results = BTreeMap<String, (bool, Option<String>)>;
+
+fn flush_calls(b: &mut Builder, calls: Vec<Call>, results: &Results) {
+    for c in calls {
+        let cost = b.cost(c.model.as_deref(), &c.usage);
+        b.push(
+            &c.session,
+            c.ts,
+            EventKind::LlmCall,
+            &c.id,
+            None,
+            json!({
+                "source": b.source.as_str(), "provider": "anthropic", "operation": "chat",
+                "model": c.model, "usage": c.usage, "cost_usd": cost,
+                "cost_source": cost.map(|_| "price-table"), "stop_reason": c.stop_reason,
+                "last_message": c.text.as_deref().map(|t| clip(t, 1_200)),
+            }),
+        );
+        let t = b.totals(&c.session);
+        t.llm_calls += 1;
+        t.usage.add(&c.usage);
+        if t.model.is_none() {
+            t.model = c.model.clone();
+        }
+        for (id, name, input) in c.tools {
+            let (ok, err) = results.get(&id).cloned().unwrap_or((true, None));
+            let t = b.totals(&c.session);
+            t.tool_calls += 1;
+            if !ok {
+                t.tool_errors += 1;
+            }
+            let mut input = input;
+            crate::cap_strings(&mut input, 1_024);
+            b.push(
+                &c.session,
+                c.ts,
+                EventKind::ToolCall,
+                &id,
+                Some(&c.id),
+                json!({ "source": b.source.as_str(), "name": name, "ok": ok,
+                        "error": err.map(|e| clip(&e, 2_000)), "input": input }),
+            );
+        }
+    }
+}
+
+fn content_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => {
+            let parts: Vec<&str> = a
+                .iter()
+                .filter(|c| c["type"] == "text")
+                .filter_map(|c| c["text"].as_str())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+fn timestamp(v: &Value) -> Option<i64> {
+    v.get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(agentops_core::time::parse_rfc3339)
+}
+
+/// Claude Code stream-json and transcripts share the message shapes.
+fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
+    let mut calls: Vec<Call> = Vec::new();
+    let mut results = Results::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let mut prompts: BTreeMap<String, String> = BTreeMap::new();
+    for (_, v) in lines {
+        let sid = v
+            .get("session_id")
+            .or_else(|| v.get("sessionId"))
+            .and_then(Value::as_str);
+        let session = b.session_id(sid);
+        let ts = timestamp(v);
+        if !started.contains(&session)
+            && (v["type"] == "system" || v["type"] == "user" || v["type"] == "assistant")
+        {
+            started.insert(session.clone());
+            let init = v["type"] == "system";
+            b.push(
+                &session,
+                ts,
+                EventKind::SessionStarted,
+                "session",
+                None,
+                json!({
+                    "source": b.source.as_str(), "harness": "claude",
+                    "model": if init { v["model"].as_str() } else { None },
+                    "cwd": v["cwd"].as_str(), "version": v["claude_code_version"].as_str().or(v["version"].as_str()),
+                    "tools": if init { v["tools"].clone() } else { Value::Null },
+                    "permission_mode": v["permissionMode"].as_str(),
+                }),
+            );
+        }
+        match v["type"].as_str().unwrap_or("") {
+            "assistant" => {
+                let m = &v["message"];
+                let id = m["id"]
+                    .as_str()
+                    .or_else(|| v["uuid"].as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                if id.is_empty() {
+                    continue;
+                }
+                let i = match calls
+                    .iter()
+                    .position(|c| c.id == id && c.session == session)
+                {
+                    Some(i) => i,
+                    None => {
+                        calls.push(Call {
+                            id: id.clone(),
+                            session: session.clone(),
+                            ts,
+                            ..Call::default()
+                        });
+                        calls.len() - 1
+                    }
+                };
+                let c = &mut calls[i];
+                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
+                    c.usage = Usage::from_anthropic(u);
+                }
+                c.model = m["model"].as_str().map(str::to_owned).or(c.model.take());
+                c.stop_reason = m["stop_reason"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or(c.stop_reason.take());
+                if let Some(parts) = m["content"].as_array() {
+                    for p in parts {
+                        match p["type"].as_str() {
+                            Some("text") => c.text = p["text"].as_str().map(str::to_owned),
+                            Some("tool_use") => {
+                                let tid = p["id"].as_str().unwrap_or("").to_owned();
+                                if !tid.is_empty() && !c.tools.iter().any(|t| t.0 == tid) {
+                                    c.tools.push((
+                                        tid,
+                                        p["name"].as_str().unwrap_or("?").to_owned(),
+                                        p["input"].clone(),
+                                    ));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            "user" => {
+                let content = &v["message"]["content"];
+                if let Some(text) = content.as_str() {
+                    prompts
+                        .entry(session.clone())
+                        .or_insert_with(|| text.to_owned());
+                }
+                if let Some(parts) = content.as_array() {
+                    for p in parts.iter().filter(|p| p["type"] == "tool_result") {
+                        if let Some(id) = p["tool_use_id"].as_str() {
+                            let err = p["is_error"].as_bool().unwrap_or(false);
+                            results.insert(
+                                id.to_owned(),
+                                (
+                                    !err,
+                                    if err {
+                                        content_text(&p["content"])
+                                    } else {
+                                        None
+                                    },
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            "result" => {
+                // Responses before the result belong to it.
+                let done: Vec<Call> = std::mem::take(&mut calls);
+                flush_calls(b, done, &results);
+                let usage = v
+                    .get("usage")
+                    .map(Usage::from_anthropic)
+                    .unwrap_or_default();
+                let reported = v["total_cost_usd"].as_f64();
+                let mut per_model = serde_json::Map::new();
+                if let Some(mu) = v["modelUsage"].as_object() {
+                    for (model, u) in mu {
+                        per_model.insert(
+                            model.clone(),
+                            json!({ "usage": Usage::from_anthropic(u), "cost_usd": u["costUSD"].as_f64() }),
+                        );
+                    }
+                }
+                let t = b.totals(&session);
+                if reported.is_some() {
+                    t.cost_usd = reported;
+                    t.cost_source = Some("reported".into());
+                }
+                let model = t.model.clone();
+                b.push(
+                    &session,
+                    ts,
+                    EventKind::SessionEnded,
+                    "session-end",
+                    Some("session"),
+                    json!({
+                        "source": b.source.as_str(), "harness": "claude", "subtype": v["subtype"].as_str(),
+                        "is_error": v["is_error"].as_bool().unwrap_or(false),
+                        "duration_ms": v["duration_ms"].as_f64(), "duration_api_ms": v["duration_api_ms"].as_f64(),
+                        "num_turns": v["num_turns"].as_u64(), "usage": usage, "model": model,
+                        "cost_usd": reported, "cost_source": reported.map(|_| "reported"),
+                        "model_usage": per_model, "errors": v["errors"].clone(),
+                        "last_message": v["result"].as_str().map(|r| clip(r, 1_200)),
+                        "goal": prompts.get(&session).map(|p| clip(p, 600)),
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+    flush_calls(b, calls, &results);
+    // Sessions without a reported cost: the price table's sum.
+    let ids: Vec<String> = b.totals.keys().cloned().collect();
+    for id in ids {
+        let (model, usage, has) = {
+            let t = &b.totals[&id];
+            (t.model.clone(), t.usage, t.cost_usd.is_some())
+        };
+        if !has && let Some(c) = b.cost(model.as_deref(), &usage) {
+            let t = b.totals(&id);
+            t.cost_usd = Some(c);
+            t.cost_source = Some("price-table".into());
+        }
+    }
+}
+
+fn codex(b: &mut Builder, lines: &[(usize, Value)]) {
+    let mut session = b.session_id(None);
+    let mut turn = 0u32;
+    let mut last_message: Option<String> = None;
+    let mut error: Option<String> = None;
+    let model = b.opts_model.clone();
+    let mut started = false;
+    for (_, v) in lines {
+        match v["type"].as_str().unwrap_or("") {
+            "thread.started" => {
+                session = b.session_id(v["thread_id"].as_str());
+                started = true;
+                b.push(
+                    &session,
+                    None,
+                    EventKind::SessionStarted,
+                    "session",
+                    None,
+                    json!({
+                        "source": "codex-exec", "harness": "codex", "model": model,
+                    }),
+                );
+            }
+            "turn.started" => turn += 1,
+            "item.completed" => {
+                let item = &v["item"];
+                let id = item["id"].as_str().unwrap_or("");
+                let span = format!("turn{turn}-{id}");
+                let parent = format!("turn-{turn}");
+                let body = match item["type"].as_str().unwrap_or("") {
+                    "command_execution" => {
+                        let code = item["exit_code"].as_i64();
+                        let ok = code == Some(0);
+                        Some(
+                            json!({ "source": "codex-exec", "name": "shell", "ok": ok, "exit_code": code,
+                            "command": item["command"].as_str().map(|c| clip(c, 500)),
+                            "error": if ok { None } else { item["aggregated_output"].as_str().map(|o| clip(o, 2_000)) } }),
+                        )
+                    }
+                    "file_change" => {
+                        let files: Vec<&str> = item["changes"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|c| c["path"].as_str()).collect())
+                            .unwrap_or_default();
+                        Some(json!({ "source": "codex-exec", "name": "apply_patch",
+                            "ok": item["status"] != "failed", "files": files }))
+                    }
+                    "mcp_tool_call" => Some(json!({ "source": "codex-exec",
+                        "name": format!("{}.{}", item["server"].as_str().unwrap_or("mcp"), item["tool"].as_str().unwrap_or("?")),
+                        "ok": item["status"] != "failed" })),
+                    "web_search" => Some(
+                        json!({ "source": "codex-exec", "name": "web_search", "ok": true,
+                        "query": item["query"].as_str() }),
+                    ),
+                    "agent_message" => {
+                        last_message = item["text"].as_str().map(str::to_owned);
+                        None
+                    }
+                    "error" => {
+                        error = item["message"].as_str().map(str::to_owned);
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(body) = body {
+                    let ok = body["ok"] == Value::Bool(true);
+                    let t = b.totals(&session);
+                    t.tool_calls += 1;
+                    if !ok {
+                        t.tool_errors += 1;
+                    }
+                    b.push(
+                        &session,
+                        None,
+                        EventKind::ToolCall,
+                        &span,
+                        Some(&parent),
+                        body,
+                    );
+                }
+            }
+            "turn.completed" | "turn.failed" => {
+                let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
+                let cost = b.cost(model.as_deref(), &usage);
+                let failed = v["type"] == "turn.failed";
+                if failed {
+                    error = v["error"]["message"].as_str().map(str::to_owned).or(error);
+                }
+                b.push(&session, None, EventKind::LlmCall, &format!("turn-{turn}"), None, json!({
+                    "source": "codex-exec", "provider": "openai", "operation": "chat", "model": model,
+                    "usage": usage, "cost_usd": cost, "cost_source": cost.map(|_| "price-table"),
+                    "error": if failed { error.clone() } else { None },
+                    "last_message": last_message.as_deref().map(|t| clip(t, 1_200)),
+                }));
+                let t = b.totals(&session);
+                t.llm_calls += 1;
+                t.usage.add(&usage);
+                t.model = model.clone();
+            }
+            "error" => error = v["message"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    if !started && b.sessions.is_empty() {
+        return;
+    }
+    let usage = b.totals(&session).usage;
+    let cost = b.cost(model.as_deref(), &usage);
+    let t = b.totals(&session);
+    t.cost_usd = cost;
+    t.cost_source = Some(if cost.is_some() {
+        "price-table".into()
+    } else {
+        "unknown: pass --model to price it".into()
+    });
+    b.push(&session, None, EventKind::SessionEnded, "session-end", Some("session"), json!({
+        "source": "codex-exec", "harness": "codex", "usage": usage, "model": model, "num_turns": turn,
+        "cost_usd": cost, "cost_source": cost.map(|_| "price-table"), "is_error": error.is_some(),
+        "errors": error.map(|e| vec![e]), "last_message": last_message.as_deref().map(|t| clip(t, 1_200)),
+    }));
+}
+
+/// Reads `reader` (named `name` in errors) as `source` and journals it.
+/// Streams must be well formed: a bad line is an error naming the line, and
+/// nothing is written. Transcripts are read best effort: bad lines are
+/// skipped with a warning.
+pub fn ingest(
+    source: Source,
+    reader: impl BufRead,
+    name: &str,
+    journal: &Journal,
+    opts: &Options,
+) -> Result<Report, IngestError> {
+    let mut lines = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|e| IngestError::Read {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(&line) {
+            Ok(v) if v.get("type").is_some_and(Value::is_string) => lines.push((n, v)),
+            Ok(_) => {
+                let reason = "field `type`: missing or not a string".to_owned();
+                if source == Source::ClaudeTranscript {
+                    warnings.push(format!("{name}:{n}: {reason}; skipped"));
+                } else {
+                    return Err(IngestError::Line {
+                        name: name.to_owned(),
+                        line: n,
+                        reason,
+                    });
+                }
+            }
+            Err(e) => {
+                let reason = format!("not valid JSON ({e})");
+                if source == Source::ClaudeTranscript {
+                    warnings.push(format!("{name}:{n}: {reason}; skipped"));
+                } else {
+                    return Err(IngestError::Line {
+                        name: name.to_owned(),
+                        line: n,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    let mut b = Builder::new(source, opts);
+    match source {
+        Source::ClaudeStream | Source::ClaudeTranscript => claude(&mut b, &lines),
+        Source::CodexExec => codex(&mut b, &lines),
+    }
+    let mut report = Report {
+        source: Some(source),
+        warnings,
+        ..Report::default()
+    };
+    let mut batch = Vec::new();
+    for s in &b.order {
+        let events = b.sessions.remove(s).unwrap_or_default();
+        let Ok(run) = RunId::parse(s) else { continue };
+        let have: HashSet<String> = journal
+            .read(&Query::run(run))
+            .map_err(|e| IngestError::Journal(e.to_string()))?
+            .into_iter()
+            .filter_map(|e| e.span_id.map(|s| format!("{}:{}", e.kind, s)))
+            .collect();
+        for e in events {
+            let key = format!(
+                "{}:{}",
+                e.kind,
+                e.span_id.as_ref().map(|s| s.as_str()).unwrap_or("")
+            );
+            if have.contains(&key) {
+                report.duplicates += 1;
+            } else {
+                batch.push(e);
+            }
+        }
+        if let Some(t) = b.totals.get(s) {
+            report.sessions.push(t.clone());
+        }
+    }
+    report.added = batch.len();
+    if !batch.is_empty() {
+        journal
+            .append_batch(batch, Durability::Configured)
+            .map_err(|e| IngestError::Journal(e.to_string()))?;
+    }
+    Ok(report)
+}
+
+/// Ingests a Claude Code transcript file (best effort), under `session` when
+/// given.
+pub fn ingest_transcript_file(
+    path: &Path,
+    journal: &Journal,
+    session: Option<&str>,
+) -> Result<Report, IngestError> {
+    let f = std::fs::File::open(path).map_err(|e| IngestError::Read {
+        name: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    ingest(
+        Source::ClaudeTranscript,
+        std::io::BufReader::new(f),
+        &path.display().to_string(),
+        journal,
+        &Options {
+            session: session.map(str::to_owned),
+            ..Options::default()
+        },
+    )
+}

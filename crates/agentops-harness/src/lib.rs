@@ -1,0 +1,79 @@
+//! Harness integration: agentops inside Claude Code and Codex.
+//!
+//! - [`install`]: merge hook entries into the harness's settings and take
+//!   exactly them out again;
+//! - [`hook`]: `agentops hook claude|codex`, one event on stdin, an answer on
+//!   stdout, never in the agent's way;
+//! - [`handoff`]: what a session leaves for the next one;
+//! - [`ingest`]: `claude -p --output-format stream-json`, `codex exec --json`
+//!   and Claude Code transcripts into sessions and spans with tokens and cost;
+//! - [`sessions`]: the harness sessions the journal knows.
+
+pub mod handoff;
+pub mod hook;
+pub mod ingest;
+pub mod install;
+pub mod json;
+pub mod sessions;
+
+use std::fmt;
+
+/// A coding harness agentops integrates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Harness {
+    Claude,
+    Codex,
+}
+
+impl Harness {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "claude" => Some(Self::Claude),
+            "codex" => Some(Self::Codex),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claude => "claude",
+            Self::Codex => "codex",
+        }
+    }
+}
+
+impl fmt::Display for Harness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Cuts every string in `v` longer than `max` bytes (on a character
+/// boundary), saying how much was cut, so that one huge tool output never
+/// bloats the journal.
+pub fn cap_strings(v: &mut serde_json::Value, max: usize) {
+    match v {
+        serde_json::Value::String(s) if s.len() > max => {
+            let mut cut = max;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let dropped = s.len() - cut;
+            s.truncate(cut);
+            s.push_str(&format!("…[{dropped} bytes cut]"));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| cap_strings(x, max)),
+        serde_json::Value::Object(m) => m.values_mut().for_each(|x| cap_strings(x, max)),
+        _ => {}
+    }
+}
+
+/// The first `max` characters of `s`, with an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}

@@ -1,0 +1,159 @@
+//! The harness sessions the journal knows: from hooks and from ingested
+//! streams, with duration, tools, tokens, cost and gate blocks.
+
+use std::collections::BTreeMap;
+
+use agentops_core::{Event, EventKind};
+use agentops_llm::{PriceTable, Usage};
+use agentops_store::{Journal, Query, StoreError};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One harness session.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub harness: String,
+    /// First and last event (µs).
+    pub started: i64,
+    pub last: i64,
+    pub duration_s: f64,
+    pub prompts: usize,
+    pub tools: usize,
+    pub tool_errors: usize,
+    pub llm_calls: usize,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub model: Option<String>,
+    /// Tool calls the policy denied.
+    pub denied: usize,
+    /// Stops the stop gates blocked.
+    pub blocked: usize,
+    pub escalated: bool,
+    pub handoff: Option<String>,
+    pub ended: bool,
+}
+
+const KINDS: [EventKind; 8] = [
+    EventKind::HookReceived,
+    EventKind::ToolCall,
+    EventKind::LlmCall,
+    EventKind::SessionStarted,
+    EventKind::SessionEnded,
+    EventKind::HookDecision,
+    EventKind::HandoffWritten,
+    EventKind::ContextGuard,
+];
+
+/// Sessions with activity since `since_ts` (µs), most recent first.
+pub fn list(journal: &Journal, since_ts: Option<i64>) -> Result<Vec<Session>, StoreError> {
+    let events = journal.read(&Query {
+        kinds: KINDS.to_vec(),
+        since_ts,
+        ..Query::default()
+    })?;
+    let mut by: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        by.entry(e.run_id.as_str().to_owned()).or_default().push(e);
+    }
+    let prices = PriceTable::default();
+    let mut out: Vec<Session> = by
+        .into_iter()
+        .filter_map(|(id, events)| summarise(id, &events, &prices))
+        .collect();
+    out.sort_by(|a, b| b.last.cmp(&a.last).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// One session's summary (`None` when the run is not a harness session).
+pub fn summarise(id: String, events: &[Event], prices: &PriceTable) -> Option<Session> {
+    let is_session = events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::HookReceived | EventKind::SessionStarted));
+    if !is_session {
+        return None;
+    }
+    let mut s = Session {
+        id,
+        started: events.iter().map(|e| e.ts).min().unwrap_or(0),
+        last: events.iter().map(|e| e.ts).max().unwrap_or(0),
+        ..Session::default()
+    };
+    let mut call_cost = 0.0;
+    let mut call_cost_known = false;
+    let mut reported: Option<f64> = None;
+    let mut ended_usage: Option<Usage> = None;
+    let mut reported_ms: Option<f64> = None;
+    for e in events {
+        if s.harness.is_empty()
+            && let Some(h) = e.body["harness"].as_str()
+        {
+            s.harness = h.to_owned();
+        }
+        match &e.kind {
+            EventKind::HookReceived => {
+                match e.body["event"].as_str() {
+                    Some("UserPromptSubmit") => s.prompts += 1,
+                    Some("SessionEnd") => s.ended = true,
+                    _ => {}
+                }
+                if s.model.is_none() {
+                    s.model = e.body["input"]["model"].as_str().map(str::to_owned);
+                }
+            }
+            EventKind::ToolCall => {
+                s.tools += 1;
+                if e.body["ok"] == Value::Bool(false) {
+                    s.tool_errors += 1;
+                }
+            }
+            EventKind::LlmCall => {
+                s.llm_calls += 1;
+                let u: Usage = serde_json::from_value(e.body["usage"].clone()).unwrap_or_default();
+                s.usage.add(&u);
+                let model = e.body["model"].as_str();
+                if let Some(m) = model {
+                    s.model = Some(m.to_owned());
+                }
+                if let Some(c) = e.body["cost_usd"]
+                    .as_f64()
+                    .or_else(|| model.and_then(|m| prices.cost(m, &u)))
+                {
+                    call_cost += c;
+                    call_cost_known = true;
+                }
+            }
+            EventKind::SessionStarted => {
+                if let Some(m) = e.body["model"].as_str() {
+                    s.model = Some(m.to_owned());
+                }
+            }
+            EventKind::SessionEnded => {
+                s.ended = true;
+                reported = e.body["cost_usd"].as_f64().or(reported);
+                ended_usage = serde_json::from_value(e.body["usage"].clone()).ok();
+                reported_ms = e.body["duration_ms"].as_f64();
+            }
+            EventKind::HookDecision => match e.body["decision"].as_str() {
+                Some("deny") => s.denied += 1,
+                Some("block") => s.blocked += 1,
+                Some("escalate") => s.escalated = true,
+                _ => {}
+            },
+            EventKind::HandoffWritten => {
+                s.handoff = e.body["id"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+    // A harness's own totals beat our sum of calls (it sees calls we do not,
+    // such as subagents').
+    if let Some(u) = ended_usage.filter(|u| !u.is_zero()) {
+        s.usage = u;
+    }
+    s.cost_usd = reported.or(call_cost_known.then_some(call_cost));
+    s.duration_s = reported_ms
+        .map(|ms| ms / 1000.0)
+        .unwrap_or((s.last - s.started) as f64 / 1e6);
+    Some(s)
+}
