@@ -13,6 +13,7 @@ mod context;
 mod corpus;
 mod foundation;
 mod gates;
+mod harness;
 mod knowledge;
 mod stats;
 
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness"
     );
     std::process::exit(2)
 }
@@ -44,6 +45,7 @@ fn main() {
         Some("knowledge") => knowledge::run(quick),
         Some("context") => context::run(quick),
         Some("gates") => gates::run(quick),
+        Some("harness") => harness::run(quick),
         _ => usage(),
     }
 }

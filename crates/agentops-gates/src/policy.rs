@@ -71,15 +71,41 @@ struct Rule {
     reason: String,
 }
 
-static DEFAULTS: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+/// Lower-case words at least one of which a command must contain for a
+/// built-in rule to match it. Hooks run on every tool call: a rule's regular
+/// expression is compiled only when one of its words appears (most commands
+/// compile none), which keeps a policy check in microseconds.
+const TRIGGERS: &[(&str, &[&str])] = &[
+    ("force-push", &["push"]),
+    ("reset-hard", &["reset"]),
+    ("git-clean-force", &["clean"]),
+    ("rm-root-or-home", &["rm"]),
+    ("pipe-to-shell", &["curl", "wget"]),
+    ("drop-database", &["drop"]),
+    ("disk-wipe", &["mkfs", "dd"]),
+];
+
+struct LazyRule {
+    id: &'static str,
+    pattern: &'static str,
+    reason: &'static str,
+    triggers: &'static [&'static str],
+    re: std::sync::OnceLock<Option<Regex>>,
+}
+
+static DEFAULTS: LazyLock<Vec<LazyRule>> = LazyLock::new(|| {
     DEFAULT_DENY
         .iter()
-        .filter_map(|(id, pat, reason)| {
-            Regex::new(pat).ok().map(|re| Rule {
-                id: (*id).to_owned(),
-                re,
-                reason: (*reason).to_owned(),
-            })
+        .map(|(id, pattern, reason)| LazyRule {
+            id,
+            pattern,
+            reason,
+            triggers: TRIGGERS
+                .iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, w)| *w)
+                .unwrap_or(&[""]),
+            re: std::sync::OnceLock::new(),
         })
         .collect()
 });
@@ -151,8 +177,22 @@ impl CommandPolicy {
         if self.allow.iter().any(|a| a.is_match(&cmd)) {
             return PolicyDecision::Allow;
         }
-        let defaults: &[Rule] = if self.use_defaults { &DEFAULTS } else { &[] };
-        for r in defaults.iter().chain(self.deny.iter()) {
+        if self.use_defaults {
+            let lower = cmd.to_ascii_lowercase();
+            for r in DEFAULTS.iter() {
+                if !r.triggers.iter().any(|t| lower.contains(t)) {
+                    continue;
+                }
+                let re = r.re.get_or_init(|| Regex::new(r.pattern).ok());
+                if re.as_ref().is_some_and(|re| re.is_match(&cmd)) {
+                    return PolicyDecision::Deny {
+                        rule: r.id.to_owned(),
+                        reason: format!("Blocked by agentops policy `{}`: {}", r.id, r.reason),
+                    };
+                }
+            }
+        }
+        for r in self.deny.iter() {
             if r.re.is_match(&cmd) {
                 return PolicyDecision::Deny {
                     rule: r.id.clone(),
@@ -266,8 +306,14 @@ mod tests {
     }
 
     #[test]
-    fn every_default_pattern_compiles() {
-        assert_eq!(DEFAULTS.len(), DEFAULT_DENY.len());
+    fn every_default_pattern_compiles_and_has_trigger_words() {
+        for (id, pat, _) in DEFAULT_DENY {
+            assert!(Regex::new(pat).is_ok(), "{id}");
+            assert!(
+                TRIGGERS.iter().any(|(t, _)| t == id),
+                "{id} has no trigger words"
+            );
+        }
     }
 
     #[test]

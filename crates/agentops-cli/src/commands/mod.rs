@@ -52,6 +52,11 @@ pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
 /// Configuration overrides from global flags.
 pub type Flags = [(String, String, String)];
 
+/// `agentops hook <harness>` without argument parsing (see `main`).
+pub fn hook_fast(harness: &str) -> Code {
+    harness::hook(harness)
+}
+
 pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     match cmd {
         Command::Init => init(flags, out),

@@ -1,0 +1,226 @@
+//! Issue 6 figures: hook latency, whole process, in a repository with 10,000
+//! entries, beside `true` (the process-spawn floor) in the same run; and 16
+//! hook processes at once.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::corpus::{Layout, Rng, entry_text, knowledge_repo};
+use crate::stats::{Samples, ms};
+
+/// Runs `argv` with `input` on stdin `n` times (after 3 warm-ups).
+fn time_stdin(argv: &[&str], dir: &Path, input: &[u8], n: usize) -> Samples {
+    let run = || {
+        let t = Instant::now();
+        let mut c = Command::new(argv[0])
+            .args(&argv[1..])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let _ = c.stdin.take().expect("stdin").write_all(input);
+        let o = c.wait_with_output().expect("wait");
+        let d = t.elapsed();
+        assert!(o.status.success(), "{argv:?} failed");
+        d
+    };
+    for _ in 0..3 {
+        run();
+    }
+    Samples::new((0..n).map(|_| run()).collect())
+}
+
+fn hook_once(bin: &Path, dir: &Path, input: &str) -> String {
+    let mut c = Command::new(bin)
+        .args(["hook", "claude"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let o = c.wait_with_output().expect("wait");
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn run(quick: bool) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let bin = crate::agentops_bin();
+    let n = if quick { 2_000 } else { 10_000 };
+    knowledge_repo(&repo, n, &bin, Layout::Monthly);
+    let st = Command::new(&bin)
+        .args(["index", "-q"])
+        .current_dir(&repo)
+        .status()
+        .expect("index");
+    assert!(st.success());
+    let cwd = repo.to_str().expect("utf-8");
+    // A goal in the corpus's words, so the packet has something to find.
+    let (_, text) = entry_text(&mut Rng::new(42), 7);
+    let goal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("title: "))
+        .unwrap_or("retry budget")
+        .to_owned();
+    let sid = "bench-session-0001";
+    let ev = |v: serde_json::Value| v.to_string();
+    let prompt = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "UserPromptSubmit", "prompt": goal}),
+    );
+    let pre = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "cargo test -p shop-auth"}, "tool_use_id": "toolu_pre"}),
+    );
+    let deny = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "git push --force origin main"}, "tool_use_id": "toolu_deny"}),
+    );
+    let edit = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "PreToolUse", "tool_name": "Edit",
+        "tool_input": {"file_path": format!("{cwd}/src/lib.rs"), "old_string": "a", "new_string": "b"}, "tool_use_id": "toolu_edit"}),
+    );
+    let post = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "PostToolUse", "tool_name": "Edit",
+        "tool_input": {"file_path": format!("{cwd}/src/lib.rs")}, "tool_response": {"success": true}, "duration_ms": 9}),
+    );
+    let end = ev(
+        json!({"session_id": sid, "cwd": cwd, "hook_event_name": "SessionEnd", "reason": "exit"}),
+    );
+    let start = ev(
+        json!({"session_id": "bench-session-0002", "cwd": cwd, "hook_event_name": "SessionStart",
+        "source": "resume", "model": "claude-sonnet-4-5"}),
+    );
+    // A session that leaves a handoff, so SessionStart injects handoff + packet.
+    hook_once(&bin, &repo, &prompt);
+    hook_once(&bin, &repo, &post);
+    hook_once(&bin, &repo, &end);
+    let injected = hook_once(&bin, &repo, &start);
+    assert!(
+        injected.contains("Handoff from the last session"),
+        "{injected}"
+    );
+    let packet = injected.contains("Knowledge for this work");
+
+    let runs = if quick { 30 } else { 200 };
+    let b = bin.to_str().expect("utf-8");
+    let floor = time_stdin(&["true"], &repo, b"", runs);
+    let t_pre = time_stdin(&[b, "hook", "claude"], &repo, pre.as_bytes(), runs);
+    let t_deny = time_stdin(&[b, "hook", "claude"], &repo, deny.as_bytes(), runs);
+    let t_edit = time_stdin(&[b, "hook", "claude"], &repo, edit.as_bytes(), runs);
+    let t_post = time_stdin(&[b, "hook", "claude"], &repo, post.as_bytes(), runs);
+    let t_start = time_stdin(&[b, "hook", "claude"], &repo, start.as_bytes(), runs / 2);
+
+    // 16 hook processes at once, 10 rounds: every event journaled, no error.
+    let rounds = 10;
+    let t = Instant::now();
+    for r in 0..rounds {
+        let kids: Vec<_> = (0..16)
+            .map(|i| {
+                let e = ev(json!({"session_id": "bench-concurrent", "cwd": cwd, "hook_event_name": "PostToolUse",
+                    "tool_name": "Bash", "tool_input": {"command": "true"}, "tool_use_id": format!("toolu_c{r}_{i}"),
+                    "tool_response": {"success": true}}));
+                let mut c = Command::new(&bin)
+                    .args(["hook", "claude"])
+                    .current_dir(&repo)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn");
+                c.stdin.take().expect("stdin").write_all(e.as_bytes()).expect("write");
+                c
+            })
+            .collect();
+        for k in kids {
+            let o = k.wait_with_output().expect("wait");
+            assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty());
+        }
+    }
+    let concurrent = t.elapsed();
+    let out = Command::new(&bin)
+        .args(["sessions", "--json", "--limit", "100"])
+        .current_dir(&repo)
+        .output()
+        .expect("sessions");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tools = v
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == "bench-concurrent"))
+        .map(|s| s["tools"].as_u64().unwrap_or(0))
+        .unwrap_or(0);
+    let log = std::fs::read_to_string(repo.join(".git/agentops/hooks.log")).unwrap_or_default();
+
+    println!(
+        "## harness ({}, {n} entries)",
+        if quick { "quick" } else { "full" }
+    );
+    println!();
+    println!("| measurement (whole process) | median | p99 | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| `true` (process-spawn floor) | {} | {} | – |",
+        ms(floor.median()),
+        ms(floor.pct(0.99))
+    );
+    let row = |name: &str, s: &Samples, target: &str| {
+        println!(
+            "| {name} | {} | {} | {target} |",
+            ms(s.median()),
+            ms(s.pct(0.99))
+        );
+    };
+    row("PreToolUse, Bash allowed", &t_pre, "≤ 3 ms · ≤ 10 ms");
+    row(
+        "PreToolUse, Bash denied (force-push)",
+        &t_deny,
+        "≤ 3 ms · ≤ 10 ms",
+    );
+    row(
+        "PreToolUse, Edit inside the project",
+        &t_edit,
+        "≤ 3 ms · ≤ 10 ms",
+    );
+    row("PostToolUse (tool span)", &t_post, "≤ 3 ms · ≤ 10 ms");
+    row(
+        &format!(
+            "SessionStart, handoff{} injected",
+            if packet { " + packet" } else { "" }
+        ),
+        &t_start,
+        "≤ 30 ms · ≤ 60 ms",
+    );
+    println!(
+        "| 16 hook processes at once × {rounds} rounds | {} per round | – | no lost event, no error |",
+        ms(concurrent / rounds)
+    );
+    println!();
+    println!(
+        "concurrent: {tools} of {} tool spans journaled; hook error log: {}",
+        16 * rounds,
+        if log.is_empty() {
+            "empty".to_owned()
+        } else {
+            format!("{} lines", log.lines().count())
+        }
+    );
+    let hot = [&t_pre, &t_deny, &t_edit, &t_post];
+    let ok = hot.iter().all(|s| {
+        s.median() <= Duration::from_millis(3) && s.pct(0.99) <= Duration::from_millis(10)
+    }) && t_start.median() <= Duration::from_millis(30)
+        && t_start.pct(0.99) <= Duration::from_millis(60)
+        && tools == 16 * rounds as u64
+        && log.is_empty();
+    println!("targets met: {}", if ok { "yes" } else { "NO" });
+}
