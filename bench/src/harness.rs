@@ -10,31 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::corpus::{Layout, Rng, entry_text, knowledge_repo};
-use crate::stats::{Samples, ms};
-
-/// Runs `argv` with `input` on stdin `n` times (after 3 warm-ups).
-fn time_stdin(argv: &[&str], dir: &Path, input: &[u8], n: usize) -> Samples {
-    let run = || {
-        let t = Instant::now();
-        let mut c = Command::new(argv[0])
-            .args(&argv[1..])
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let _ = c.stdin.take().expect("stdin").write_all(input);
-        let o = c.wait_with_output().expect("wait");
-        let d = t.elapsed();
-        assert!(o.status.success(), "{argv:?} failed");
-        d
-    };
-    for _ in 0..3 {
-        run();
-    }
-    Samples::new((0..n).map(|_| run()).collect())
-}
+use crate::stats::{Samples, ms, time_process_input};
 
 fn hook_once(bin: &Path, dir: &Path, input: &str) -> String {
     let mut c = Command::new(bin)
@@ -115,12 +91,17 @@ pub fn run(quick: bool) {
 
     let runs = if quick { 30 } else { 200 };
     let b = bin.to_str().expect("utf-8");
-    let floor = time_stdin(&["true"], &repo, b"", runs);
-    let t_pre = time_stdin(&[b, "hook", "claude"], &repo, pre.as_bytes(), runs);
-    let t_deny = time_stdin(&[b, "hook", "claude"], &repo, deny.as_bytes(), runs);
-    let t_edit = time_stdin(&[b, "hook", "claude"], &repo, edit.as_bytes(), runs);
-    let t_post = time_stdin(&[b, "hook", "claude"], &repo, post.as_bytes(), runs);
-    let t_start = time_stdin(&[b, "hook", "claude"], &repo, start.as_bytes(), runs / 2);
+    let floor = time_process_input(&["true"], &repo, None, runs);
+    let t_pre = time_process_input(&[b, "hook", "claude"], &repo, Some(pre.as_bytes()), runs);
+    let t_deny = time_process_input(&[b, "hook", "claude"], &repo, Some(deny.as_bytes()), runs);
+    let t_edit = time_process_input(&[b, "hook", "claude"], &repo, Some(edit.as_bytes()), runs);
+    let t_post = time_process_input(&[b, "hook", "claude"], &repo, Some(post.as_bytes()), runs);
+    let t_start = time_process_input(
+        &[b, "hook", "claude"],
+        &repo,
+        Some(start.as_bytes()),
+        runs / 2,
+    );
 
     // 16 hook processes at once, 10 rounds: every event journaled, no error.
     let rounds = 10;

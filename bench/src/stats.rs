@@ -1,5 +1,6 @@
 //! Timing helpers: whole-process runs and percentiles.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,16 +35,29 @@ pub fn ms(d: Duration) -> String {
 /// Runs `argv` `n` times in `dir` (after 3 warm-ups) and returns wall times.
 /// Fails loudly if the command fails, so a broken command never looks fast.
 pub fn time_process(argv: &[&str], dir: &Path, n: usize) -> Samples {
+    time_process_input(argv, dir, None, n)
+}
+
+/// [`time_process`] with `input` written to the command's stdin (a hook).
+pub fn time_process_input(argv: &[&str], dir: &Path, input: Option<&[u8]>, n: usize) -> Samples {
     let run = || {
         let t = Instant::now();
-        let st = Command::new(argv[0])
+        let mut child = Command::new(argv[0])
             .args(&argv[1..])
             .current_dir(dir)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .expect("spawn");
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            let _ = stdin.write_all(bytes);
+        }
+        let st = child.wait().expect("wait");
         let d = t.elapsed();
         assert!(
             st.success() || st.code() == Some(1),

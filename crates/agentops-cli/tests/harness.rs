@@ -108,7 +108,7 @@ fn every_hook_fixture() {
     assert_eq!(s["denied"], 2);
     assert_eq!(s["ended"], true);
     assert!(s["handoff"].is_string());
-    // 18 well-formed events were journaled; secrets in them are redacted.
+    // The text view lists the session too.
     let r = ctx.run(&["sessions"]);
     assert!(r.stdout.contains("7f3c2a10"), "{}", r.stdout);
 }

@@ -573,27 +573,27 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             cfg.policy.fail = f;
         }
     }
+    let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<u64, ConfigError> {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError::invalid(
+                at(key),
+                Some(key.into()),
+                format!("key `{key}`: {v} is out of range; allowed: {lo} to {hi}"),
+            ))
+        }
+    };
     if let Some(h) = layer.hooks {
-        let range = |key: &str, v: u64, lo: u64, hi: u64, what: &str| -> Result<u64, ConfigError> {
-            if (lo..=hi).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::invalid(
-                    at(key),
-                    Some(key.into()),
-                    format!("key `{key}`: {v} is out of range; allowed: {what}, {lo} to {hi}"),
-                ))
-            }
-        };
         if let Some(v) = h.timeout_ms {
-            cfg.hooks.timeout_ms = range("hooks.timeout_ms", v, 100, 60_000, "milliseconds")?;
+            cfg.hooks.timeout_ms = range("hooks.timeout_ms", v, 100, 60_000)?;
         }
         if let Some(v) = h.injection_budget {
             // 2,500 tokens is about the harness's 10,000-character cap.
-            cfg.hooks.injection_budget = range("hooks.injection_budget", v, 0, 2_500, "tokens")?;
+            cfg.hooks.injection_budget = range("hooks.injection_budget", v, 0, 2_500)?;
         }
         if let Some(v) = h.max_stop_blocks {
-            cfg.hooks.max_stop_blocks = range("hooks.max_stop_blocks", v, 0, 100, "blocks")?;
+            cfg.hooks.max_stop_blocks = range("hooks.max_stop_blocks", v, 0, 100)?;
         }
         if let Some(v) = h.stop_gates {
             cfg.hooks.stop_gates = v;
@@ -606,17 +606,6 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
         }
     }
     if let Some(c) = layer.context {
-        let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<u64, ConfigError> {
-            if (lo..=hi).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::invalid(
-                    at(key),
-                    Some(key.into()),
-                    format!("key `{key}`: {v} is out of range; allowed: {lo} to {hi}"),
-                ))
-            }
-        };
         if let Some(v) = c.packet_max {
             cfg.context.packet_max = range("context.packet_max", v, 100, 1_000_000)?;
         }

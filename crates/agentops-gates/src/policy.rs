@@ -170,6 +170,13 @@ impl CommandPolicy {
         })
     }
 
+    /// The policy `[policy]` configures.
+    pub fn from_config(
+        p: &agentops_core::config::PolicyConfig,
+    ) -> Result<Self, PolicyPatternError> {
+        Self::new(p.builtin_rules, &p.deny_commands, &p.allow_commands)
+    }
+
     /// Whether `command` (a shell string) may run.
     pub fn check(&self, command: &str) -> PolicyDecision {
         // Line continuations would let a command hide across lines.
@@ -246,6 +253,20 @@ fn canonical_prefix(p: &Path) -> PathBuf {
         out.push(n);
     }
     out
+}
+
+/// The globs of `policy.write_scope`, relative to the work tree (`*` does not
+/// cross `/`).
+pub fn write_scope(globs: &[String]) -> Result<globset::GlobSet, String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("policy.write_scope: `{g}`: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| format!("policy.write_scope: {e}"))
 }
 
 /// Whether a write to `path` (as a tool gave it, relative to `cwd` or

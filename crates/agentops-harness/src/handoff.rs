@@ -311,16 +311,14 @@ pub fn branch_of(body: &str) -> Option<&str> {
 /// `.agents/handoffs/` newest month first.
 pub fn latest(layout: &RepoLayout, branch: Option<&str>) -> Option<Entry> {
     let root = layout.agents_dir().join("handoffs");
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+    // Month folders (yyyy-mm) newest first, then the top folder (older, flat files).
+    let mut order: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
         .ok()?
         .filter_map(Result::ok)
         .map(|d| d.path())
         .filter(|p| p.is_dir())
         .collect();
-    dirs.sort();
-    dirs.push(root.clone());
-    // Month folders (yyyy-mm) sort by time; the top folder holds older, flat files.
-    let mut order: Vec<std::path::PathBuf> = dirs[..dirs.len() - 1].iter().rev().cloned().collect();
+    order.sort_by(|a, b| b.cmp(a));
     order.push(root);
     for dir in order {
         let mut best: Option<Entry> = None;
@@ -392,7 +390,6 @@ pub fn session_context(
     journal: &Journal,
     branch: Option<&str>,
     model: Option<&str>,
-    _session: &str,
 ) -> Result<Injection, String> {
     let mut inj = Injection::default();
     let window = agentops_context::guard::window_for(model, &config.context).0;
@@ -440,12 +437,7 @@ pub fn session_context(
         if index_dir.is_dir() {
             let (idx, _) =
                 KnowledgeIndex::open(layout, config, false, false).map_err(|e| e.to_string())?;
-            let utility = |ids: &[&str]| {
-                journal
-                    .utility(ids)
-                    .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
-                    .unwrap_or_default()
-            };
+            let utility = |ids: &[&str]| journal.utility_scores(ids);
             let hits = idx
                 .search(&inj.query, &SearchFilter::default(), 50, &utility)
                 .map_err(|e| e.to_string())?;

@@ -464,15 +464,14 @@ fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
     let mut decision = PolicyDecision::Allow;
     if is_shell(tool) {
         if let Some(cmd) = tool_command(&input) {
-            let p = &ctx.config.policy;
-            let policy = CommandPolicy::new(p.builtin_rules, &p.deny_commands, &p.allow_commands)
-                .map_err(|e| e.to_string())?;
+            let policy =
+                CommandPolicy::from_config(&ctx.config.policy).map_err(|e| e.to_string())?;
             decision = policy.check(&cmd);
         }
     } else {
         let paths = written_paths(tool, &input);
         if !paths.is_empty() {
-            let scope = write_scope(&ctx.config)?;
+            let scope = agentops_gates::policy::write_scope(&ctx.config.policy.write_scope)?;
             for p in paths {
                 let d = agentops_gates::policy::check_write(
                     Path::new(&p),
@@ -499,18 +498,6 @@ fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
             Ok(Reply::Json(deny(&reason)))
         }
     }
-}
-
-fn write_scope(config: &Config) -> Result<globset::GlobSet, String> {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in &config.policy.write_scope {
-        let glob = globset::GlobBuilder::new(g)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("policy.write_scope: `{g}`: {e}"))?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| e.to_string())
 }
 
 fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
@@ -588,7 +575,6 @@ fn session_start(
         journal,
         branch.as_deref(),
         model,
-        ctx.session.as_str(),
     )?;
     events.push(NewEvent::now(
         ctx.session.clone(),

@@ -403,14 +403,9 @@ fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
     }
     flush_calls(b, calls, &results);
     // Sessions without a reported cost: the price table's sum.
-    let ids: Vec<String> = b.totals.keys().cloned().collect();
-    for id in ids {
-        let (model, usage, has) = {
-            let t = &b.totals[&id];
-            (t.model.clone(), t.usage, t.cost_usd.is_some())
-        };
-        if !has && let Some(c) = b.cost(model.as_deref(), &usage) {
-            let t = b.totals(&id);
+    let prices = &b.prices;
+    for t in b.totals.values_mut().filter(|t| t.cost_usd.is_none()) {
+        if let Some(c) = t.model.as_deref().and_then(|m| prices.cost(m, &t.usage)) {
             t.cost_usd = Some(c);
             t.cost_source = Some("price-table".into());
         }
@@ -561,32 +556,22 @@ pub fn ingest(
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(&line) {
-            Ok(v) if v.get("type").is_some_and(Value::is_string) => lines.push((n, v)),
-            Ok(_) => {
-                let reason = "field `type`: missing or not a string".to_owned();
-                if source == Source::ClaudeTranscript {
-                    warnings.push(format!("{name}:{n}: {reason}; skipped"));
-                } else {
-                    return Err(IngestError::Line {
-                        name: name.to_owned(),
-                        line: n,
-                        reason,
-                    });
-                }
+        let reason = match serde_json::from_str::<Value>(&line) {
+            Ok(v) if v.get("type").is_some_and(Value::is_string) => {
+                lines.push((n, v));
+                continue;
             }
-            Err(e) => {
-                let reason = format!("not valid JSON ({e})");
-                if source == Source::ClaudeTranscript {
-                    warnings.push(format!("{name}:{n}: {reason}; skipped"));
-                } else {
-                    return Err(IngestError::Line {
-                        name: name.to_owned(),
-                        line: n,
-                        reason,
-                    });
-                }
-            }
+            Ok(_) => "field `type`: missing or not a string".to_owned(),
+            Err(e) => format!("not valid JSON ({e})"),
+        };
+        if source == Source::ClaudeTranscript {
+            warnings.push(format!("{name}:{n}: {reason}; skipped"));
+        } else {
+            return Err(IngestError::Line {
+                name: name.to_owned(),
+                line: n,
+                reason,
+            });
         }
     }
     let mut b = Builder::new(source, opts);

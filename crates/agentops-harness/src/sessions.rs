@@ -34,7 +34,7 @@ pub struct Session {
     pub ended: bool,
 }
 
-const KINDS: [EventKind; 8] = [
+const KINDS: [EventKind; 7] = [
     EventKind::HookReceived,
     EventKind::ToolCall,
     EventKind::LlmCall,
@@ -42,7 +42,6 @@ const KINDS: [EventKind; 8] = [
     EventKind::SessionEnded,
     EventKind::HookDecision,
     EventKind::HandoffWritten,
-    EventKind::ContextGuard,
 ];
 
 /// Sessions with activity since `since_ts` (µs), most recent first.

@@ -190,6 +190,15 @@ impl Journal {
         self.store.utility(ids)
     }
 
+    /// The utility value of each of `ids` (entries without feedback are
+    /// absent), in the form search ranking takes; a journal that cannot be
+    /// read ranks as if there were no feedback.
+    pub fn utility_scores(&self, ids: &[&str]) -> std::collections::HashMap<String, f64> {
+        self.utility(ids)
+            .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
+            .unwrap_or_default()
+    }
+
     /// Applies one feedback signal to an entry's utility.
     pub fn apply_feedback(&self, id: &str, target: f64, alpha: f64) -> Result<Utility, StoreError> {
         self.store

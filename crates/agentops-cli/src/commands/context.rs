@@ -45,11 +45,7 @@ fn report_refresh(r: &Refresh, out: &Output) {
 }
 
 fn utility_of(j: &Journal) -> impl Fn(&[&str]) -> HashMap<String, f64> + '_ {
-    move |ids: &[&str]| {
-        j.utility(ids)
-            .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
-            .unwrap_or_default()
-    }
+    move |ids: &[&str]| j.utility_scores(ids)
 }
 
 fn open_index(

@@ -3,7 +3,6 @@
 use agentops_core::RunId;
 use agentops_gates::policy::{CommandPolicy, PolicyDecision};
 use agentops_gates::{Gate, Verdict};
-use agentops_store::RepoLayout;
 
 use super::knowledge::{journal, provenance};
 use super::{Code, Failure, Flags, cwd};
@@ -11,9 +10,7 @@ use crate::cli::{CheckCommand, DecideArgs, GateCommand};
 use crate::output::Output;
 
 pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
-        .map_err(Failure::usage)?;
+    let (layout, config) = super::open_project(flags)?;
     match cmd {
         GateCommand::List => {
             let gates = agentops_gates::load(&layout.agents_dir()).map_err(Failure::usage)?;
@@ -158,26 +155,12 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
         GateCommand::Check(c) => {
             let decision = match c {
                 CheckCommand::Command { command } => {
-                    let p = CommandPolicy::new(
-                        config.policy.builtin_rules,
-                        &config.policy.deny_commands,
-                        &config.policy.allow_commands,
-                    )
-                    .map_err(Failure::usage)?;
+                    let p = CommandPolicy::from_config(&config.policy).map_err(Failure::usage)?;
                     p.check(&command)
                 }
                 CheckCommand::Write { path } => {
-                    let mut b = globset::GlobSetBuilder::new();
-                    for g in &config.policy.write_scope {
-                        let glob = globset::GlobBuilder::new(g)
-                            .literal_separator(true)
-                            .build()
-                            .map_err(|e| {
-                                Failure::usage(format!("policy.write_scope: `{g}`: {e}"))
-                            })?;
-                        b.add(glob);
-                    }
-                    let scope = b.build().map_err(Failure::usage)?;
+                    let scope = agentops_gates::policy::write_scope(&config.policy.write_scope)
+                        .map_err(Failure::usage)?;
                     agentops_gates::policy::check_write(&path, &cwd()?, &layout.work_tree, &scope)
                 }
             };
@@ -246,9 +229,7 @@ pub fn decide(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
-        .map_err(Failure::usage)?;
+    let (layout, config) = super::open_project(flags)?;
     let run = RunId::parse(&args.run).map_err(Failure::usage)?;
     let j = journal(&layout, &config)?;
     let by = std::env::var("USER")

@@ -152,9 +152,7 @@ pub fn ingest(cmd: IngestCommand, flags: &Flags, out: &Output) -> Result<Code, F
         IngestCommand::CodexExec(a) => (ing::Source::CodexExec, a),
         IngestCommand::ClaudeTranscript(a) => (ing::Source::ClaudeTranscript, a),
     };
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
-        .map_err(Failure::usage)?;
+    let (layout, config) = super::open_project(flags)?;
     let j = journal(&layout, &config)?;
     if let Some(s) = &args.session {
         agentops_core::RunId::parse(s).map_err(|e| Failure::usage(format!("--session: {e}")))?;
@@ -242,9 +240,7 @@ pub fn sessions(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = agentops_store::project::load_config(Some(&layout), flags.to_vec())
-        .map_err(Failure::usage)?;
+    let (layout, config) = super::open_project(flags)?;
     let since_ts = match &since {
         Some(s) => Some(super::knowledge::parse_since(s)?),
         None => None,

@@ -4,18 +4,16 @@ use std::io::{IsTerminal, Read};
 
 use agentops_knowledge::entry::{self, EntryType, Maturity};
 use agentops_knowledge::{Filter, Knowledge, KnowledgeError, NewEntry, Provenance, WriteOutcome};
-use agentops_store::project;
 use agentops_store::{Journal, RepoLayout};
 
-use super::{Code, Failure, Flags, cwd};
+use super::{Code, Failure, Flags};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
 use crate::output::Output;
 
 pub(crate) fn open(
     flags: &Flags,
 ) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
+    let (layout, config) = super::open_project(flags)?;
     let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
     Ok((layout, k, config))
 }

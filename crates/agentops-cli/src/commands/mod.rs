@@ -49,6 +49,15 @@ pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
 }
 
+/// The repository around the current directory and its configuration.
+pub(crate) fn open_project(
+    flags: &Flags,
+) -> Result<(RepoLayout, agentops_core::config::Config), Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
+    Ok((layout, config))
+}
+
 /// Configuration overrides from global flags.
 pub type Flags = [(String, String, String)];
 
