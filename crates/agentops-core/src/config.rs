@@ -89,6 +89,40 @@ pub struct Config {
     pub context: ContextConfig,
     pub policy: PolicyConfig,
     pub hooks: HooksConfig,
+    pub llm: LlmConfig,
+    /// `[prices]`: USD per million tokens by model-name prefix, over the
+    /// checked-in table.
+    pub prices: std::collections::BTreeMap<String, PriceOverride>,
+}
+
+/// `[llm]`: where the model backends connect and how patiently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmConfig {
+    /// Base URL of the OpenAI-compatible chat completions API.
+    pub openai_base_url: String,
+    /// Name of the environment variable holding the OpenAI-compatible key
+    /// (never the key itself).
+    pub openai_key_env: String,
+    pub anthropic_base_url: String,
+    pub anthropic_key_env: String,
+    /// Seconds one model call may take.
+    pub timeout_s: u64,
+    /// Retries on 429, 5xx and timeouts.
+    pub max_retries: u64,
+    /// Stream responses (SSE).
+    pub stream: bool,
+}
+
+/// One `[prices]` row: USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceOverride {
+    pub input: f64,
+    pub output: f64,
+    /// Default: the input price.
+    pub cache_read: Option<f64>,
+    /// Default: the input price.
+    pub cache_write: Option<f64>,
 }
 
 /// What a harness hook does when it cannot decide (an internal error or its
@@ -216,6 +250,16 @@ impl Default for Config {
                 max_stop_blocks: 3,
                 handoffs: true,
             },
+            llm: LlmConfig {
+                openai_base_url: "https://api.openai.com/v1".into(),
+                openai_key_env: "OPENAI_API_KEY".into(),
+                anthropic_base_url: "https://api.anthropic.com".into(),
+                anthropic_key_env: "ANTHROPIC_API_KEY".into(),
+                timeout_s: 600,
+                max_retries: 4,
+                stream: true,
+            },
+            prices: std::collections::BTreeMap::new(),
             context: ContextConfig {
                 packet_max: 4_000,
                 window: 200_000,
@@ -238,6 +282,8 @@ struct Layer {
     context: Option<ContextLayer>,
     policy: Option<PolicyLayer>,
     hooks: Option<HooksLayer>,
+    llm: Option<LlmLayer>,
+    prices: Option<std::collections::BTreeMap<String, PriceOverride>>,
     /// `[gates.<name>]`: validated by the gates engine, which reports its own
     /// file:line:key errors.
     #[serde(rename = "gates")]
@@ -252,6 +298,18 @@ struct PolicyLayer {
     allow_commands: Option<Vec<String>>,
     write_scope: Option<Vec<String>>,
     fail: Option<FailMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LlmLayer {
+    openai_base_url: Option<String>,
+    openai_key_env: Option<String>,
+    anthropic_base_url: Option<String>,
+    anthropic_key_env: Option<String>,
+    timeout_s: Option<u64>,
+    max_retries: Option<u64>,
+    stream: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,6 +417,29 @@ pub const KEYS: &[(&str, &str)] = &[
     ("hooks.subagent_stop_gates", "a list of gate names"),
     ("hooks.max_stop_blocks", "a whole number, 0 to 100"),
     ("hooks.handoffs", "true or false"),
+    (
+        "llm.openai_base_url",
+        "an http:// or https:// URL of an OpenAI-compatible API (default https://api.openai.com/v1)",
+    ),
+    (
+        "llm.openai_key_env",
+        "the NAME of the environment variable holding the key (default OPENAI_API_KEY)",
+    ),
+    (
+        "llm.anthropic_base_url",
+        "an http:// or https:// URL (default https://api.anthropic.com)",
+    ),
+    (
+        "llm.anthropic_key_env",
+        "the NAME of the environment variable holding the key (default ANTHROPIC_API_KEY)",
+    ),
+    ("llm.timeout_s", "a whole number of seconds, 1 to 86400"),
+    ("llm.max_retries", "a whole number, 0 to 20"),
+    ("llm.stream", "true or false"),
+    (
+        "prices.<model-prefix>",
+        "{ input = USD, output = USD, cache_read = USD, cache_write = USD } per million tokens",
+    ),
 ];
 
 /// The environment variable for a dotted key: `store.url` → `AGENTOPS_STORE_URL`.
@@ -605,6 +686,87 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             cfg.hooks.handoffs = v;
         }
     }
+    if let Some(l) = layer.llm {
+        for (key, v, target) in [
+            (
+                "llm.openai_base_url",
+                l.openai_base_url,
+                &mut cfg.llm.openai_base_url,
+            ),
+            (
+                "llm.anthropic_base_url",
+                l.anthropic_base_url,
+                &mut cfg.llm.anthropic_base_url,
+            ),
+        ] {
+            if let Some(v) = v {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(ConfigError::invalid(
+                        at(key),
+                        Some(key.into()),
+                        format!("key `{key}`: `{v}` is not an http:// or https:// URL"),
+                    ));
+                }
+                *target = v.trim_end_matches('/').to_owned();
+            }
+        }
+        for (key, v, target) in [
+            (
+                "llm.openai_key_env",
+                l.openai_key_env,
+                &mut cfg.llm.openai_key_env,
+            ),
+            (
+                "llm.anthropic_key_env",
+                l.anthropic_key_env,
+                &mut cfg.llm.anthropic_key_env,
+            ),
+        ] {
+            if let Some(v) = v {
+                let is_name = !v.is_empty()
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !v.starts_with(|c: char| c.is_ascii_digit());
+                if !is_name {
+                    return Err(ConfigError::invalid(
+                        at(key),
+                        Some(key.into()),
+                        format!(
+                            "key `{key}`: not an environment variable name; put the key in the environment and name the variable here (never the key itself)"
+                        ),
+                    ));
+                }
+                *target = v;
+            }
+        }
+        if let Some(v) = l.timeout_s {
+            cfg.llm.timeout_s = range("llm.timeout_s", v, 1, 86_400)?;
+        }
+        if let Some(v) = l.max_retries {
+            cfg.llm.max_retries = range("llm.max_retries", v, 0, 20)?;
+        }
+        if let Some(v) = l.stream {
+            cfg.llm.stream = v;
+        }
+    }
+    if let Some(p) = layer.prices {
+        for (model, price) in p {
+            let all = [
+                Some(price.input),
+                Some(price.output),
+                price.cache_read,
+                price.cache_write,
+            ];
+            if all.iter().flatten().any(|v| !(v.is_finite() && *v >= 0.0)) {
+                let key = format!("prices.{model}");
+                return Err(ConfigError::invalid(
+                    at(&key),
+                    Some(key.clone()),
+                    format!("key `{key}`: prices must be numbers ≥ 0 (USD per million tokens)"),
+                ));
+            }
+            cfg.prices.insert(model, price);
+        }
+    }
     if let Some(c) = layer.context {
         if let Some(v) = c.packet_max {
             cfg.context.packet_max = range("context.packet_max", v, 100, 1_000_000)?;
@@ -816,6 +978,21 @@ pub fn commented_template() -> String {
 # max_stop_blocks = 3
 # Write a handoff to .agents/handoffs/ at PreCompact and SessionEnd.
 # handoffs = true
+
+[llm]
+# Model backends of `agentops run` (docs/runner.md). Keys are read from the
+# environment variables named here; never write a key in this file.
+# openai_base_url = "https://api.openai.com/v1"   # vLLM, Ollama, LM Studio, OpenRouter: their /v1 URL
+# openai_key_env = "OPENAI_API_KEY"
+# anthropic_base_url = "https://api.anthropic.com"
+# anthropic_key_env = "ANTHROPIC_API_KEY"
+# timeout_s = 600
+# max_retries = 4
+# stream = true
+
+# Prices in USD per million tokens, by model-name prefix, over the built-in table.
+# [prices]
+# "my-finetune" = { input = 3.0, output = 12.0, cache_read = 0.3 }
 
 # Gates: checks that block bad work, run by `agentops gate run` (and between
 # workflow phases). Kinds: command, scope, diff, secrets.

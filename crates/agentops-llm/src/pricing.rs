@@ -96,6 +96,25 @@ impl PriceTable {
         self.prices.insert(prefix.to_owned(), price);
     }
 
+    /// The checked-in table with `[prices]` from config on top.
+    pub fn with_overrides(
+        overrides: &std::collections::BTreeMap<String, agentops_core::config::PriceOverride>,
+    ) -> Self {
+        let mut t = Self::default();
+        for (k, o) in overrides {
+            t.set(
+                &k.to_ascii_lowercase(),
+                Price {
+                    input: o.input,
+                    output: o.output,
+                    cache_read: o.cache_read.unwrap_or(o.input),
+                    cache_write: o.cache_write.unwrap_or(o.input),
+                },
+            );
+        }
+        t
+    }
+
     /// The price for `model`: the longest prefix that matches.
     pub fn price(&self, model: &str) -> Option<Price> {
         let model = model.trim().to_ascii_lowercase();

@@ -1,0 +1,398 @@
+//! The command-harness backend: a coding agent CLI run inside the worktree
+//! (`claude -p --output-format stream-json`, `codex exec --json`, or any
+//! argv with the task in a file). The harness runs its own tool loop; one
+//! call is one whole task. Usage and cost come from its stream when it gives
+//! them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{ErrorKind, LlmError};
+use crate::types::{Part, Request, Response, Role};
+use crate::{Backend, Usage};
+
+/// Which command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Harness {
+    /// `claude -p --output-format stream-json --verbose`, task on stdin.
+    Claude,
+    /// `codex exec --json -`, task on stdin.
+    Codex,
+    /// Any argv; the task is written to a file whose path replaces
+    /// `{task_file}` in the arguments (or is appended), and is in
+    /// `AGENTOPS_TASK_FILE`. Standard output is the answer.
+    Argv(Vec<String>),
+}
+
+/// A command harness run in `workdir`.
+#[derive(Debug, Clone)]
+pub struct CommandBackend {
+    pub harness: Harness,
+    pub workdir: PathBuf,
+    pub timeout: Duration,
+    /// Passed as `--model` / `-m` when set.
+    pub model: Option<String>,
+}
+
+/// The task text a command harness receives: the system prompt, then every
+/// user turn.
+pub fn task_text(req: &Request) -> String {
+    let mut s = String::new();
+    if !req.system.is_empty() {
+        s.push_str(&req.system);
+        s.push_str("\n\n");
+    }
+    for m in req.messages.iter().filter(|m| m.role == Role::User) {
+        s.push_str(&m.text());
+        s.push_str("\n\n");
+    }
+    s
+}
+
+impl CommandBackend {
+    fn argv(&self, task_file: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = match &self.harness {
+            Harness::Claude => [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--permission-mode",
+                "acceptEdits",
+            ]
+            .map(String::from)
+            .to_vec(),
+            Harness::Codex => ["codex", "exec", "--json", "--full-auto"]
+                .map(String::from)
+                .to_vec(),
+            Harness::Argv(a) => {
+                let tf = task_file.display().to_string();
+                let mut out: Vec<String> =
+                    a.iter().map(|x| x.replace("{task_file}", &tf)).collect();
+                if !a.iter().any(|x| x.contains("{task_file}")) {
+                    out.push(tf);
+                }
+                return out;
+            }
+        };
+        if let Some(m) = &self.model {
+            v.push(
+                if self.harness == Harness::Codex {
+                    "-m"
+                } else {
+                    "--model"
+                }
+                .into(),
+            );
+            v.push(m.clone());
+        }
+        if self.harness == Harness::Codex {
+            v.push("-".into());
+        }
+        v
+    }
+}
+
+impl Backend for CommandBackend {
+    fn provider(&self) -> &str {
+        match self.harness {
+            Harness::Claude => "claude-code",
+            Harness::Codex => "codex",
+            Harness::Argv(_) => "command",
+        }
+    }
+
+    fn offers_tools(&self) -> bool {
+        false
+    }
+
+    fn has_side_effects(&self) -> bool {
+        true
+    }
+
+    fn complete(&self, req: &Request, on_text: &mut dyn FnMut(&str)) -> Result<Response, LlmError> {
+        let task = task_text(req);
+        let dir = tempfile::tempdir()
+            .map_err(|e| LlmError::new(ErrorKind::Config, format!("temp dir: {e}")))?;
+        let task_file = dir.path().join("task.md");
+        std::fs::write(&task_file, &task)
+            .map_err(|e| LlmError::new(ErrorKind::Config, format!("writing the task file: {e}")))?;
+        let argv = self.argv(&task_file);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&self.workdir)
+            .env("AGENTOPS_TASK_FILE", &task_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                LlmError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "cannot start `{}`: {e} (is it installed and on PATH?)",
+                        argv[0]
+                    ),
+                )
+            })?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let child = Arc::new(Mutex::new(child));
+        let done = Arc::new(AtomicBool::new(false));
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let stdin_task = matches!(self.harness, Harness::Claude | Harness::Codex).then_some(task);
+        let writer = std::thread::spawn(move || {
+            if let (Some(mut w), Some(t)) = (stdin, stdin_task) {
+                let _ = w.write_all(t.as_bytes());
+            }
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut tail = Vec::new();
+            if let Some(e) = stderr {
+                for l in BufReader::new(e).lines().map_while(Result::ok) {
+                    tail.push(l);
+                    if tail.len() > 40 {
+                        tail.remove(0);
+                    }
+                }
+            }
+            tail.join("\n")
+        });
+        let watchdog = {
+            let (child, done, timed_out) = (child.clone(), done.clone(), timed_out.clone());
+            let deadline = Instant::now() + self.timeout;
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if Instant::now() >= deadline {
+                        timed_out.store(true, Ordering::Relaxed);
+                        if let Ok(mut c) = child.lock() {
+                            let _ = c.kill();
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let mut parser = StreamParser::new(&self.harness);
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                parser.line(&line, on_text);
+            }
+        }
+        let status = child.lock().map(|mut c| c.wait()).ok().and_then(Result::ok);
+        done.store(true, Ordering::Relaxed);
+        let _ = watchdog.join();
+        let _ = writer.join();
+        let err_tail = err_reader.join().unwrap_or_default();
+        if timed_out.load(Ordering::Relaxed) {
+            return Err(LlmError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "`{}` ran longer than {:?} and was stopped",
+                    argv[0], self.timeout
+                ),
+            ));
+        }
+        let code = status.and_then(|s| s.code());
+        parser.finish(code, &err_tail, self.model.as_deref())
+    }
+}
+
+/// Reads a harness's standard output line by line.
+struct StreamParser {
+    harness: Harness,
+    text: String,
+    result: Option<Value>,
+    usage: Usage,
+    model: String,
+    id: String,
+    failed: Option<String>,
+}
+
+impl StreamParser {
+    fn new(h: &Harness) -> Self {
+        Self {
+            harness: h.clone(),
+            text: String::new(),
+            result: None,
+            usage: Usage::default(),
+            model: String::new(),
+            id: String::new(),
+            failed: None,
+        }
+    }
+
+    fn line(&mut self, line: &str, on_text: &mut dyn FnMut(&str)) {
+        if let Harness::Argv(_) = self.harness {
+            self.text.push_str(line);
+            self.text.push('\n');
+            on_text(line);
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        match (&self.harness, v["type"].as_str().unwrap_or("")) {
+            (Harness::Claude, "system") => {
+                if let Some(m) = v["model"].as_str() {
+                    self.model = m.to_owned();
+                }
+                if let Some(s) = v["session_id"].as_str() {
+                    self.id = s.to_owned();
+                }
+            }
+            (Harness::Claude, "assistant") => {
+                for b in v
+                    .pointer("/message/content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(t) = b["text"].as_str() {
+                        on_text(t);
+                    }
+                }
+            }
+            (Harness::Claude, "result") => self.result = Some(v),
+            (Harness::Codex, "thread.started") => {
+                if let Some(s) = v["thread_id"].as_str() {
+                    self.id = s.to_owned();
+                }
+            }
+            (Harness::Codex, "item.completed") => {
+                if v.pointer("/item/type").and_then(Value::as_str) == Some("agent_message")
+                    && let Some(t) = v.pointer("/item/text").and_then(Value::as_str)
+                {
+                    on_text(t);
+                    self.text = t.to_owned();
+                }
+            }
+            (Harness::Codex, "turn.completed") => {
+                self.usage.add(&Usage::from_openai(&v["usage"]));
+            }
+            (Harness::Codex, "turn.failed" | "error") => {
+                self.failed = Some(
+                    v.pointer("/error/message")
+                        .or_else(|| v.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("the turn failed")
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(
+        self,
+        code: Option<i32>,
+        err_tail: &str,
+        model: Option<&str>,
+    ) -> Result<Response, LlmError> {
+        let model_name = if self.model.is_empty() {
+            model.unwrap_or_default().to_owned()
+        } else {
+            self.model
+        };
+        let fail = |what: String| {
+            LlmError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "{what}{}",
+                    if err_tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; its stderr ends with:\n{}",
+                            agentops_core::redact::redact(err_tail)
+                        )
+                    }
+                ),
+            )
+        };
+        match self.harness {
+            Harness::Claude => {
+                let Some(r) = self.result else {
+                    return Err(fail(format!(
+                        "`claude` ended (exit {}) without a `result` event",
+                        code.map_or("signal".into(), |c| c.to_string())
+                    )));
+                };
+                let model_name = r
+                    .get("modelUsage")
+                    .and_then(Value::as_object)
+                    .and_then(|m| m.keys().next().cloned())
+                    .unwrap_or(model_name);
+                let subtype = r["subtype"].as_str().unwrap_or("success");
+                Ok(Response {
+                    id: r["session_id"].as_str().map_or(self.id, str::to_owned),
+                    model: model_name,
+                    content: vec![Part::Text {
+                        text: r["result"].as_str().unwrap_or_default().to_owned(),
+                    }],
+                    stop_reason: if subtype == "success" {
+                        "end_turn".into()
+                    } else {
+                        subtype.to_owned()
+                    },
+                    usage: Usage::from_anthropic(&r["usage"]),
+                    reported_cost_usd: r["total_cost_usd"].as_f64(),
+                })
+            }
+            Harness::Codex => {
+                if let Some(f) = self.failed {
+                    return Err(fail(format!("`codex exec` failed: {f}")));
+                }
+                if code != Some(0) && self.text.is_empty() {
+                    return Err(fail(format!(
+                        "`codex exec` ended (exit {}) without an answer",
+                        code.map_or("signal".into(), |c| c.to_string())
+                    )));
+                }
+                Ok(Response {
+                    id: self.id,
+                    model: model_name,
+                    content: vec![Part::Text { text: self.text }],
+                    stop_reason: "end_turn".into(),
+                    usage: self.usage,
+                    reported_cost_usd: None,
+                })
+            }
+            Harness::Argv(a) => {
+                if code != Some(0) {
+                    return Err(fail(format!(
+                        "`{}` exited with {}",
+                        a.first().map_or("", String::as_str),
+                        code.map_or("a signal".into(), |c| format!("status {c}"))
+                    )));
+                }
+                let text = if self.text.len() > 64 * 1024 {
+                    let mut cut = self.text.len() - 64 * 1024;
+                    while !self.text.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    self.text[cut..].to_owned()
+                } else {
+                    self.text
+                };
+                Ok(Response {
+                    id: String::new(),
+                    model: model_name,
+                    content: vec![Part::Text { text }],
+                    stop_reason: "end_turn".into(),
+                    usage: Usage::default(),
+                    reported_cost_usd: None,
+                })
+            }
+        }
+    }
+}

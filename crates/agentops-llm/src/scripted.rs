@@ -1,0 +1,609 @@
+//! A scripted model server on loopback: speaks the OpenAI chat completions
+//! and Anthropic Messages wire formats, plain and streamed (SSE), answers
+//! from a script, and records every request it receives.
+//!
+//! It stands in for a hosted model in tests, benchmarks and `agentops demo`;
+//! nothing else in agentops knows it is not the real thing. A rule is chosen
+//! by what the request contains and by its *turn* (how many assistant
+//! messages the conversation already holds), so the same request always gets
+//! the same answer — which is what makes resumed runs checkable.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A tool call the scripted model makes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScriptedCall {
+    pub name: String,
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// What the scripted model answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub tool_calls: Vec<ScriptedCall>,
+    /// Answer with this HTTP error status instead (429, 500, 401, 400 …).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The error's message (with `status`).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `Retry-After` seconds sent with an error.
+    #[serde(default)]
+    pub retry_after_s: Option<f64>,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Usage to report; by default about a token per 4 characters.
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_tokens: Option<u64>,
+}
+
+impl Reply {
+    pub fn text(t: impl Into<String>) -> Self {
+        Self {
+            text: t.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn tool(name: &str, input: Value) -> Self {
+        Self {
+            tool_calls: vec![ScriptedCall {
+                name: name.into(),
+                input,
+            }],
+            ..Self::default()
+        }
+    }
+
+    pub fn error(status: u16, message: &str) -> Self {
+        Self {
+            status: Some(status),
+            error: Some(message.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// When a reply applies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Every one of these must occur in the request's text (system prompt,
+    /// messages, tool inputs and results).
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// None of these may occur.
+    #[serde(default)]
+    pub not_contains: Vec<String>,
+    /// The conversation's turn: assistant messages already in the request.
+    #[serde(default)]
+    pub turn: Option<usize>,
+    /// Use this rule at most this many times, then fall through.
+    #[serde(default)]
+    pub times: Option<usize>,
+    pub reply: Reply,
+}
+
+/// Rules in order; the first that applies answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// When no rule applies (default: a short text answer).
+    #[serde(default)]
+    pub fallback: Option<Reply>,
+}
+
+impl Script {
+    pub fn rule(mut self, contains: &[&str], turn: Option<usize>, reply: Reply) -> Self {
+        self.rules.push(Rule {
+            contains: contains.iter().map(|s| (*s).to_owned()).collect(),
+            turn,
+            reply,
+            ..Rule::default()
+        });
+        self
+    }
+}
+
+/// One request the server received.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    /// 1-based order of arrival.
+    pub n: usize,
+    pub path: String,
+    /// `openai` or `anthropic`.
+    pub api: &'static str,
+    pub stream: bool,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub turn: usize,
+    /// The id of the answer (`chatcmpl-N` / `msg_N`); errors have none.
+    pub reply_id: Option<String>,
+    pub status: u16,
+}
+
+struct Shared {
+    script: Script,
+    uses: Vec<usize>,
+    received: Vec<Received>,
+}
+
+/// The running server; stops when dropped.
+pub struct ScriptedServer {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ScriptedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScriptedServer {
+    /// Starts on an ephemeral loopback port.
+    pub fn start(script: Script) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(Shared {
+            uses: vec![0; script.rules.len()],
+            script,
+            received: Vec::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(c) = conn {
+                    let sh = sh.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve(c, &sh);
+                    });
+                }
+            }
+        });
+        Ok(Self { addr, shared, stop })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The OpenAI-compatible base URL (`…/v1`).
+    pub fn openai_base(&self) -> String {
+        format!("{}/v1", self.url())
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared
+            .lock()
+            .map(|s| s.received.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.shared.lock().map(|s| s.received.len()).unwrap_or(0)
+    }
+
+    /// Replaces the script (counts of rule uses restart).
+    pub fn set_script(&self, script: Script) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.uses = vec![0; script.rules.len()];
+            s.script = script;
+        }
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut headers = Vec::new();
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                if k == "content-length" {
+                    len = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        if method != "POST" {
+            respond(&mut out, 200, "application/json", &[], b"{\"ok\":true}")?;
+            continue;
+        }
+        let api = if path.ends_with("/messages") {
+            "anthropic"
+        } else {
+            "openai"
+        };
+        let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+            respond(
+                &mut out,
+                400,
+                "application/json",
+                &[],
+                br#"{"error":{"message":"body is not JSON","type":"invalid_request_error"}}"#,
+            )?;
+            continue;
+        };
+        let stream = req["stream"].as_bool().unwrap_or(false);
+        let turn = req["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
+        let text = request_text(&req);
+        let (reply, n) = {
+            let mut s = shared
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let n = s.received.len() + 1;
+            let mut chosen = None;
+            for i in 0..s.script.rules.len() {
+                let r = &s.script.rules[i];
+                let ok = r.contains.iter().all(|c| text.contains(c.as_str()))
+                    && !r.not_contains.iter().any(|c| text.contains(c.as_str()))
+                    && r.turn.is_none_or(|t| t == turn)
+                    && r.times.is_none_or(|t| s.uses[i] < t);
+                if ok {
+                    s.uses[i] += 1;
+                    chosen = Some(s.script.rules[i].reply.clone());
+                    break;
+                }
+            }
+            let reply = chosen
+                .or_else(|| s.script.fallback.clone())
+                .unwrap_or_else(|| Reply::text("Done."));
+            let status = reply.status.unwrap_or(200);
+            s.received.push(Received {
+                n,
+                path: path.clone(),
+                api,
+                stream,
+                headers,
+                body: req.clone(),
+                turn,
+                reply_id: (status < 300).then(|| reply_id(api, n)),
+                status,
+            });
+            (reply, n)
+        };
+        if reply.delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(reply.delay_ms));
+        }
+        if let Some(status) = reply.status.filter(|s| *s >= 300) {
+            let msg = reply
+                .error
+                .clone()
+                .unwrap_or_else(|| "scripted error".into());
+            let body = if api == "anthropic" {
+                json!({"type": "error", "error": {"type": anthropic_error_type(status), "message": msg}})
+            } else {
+                json!({"error": {"message": msg, "type": "scripted_error", "code": if status == 400 && msg.contains("context") { "context_length_exceeded" } else { "" }}})
+            };
+            let mut extra = Vec::new();
+            if let Some(s) = reply.retry_after_s {
+                extra.push(("retry-after".to_owned(), format!("{s}")));
+            }
+            respond(
+                &mut out,
+                status,
+                "application/json",
+                &extra,
+                body.to_string().as_bytes(),
+            )?;
+            continue;
+        }
+        let model = req["model"].as_str().unwrap_or("scripted").to_owned();
+        let input = reply
+            .input_tokens
+            .unwrap_or_else(|| (text.len() as u64 / 4).max(1));
+        let output = reply.output_tokens.unwrap_or_else(|| {
+            ((reply.text.len() + 40 * reply.tool_calls.len()) as u64 / 4).max(1)
+        });
+        let cached = reply.cache_read_tokens.unwrap_or(0).min(input);
+        let id = reply_id(api, n);
+        let payload = match (api, stream) {
+            ("anthropic", false) => {
+                anthropic_plain(&id, &model, &reply, turn, input, output, cached).to_string()
+            }
+            ("anthropic", true) => anthropic_sse(&id, &model, &reply, turn, input, output, cached),
+            (_, false) => {
+                openai_plain(&id, &model, &reply, turn, input, output, cached).to_string()
+            }
+            (_, true) => openai_sse(&id, &model, &reply, turn, input, output, cached),
+        };
+        let ctype = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        respond(&mut out, 200, ctype, &[], payload.as_bytes())?;
+    }
+}
+
+fn reply_id(api: &str, n: usize) -> String {
+    if api == "anthropic" {
+        format!("msg_scripted_{n}")
+    } else {
+        format!("chatcmpl-scripted-{n}")
+    }
+}
+
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+fn respond(
+    out: &mut TcpStream,
+    status: u16,
+    ctype: &str,
+    extra: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n",
+        if status < 300 { "OK" } else { "Error" },
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.write_all(body)?;
+    out.flush()
+}
+
+/// Every string in the request body, joined: what `contains` is matched on.
+fn request_text(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut s = String::new();
+    walk(v, &mut s);
+    s
+}
+
+fn call_id(prefix: &str, turn: usize, i: usize) -> String {
+    format!("{prefix}_{turn}_{i}")
+}
+
+fn openai_plain(
+    id: &str,
+    model: &str,
+    r: &Reply,
+    turn: usize,
+    input: u64,
+    output: u64,
+    cached: u64,
+) -> Value {
+    let calls: Vec<Value> = r
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"id": call_id("call", turn, i), "type": "function", "function": {"name": c.name, "arguments": c.input.to_string()}}))
+        .collect();
+    let mut msg = json!({"role": "assistant", "content": if r.text.is_empty() { Value::Null } else { json!(r.text) }});
+    if !calls.is_empty() {
+        msg["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": id, "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": msg, "finish_reason": if r.tool_calls.is_empty() { "stop" } else { "tool_calls" }}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+                  "prompt_tokens_details": {"cached_tokens": cached}}
+    })
+}
+
+fn pieces(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.chunks(24).map(|c| c.iter().collect()).collect()
+}
+
+fn openai_sse(
+    id: &str,
+    model: &str,
+    r: &Reply,
+    turn: usize,
+    input: u64,
+    output: u64,
+    cached: u64,
+) -> String {
+    let mut out = String::new();
+    let mut ev = |v: Value| out.push_str(&format!("data: {v}\n\n"));
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    ev(chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ));
+    for p in pieces(&r.text) {
+        ev(chunk(json!({"content": p}), Value::Null));
+    }
+    for (i, c) in r.tool_calls.iter().enumerate() {
+        ev(chunk(
+            json!({"tool_calls": [{"index": i, "id": call_id("call", turn, i), "type": "function", "function": {"name": c.name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        for p in pieces(&c.input.to_string()) {
+            ev(chunk(
+                json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
+                Value::Null,
+            ));
+        }
+    }
+    ev(chunk(
+        json!({}),
+        json!(if r.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }),
+    ));
+    ev(
+        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+              "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+                        "prompt_tokens_details": {"cached_tokens": cached}}}),
+    );
+    out.push_str("data: [DONE]\n\n");
+    out
+}
+
+fn anthropic_blocks(r: &Reply, turn: usize) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    if !r.text.is_empty() {
+        blocks.push(json!({"type": "text", "text": r.text}));
+    }
+    for (i, c) in r.tool_calls.iter().enumerate() {
+        blocks.push(json!({"type": "tool_use", "id": call_id("toolu", turn, i), "name": c.name, "input": c.input}));
+    }
+    blocks
+}
+
+fn anthropic_plain(
+    id: &str,
+    model: &str,
+    r: &Reply,
+    turn: usize,
+    input: u64,
+    output: u64,
+    cached: u64,
+) -> Value {
+    json!({
+        "id": id, "type": "message", "role": "assistant", "model": model,
+        "content": anthropic_blocks(r, turn),
+        "stop_reason": if r.tool_calls.is_empty() { "end_turn" } else { "tool_use" },
+        "stop_sequence": null,
+        "usage": {"input_tokens": input - cached, "output_tokens": output,
+                  "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+    })
+}
+
+fn anthropic_sse(
+    id: &str,
+    model: &str,
+    r: &Reply,
+    turn: usize,
+    input: u64,
+    output: u64,
+    cached: u64,
+) -> String {
+    let mut out = String::new();
+    let mut ev = |name: &str, v: Value| out.push_str(&format!("event: {name}\ndata: {v}\n\n"));
+    ev(
+        "message_start",
+        json!({"type": "message_start", "message": {
+        "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": input - cached, "output_tokens": 1,
+                  "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}}}),
+    );
+    ev("ping", json!({"type": "ping"}));
+    for (i, b) in anthropic_blocks(r, turn).into_iter().enumerate() {
+        if b["type"] == "text" {
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}),
+            );
+            for p in pieces(b["text"].as_str().unwrap_or_default()) {
+                ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": p}}),
+                );
+            }
+        } else {
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}}),
+            );
+            for p in pieces(&b["input"].to_string()) {
+                ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": p}}),
+                );
+            }
+        }
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": i}),
+        );
+    }
+    ev(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": if r.tool_calls.is_empty() { "end_turn" } else { "tool_use" }, "stop_sequence": null},
+        "usage": {"output_tokens": output}}),
+    );
+    ev("message_stop", json!({"type": "message_stop"}));
+    out
+}

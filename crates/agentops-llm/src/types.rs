@@ -1,0 +1,234 @@
+//! The provider-neutral shape of a model call: what the runner sends and what
+//! comes back, whichever wire format carries it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Usage;
+
+/// Who said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One piece of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    /// The model asks for a tool.
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    /// What a tool answered (in a user message).
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<Part>,
+}
+
+impl Message {
+    pub fn user(text: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: vec![Part::Text { text: text.into() }],
+        }
+    }
+
+    /// The message's text parts, joined.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for p in &self.content {
+            if let Part::Text { text } = p {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(text);
+            }
+        }
+        out
+    }
+}
+
+/// A tool the model may call, with a JSON Schema for its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+}
+
+/// One model request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+}
+
+impl Request {
+    /// The request's identity: SHA-256 over its canonical JSON (model,
+    /// system, messages, tools, parameters). Two requests with the same key
+    /// ask the same question; the runner answers a key it has recorded from
+    /// the journal instead of paying for it again.
+    pub fn key(&self) -> String {
+        use sha2::Digest;
+        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut h = sha2::Sha256::new();
+        canonical(&v, &mut h);
+        let d = h.finalize();
+        let mut s = String::with_capacity(64);
+        for b in d.iter() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+/// Feeds `v` to `h` with object keys sorted, so a key never depends on map
+/// order.
+fn canonical(v: &Value, h: &mut sha2::Sha256) {
+    use sha2::Digest;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            for k in keys {
+                h.update(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                h.update(b":");
+                canonical(&m[k], h);
+                h.update(b",");
+            }
+            h.update(b"}");
+        }
+        Value::Array(a) => {
+            h.update(b"[");
+            for x in a {
+                canonical(x, h);
+                h.update(b",");
+            }
+            h.update(b"]");
+        }
+        other => h.update(other.to_string().as_bytes()),
+    }
+}
+
+/// What the model answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The provider's response id (e.g. `chatcmpl-…`, `msg_…`).
+    #[serde(default)]
+    pub id: String,
+    /// The model that answered (may be more specific than the one asked).
+    #[serde(default)]
+    pub model: String,
+    pub content: Vec<Part>,
+    /// Why it stopped: `end_turn`, `tool_use`, `max_tokens`, …
+    #[serde(default)]
+    pub stop_reason: String,
+    #[serde(default)]
+    pub usage: Usage,
+    /// Cost the backend itself reported (command harnesses), in USD.
+    #[serde(default)]
+    pub reported_cost_usd: Option<f64>,
+}
+
+impl Response {
+    /// The text parts, joined.
+    pub fn text(&self) -> String {
+        Message {
+            role: Role::Assistant,
+            content: self.content.clone(),
+        }
+        .text()
+    }
+
+    /// The tool calls asked for, in order.
+    pub fn tool_uses(&self) -> Vec<(&str, &str, &Value)> {
+        self.content
+            .iter()
+            .filter_map(|p| match p {
+                Part::ToolUse { id, name, input } => Some((id.as_str(), name.as_str(), input)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// This response as the assistant's message in the conversation.
+    pub fn as_message(&self) -> Message {
+        Message {
+            role: Role::Assistant,
+            content: self.content.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req() -> Request {
+        Request {
+            model: "m".into(),
+            system: "s".into(),
+            messages: vec![Message::user("hi")],
+            tools: vec![],
+            max_tokens: 100,
+            temperature: None,
+        }
+    }
+
+    #[test]
+    fn key_is_stable_and_sensitive() {
+        let a = req();
+        assert_eq!(a.key(), req().key());
+        assert_eq!(a.key().len(), 64);
+        let mut b = req();
+        b.messages.push(Message::user("again"));
+        assert_ne!(a.key(), b.key());
+        let mut c = req();
+        c.max_tokens = 101;
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn key_ignores_object_key_order() {
+        let mut a = req();
+        a.messages[0].content.push(Part::ToolUse {
+            id: "1".into(),
+            name: "t".into(),
+            input: serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap(),
+        });
+        let mut b = req();
+        b.messages[0].content.push(Part::ToolUse {
+            id: "1".into(),
+            name: "t".into(),
+            input: serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap(),
+        });
+        assert_eq!(a.key(), b.key());
+        let _ = json!({});
+    }
+}
