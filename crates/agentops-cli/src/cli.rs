@@ -167,6 +167,79 @@ pub enum Command {
     /// Handoffs: what a session left for the next one.
     #[command(subcommand)]
     Handoff(HandoffCommand),
+    /// Agent specs (.agents/agents/<name>.toml): list, show, lint.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Workflows (.agents/workflows/<name>.toml): list, show, validate.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+    /// Run a workflow for a goal on its own branch (agentops/run/<id>) and
+    /// worktree: phases as a DAG (independent ones in parallel), gates after
+    /// each phase with retry-with-feedback, a checkpoint commit after every
+    /// step, budgets enforced. Exit 0 completed, 1 failed, 3 paused (waiting
+    /// for a person: an approval, a spent budget, an escalation).
+    Run(Box<RunArgs>),
+    /// Continue a paused or interrupted (killed) run: the worktree goes back
+    /// to the last checkpoint and the interrupted step runs again, answering
+    /// every model request already recorded from the journal (never paid
+    /// twice), going live from the first request that differs.
+    Resume {
+        /// The run id (or a unique prefix).
+        run: String,
+        #[command(flatten)]
+        budget: BudgetArgs,
+    },
+    /// Ask a running run to pause at its next step.
+    Pause {
+        /// The run id (or a unique prefix).
+        run: String,
+    },
+    /// Cancel a run (its branch stays; `agentops gc` removes its worktree).
+    Cancel {
+        /// The run id (or a unique prefix).
+        run: String,
+    },
+    /// Merge a completed run (all gates passed) into the branch it started
+    /// from: a merge commit when that branch is checked out and clean, else a
+    /// fast-forward. Never forced.
+    Land {
+        /// The run id (or a unique prefix).
+        run: String,
+    },
+    /// Remove the worktrees of finished runs (completed, cancelled, landed,
+    /// failed). Branches stay.
+    Gc,
+    /// Runs, newest first: status, phases done, tokens, cost.
+    Runs {
+        /// At most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: its phases, attempts, model and tool calls, gate verdicts.
+    Show {
+        /// The run id (or a unique prefix).
+        run: String,
+        /// Print the run's model calls as a replay recording (JSON lines) for
+        /// `backend = "replay:<file>"`.
+        #[arg(long)]
+        recording: bool,
+    },
+    /// Run a real three-phase workflow end to end in a scratch repository:
+    /// knowledge, a context packet, agents, a gate that fails once and passes
+    /// on retry, checkpoints, a budget pause and a resume, the trace. Offline
+    /// the model is a scripted server on loopback (it says so); with
+    /// --backend it runs on a real model or harness.
+    Demo {
+        /// A real backend instead of the scripted stand-in:
+        /// openai:<model> (OPENAI_API_KEY), anthropic:<model>
+        /// (ANTHROPIC_API_KEY), command:claude, command:codex.
+        #[arg(long, value_name = "BACKEND")]
+        backend: Option<String>,
+        /// Build the scratch repository here (a new or empty directory) and
+        /// keep it.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
     /// Print the version of agentops and of the journal schema it writes.
     Version,
     /// Print a shell completion script.
@@ -329,6 +402,67 @@ pub enum EvalCommand {
         #[arg(long, value_name = "DIR")]
         corpus: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Every agent: name, backend, purpose.
+    List,
+    /// One agent's spec and prompt.
+    Show { name: String },
+    /// Flag what makes agents hard to operate: a purpose with "and", a prompt
+    /// over 2,000 tokens, a write scope of everything, tools the backend
+    /// cannot offer. Exit 1 when anything is flagged.
+    Lint,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Every workflow: name, phases, description.
+    List,
+    /// One workflow: its phases in order, with agents, needs and gates.
+    Show { name: String },
+    /// Check workflows (one, or all): cycles, unknown agents or gates,
+    /// missing prompt files; each error with file, line and key. Exit 2 on
+    /// an error.
+    Validate { name: Option<String> },
+}
+
+/// Spending limits for `run` and `resume` (override the workflow's).
+#[derive(Debug, Args, Default)]
+pub struct BudgetArgs {
+    /// Most tokens (input + output) the whole run may use.
+    #[arg(long, value_name = "N")]
+    pub budget_tokens: Option<u64>,
+    /// Most USD the whole run may spend.
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+    /// Most seconds the run may execute.
+    #[arg(long, value_name = "N")]
+    pub budget_seconds: Option<u64>,
+    /// Most model calls the run may make.
+    #[arg(long, value_name = "N")]
+    pub budget_turns: Option<u64>,
+}
+
+/// `agentops run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow (.agents/workflows/<name>.toml).
+    pub workflow: String,
+    /// What the run is for; `{{goal}}` in phase tasks.
+    pub goal: String,
+    /// A template variable (repeat).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// Start from this revision (default: HEAD).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Use this backend for every agent (e.g. command:claude).
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 #[derive(Debug, Subcommand)]

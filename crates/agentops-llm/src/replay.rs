@@ -20,11 +20,14 @@ pub struct Recorded {
     pub response: Response,
 }
 
+/// Which recorded calls are used, and where each key's calls are.
+type ReplayState = (Vec<bool>, HashMap<String, Vec<usize>>);
+
 /// Answers requests from a recording.
 #[derive(Debug)]
 pub struct ReplayBackend {
     calls: Vec<Recorded>,
-    state: Mutex<(Vec<bool>, HashMap<String, Vec<usize>>)>,
+    state: Mutex<ReplayState>,
 }
 
 impl ReplayBackend {

@@ -11,6 +11,7 @@ mod context;
 mod gate;
 mod harness;
 mod knowledge;
+mod runs;
 
 /// Exit codes (see `agentops --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,17 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
         Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
         Command::Handoff(cmd) => harness::handoff(cmd, flags, out),
+        Command::Agents(cmd) => runs::agents(cmd, flags, out),
+        Command::Workflows(cmd) => runs::workflows(cmd, flags, out),
+        Command::Run(args) => runs::run(*args, flags, out),
+        Command::Resume { run, budget } => runs::resume(&run, &budget, flags, out),
+        Command::Pause { run } => runs::control(&run, "pause", flags, out),
+        Command::Cancel { run } => runs::control(&run, "cancel", flags, out),
+        Command::Land { run } => runs::land(&run, flags, out),
+        Command::Gc => runs::gc(flags, out),
+        Command::Runs { limit } => runs::list(limit, flags, out),
+        Command::Show { run, recording } => runs::show(&run, recording, flags, out),
+        Command::Demo { backend, keep } => runs::demo(backend, keep, out),
         Command::Version => {
             version(out);
             Ok(Code::Ok)

@@ -1,0 +1,860 @@
+//! `agents`, `workflows`, `run`, `resume`, `pause`, `cancel`, `land`, `gc`,
+//! `runs`, `show`, `demo`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use agentops_core::{EventKind, RunId};
+use agentops_runner::spec;
+use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError, RunState};
+use agentops_store::{Journal, Query, RepoLayout};
+
+use super::knowledge::journal;
+use super::{Code, Failure, Flags, open_project};
+use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, WorkflowsCommand};
+use crate::output::{Output, write_err, write_out};
+
+fn fail(e: RunError) -> Failure {
+    Failure {
+        code: if e.exit_code() == 2 {
+            Code::Usage
+        } else {
+            Code::Failure
+        },
+        message: e.to_string(),
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Progress as lines on stderr (a terminal), JSON lines on stdout
+/// (`--json`), or nothing (piped, `-q`).
+struct Reporter {
+    mode: Mode,
+    start: Instant,
+    phase_start: Mutex<BTreeMap<String, Instant>>,
+}
+
+#[derive(PartialEq)]
+enum Mode {
+    Terminal,
+    Json,
+    Quiet,
+}
+
+impl Reporter {
+    fn new(out: &Output) -> Self {
+        let mode = if out.json {
+            Mode::Json
+        } else if out.quiet || !std::io::stderr().is_terminal() {
+            Mode::Quiet
+        } else {
+            Mode::Terminal
+        };
+        Self::with(mode)
+    }
+
+    fn with(mode: Mode) -> Self {
+        Self {
+            mode,
+            start: Instant::now(),
+            phase_start: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn event(&self, e: &ProgressEvent) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Json => {
+                if let Ok(s) = serde_json::to_string(e) {
+                    write_out(&format!("{s}\n"));
+                }
+            }
+            Mode::Terminal => {
+                let t = self.start.elapsed().as_secs_f64();
+                let line = match e {
+                    ProgressEvent::RunStarted {
+                        run,
+                        workflow,
+                        branch,
+                        resumed,
+                        ..
+                    } => format!(
+                        "{} run {run} ({workflow}) on {branch}",
+                        if *resumed { "resuming" } else { "starting" }
+                    ),
+                    ProgressEvent::PhaseStarted {
+                        phase,
+                        agent,
+                        attempt,
+                    } => {
+                        if let Ok(mut m) = self.phase_start.lock() {
+                            m.entry(phase.clone()).or_insert_with(Instant::now);
+                        }
+                        format!("  ▸ {phase:<12} {agent} — attempt {attempt}")
+                    }
+                    ProgressEvent::ModelCall {
+                        phase,
+                        tokens,
+                        cost_usd,
+                        ms,
+                        replayed,
+                        ..
+                    } => {
+                        if *replayed {
+                            format!(
+                                "    {phase:<12} model call answered from the journal ({tokens} tokens, not paid again)"
+                            )
+                        } else {
+                            format!(
+                                "    {phase:<12} model call {tokens} tokens ${cost_usd:.4} {ms:.0} ms"
+                            )
+                        }
+                    }
+                    ProgressEvent::ToolCall { phase, tool, ok } => {
+                        format!(
+                            "    {phase:<12} tool {tool} {}",
+                            if *ok { "ok" } else { "error" }
+                        )
+                    }
+                    ProgressEvent::Gate {
+                        phase,
+                        gate,
+                        verdict,
+                        summary,
+                    } => {
+                        format!("    {phase:<12} gate {gate}: {verdict} — {summary}")
+                    }
+                    ProgressEvent::PhaseRetry { phase, attempt } => {
+                        format!(
+                            "    {phase:<12} gate failed: retrying with the evidence as feedback (attempt {attempt})"
+                        )
+                    }
+                    ProgressEvent::PhaseCompleted {
+                        phase,
+                        attempt,
+                        tokens,
+                        cost_usd,
+                        seconds,
+                        commit,
+                        ..
+                    } => format!(
+                        "  ✓ {phase:<12} {tokens} tokens ${cost_usd:.4} {seconds:.1}s, attempt {attempt}, checkpoint {}",
+                        &commit[..commit.len().min(10)]
+                    ),
+                    ProgressEvent::Paused { reason, detail } => {
+                        format!("  ‖ paused ({reason}): {detail}")
+                    }
+                    ProgressEvent::Finished {
+                        status,
+                        tokens,
+                        cost_usd,
+                        ..
+                    } => {
+                        format!("  {status}: {tokens} tokens, ${cost_usd:.4}, {t:.1}s")
+                    }
+                };
+                write_err(&format!("{line}\n"));
+            }
+        }
+    }
+}
+
+fn open(flags: &Flags) -> Result<(RepoLayout, agentops_core::config::Config, Journal), Failure> {
+    let (layout, config) = open_project(flags)?;
+    let j = journal(&layout, &config)?;
+    Ok((layout, config, j))
+}
+
+pub fn agents(cmd: AgentsCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config) = open_project(flags)?;
+    let dir = layout.agents_dir();
+    let agents = spec::load_agents(&dir).map_err(Failure::usage)?;
+    match cmd {
+        AgentsCommand::List => {
+            if out.json {
+                out.json(&agents.values().map(|a| &a.spec).collect::<Vec<_>>());
+            } else if agents.is_empty() {
+                out.line("no agents (add .agents/agents/<name>.toml)");
+            } else {
+                for a in agents.values() {
+                    out.line(&format!(
+                        "{:<16} {:<28} {}",
+                        a.spec.name, a.spec.backend, a.spec.purpose
+                    ));
+                }
+            }
+        }
+        AgentsCommand::Show { name } => {
+            let a = agents.get(&name).ok_or_else(|| {
+                Failure::usage(format!(
+                    "no agent `{name}`; defined: {}",
+                    agents.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if out.json {
+                out.json(a);
+            } else {
+                let s = &a.spec;
+                out.line(&format!("{} — {}", s.name, s.purpose));
+                out.line(&format!("  defined at  {}", a.defined_at));
+                out.line(&format!("  backend     {}", s.backend));
+                out.line(&format!("  tools       {}", s.tools.join(", ")));
+                out.line(&format!("  read scope  {}", s.read_scope.join(", ")));
+                out.line(&format!(
+                    "  write scope {}",
+                    if s.write_scope.is_empty() {
+                        "(none)".into()
+                    } else {
+                        s.write_scope.join(", ")
+                    }
+                ));
+                out.line(&format!("  max turns   {}", s.max_turns));
+                out.line(&format!("  budget      {}", budget_text(&s.budget)));
+                out.line("");
+                out.raw(&a.prompt);
+            }
+        }
+        AgentsCommand::Lint => {
+            let tk = agentops_context::tokens::TokenizerKind::parse(&config.context.tokenizer)
+                .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
+            let count = |s: &str| tk.count(s);
+            let findings: Vec<spec::Finding> = agents
+                .values()
+                .flat_map(|a| spec::lint(a, &count))
+                .collect();
+            if out.json {
+                out.json(&findings);
+            } else {
+                for f in &findings {
+                    out.important(&format!("{}: {}: {}", f.location, f.agent, f.message));
+                }
+                out.line(&format!(
+                    "{} agent(s), {} finding(s)",
+                    agents.len(),
+                    findings.len()
+                ));
+            }
+            return Ok(if findings.is_empty() {
+                Code::Ok
+            } else {
+                Code::Failure
+            });
+        }
+    }
+    Ok(Code::Ok)
+}
+
+fn budget_text(b: &spec::Budget) -> String {
+    let mut v = Vec::new();
+    if let Some(t) = b.tokens {
+        v.push(format!("{t} tokens"));
+    }
+    if let Some(u) = b.usd {
+        v.push(format!("${u}"));
+    }
+    if let Some(s) = b.seconds {
+        v.push(format!("{s} s"));
+    }
+    if let Some(t) = b.turns {
+        v.push(format!("{t} calls"));
+    }
+    if v.is_empty() {
+        "unlimited".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+pub fn workflows(cmd: WorkflowsCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _) = open_project(flags)?;
+    let dir = layout.agents_dir();
+    match cmd {
+        WorkflowsCommand::List => {
+            let w = spec::load_workflows(&dir).map_err(Failure::usage)?;
+            if out.json {
+                out.json(&w.values().map(|w| &w.spec).collect::<Vec<_>>());
+            } else if w.is_empty() {
+                out.line("no workflows (add .agents/workflows/<name>.toml)");
+            } else {
+                for w in w.values() {
+                    out.line(&format!(
+                        "{:<16} {} phase(s)  {}",
+                        w.spec.name,
+                        w.spec.phases.len(),
+                        w.spec.description
+                    ));
+                }
+            }
+        }
+        WorkflowsCommand::Show { name } => {
+            let w = spec::load_workflow(&dir, &name).map_err(Failure::usage)?;
+            if out.json {
+                out.json(&w.spec);
+            } else {
+                out.line(&format!("{} — {}", w.spec.name, w.spec.description));
+                out.line(&format!(
+                    "  budget {}; summaries ≤ {} tokens",
+                    budget_text(&w.spec.budget),
+                    w.spec.summary_tokens
+                ));
+                for (i, wave) in spec::waves(&w.spec.phases).iter().enumerate() {
+                    for p in wave {
+                        let ph = &w.spec.phases[p];
+                        out.line(&format!(
+                            "  {}. {p:<14} agent {:<12} needs [{}]  gates [{}]  attempts {}",
+                            i + 1,
+                            ph.agent,
+                            ph.needs.join(", "),
+                            ph.gates.join(", "),
+                            ph.max_attempts
+                        ));
+                    }
+                }
+            }
+        }
+        WorkflowsCommand::Validate { name } => {
+            let list = match name {
+                Some(n) => vec![spec::load_workflow(&dir, &n).map_err(Failure::usage)?],
+                None => spec::load_workflows(&dir)
+                    .map_err(Failure::usage)?
+                    .into_values()
+                    .collect(),
+            };
+            let mut agents = BTreeMap::new();
+            let mut agent_errors = BTreeMap::new();
+            for p in std::fs::read_dir(dir.join("agents"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+            {
+                if p.extension().is_none_or(|x| x != "toml") {
+                    continue;
+                }
+                let name = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match std::fs::read_to_string(&p)
+                    .map_err(|e| spec::SpecError {
+                        location: p.display().to_string(),
+                        message: e.to_string(),
+                    })
+                    .and_then(|src| spec::parse_agent(&p, &src, &dir))
+                {
+                    Ok(a) => {
+                        agents.insert(name, a);
+                    }
+                    Err(e) => {
+                        agent_errors.insert(name, e);
+                    }
+                }
+            }
+            let gates = agentops_gates::load(&dir).map_err(Failure::usage)?;
+            let names = gates.keys().cloned().collect();
+            let mut errors = Vec::new();
+            for w in &list {
+                errors.extend(spec::validate(w, &agents, &agent_errors, &names));
+            }
+            if out.json {
+                out.json(&serde_json::json!({"workflows": list.len(), "errors": errors}));
+            } else {
+                for e in &errors {
+                    out.important(&e.to_string());
+                }
+                if errors.is_empty() {
+                    out.line(&format!("{} workflow(s) valid", list.len()));
+                }
+            }
+            return Ok(if errors.is_empty() {
+                Code::Ok
+            } else {
+                Code::Usage
+            });
+        }
+    }
+    Ok(Code::Ok)
+}
+
+fn budget(b: &BudgetArgs) -> spec::Budget {
+    spec::Budget {
+        tokens: b.budget_tokens,
+        usd: b.budget_usd,
+        seconds: b.budget_seconds,
+        turns: b.budget_turns,
+    }
+}
+
+fn report(outcome: &Outcome, out: &Output) -> Code {
+    if out.json {
+        if let Ok(s) = serde_json::to_string(outcome) {
+            write_out(&format!("{s}\n"));
+        }
+    } else {
+        match outcome {
+            Outcome::Completed { run, commit } => {
+                out.line(&format!(
+                    "run {run} completed at {}; land it with `agentops land {run}`",
+                    &commit[..commit.len().min(12)]
+                ));
+            }
+            Outcome::Paused {
+                run,
+                reason,
+                detail,
+            } => {
+                out.important(&format!("run {run} paused ({reason}): {detail}"));
+            }
+            Outcome::Failed { run, error } => out.important(&format!("run {run} failed: {error}")),
+            Outcome::Cancelled { run } => out.important(&format!("run {run} cancelled")),
+        }
+    }
+    match outcome.exit_code() {
+        0 => Code::Ok,
+        3 => Code::Paused,
+        _ => Code::Failure,
+    }
+}
+
+pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config, j) = open(flags)?;
+    let mut vars = BTreeMap::new();
+    for v in &args.vars {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| Failure::usage(format!("--var {v}: use --var key=value")))?;
+        vars.insert(k.trim().to_owned(), val.to_owned());
+    }
+    let reporter = Reporter::new(out);
+    let ctx = RunContext {
+        layout: &layout,
+        config: &config,
+        journal: &j,
+        env: &env_lookup,
+        progress: &reporter,
+    };
+    let outcome = agentops_runner::start(
+        &ctx,
+        &agentops_runner::StartOptions {
+            workflow: args.workflow,
+            goal: args.goal,
+            vars,
+            base: args.base,
+            budget: budget(&args.budget),
+            backend: args.backend,
+        },
+    )
+    .map_err(fail)?;
+    Ok(report(&outcome, out))
+}
+
+fn find(j: &Journal, run: &str) -> Result<RunId, Failure> {
+    agentops_runner::run::find_run(j, run).map_err(fail)
+}
+
+pub fn resume(run: &str, b: &BudgetArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config, j) = open(flags)?;
+    let id = find(&j, run)?;
+    let reporter = Reporter::new(out);
+    let ctx = RunContext {
+        layout: &layout,
+        config: &config,
+        journal: &j,
+        env: &env_lookup,
+        progress: &reporter,
+    };
+    let outcome = agentops_runner::resume(
+        &ctx,
+        &id,
+        &agentops_runner::ResumeOptions { budget: budget(b) },
+    )
+    .map_err(fail)?;
+    Ok(report(&outcome, out))
+}
+
+pub fn control(run: &str, action: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, j) = open(flags)?;
+    let id = find(&j, run)?;
+    let msg = if action == "pause" {
+        agentops_runner::pause(&layout, &j, &id)
+    } else {
+        agentops_runner::cancel(&layout, &j, &id)
+    }
+    .map_err(fail)?;
+    if out.json {
+        out.json(&serde_json::json!({"run": id, "action": action, "message": msg}));
+    } else {
+        out.line(&msg);
+    }
+    Ok(Code::Ok)
+}
+
+pub fn land(run: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, j) = open(flags)?;
+    let id = find(&j, run)?;
+    let r = agentops_runner::land(&layout, &j, &id).map_err(fail)?;
+    if out.json {
+        out.json(&r);
+    } else {
+        out.line(&format!(
+            "landed run {} into {} ({}) at {}",
+            r.run,
+            r.into,
+            r.how,
+            &r.commit[..r.commit.len().min(12)]
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn gc(flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, j) = open(flags)?;
+    let removed = agentops_runner::gc(&layout, &j).map_err(fail)?;
+    if out.json {
+        out.json(&serde_json::json!({"removed": removed}));
+    } else {
+        out.line(&format!(
+            "removed {} worktree(s){}",
+            removed.len(),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", removed.join(", "))
+            }
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn list(limit: usize, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, j) = open(flags)?;
+    let runs = agentops_runner::list_runs(&j, &layout.state_dir(), limit).map_err(fail)?;
+    if out.json {
+        out.json(&runs);
+        return Ok(Code::Ok);
+    }
+    if runs.is_empty() {
+        out.line("no runs yet (`agentops run WORKFLOW \"goal\"`)");
+    }
+    for r in &runs {
+        out.line(&format!(
+            "{}  {:<11} {:<12} {}/{} phases  {:>8} tok  ${:.4}  {}{}",
+            r.id,
+            r.status,
+            r.workflow,
+            r.phases_done,
+            r.phases,
+            r.tokens,
+            r.cost_usd,
+            r.goal
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(50)
+                .collect::<String>(),
+            if r.detail.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", r.detail)
+            }
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, _, j) = open(flags)?;
+    let id = find(&j, run)?;
+    let events = j.read(&Query::run(id.clone())).map_err(Failure::failed)?;
+    if recording {
+        for e in events
+            .iter()
+            .filter(|e| e.kind == EventKind::LlmCall && e.body.get("response").is_some())
+        {
+            let line = serde_json::json!({"key": e.body["key"], "response": e.body["response"]});
+            write_out(&format!("{line}\n"));
+        }
+        return Ok(Code::Ok);
+    }
+    let st = RunState::from_events(&id, &events).map_err(fail)?;
+    let mut status = st.status.label().to_owned();
+    if st.interrupted(&layout.state_dir()) {
+        status = "interrupted".into();
+    }
+    if out.json {
+        out.json(&serde_json::json!({
+            "run": id, "status": status, "state": st.status, "workflow": st.started.workflow.name, "goal": st.started.goal,
+            "branch": st.started.branch, "worktree": st.started.worktree, "base_commit": st.started.base_commit,
+            "tokens": st.spent.tokens, "cost_usd": st.spent.usd, "calls": st.calls, "budget": st.budget,
+            "phases": st.completed, "events": events.len(),
+        }));
+        return Ok(Code::Ok);
+    }
+    out.line(&format!(
+        "run {id} — {} ({status})",
+        st.started.workflow.name
+    ));
+    out.line(&format!("  goal      {}", st.started.goal));
+    out.line(&format!(
+        "  branch    {}  worktree {}",
+        st.started.branch,
+        st.started.worktree.display()
+    ));
+    out.line(&format!(
+        "  spent     {} tokens, ${:.4}, {} model calls; budget {}",
+        st.spent.tokens,
+        st.spent.usd,
+        st.calls,
+        budget_text(&st.budget)
+    ));
+    if let agentops_runner::RunStatus::Paused { reason, detail } = &st.status {
+        out.line(&format!(
+            "  paused    {reason}: {}",
+            detail.lines().next().unwrap_or("")
+        ));
+    }
+    out.line("");
+    for e in &events {
+        let b = &e.body;
+        let line = match e.kind.as_str() {
+            "run.started" => "run started".to_owned(),
+            "run.resumed" => format!("resumed (was {})", b["from"].as_str().unwrap_or("")),
+            "run.paused" => format!("paused: {}", b["reason"].as_str().unwrap_or("")),
+            "step.started" => format!(
+                "▸ {} attempt {} ({}, {})",
+                b["phase"].as_str().unwrap_or(""),
+                b["attempt"],
+                b["agent"].as_str().unwrap_or(""),
+                b["model"].as_str().unwrap_or("")
+            ),
+            "llm.call" if b.get("error").is_some() => format!(
+                "    model call failed: {}",
+                b["error_type"].as_str().unwrap_or("")
+            ),
+            "llm.call" => format!(
+                "    model call turn {}: {} in / {} out tokens, ${:.4}, {:.0} ms",
+                b["turn"],
+                b["usage"]["input_tokens"],
+                b["usage"]["output_tokens"],
+                b["cost_usd"].as_f64().unwrap_or(0.0),
+                b["duration_ms"].as_f64().unwrap_or(0.0)
+            ),
+            "tool.call" => format!(
+                "      tool {}{}",
+                b["tool"].as_str().unwrap_or(""),
+                if b["is_error"].as_bool().unwrap_or(false) {
+                    " (error)"
+                } else {
+                    ""
+                }
+            ),
+            "gate.verdict" => format!(
+                "    gate {}: {} — {}",
+                b["gate"].as_str().unwrap_or(""),
+                b["verdict"].as_str().unwrap_or(""),
+                b["summary"].as_str().unwrap_or("")
+            ),
+            "step.retry" => "    retry with the gates' evidence as feedback".to_owned(),
+            "step.completed" => format!(
+                "✓ {} checkpoint {}",
+                b["phase"].as_str().unwrap_or(""),
+                b["commit"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(10)
+                    .collect::<String>()
+            ),
+            "run.completed" => format!("run {}", b["status"].as_str().unwrap_or("")),
+            "run.landed" => format!("landed into {}", b["into"].as_str().unwrap_or("")),
+            _ => continue,
+        };
+        out.line(&format!(
+            "  {} {line}",
+            agentops_core::time::rfc3339(e.ts).get(11..19).unwrap_or("")
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Result<Code, Failure> {
+    use agentops_runner::demo;
+    let say = |s: &str| {
+        if !out.json {
+            out.line(s);
+        }
+    };
+    let (dir, _guard) = demo::scratch(keep.as_deref()).map_err(fail)?;
+    say(&format!(
+        "agentops demo — a scratch repository at {}",
+        dir.display()
+    ));
+    demo::write_project(&dir).map_err(fail)?;
+    let layout = RepoLayout::discover(&dir).map_err(Failure::failed)?;
+    agentops_store::project::init(&layout, Default::default()).map_err(Failure::failed)?;
+    let server = if backend.is_none() {
+        Some(demo::start_model().map_err(fail)?)
+    } else {
+        None
+    };
+    let mut cfg_text = std::fs::read_to_string(layout.project_config()).unwrap_or_default();
+    cfg_text.push_str(demo::GATES);
+    if let Some(s) = &server {
+        let line = format!("[llm]\nopenai_base_url = \"{}\"\n", s.openai_base());
+        cfg_text = if cfg_text.contains("\n[llm]\n") {
+            cfg_text.replacen("\n[llm]\n", &format!("\n{line}"), 1)
+        } else {
+            format!("{cfg_text}\n{line}")
+        };
+    }
+    std::fs::write(layout.project_config(), cfg_text).map_err(Failure::failed)?;
+    agentops_runner::git::git(&dir, &["add", "-A"]).map_err(fail)?;
+    agentops_runner::git::git(&dir, &["commit", "-q", "-m", "agentops: init, gates"])
+        .map_err(fail)?;
+    match &server {
+        Some(s) => say(&format!(
+            "model: a SCRIPTED stand-in — a real HTTP server on {} speaking the OpenAI chat-completions wire format, answering from a fixed script (no key, no network). Run `agentops demo --backend anthropic:claude-sonnet-4-5` (ANTHROPIC_API_KEY), `--backend openai:gpt-4.1-mini` (OPENAI_API_KEY) or `--backend command:claude` for the real thing.",
+            s.url()
+        )),
+        None => say(&format!(
+            "model: {} (real)",
+            backend.as_deref().unwrap_or("")
+        )),
+    }
+    let config =
+        agentops_store::project::load_config(Some(&layout), Vec::new()).map_err(Failure::usage)?;
+    // Factor I: knowledge, committed.
+    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone())
+        .map_err(Failure::failed)?;
+    let j = journal(&layout, &config)?;
+    for (title, body, tags) in demo::LEARNINGS {
+        k.learn(
+            agentops_knowledge::NewEntry {
+                kind: Some(agentops_knowledge::EntryType::Learning),
+                title: (*title).into(),
+                body: (*body).into(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            Some(&j),
+        )
+        .map_err(Failure::failed)?;
+    }
+    say(&format!(
+        "1. knowledge: {} learnings written to .agents/learnings/, one commit each",
+        demo::LEARNINGS.len()
+    ));
+    agentops_context::index::KnowledgeIndex::open(&layout, &config, true, false)
+        .map_err(Failure::failed)?;
+    say(
+        "2. context: search index built; every phase gets a packet of the learnings relevant to its task",
+    );
+    let reporter = Reporter::with(if out.json {
+        Mode::Json
+    } else if out.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Terminal
+    });
+    let ctx = RunContext {
+        layout: &layout,
+        config: &config,
+        journal: &j,
+        env: &env_lookup,
+        progress: &reporter,
+    };
+    say(
+        "3. run: workflow `feature` (plan → implement → review) with a budget of 4 model calls, so it pauses midway",
+    );
+    let goal = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
+    let first = agentops_runner::start(
+        &ctx,
+        &agentops_runner::StartOptions {
+            workflow: "feature".into(),
+            goal: goal.into(),
+            budget: spec::Budget {
+                turns: Some(4),
+                ..spec::Budget::default()
+            },
+            backend: backend.clone(),
+            ..Default::default()
+        },
+    )
+    .map_err(fail)?;
+    let run_id = match &first {
+        Outcome::Paused { run, reason, .. } => {
+            say(&format!(
+                "4. paused ({reason}) with exit code 3 — as `agentops run` would; resuming with a larger budget:"
+            ));
+            run.clone()
+        }
+        other => {
+            report(other, out);
+            return Err(Failure::failed(
+                "the demo run did not pause on its budget as scripted",
+            ));
+        }
+    };
+    let id = RunId::parse(&run_id).map_err(Failure::failed)?;
+    let before = server
+        .as_ref()
+        .map_or(0, agentops_llm::scripted::ScriptedServer::count);
+    let outcome = agentops_runner::resume(
+        &ctx,
+        &id,
+        &agentops_runner::ResumeOptions {
+            budget: spec::Budget {
+                turns: Some(100),
+                ..spec::Budget::default()
+            },
+        },
+    )
+    .map_err(fail)?;
+    let code = report(&outcome, out);
+    if let Some(s) = &server {
+        let after = s.count();
+        let st = RunState::load(&j, &id).map_err(fail)?;
+        say(&format!(
+            "5. resume: the worktree went back to the last checkpoint; recorded calls were answered from the journal — the model server saw {} requests before the pause and {} after, {} calls recorded in all",
+            before,
+            after - before,
+            st.calls
+        ));
+    }
+    say("6. the trace:");
+    if !out.json {
+        let flags: Vec<(String, String, String)> = Vec::new();
+        let cwd = std::env::current_dir().ok();
+        std::env::set_current_dir(&dir).map_err(Failure::failed)?;
+        let r = show(&run_id, false, &flags, out);
+        if let Some(c) = cwd {
+            let _ = std::env::set_current_dir(c);
+        }
+        r?;
+        let log = agentops_runner::git::git(
+            &dir,
+            &["log", "--oneline", &format!("agentops/run/{run_id}")],
+        )
+        .unwrap_or_default();
+        say("\ncommits on the run branch (one checkpoint per completed step):");
+        for l in log.lines() {
+            say(&format!("  {l}"));
+        }
+    }
+    if keep.is_some() {
+        say(&format!(
+            "\nkept: cd {} && agentops show {run_id}; agentops land {run_id}",
+            dir.display()
+        ));
+    }
+    Ok(code)
+}

@@ -1,0 +1,333 @@
+//! A run's state, derived from its journal events.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use agentops_core::{Event, EventKind, RunId};
+use agentops_gates::GateSpec;
+use agentops_llm::{Response, Usage};
+use agentops_store::{Journal, Query};
+use serde::{Deserialize, Serialize};
+
+use crate::RunError;
+use crate::spec::{Agent, Budget, WorkflowSpec};
+
+/// Custom event kinds of the runner (beyond the core ones).
+pub const STEP_RETRY: &str = "step.retry";
+pub const RUN_CONTROL: &str = "run.control";
+pub const RUN_LANDED: &str = "run.landed";
+
+/// What `run.started` records: everything needed to resume, whatever
+/// happens to the files afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    pub workflow: WorkflowSpec,
+    pub agents: BTreeMap<String, Agent>,
+    pub gates: BTreeMap<String, GateSpec>,
+    pub goal: String,
+    pub vars: BTreeMap<String, String>,
+    pub base_commit: String,
+    pub base_branch: Option<String>,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub budget: Budget,
+    /// Overrides every agent's backend (`--backend`).
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Executing now, or killed while executing (see [`RunState::interrupted`]).
+    Running,
+    Paused {
+        reason: String,
+        detail: String,
+    },
+    Completed {
+        commit: String,
+    },
+    Failed {
+        error: String,
+    },
+    Cancelled,
+    Landed {
+        commit: String,
+    },
+}
+
+impl RunStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused { .. } => "paused",
+            RunStatus::Completed { .. } => "completed",
+            RunStatus::Failed { .. } => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Landed { .. } => "landed",
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed { .. }
+                | RunStatus::Cancelled
+                | RunStatus::Landed { .. }
+                | RunStatus::Failed { .. }
+        )
+    }
+}
+
+/// A phase that completed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseDone {
+    pub commit: String,
+    pub summary: String,
+    pub attempt: u32,
+    pub usage: Usage,
+    pub cost_usd: f64,
+}
+
+/// What has been spent.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Spent {
+    pub tokens: u64,
+    pub usd: f64,
+    pub turns: u64,
+}
+
+impl Spent {
+    pub fn add(&mut self, u: &Usage, cost: f64) {
+        self.tokens += u.total();
+        self.usd += cost;
+        self.turns += 1;
+    }
+}
+
+/// Everything known about a run.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub id: RunId,
+    pub started: Started,
+    pub started_ts: i64,
+    pub status: RunStatus,
+    pub completed: BTreeMap<String, PhaseDone>,
+    pub last_checkpoint: Option<String>,
+    /// Recorded answers by request key, in order.
+    pub recorded: HashMap<String, VecDeque<Response>>,
+    pub spent: Spent,
+    pub spent_by_phase: BTreeMap<String, Spent>,
+    /// Microseconds of execution before the current segment.
+    pub active_us: i64,
+    /// Attempts granted beyond `max_attempts` by resumes after escalation.
+    pub extra_attempts: u32,
+    /// The budget in force (the workflow's, or a resume's override).
+    pub budget: Budget,
+    /// `seq` of the last start or resume.
+    pub segment_seq: i64,
+    pub calls: u64,
+    pub last_ts: i64,
+}
+
+fn err_decode(e: &Event, what: &str) -> RunError {
+    RunError::State(format!(
+        "journal event {} ({}) is not a valid {what}",
+        e.seq, e.kind
+    ))
+}
+
+impl RunState {
+    /// Rebuilds the state of `id` from its events.
+    pub fn load(journal: &Journal, id: &RunId) -> Result<Self, RunError> {
+        let events = journal.read(&Query::run(id.clone()))?;
+        Self::from_events(id, &events)
+    }
+
+    pub fn from_events(id: &RunId, events: &[Event]) -> Result<Self, RunError> {
+        let first = events
+            .iter()
+            .find(|e| e.kind == EventKind::RunStarted)
+            .ok_or_else(|| RunError::NotFound(format!("no run `{id}` (see `agentops runs`)")))?;
+        let started: Started = serde_json::from_value(first.body.clone())
+            .map_err(|_| err_decode(first, "run.started"))?;
+        let mut st = RunState {
+            id: id.clone(),
+            budget: started.budget,
+            started,
+            started_ts: first.ts,
+            status: RunStatus::Running,
+            completed: BTreeMap::new(),
+            last_checkpoint: None,
+            recorded: HashMap::new(),
+            spent: Spent::default(),
+            spent_by_phase: BTreeMap::new(),
+            active_us: 0,
+            extra_attempts: 0,
+            segment_seq: first.seq,
+            calls: 0,
+            last_ts: first.ts,
+        };
+        let mut segment_start = first.ts;
+        for e in events {
+            st.last_ts = st.last_ts.max(e.ts);
+            match e.kind.as_str() {
+                "llm.call" => {
+                    let b = &e.body;
+                    let usage: Usage =
+                        serde_json::from_value(b["usage"].clone()).unwrap_or_default();
+                    let cost = b["cost_usd"].as_f64().unwrap_or(0.0);
+                    st.spent.add(&usage, cost);
+                    let phase = b["phase"].as_str().unwrap_or_default().to_owned();
+                    st.spent_by_phase
+                        .entry(phase)
+                        .or_default()
+                        .add(&usage, cost);
+                    st.calls += 1;
+                    if b["replayable"].as_bool().unwrap_or(false)
+                        && let (Some(k), Ok(r)) = (
+                            b["key"].as_str(),
+                            serde_json::from_value::<Response>(b["response"].clone()),
+                        )
+                    {
+                        st.recorded.entry(k.to_owned()).or_default().push_back(r);
+                    }
+                }
+                "step.completed" => {
+                    let b = &e.body;
+                    let phase = b["phase"].as_str().unwrap_or_default().to_owned();
+                    let commit = b["commit"].as_str().unwrap_or_default().to_owned();
+                    st.last_checkpoint = Some(commit.clone());
+                    st.completed.insert(
+                        phase,
+                        PhaseDone {
+                            commit,
+                            summary: b["summary"].as_str().unwrap_or_default().to_owned(),
+                            attempt: b["attempt"].as_u64().unwrap_or(1) as u32,
+                            usage: serde_json::from_value(b["usage"].clone()).unwrap_or_default(),
+                            cost_usd: b["cost_usd"].as_f64().unwrap_or(0.0),
+                        },
+                    );
+                }
+                "run.paused" => {
+                    st.active_us += e.ts - segment_start;
+                    segment_start = e.ts;
+                    st.status = RunStatus::Paused {
+                        reason: e.body["reason"].as_str().unwrap_or_default().to_owned(),
+                        detail: e.body["detail"].as_str().unwrap_or_default().to_owned(),
+                    };
+                }
+                "run.resumed" => {
+                    segment_start = e.ts;
+                    st.segment_seq = e.seq;
+                    st.status = RunStatus::Running;
+                    if let Ok(b) = serde_json::from_value::<Budget>(e.body["budget"].clone()) {
+                        st.budget = b;
+                    }
+                    st.extra_attempts += e.body["extra_attempts"].as_u64().unwrap_or(0) as u32;
+                }
+                "run.completed" => {
+                    st.status = match e.body["status"].as_str().unwrap_or("") {
+                        "completed" => RunStatus::Completed {
+                            commit: e.body["commit"].as_str().unwrap_or_default().to_owned(),
+                        },
+                        "cancelled" => RunStatus::Cancelled,
+                        _ => RunStatus::Failed {
+                            error: e.body["error"].as_str().unwrap_or_default().to_owned(),
+                        },
+                    };
+                }
+                RUN_LANDED => {
+                    st.status = RunStatus::Landed {
+                        commit: e.body["commit"].as_str().unwrap_or_default().to_owned(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        if st.status == RunStatus::Running {
+            st.active_us += st.last_ts - segment_start;
+        }
+        Ok(st)
+    }
+
+    /// The lock file that marks a run being executed.
+    pub fn lock_path(state_dir: &std::path::Path, id: &RunId) -> PathBuf {
+        state_dir.join("runs").join(format!("{id}.lock"))
+    }
+
+    /// Running in the journal but no process holds its lock: it was killed.
+    pub fn interrupted(&self, state_dir: &std::path::Path) -> bool {
+        if self.status != RunStatus::Running {
+            return false;
+        }
+        let p = Self::lock_path(state_dir, &self.id);
+        let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&p) else {
+            return true;
+        };
+        match f.try_lock() {
+            Ok(()) => {
+                let _ = f.unlock();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// One line of `agentops runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow: String,
+    pub goal: String,
+    pub status: String,
+    pub detail: String,
+    pub started_ts: i64,
+    pub phases_done: usize,
+    pub phases: usize,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub branch: String,
+}
+
+/// Every run, newest first.
+pub fn list_runs(
+    journal: &Journal,
+    state_dir: &std::path::Path,
+    limit: usize,
+) -> Result<Vec<RunSummary>, RunError> {
+    let starts = journal.read(&Query {
+        kinds: vec![EventKind::RunStarted],
+        ..Query::default()
+    })?;
+    let mut out = Vec::new();
+    for s in starts.iter().rev().take(limit) {
+        let st = RunState::load(journal, &s.run_id)?;
+        let mut status = st.status.label().to_owned();
+        let detail = match &st.status {
+            RunStatus::Paused { reason, .. } => reason.clone(),
+            RunStatus::Failed { error } => error.chars().take(80).collect(),
+            _ => String::new(),
+        };
+        if st.interrupted(state_dir) {
+            status = "interrupted".into();
+        }
+        out.push(RunSummary {
+            id: st.id.to_string(),
+            workflow: st.started.workflow.name.clone(),
+            goal: st.started.goal.clone(),
+            status,
+            detail,
+            started_ts: st.started_ts,
+            phases_done: st.completed.len(),
+            phases: st.started.workflow.phases.len(),
+            tokens: st.spent.tokens,
+            cost_usd: st.spent.usd,
+            branch: st.started.branch.clone(),
+        });
+    }
+    Ok(out)
+}
