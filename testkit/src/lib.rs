@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The scripted model server (OpenAI and Anthropic wire formats, plain and
+/// SSE, answering from a script keyed by turn, recording every request).
+pub use agentops_llm::scripted as model;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

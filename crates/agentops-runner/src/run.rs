@@ -242,8 +242,8 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
             .to_ascii_lowercase(),
     )
     .map_err(|e| RunError::State(e.to_string()))?;
-    let branch = format!("agentops/run/{id}");
-    let worktree = ctx.layout.state_dir().join("worktrees").join(id.as_str());
+    let branch = state::branch_of(&id);
+    let worktree = state::worktree_of(&ctx.layout.state_dir(), &id);
     std::fs::create_dir_all(ctx.layout.state_dir().join("worktrees"))
         .map_err(|e| RunError::Git(e.to_string()))?;
     git(
@@ -282,13 +282,13 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     let body = serde_json::to_value(&started).map_err(|e| RunError::State(e.to_string()))?;
     ctx.journal
         .append(event(&id, EventKind::RunStarted, body), Durability::Sync)?;
-    let st = RunState::load(ctx.journal, &id)?;
+    let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), &id)?;
     execute(ctx, st, false)
 }
 
 /// Resumes a paused or interrupted run.
 pub fn resume(ctx: &RunContext<'_>, id: &RunId, opts: &ResumeOptions) -> Result<Outcome, RunError> {
-    let st = RunState::load(ctx.journal, id)?;
+    let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), id)?;
     if st.status.finished() {
         return Err(RunError::State(format!(
             "run {id} is {}; there is nothing to resume",
@@ -317,14 +317,14 @@ pub fn resume(ctx: &RunContext<'_>, id: &RunId, opts: &ResumeOptions) -> Result<
         ),
         Durability::Sync,
     )?;
-    let st = RunState::load(ctx.journal, id)?;
+    let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), id)?;
     execute(ctx, st, true)
 }
 
 /// Asks a running run to pause at its next step boundary (or pauses an
 /// interrupted one at once).
 pub fn pause(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<String, RunError> {
-    let st = RunState::load(journal, id)?;
+    let st = RunState::load(journal, &layout.state_dir(), id)?;
     match &st.status {
         RunStatus::Running if st.interrupted(&layout.state_dir()) => {
             journal.append(
@@ -357,7 +357,7 @@ pub fn pause(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<Strin
 /// interrupted one at once. Its branch stays; `agentops gc` removes the
 /// worktree.
 pub fn cancel(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<String, RunError> {
-    let st = RunState::load(journal, id)?;
+    let st = RunState::load(journal, &layout.state_dir(), id)?;
     if st.status.finished() {
         return Err(RunError::State(format!(
             "run {id} is already {}",
@@ -396,7 +396,7 @@ pub struct LandReport {
 /// merge commit when the base is checked out and clean, a fast-forward
 /// otherwise; never forced.
 pub fn land(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<LandReport, RunError> {
-    let st = RunState::load(journal, id)?;
+    let st = RunState::load(journal, &layout.state_dir(), id)?;
     let RunStatus::Completed { .. } = &st.status else {
         return Err(RunError::State(format!(
             "run {id} is {}; only a completed run whose gates passed can land",
@@ -705,7 +705,7 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
             });
         }
         // Reload what the wave's phases recorded, for the next wave's summaries.
-        let st = RunState::load(sh.ctx.journal, id)?;
+        let st = RunState::load(sh.ctx.journal, &sh.ctx.layout.state_dir(), id)?;
         summaries = st.completed;
     }
     // Every phase is done: the run summary, a last commit, the end.

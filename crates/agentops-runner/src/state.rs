@@ -1,7 +1,7 @@
 //! A run's state, derived from its journal events.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use agentops_core::{Event, EventKind, RunId};
 use agentops_gates::GateSpec;
@@ -34,6 +34,16 @@ pub struct Started {
     /// Overrides every agent's backend (`--backend`).
     #[serde(default)]
     pub backend: Option<String>,
+}
+
+/// The branch of run `id`.
+pub fn branch_of(id: &RunId) -> String {
+    format!("agentops/run/{id}")
+}
+
+/// The worktree of run `id`.
+pub fn worktree_of(state_dir: &Path, id: &RunId) -> PathBuf {
+    state_dir.join("worktrees").join(id.as_str())
 }
 
 /// Where a run stands.
@@ -141,18 +151,22 @@ fn err_decode(e: &Event, what: &str) -> RunError {
 
 impl RunState {
     /// Rebuilds the state of `id` from its events.
-    pub fn load(journal: &Journal, id: &RunId) -> Result<Self, RunError> {
+    pub fn load(journal: &Journal, state_dir: &Path, id: &RunId) -> Result<Self, RunError> {
         let events = journal.read(&Query::run(id.clone()))?;
-        Self::from_events(id, &events)
+        Self::from_events(id, state_dir, &events)
     }
 
-    pub fn from_events(id: &RunId, events: &[Event]) -> Result<Self, RunError> {
+    /// `state_dir` is `<git-common-dir>/agentops`: the branch and worktree
+    /// are derived from the id, never read back from the (redacted) body.
+    pub fn from_events(id: &RunId, state_dir: &Path, events: &[Event]) -> Result<Self, RunError> {
         let first = events
             .iter()
             .find(|e| e.kind == EventKind::RunStarted)
             .ok_or_else(|| RunError::NotFound(format!("no run `{id}` (see `agentops runs`)")))?;
-        let started: Started = serde_json::from_value(first.body.clone())
+        let mut started: Started = serde_json::from_value(first.body.clone())
             .map_err(|_| err_decode(first, "run.started"))?;
+        started.branch = branch_of(id);
+        started.worktree = worktree_of(state_dir, id);
         let mut st = RunState {
             id: id.clone(),
             budget: started.budget,
@@ -305,7 +319,7 @@ pub fn list_runs(
     })?;
     let mut out = Vec::new();
     for s in starts.iter().rev().take(limit) {
-        let st = RunState::load(journal, &s.run_id)?;
+        let st = RunState::load(journal, state_dir, &s.run_id)?;
         let mut status = st.status.label().to_owned();
         let detail = match &st.status {
             RunStatus::Paused { reason, .. } => reason.clone(),

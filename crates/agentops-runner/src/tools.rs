@@ -197,6 +197,19 @@ impl ToolEnv<'_> {
                 continue;
             }
             let Ok(ft) = e.file_type() else { continue };
+            if ft.is_symlink() {
+                // Listed only when it points at a file inside the repository.
+                let root = self
+                    .root
+                    .canonicalize()
+                    .unwrap_or_else(|_| self.root.clone());
+                let inside = p
+                    .canonicalize()
+                    .is_ok_and(|t| t.starts_with(&root) && t.is_file());
+                if !inside {
+                    continue;
+                }
+            }
             if ft.is_dir() {
                 self.walk(&p, out);
             } else {

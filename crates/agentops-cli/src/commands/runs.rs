@@ -585,7 +585,7 @@ pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<C
         }
         return Ok(Code::Ok);
     }
-    let st = RunState::from_events(&id, &events).map_err(fail)?;
+    let st = RunState::from_events(&id, &layout.state_dir(), &events).map_err(fail)?;
     let mut status = st.status.label().to_owned();
     if st.interrupted(&layout.state_dir()) {
         status = "interrupted".into();
@@ -822,7 +822,7 @@ pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Res
     let code = report(&outcome, out);
     if let Some(s) = &server {
         let after = s.count();
-        let st = RunState::load(&j, &id).map_err(fail)?;
+        let st = RunState::load(&j, &layout.state_dir(), &id).map_err(fail)?;
         say(&format!(
             "5. resume: the worktree went back to the last checkpoint; recorded calls were answered from the journal — the model server saw {} requests before the pause and {} after, {} calls recorded in all",
             before,

@@ -1,0 +1,509 @@
+//! The runner through the binary: workflows end to end on both API wire
+//! formats against the scripted model server, parallel phases, budget pauses
+//! and resume, command harnesses driven by fake `claude` and `codex`, and
+//! kill -9 at random instants.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use agentops_runner::demo;
+use agentops_testkit::TestContext;
+use agentops_testkit::model::{Reply, Rule, Script, ScriptedServer};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentops");
+const GOAL: &str = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// A repository holding the demo project (three agents, the `feature`
+/// workflow, a test gate and a scope gate) and three learnings, indexed.
+fn project(server_env: &[(&str, String)]) -> TestContext {
+    let ctx = TestContext::new(BIN);
+    for (path, text) in demo::FILES {
+        ctx.write(path, text);
+    }
+    ctx.run(&["init"]).ok();
+    let cfg = ctx.path(".agents/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(demo::GATES);
+    std::fs::write(&cfg, text).unwrap();
+    for (title, body, tags) in demo::LEARNINGS {
+        let mut args = vec!["learn", title, "--body", body];
+        for t in *tags {
+            args.extend(["--tag", t]);
+        }
+        ctx.run(&args).ok();
+    }
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-q", "-m", "project"]);
+    let _ = server_env;
+    ctx.run(&["index"]).ok();
+    ctx
+}
+
+fn run_env(ctx: &TestContext, args: &[&str], env: &[(&str, String)]) -> agentops_testkit::Run {
+    let mut c = ctx.command(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap().into()
+}
+
+fn openai_env(s: &ScriptedServer) -> Vec<(&'static str, String)> {
+    vec![("AGENTOPS_LLM_OPENAI_BASE_URL", s.openai_base())]
+}
+
+fn run_id(ctx: &TestContext) -> String {
+    let v: Value = serde_json::from_str(ctx.run(&["runs", "--json"]).ok()).unwrap();
+    v[0]["id"].as_str().unwrap().to_owned()
+}
+
+fn show(ctx: &TestContext, id: &str) -> Value {
+    serde_json::from_str(ctx.run(&["show", id, "--json"]).ok()).unwrap()
+}
+
+/// Response ids of the calls the journal recorded (completed calls).
+fn recorded_reply_ids(ctx: &TestContext, id: &str) -> HashSet<String> {
+    ctx.run(&["show", id, "--recording"])
+        .ok()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["response"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn final_file(ctx: &TestContext, id: &str, path: &str) -> String {
+    ctx.git(&["show", &format!("agentops/run/{id}:{path}")])
+}
+
+#[test]
+fn three_phases_end_to_end_on_both_api_backends() {
+    for wire in ["openai", "anthropic"] {
+        let server = ScriptedServer::start(demo::script()).unwrap();
+        let ctx = project(&[]);
+        let env = if wire == "openai" {
+            openai_env(&server)
+        } else {
+            for a in ["planner", "coder", "reviewer"] {
+                let p = ctx.path(&format!(".agents/agents/{a}.toml"));
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5");
+                std::fs::write(p, t).unwrap();
+            }
+            ctx.git(&["commit", "-qam", "anthropic agents"]);
+            vec![
+                ("AGENTOPS_LLM_ANTHROPIC_BASE_URL", server.url()),
+                ("ANTHROPIC_API_KEY", "sk-ant-test-0000".to_owned()),
+            ]
+        };
+        let main_before = ctx.git(&["rev-parse", "main"]);
+        let r = run_env(&ctx, &["run", "feature", GOAL], &env);
+        assert_eq!(r.code, 0, "{wire}: {}\n{}", r.stdout, r.stderr);
+        let id = run_id(&ctx);
+        // The work landed on the run branch, not on main.
+        assert_eq!(ctx.git(&["rev-parse", "main"]), main_before);
+        let greet = final_file(&ctx, &id, "src/greet.sh");
+        assert!(
+            greet.contains("exit 2") && greet.contains("Hello, $1!"),
+            "{greet}"
+        );
+        let summary = final_file(&ctx, &id, &format!(".agents/runs/{id}.md"));
+        assert!(summary.contains("| implement | coder | 2 |"), "{summary}");
+        let log = ctx.git(&["log", "--format=%s", &format!("main..agentops/run/{id}")]);
+        assert_eq!(log.lines().count(), 4, "{log}"); // 3 checkpoints + completion
+        // The server saw the real wire format, every phase, the gate feedback
+        // on the retry, the knowledge packet and the earlier phase's summary.
+        let got = server.received();
+        assert_eq!(got.len(), 10, "{wire}");
+        assert!(got.iter().all(|g| g.api == wire && g.stream));
+        let text = |i: usize| got[i].body.to_string();
+        assert!(
+            text(0).contains("Greeting format ends with an exclamation mark"),
+            "packet missing"
+        );
+        let second_attempt = got
+            .iter()
+            .position(|g| {
+                g.body
+                    .to_string()
+                    .contains("Feedback from the previous attempt")
+            })
+            .unwrap();
+        assert!(text(second_attempt).contains("an empty name must fail"));
+        assert!(text(2).contains("Earlier phases") && text(2).contains("Refuse an empty name"));
+        let s = show(&ctx, &id);
+        assert_eq!(s["status"], "completed");
+        assert_eq!(s["calls"], 10);
+        assert!(
+            s["cost_usd"].as_f64().unwrap() > 0.0,
+            "priced from the table"
+        );
+        // land merges into main; gc removes the worktree.
+        ctx.run(&["land", &id]).ok();
+        assert!(ctx.path("src/greet.sh").exists());
+        assert!(
+            std::fs::read_to_string(ctx.path("src/greet.sh"))
+                .unwrap()
+                .contains("exit 2")
+        );
+        let wt = ctx.git_dir().join("agentops/worktrees").join(&id);
+        assert!(wt.exists());
+        ctx.run(&["gc"]).ok();
+        assert!(!wt.exists());
+        let again = ctx.run(&["land", &id]);
+        assert_eq!(again.code, 1, "landing twice is refused");
+    }
+}
+
+#[test]
+fn budget_exhaustion_pauses_with_exit_3_then_resume_never_pays_twice() {
+    let server = ScriptedServer::start(demo::script()).unwrap();
+    let ctx = project(&[]);
+    let env = openai_env(&server);
+    let r = run_env(&ctx, &["run", "feature", GOAL, "--budget-turns", "4"], &env);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("paused (budget)"), "{}", r.stdout);
+    let id = run_id(&ctx);
+    let runs = ctx.run(&["runs"]).ok().to_owned();
+    assert!(runs.contains("paused") && runs.contains("budget"), "{runs}");
+    let before: Vec<_> = server.received();
+    assert_eq!(before.len(), 4);
+    // Resuming with the same budget pauses again at once, paying nothing.
+    let again = run_env(&ctx, &["resume", &id], &env);
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert_eq!(server.count(), 4);
+    let done = run_env(&ctx, &["resume", &id, "--budget-turns", "50"], &env);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let all = server.received();
+    assert_eq!(
+        all.len(),
+        10,
+        "4 before the pause + 6 new; the 2 of the interrupted phase came from the journal"
+    );
+    let first_bodies: HashSet<String> = before.iter().map(|r| r.body.to_string()).collect();
+    assert!(
+        all[4..]
+            .iter()
+            .all(|r| !first_bodies.contains(&r.body.to_string())),
+        "a completed call was sent again"
+    );
+    let bad = run_env(&ctx, &["resume", &id], &env);
+    assert_eq!(bad.code, 1, "a completed run cannot resume");
+}
+
+#[test]
+fn independent_phases_run_in_parallel() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init"]).ok();
+    ctx.write(".agents/agents/writer.toml", "purpose = \"Write one file.\"\nbackend = \"openai:gpt-4.1-mini\"\ntools = [\"write_file\"]\nwrite_scope = [\"out/**\"]\n");
+    ctx.write(
+        ".agents/workflows/fan.toml",
+        "[phases.plan]\nagent = \"writer\"\ntask = \"plan {{goal}}\"\n\n[phases.api]\nagent = \"writer\"\ntask = \"api {{goal}}\"\nneeds = [\"plan\"]\n\n[phases.ui]\nagent = \"writer\"\ntask = \"ui {{goal}}\"\nneeds = [\"plan\"]\n\n[phases.review]\nagent = \"writer\"\ntask = \"review {{goal}}\"\nneeds = [\"api\", \"ui\"]\n",
+    );
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-q", "-m", "fan"]);
+    let mut script = Script::default();
+    for p in ["api", "ui"] {
+        script.rules.push(Rule {
+            contains: vec![format!("# Task ({p})")],
+            turn: Some(0),
+            reply: Reply {
+                delay_ms: 400,
+                ..Reply::tool(
+                    "write_file",
+                    serde_json::json!({"path": format!("out/{p}.txt"), "content": p}),
+                )
+            },
+            ..Rule::default()
+        });
+    }
+    script.fallback = Some(Reply::text("done"));
+    let server = ScriptedServer::start(script).unwrap();
+    let t = Instant::now();
+    let r = run_env(&ctx, &["run", "fan", "x"], &openai_env(&server));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let order: Vec<String> = server
+        .received()
+        .iter()
+        .map(|g| {
+            let s = g.body.to_string();
+            let phase = ["plan", "api", "ui", "review"]
+                .into_iter()
+                .find(|p| s.contains(&format!("# Task ({p})")))
+                .unwrap();
+            format!("{phase}{}", g.turn)
+        })
+        .collect();
+    // Both middle phases asked before either got its first answer.
+    assert_eq!(&order[0], "plan0");
+    let mut mid: Vec<&str> = order[1..3].iter().map(String::as_str).collect();
+    mid.sort_unstable();
+    assert_eq!(mid, vec!["api0", "ui0"], "{order:?}");
+    assert_eq!(order.last().unwrap(), "review0");
+    assert!(t.elapsed() < Duration::from_millis(400 * 2 + 5_000));
+    let id = run_id(&ctx);
+    assert_eq!(final_file(&ctx, &id, "out/api.txt"), "api");
+    assert_eq!(final_file(&ctx, &id, "out/ui.txt"), "ui");
+}
+
+fn fake_harness(ctx: &TestContext, name: &str, fixture: &str) -> std::path::PathBuf {
+    let bin = ctx.home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\n# A stand-in `{name}`: reads the task on stdin, edits a file, replays a recorded stream.\ncat > .task-seen\nmkdir -p src && echo 'changed by {name}' > src/{name}.txt\nrm .task-seen\ncat '{}'\n",
+        fixtures().join(fixture).display()
+    );
+    let p = bin.join(name);
+    std::fs::write(&p, script).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&p)
+        .status()
+        .unwrap();
+    bin
+}
+
+#[test]
+fn command_backends_drive_fake_claude_and_codex_from_the_stream_fixtures() {
+    for (harness, fixture, input_tokens, cost) in [
+        (
+            "claude",
+            "claude-code/stream-json/run-with-tool.jsonl",
+            2_429 + 12_044 + 12_446,
+            Some(0.0571),
+        ),
+        ("codex", "codex/exec-json-run.jsonl", 24_763, None),
+    ] {
+        let ctx = TestContext::new(BIN);
+        ctx.run(&["init"]).ok();
+        ctx.write(".agents/agents/impl.toml", &format!("purpose = \"Implement the change.\"\nbackend = \"command:{harness}\"\nwrite_scope = [\"src/**\"]\n"));
+        ctx.write(
+            ".agents/workflows/one.toml",
+            "[phases.build]\nagent = \"impl\"\ntask = \"Do {{goal}}\"\ngates = [\"scope\"]\n",
+        );
+        let cfg = ctx.path(".agents/config.toml");
+        let mut t = std::fs::read_to_string(&cfg).unwrap();
+        t.push_str("\n[gates.scope]\nkind = \"scope\"\nallow = [\"src/**\", \".agents/**\"]\n");
+        std::fs::write(&cfg, t).unwrap();
+        ctx.git(&["add", "-A"]);
+        ctx.git(&["commit", "-q", "-m", "one"]);
+        let bin = fake_harness(&ctx, harness, fixture);
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let r = run_env(
+            &ctx,
+            &["run", "one", "rate limiting", "--json"],
+            &[("PATH", path)],
+        );
+        assert_eq!(r.code, 0, "{harness}: {}\n{}", r.stdout, r.stderr);
+        // --json streams progress events as JSON lines.
+        let events: Vec<Value> = r
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            events.iter().any(|e| e["event"] == "phase_completed"),
+            "{}",
+            r.stdout
+        );
+        let id = run_id(&ctx);
+        assert_eq!(
+            final_file(&ctx, &id, &format!("src/{harness}.txt")).trim_end(),
+            format!("changed by {harness}")
+        );
+        let rec: Vec<Value> = ctx
+            .run(&["show", &id, "--recording"])
+            .ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(
+            rec[0]["response"]["usage"]["input_tokens"], input_tokens,
+            "{harness}"
+        );
+        let s = show(&ctx, &id);
+        if let Some(c) = cost {
+            assert!(
+                (s["cost_usd"].as_f64().unwrap() - c).abs() < 1e-9,
+                "reported cost used: {s}"
+            );
+        }
+        assert!(
+            rec[0]["response"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .len()
+                > 10
+        );
+    }
+}
+
+#[test]
+fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
+    // The uninterrupted result.
+    let server = ScriptedServer::start(demo::script()).unwrap();
+    let ctx = project(&[]);
+    let env = openai_env(&server);
+    run_env(&ctx, &["run", "feature", GOAL], &env).ok();
+    let base_id = run_id(&ctx);
+    let want = final_file(&ctx, &base_id, "src/greet.sh");
+    let started = Instant::now();
+    let _ = run_env(&ctx, &["run", "feature", GOAL], &env);
+    let full = started.elapsed();
+    let mut seed: u64 = 0x5eed_1234_abcd;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let trials = 24;
+    let mut interrupted = 0;
+    for trial in 0..trials {
+        let server = ScriptedServer::start(demo::script()).unwrap();
+        let env = openai_env(&server);
+        let runs_before = ctx.run(&["runs", "--json"]).ok().to_owned();
+        let mut c = ctx.command(&["run", "feature", GOAL]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let at = Duration::from_micros(rand() % (full.as_micros() as u64).max(1));
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if ctx.run(&["runs", "--json"]).ok() == runs_before {
+            continue; // killed before the run was recorded: nothing to resume
+        }
+        let id = run_id(&ctx);
+        let before_kill = server.received();
+        let recorded_at_kill = recorded_reply_ids(&ctx, &id);
+        if status.success() {
+            // It finished before the kill landed.
+        } else {
+            interrupted += 1;
+            let r = run_env(&ctx, &["resume", &id], &env);
+            assert_eq!(r.code, 0, "trial {trial}: {}\n{}", r.stdout, r.stderr);
+        }
+        assert_eq!(final_file(&ctx, &id, "src/greet.sh"), want, "trial {trial}");
+        let learning = ctx.git(&[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            &format!("agentops/run/{id}"),
+            ".agents/learnings",
+        ]);
+        assert_eq!(
+            learning
+                .lines()
+                .filter(|l| l.contains(&format!("run-{id}")))
+                .count(),
+            1,
+            "trial {trial}"
+        );
+        // The server never saw a request again whose answer was recorded.
+        let after = server.received();
+        for old in &before_kill {
+            let completed = old
+                .reply_id
+                .as_ref()
+                .is_some_and(|r| recorded_at_kill.contains(r));
+            if completed {
+                let repeats = after[before_kill.len()..]
+                    .iter()
+                    .filter(|n| n.body == old.body)
+                    .count();
+                assert_eq!(
+                    repeats, 0,
+                    "trial {trial}: completed call {} was sent again",
+                    old.n
+                );
+            }
+        }
+        let s = show(&ctx, &id);
+        assert_eq!(s["status"], "completed", "trial {trial}");
+    }
+    assert!(
+        interrupted >= 12,
+        "only {interrupted} of {trials} trials were interrupted mid-run"
+    );
+}
+
+#[test]
+fn specs_are_validated_and_linted_with_file_line_and_key() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init"]).ok();
+    ctx.write(".agents/agents/doer.toml", "purpose = \"Plan and build.\"\nbackend = \"openai:gpt-4.1-mini\"\ntools = [\"write_file\"]\nwrite_scope = [\"**\"]\n");
+    ctx.write(".agents/workflows/bad.toml", "[phases.a]\nagent = \"doer\"\ntask = \"x\"\nneeds = [\"b\"]\n\n[phases.b]\nagent = \"ghost\"\ntask = \"y\"\nneeds = [\"a\"]\ngates = [\"missing\"]\n");
+    let v = ctx.run(&["workflows", "validate"]);
+    assert_eq!(v.code, 2);
+    assert!(
+        v.stdout
+            .contains("bad.toml:7: phases.b.agent: no agent `ghost`"),
+        "{}",
+        v.stdout
+    );
+    assert!(
+        v.stdout
+            .contains("bad.toml:10: phases.b.gates: no gate `missing`"),
+        "{}",
+        v.stdout
+    );
+    assert!(v.stdout.contains("cycle"), "{}", v.stdout);
+    let r = ctx.run(&["run", "bad", "goal"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("bad.toml:7"), "{}", r.stderr);
+    let l = ctx.run(&["agents", "lint"]);
+    assert_eq!(l.code, 1);
+    assert!(
+        l.stdout.contains("doer.toml:1: doer: purpose has \"and\""),
+        "{}",
+        l.stdout
+    );
+    assert!(
+        l.stdout
+            .contains("doer.toml:4: doer: write_scope covers everything"),
+        "{}",
+        l.stdout
+    );
+    ctx.write(
+        ".agents/agents/broken.toml",
+        "purpose = \"x\"\nbackend = \"gpt\"\n",
+    );
+    let b = ctx.run(&["agents", "list"]);
+    assert_eq!(b.code, 2);
+    assert!(
+        b.stderr.contains("broken.toml:2: `backend`"),
+        "{}",
+        b.stderr
+    );
+    // A missing key: a clear error naming the variable, the run pauses (exit 3).
+    std::fs::remove_file(ctx.path(".agents/agents/broken.toml")).unwrap();
+    ctx.write(
+        ".agents/agents/planner.toml",
+        "purpose = \"Plan.\"\nbackend = \"anthropic:claude-haiku-4-5\"\n",
+    );
+    ctx.write(
+        ".agents/workflows/p.toml",
+        "[phases.plan]\nagent = \"planner\"\ntask = \"plan {{goal}}\"\n",
+    );
+    let mut c = ctx.command(&["run", "p", "x"]);
+    c.env_remove("ANTHROPIC_API_KEY");
+    let r: agentops_testkit::Run = c.output().unwrap().into();
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ANTHROPIC_API_KEY"), "{}", r.stdout);
+}
