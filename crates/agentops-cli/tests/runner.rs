@@ -3,6 +3,8 @@
 //! and resume, command harnesses driven by fake `claude` and `codex`, and
 //! kill -9 at random instants.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Both wire formats, plain and streamed, against the scripted server over
 //! real HTTP on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use agentops_llm::scripted::{Reply, Rule, Script, ScriptedServer};
