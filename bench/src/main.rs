@@ -15,13 +15,14 @@ mod foundation;
 mod gates;
 mod harness;
 mod knowledge;
+mod runner;
 mod stats;
 
 use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner"
     );
     std::process::exit(2)
 }
@@ -46,6 +47,7 @@ fn main() {
         Some("context") => context::run(quick),
         Some("gates") => gates::run(quick),
         Some("harness") => harness::run(quick),
+        Some("runner") => runner::run(quick),
         _ => usage(),
     }
 }

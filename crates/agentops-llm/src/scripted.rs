@@ -139,9 +139,12 @@ pub struct Received {
     /// The id of the answer (`chatcmpl-N` / `msg_N`); errors have none.
     pub reply_id: Option<String>,
     pub status: u16,
+    /// When it arrived, since the server started.
+    pub at: Duration,
 }
 
 struct Shared {
+    started: std::time::Instant,
     script: Script,
     uses: Vec<usize>,
     received: Vec<Received>,
@@ -168,6 +171,7 @@ impl ScriptedServer {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared {
+            started: std::time::Instant::now(),
             uses: vec![0; script.rules.len()],
             script,
             received: Vec::new(),
@@ -205,6 +209,14 @@ impl ScriptedServer {
         self.shared
             .lock()
             .map(|s| s.received.clone())
+            .unwrap_or_default()
+    }
+
+    /// Time since the server started (the clock of [`Received::at`]).
+    pub fn elapsed(&self) -> Duration {
+        self.shared
+            .lock()
+            .map(|s| s.started.elapsed())
             .unwrap_or_default()
     }
 
@@ -307,6 +319,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 .or_else(|| s.script.fallback.clone())
                 .unwrap_or_else(|| Reply::text("Done."));
             let status = reply.status.unwrap_or(200);
+            let at = s.started.elapsed();
             s.received.push(Received {
                 n,
                 path: path.clone(),
@@ -317,6 +330,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 turn,
                 reply_id: (status < 300).then(|| reply_id(api, n)),
                 status,
+                at,
             });
             (reply, n)
         };

@@ -40,11 +40,43 @@ fn identity_args(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Commits exactly `paths` (their current content, or their deletion) on
+/// `branch` in-process, without running git: for steps whose every change
+/// went through agentops's own file tools. The worktree's index is left as
+/// it was (the next full checkpoint or reset brings it up to date).
+pub fn checkpoint_paths(
+    worktree: &Path,
+    branch: &str,
+    paths: &std::collections::BTreeSet<String>,
+    message: &str,
+) -> Result<String, RunError> {
+    use agentops_knowledge::git::{Change, Repo, Target};
+    let repo = Repo::open(worktree).map_err(|e| RunError::Git(e.to_string()))?;
+    let mut changes = Vec::with_capacity(paths.len());
+    for p in paths {
+        let content = match std::fs::read(worktree.join(p)) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(RunError::Git(format!("{p}: {e}"))),
+        };
+        changes.push(Change {
+            path: p.clone(),
+            content,
+            create: false,
+        });
+    }
+    let id = repo
+        .commit(&Target::Branch(branch.to_owned()), &changes, message)
+        .map_err(|e| RunError::Git(e.to_string()))?;
+    Ok(id.to_string())
+}
+
 /// Commits everything in the worktree (an empty commit if nothing changed)
 /// and returns the commit id.
 pub fn checkpoint(worktree: &Path, message: &str) -> Result<String, RunError> {
     git(worktree, &["add", "-A"])?;
-    let mut args = identity_args(worktree);
+    static IDENTITY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let mut args = IDENTITY.get_or_init(|| identity_args(worktree)).clone();
     args.extend(
         [
             "commit",

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::RunError;
-use crate::git::{checkpoint, git, reset_to};
+use crate::git::{checkpoint, checkpoint_paths, git, reset_to};
 use crate::spec::{self, Agent, Budget};
 use crate::state::{self, PhaseDone, RunState, RunStatus, Spent, Started};
 use crate::tools::{KnowledgeSearch, ToolEnv};
@@ -505,7 +505,7 @@ struct Shared<'a> {
 }
 
 enum PhaseResult {
-    Done,
+    Done(PhaseDone),
     Paused { reason: String, detail: String },
     Stopped,
     Cancelled,
@@ -654,8 +654,9 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
         let mut cancelled = false;
         for (p, r) in results {
             match r {
-                Ok(PhaseResult::Done) => {
+                Ok(PhaseResult::Done(d)) => {
                     done.insert(p.clone());
+                    summaries.insert(p.clone(), d);
                 }
                 Ok(PhaseResult::Paused { reason, detail }) => {
                     pause.get_or_insert((reason, detail));
@@ -704,9 +705,6 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
                 detail,
             });
         }
-        // Reload what the wave's phases recorded, for the next wave's summaries.
-        let st = RunState::load(sh.ctx.journal, &sh.ctx.layout.state_dir(), id)?;
-        summaries = st.completed;
     }
     // Every phase is done: the run summary, a last commit, the end.
     let wt = &sh.st.started.worktree;
@@ -717,8 +715,10 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
         std::fs::create_dir_all(d).map_err(|e| RunError::Git(e.to_string()))?;
     }
     std::fs::write(&path, summary).map_err(|e| RunError::Git(e.to_string()))?;
-    let commit = checkpoint(
+    let commit = checkpoint_paths(
         wt,
+        &sh.st.started.branch,
+        &BTreeSet::from([rel]),
         &format!(
             "agentops: run {id} completed ({})",
             sh.st.started.workflow.name
@@ -1102,6 +1102,10 @@ fn run_phase(
     let phase_start = Instant::now();
     let mut feedback: Option<String> = None;
     let (mut live, mut replayed) = (0u32, 0u32);
+    // What the step changed: known paths when every change went through our
+    // file tools, else everything (a command or a harness ran).
+    let mut wrote: BTreeSet<String> = BTreeSet::new();
+    let mut all_files = backend.has_side_effects();
     let mut phase_usage = agentops_llm::Usage::default();
     let mut phase_cost = 0.0;
     let phase_span = SpanId::generate();
@@ -1114,7 +1118,7 @@ fn run_phase(
         sh.ctx.journal.append(
             event(id, EventKind::StepStarted, json!({"phase": phase, "attempt": attempt, "agent": agent.spec.name, "model": model, "provider": backend.provider()}))
                 .in_span(phase_span.clone(), None),
-            Durability::Configured,
+            Durability::Relaxed,
         )?;
         let first = phase_message(sh, phase, agent, summaries, feedback.as_deref())?;
         let mut messages = vec![Message::user(first)];
@@ -1237,7 +1241,13 @@ fn run_phase(
             for (tid, name, input) in uses {
                 let t = Instant::now();
                 let out = if agent.spec.tools.contains(&name) {
-                    env.execute(&name, &input)
+                    if name == "run_command" {
+                        // A command can change any file: commit with `git add -A`.
+                        all_files = true;
+                    }
+                    let o = env.execute(&name, &input);
+                    wrote.extend(o.wrote.iter().cloned());
+                    o
                 } else {
                     crate::tools::ToolOutput {
                         content: format!("tool `{name}` is not available to this agent"),
@@ -1253,7 +1263,7 @@ fn run_phase(
                     event(id, EventKind::ToolCall, json!({"phase": phase, "attempt": attempt, "turn": turn, "tool": name, "tool_use_id": tid,
                         "input": input_s, "output": out_s, "is_error": out.is_error, "wrote": out.wrote, "duration_ms": t.elapsed().as_secs_f64() * 1000.0, "agent": agent.spec.name}))
                         .in_span(SpanId::generate(), Some(phase_span.clone())),
-                    Durability::Configured,
+                    Durability::Relaxed,
                 )?;
                 sh.ctx.progress.event(&ProgressEvent::ToolCall {
                     phase: phase.into(),
@@ -1306,10 +1316,12 @@ fn run_phase(
             Next::Proceed => {
                 let commit = {
                     let _g = sh.commit_lock.lock();
-                    checkpoint(
-                        &s.worktree,
-                        &format!("agentops: {phase} (run {id}, attempt {attempt})"),
-                    )?
+                    let msg = format!("agentops: {phase} (run {id}, attempt {attempt})");
+                    if all_files {
+                        checkpoint(&s.worktree, &msg)?
+                    } else {
+                        checkpoint_paths(&s.worktree, &s.branch, &wrote, &msg)?
+                    }
                 };
                 let summary = clip_tokens(
                     last_text.trim(),
@@ -1333,7 +1345,13 @@ fn run_phase(
                     replayed_calls: replayed,
                     live_calls: live,
                 });
-                return Ok(PhaseResult::Done);
+                return Ok(PhaseResult::Done(PhaseDone {
+                    commit: String::new(),
+                    summary,
+                    attempt,
+                    usage: phase_usage,
+                    cost_usd: phase_cost,
+                }));
             }
             Next::Retry { feedback: f } => {
                 sh.ctx.journal.append(
@@ -1343,7 +1361,7 @@ fn run_phase(
                         json!({"phase": phase, "attempt": attempt, "feedback": f}),
                     )
                     .in_span(phase_span.clone(), None),
-                    Durability::Configured,
+                    Durability::Relaxed,
                 )?;
                 sh.ctx.progress.event(&ProgressEvent::PhaseRetry {
                     phase: phase.into(),

@@ -25,6 +25,10 @@ pub enum Durability {
     Configured,
     /// fsynced before returning, whatever the configuration (step boundaries).
     Sync,
+    /// Survives the process being killed, not a power cut: no fsync, whatever
+    /// the configuration. For events a resumed run re-creates anyway (tool
+    /// calls between two durable model calls).
+    Relaxed,
 }
 
 /// Which events to read. Empty filters match everything; results are in

@@ -402,10 +402,15 @@ impl Store for SqliteStore {
             .map(|e| serde_json::to_string(&e.body))
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))?;
-        let force_sync = durability == Durability::Sync && self.synchronous == Synchronous::Normal;
+        // (pragma to set for this append, pragma to restore after)
+        let switch = match (durability, self.synchronous) {
+            (Durability::Sync, Synchronous::Normal) => Some(("FULL", "NORMAL")),
+            (Durability::Relaxed, Synchronous::Full) => Some(("NORMAL", "FULL")),
+            _ => None,
+        };
         self.with_conn(|c| {
-            if force_sync {
-                c.pragma_update(None, "synchronous", "FULL")?;
+            if let Some((now, _)) = switch {
+                c.pragma_update(None, "synchronous", now)?;
             }
             let result = (|| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -429,8 +434,8 @@ impl Store for SqliteStore {
                 tx.commit()?;
                 Ok(seqs)
             })();
-            if force_sync {
-                c.pragma_update(None, "synchronous", "NORMAL")?;
+            if let Some((_, after)) = switch {
+                c.pragma_update(None, "synchronous", after)?;
             }
             result
         })
