@@ -512,3 +512,29 @@ fn specs_are_validated_and_linted_with_file_line_and_key() {
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("ANTHROPIC_API_KEY"), "{}", r.stdout);
 }
+
+#[test]
+fn demo_runs_end_to_end_offline_and_says_what_stands_in() {
+    let ctx = TestContext::empty(BIN);
+    let dir = ctx.home.join("demo");
+    let r = ctx.run(&["demo", "--keep", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("SCRIPTED stand-in"), "{}", r.stdout);
+    assert!(r.stdout.contains("paused (budget)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("gate tests: FAIL") && r.stdout.contains("gate tests: PASS"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("completed at"), "{}", r.stdout);
+    // The kept repository holds the finished run, ready to land.
+    let runs = std::process::Command::new(BIN)
+        .args(["runs", "--json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(v[0]["status"], "completed");
+    let again = ctx.run(&["demo", "--keep", dir.to_str().unwrap()]);
+    assert_eq!(again.code, 2, "a non-empty directory is refused");
+}
