@@ -538,3 +538,110 @@ fn demo_runs_end_to_end_offline_and_says_what_stands_in() {
     let again = ctx.run(&["demo", "--keep", dir.to_str().unwrap()]);
     assert_eq!(again.code, 2, "a non-empty directory is refused");
 }
+
+#[test]
+fn judge_and_council_gates_against_the_scripted_server() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init"]).ok();
+    ctx.write(
+        ".agents/rubrics/quality.md",
+        "PASS only if the change adds a test for the rate limiter.\n",
+    );
+    let cfg = ctx.path(".agents/config.toml");
+    let mut t = std::fs::read_to_string(&cfg).unwrap();
+    t.push_str(
+        "\n[gates.quality]\nkind = \"judge\"\nbackend = \"openai:judge-a\"\nrubric = \"rubrics/quality.md\"\nagent = \"reviewer\"\n\n[gates.second]\nkind = \"judge\"\nbackend = \"anthropic:judge-b\"\nrubric = \"rubrics/quality.md\"\n\n[gates.third]\nkind = \"judge\"\nbackend = \"openai:judge-c\"\nrubric = \"rubrics/quality.md\"\n\n[gates.panel]\nkind = \"council\"\njudges = [\"quality\", \"second\", \"third\"]\nrule = \"majority\"\n\n[gates.strict]\nkind = \"council\"\njudges = [\"quality\", \"second\", \"third\"]\nrule = \"any-fail-blocks\"\n",
+    );
+    std::fs::write(&cfg, t).unwrap();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-q", "-m", "gates"]);
+    ctx.write(
+        "src/limiter.rs",
+        "pub fn allow() -> bool { true }\n#[test] fn limits() { assert!(allow()); }\n",
+    );
+    let judge_script = |a: &str| {
+        Script::default()
+            .rule(&["judge-a"], None, Reply::text(a))
+            .rule(
+                &["judge-b"],
+                None,
+                Reply::text("After review. Verdict: FAIL — the test asserts nothing useful."),
+            )
+            .rule(
+                &["judge-c"],
+                None,
+                Reply::text("```json\n{\"score\": 0.95, \"reasons\": [\"a test was added\"]}\n```"),
+            )
+    };
+    let server = ScriptedServer::start(judge_script(
+        "{\"score\": 0.9, \"verdict\": \"PASS\", \"reasons\": [\"test added\"]}",
+    ))
+    .unwrap();
+    let env = vec![
+        ("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base()),
+        ("AGENTOPS_LLM_ANTHROPIC_BASE_URL", server.url()),
+    ];
+    let r = run_env(
+        &ctx,
+        &["gate", "run", "quality", "--base", "HEAD", "--json"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["results"][0]["verdict"], "PASS");
+    assert_eq!(v["results"][0]["evidence"]["score"], 0.9);
+    let asked = server.received()[0].body.to_string();
+    assert!(
+        asked.contains("adds a test for the rate limiter") && asked.contains("pub fn allow()"),
+        "rubric and diff reach the judge"
+    );
+    // Council: 2 of 3 pass → majority passes, any-fail-blocks fails.
+    let r = run_env(
+        &ctx,
+        &["gate", "run", "panel", "--base", "HEAD", "--json"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let votes = v["results"][0]["evidence"]["votes"].as_array().unwrap();
+    assert_eq!(votes.len(), 3);
+    assert_eq!(votes[1]["verdict"], "FAIL");
+    let r = run_env(&ctx, &["gate", "run", "strict", "--base", "HEAD"], &env);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    // Malformed judge output is a FAIL with the text as evidence, not a crash.
+    server.set_script(judge_script("Looks great to me!"));
+    let r = run_env(
+        &ctx,
+        &["gate", "run", "quality", "--base", "HEAD", "--json"],
+        &env,
+    );
+    assert_eq!(r.code, 1);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["results"][0]["evidence"]["unparsed"],
+        "Looks great to me!"
+    );
+    // A judge may not judge its own agent's work.
+    ctx.write(
+        ".agents/agents/reviewer.toml",
+        "purpose = \"Review.\"\nbackend = \"openai:gpt-4.1-mini\"\n",
+    );
+    ctx.write(
+        ".agents/workflows/self.toml",
+        "[phases.review]\nagent = \"reviewer\"\ntask = \"review {{goal}}\"\ngates = [\"panel\"]\n",
+    );
+    let r = ctx.run(&["workflows", "validate", "self"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stdout.contains("self.toml:4") && r.stdout.contains("whose work it would judge"),
+        "{}",
+        r.stdout
+    );
+    // Configuration errors name file, line and key.
+    let mut t = std::fs::read_to_string(&cfg).unwrap();
+    t.push_str("\n[gates.bad]\nkind = \"judge\"\nbackend = \"openai:m\"\n");
+    std::fs::write(&cfg, t).unwrap();
+    let r = ctx.run(&["gate", "list"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("gates.bad.rubric"), "{}", r.stderr);
+}

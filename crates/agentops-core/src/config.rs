@@ -995,7 +995,8 @@ pub fn commented_template() -> String {
 # "my-finetune" = { input = 3.0, output = 12.0, cache_read = 0.3 }
 
 # Gates: checks that block bad work, run by `agentops gate run` (and between
-# workflow phases). Kinds: command, scope, diff, secrets.
+# workflow phases). Kinds: command, scope, diff, secrets, judge, council, approval
+# (docs/factor-4-gates.md).
 # [gates.tests]
 # kind = "command"
 # command = "cargo test"

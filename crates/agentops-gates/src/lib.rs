@@ -3,16 +3,16 @@
 //! (the [`policy`] checks).
 //!
 //! Gates are defined under `[gates.<name>]` in `.agents/config.toml` or in
-//! `.agents/gates.toml`. Kinds available in this build: `command`, `scope`,
-//! `diff`, `secrets`, `approval`. The kinds `judge` and `council` are
-//! recognised and refused with a clear configuration error until the model
-//! backends exist.
+//! `.agents/gates.toml`. Kinds: `command`, `scope`, `diff`, `secrets`,
+//! `judge` (a model with a rubric), `council` (several judges and a consensus
+//! rule), `approval`.
 
 /// How long a `command` gate may run when `timeout_s` is not set.
 pub const DEFAULT_TIMEOUT_S: u64 = 600;
 
 pub mod approval;
 pub mod diff;
+pub mod judge;
 pub mod policy;
 mod run;
 
@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use run::{Next, escalation, feedback_message, run_gates};
+pub use judge::JudgeEnv;
+pub use run::{Next, escalation, feedback_message, run_gates, run_gates_with};
 
 /// A gate's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -111,6 +112,19 @@ pub struct GateSpec {
     /// `diff`: WARN above these.
     pub warn_files: Option<u64>,
     pub warn_lines: Option<u64>,
+    /// `judge`: the model, as `openai:<model>` / `anthropic:<model>`.
+    pub backend: Option<String>,
+    /// `judge`: the judge's name as an agent; a judge may not judge the work
+    /// of the agent with this name.
+    pub agent: Option<String>,
+    /// `judge`: the rubric file, relative to `.agents/`.
+    pub rubric: Option<String>,
+    /// `judge`: the score at or above which the change passes (default 0.7).
+    pub threshold: Option<f64>,
+    /// `council`: the judge gates that vote.
+    pub judges: Option<Vec<String>>,
+    /// `council`: `all-pass`, `majority` (default) or `any-fail-blocks`.
+    pub rule: Option<String>,
     #[serde(default)]
     pub severity: Severity,
 }
@@ -190,7 +204,7 @@ fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Resul
     let doc: Doc = toml::from_str(src).map_err(|e| GateError::Config {
         location: format!("{}:{}", path.display(), e.span().map_or(1, |s| line_of(src, s.start))),
         message: format!(
-            "{}; gate keys: kind, description, command, dir, timeout_s, allow, deny, max_files, max_lines, warn_files, warn_lines, severity",
+            "{}; gate keys: kind, description, command, dir, timeout_s, allow, deny, max_files, max_lines, warn_files, warn_lines, backend, agent, rubric, threshold, judges, rule, severity",
             e.message().trim()
         ),
     })?;
@@ -249,11 +263,62 @@ fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Resul
                 globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
             }
             GateKind::Approval => {}
-            GateKind::Judge | GateKind::Council => {
-                return Err(bad(
-                    "kind",
-                    "judge and council gates are not available in this build yet; available kinds: command, scope, diff, secrets, approval".into(),
-                ));
+            GateKind::Judge => {
+                let Some(b) = &spec.backend else {
+                    return Err(bad(
+                        "backend",
+                        "a judge gate needs `backend`, e.g. \"anthropic:claude-haiku-4-5\"".into(),
+                    ));
+                };
+                let parsed = agentops_llm::BackendSpec::parse(b).map_err(|m| bad("backend", m))?;
+                if !matches!(
+                    parsed,
+                    agentops_llm::BackendSpec::OpenAi { .. }
+                        | agentops_llm::BackendSpec::Anthropic { .. }
+                        | agentops_llm::BackendSpec::Replay { .. }
+                ) {
+                    return Err(bad(
+                        "backend",
+                        "a judge needs a model API backend (openai:, anthropic: or replay:)".into(),
+                    ));
+                }
+                let Some(r) = &spec.rubric else {
+                    return Err(bad("rubric", "a judge gate needs `rubric`: a file relative to .agents/ saying what passes".into()));
+                };
+                let dir = path.parent().unwrap_or(Path::new("."));
+                if !dir.join(r).is_file() {
+                    return Err(bad(
+                        "rubric",
+                        format!(
+                            "`{}` does not exist (the path is relative to .agents/)",
+                            dir.join(r).display()
+                        ),
+                    ));
+                }
+                if let Some(t) = spec.threshold
+                    && !(0.0..=1.0).contains(&t)
+                {
+                    return Err(bad(
+                        "threshold",
+                        format!("{t} is out of range; allowed: 0 to 1"),
+                    ));
+                }
+            }
+            GateKind::Council => {
+                if spec.judges.as_ref().is_none_or(Vec::is_empty) {
+                    return Err(bad(
+                        "judges",
+                        "a council needs `judges`: the names of judge gates that vote".into(),
+                    ));
+                }
+                if let Some(r) = &spec.rule
+                    && !judge::RULES.contains(&r.as_str())
+                {
+                    return Err(bad(
+                        "rule",
+                        format!("`{r}` is not a rule; allowed: {}", judge::RULES.join(", ")),
+                    ));
+                }
             }
         }
         let defined_at = at(None);
@@ -291,6 +356,20 @@ pub fn load(agents_dir: &Path) -> Result<BTreeMap<String, Gate>, GateError> {
             }
         };
         parse_file(&path, &src, &mut out)?;
+    }
+    // A council's judges must be judge gates.
+    for g in out.values().filter(|g| g.spec.kind == GateKind::Council) {
+        for j in g.spec.judges.iter().flatten() {
+            match out.get(j) {
+                Some(x) if x.spec.kind == GateKind::Judge => {}
+                _ => {
+                    return Err(GateError::Config {
+                        location: g.defined_at.clone(),
+                        message: format!("gates.{}.judges: `{j}` is not a judge gate", g.name),
+                    });
+                }
+            }
+        }
     }
     Ok(out)
 }
@@ -354,7 +433,17 @@ mod tests {
         let e = parse("[gates.j]\nkind = \"judge\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("not available in this build yet"), "{e}");
+        assert!(
+            e.starts_with(".agents/config.toml:1: gates.j.backend: a judge gate needs `backend`"),
+            "{e}"
+        );
+        let e = parse("[gates.c]\nkind = \"council\"\njudges = [\"j\"]\nrule = \"unanimous\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(".agents/config.toml:4: gates.c.rule: `unanimous` is not a rule"),
+            "{e}"
+        );
         let e = parse("[gates.d]\nkind = \"diff\"\n")
             .unwrap_err()
             .to_string();

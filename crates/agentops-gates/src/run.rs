@@ -36,10 +36,28 @@ pub fn run_gates(
     journal: Option<&Journal>,
     run: &RunId,
 ) -> Result<Vec<GateResult>, GateError> {
+    run_gates_with(gates, &[], root, base, journal, run, None)
+}
+
+/// [`run_gates`] with what `judge` and `council` gates need: the judge
+/// gates a council may call on (`all`) and the model configuration.
+pub fn run_gates_with(
+    gates: &[&Gate],
+    all: &[&Gate],
+    root: &Path,
+    base: Option<&str>,
+    journal: Option<&Journal>,
+    run: &RunId,
+    judges: Option<&crate::JudgeEnv<'_>>,
+) -> Result<Vec<GateResult>, GateError> {
     let needs_diff = gates.iter().any(|g| {
         matches!(
             g.spec.kind,
-            GateKind::Scope | GateKind::Diff | GateKind::Secrets
+            GateKind::Scope
+                | GateKind::Diff
+                | GateKind::Secrets
+                | GateKind::Judge
+                | GateKind::Council
         )
     });
     let diff = if needs_diff {
@@ -63,9 +81,19 @@ pub fn run_gates(
             (GateKind::Scope, Some(d)) => scope_gate(g, root, d),
             (GateKind::Diff, Some(d)) => diff_gate(g, d),
             (GateKind::Secrets, Some(d)) => secrets_gate(g, d),
+            (GateKind::Judge, Some(d)) => {
+                let (v, s, e) = crate::judge::judge(g, root, &d.base, judges);
+                let v = if v == Verdict::Fail {
+                    failing(g.spec.severity)
+                } else {
+                    v
+                };
+                (v, s, e)
+            }
+            (GateKind::Council, Some(d)) => council_gate(g, all, root, &d.base, judges),
             (kind, _) => (
                 Verdict::Fail,
-                format!("{kind:?} gates are not available in this build"),
+                format!("internal: the {kind:?} gate ran without a diff"),
                 json!({}),
             ),
         };
@@ -97,6 +125,42 @@ pub fn run_gates(
         out.push(r);
     }
     Ok(out)
+}
+
+fn council_gate(
+    g: &Gate,
+    all: &[&Gate],
+    root: &Path,
+    base: &str,
+    env: Option<&crate::JudgeEnv<'_>>,
+) -> (Verdict, String, serde_json::Value) {
+    let rule = g.spec.rule.clone().unwrap_or_else(|| "majority".into());
+    let mut votes = Vec::new();
+    let mut verdicts = Vec::new();
+    for name in g.spec.judges.iter().flatten() {
+        let Some(j) = all.iter().find(|x| &x.name == name) else {
+            votes.push(
+                json!({"judge": name, "verdict": "FAIL", "summary": "not a defined judge gate"}),
+            );
+            verdicts.push(Verdict::Fail);
+            continue;
+        };
+        let (v, summary, evidence) = crate::judge::judge(j, root, base, env);
+        votes.push(json!({"judge": name, "verdict": v, "summary": summary, "score": evidence.get("score")}));
+        verdicts.push(v);
+    }
+    let v = crate::judge::consensus(&rule, &verdicts);
+    let v = if v == Verdict::Fail {
+        failing(g.spec.severity)
+    } else {
+        v
+    };
+    let pass = verdicts.iter().filter(|x| **x == Verdict::Pass).count();
+    (
+        v,
+        format!("council ({rule}): {pass} of {} judges pass", verdicts.len()),
+        json!({"rule": rule, "votes": votes}),
+    )
 }
 
 fn approval_gate(
@@ -498,6 +562,21 @@ pub fn feedback_message(
             b.push_str("Last lines of output:\n");
             b.push_str(tail);
             b.push('\n');
+        }
+        if let Some(reasons) = ev.get("reasons").and_then(|v| v.as_array()) {
+            b.push_str("The judge's reasons:\n");
+            for r in reasons {
+                b.push_str(&format!("- {}\n", r.as_str().unwrap_or_default()));
+            }
+        }
+        if let Some(votes) = ev.get("votes").and_then(|v| v.as_array()) {
+            for v in votes {
+                b.push_str(&format!(
+                    "- {}: {}\n",
+                    v["judge"].as_str().unwrap_or(""),
+                    v["summary"].as_str().unwrap_or("")
+                ));
+            }
         }
         if r.kind == GateKind::Diff {
             b.push_str("Make the change smaller: split it, or leave unrelated edits out.\n");

@@ -197,12 +197,13 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         }
     }
     let gates = agentops_gates::load(&agents_dir).map_err(|e| RunError::Config(e.to_string()))?;
-    let errs = spec::validate(
+    let mut errs = spec::judge_conflicts(&workflow, &gates);
+    errs.extend(spec::validate(
         &workflow,
         &agents,
         &agent_errors,
         &gates.keys().cloned().collect(),
-    );
+    ));
     if !errs.is_empty() {
         return Err(RunError::Spec(errs));
     }
@@ -266,7 +267,19 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
             .collect(),
         gates: gates
             .iter()
-            .filter(|(k, _)| workflow.spec.phases.values().any(|p| p.gates.contains(k)))
+            .filter(|(k, _)| {
+                workflow
+                    .spec
+                    .phases
+                    .values()
+                    .flat_map(|p| &p.gates)
+                    .any(|g| {
+                        g == *k
+                            || gates
+                                .get(g)
+                                .is_some_and(|c| c.spec.judges.iter().flatten().any(|j| j == *k))
+                    })
+            })
             .map(|(k, g)| (k.clone(), g.spec.clone()))
             .collect(),
         budget: merge_budget(workflow.spec.budget, opts.budget),
@@ -1285,12 +1298,21 @@ fn run_phase(
         let results: Vec<GateResult> = if gates.is_empty() {
             Vec::new()
         } else {
-            agentops_gates::run_gates(
+            let all: Vec<&Gate> = sh.gates.values().collect();
+            let judges = agentops_gates::JudgeEnv {
+                llm: &sh.ctx.config.llm,
+                agents_dir: sh.ctx.layout.agents_dir(),
+                env: sh.ctx.env,
+                worker: Some(agent.spec.name.clone()),
+            };
+            agentops_gates::run_gates_with(
                 &gates,
+                &all,
                 &s.worktree,
                 Some(&s.base_commit),
                 Some(sh.ctx.journal),
                 id,
+                Some(&judges),
             )
             .map_err(|e| RunError::Config(format!("phase {phase}: gates: {e}")))?
         };

@@ -631,6 +631,37 @@ pub fn validate(
     out
 }
 
+/// Phases judged by their own agent: a `judge` gate (or a council's judge)
+/// whose `agent` is the phase's agent is a configuration error.
+pub fn judge_conflicts(
+    w: &Workflow,
+    gates: &BTreeMap<String, agentops_gates::Gate>,
+) -> Vec<SpecError> {
+    let file = w.defined_at.trim_end_matches(":1").to_owned();
+    let mut out = Vec::new();
+    for (name, p) in &w.spec.phases {
+        for g in &p.gates {
+            let Some(gate) = gates.get(g) else { continue };
+            let mut judges = vec![gate];
+            for j in gate.spec.judges.iter().flatten() {
+                judges.extend(gates.get(j));
+            }
+            for j in judges {
+                if j.spec.agent.as_deref() == Some(p.agent.as_str()) {
+                    out.push(SpecError {
+                        location: format!("{file}:{}", locate(&w.src, Some(&format!("phases.{name}")), Some("gates"))),
+                        message: format!(
+                            "phases.{name}.gates: judge `{}` is agent `{}`, the agent whose work it would judge; a judge must be another agent",
+                            j.name, p.agent
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `{{name}}` placeholders in a template.
 pub fn placeholders(t: &str) -> Vec<String> {
     let mut out = Vec::new();

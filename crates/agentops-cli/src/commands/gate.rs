@@ -64,12 +64,22 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
             let j = journal(&layout, &config)?;
             let src = provenance(source);
             let run = src.journal_run();
-            let results = agentops_gates::run_gates(
+            let all: Vec<&agentops_gates::Gate> = gates.values().collect();
+            let env = |name: &str| std::env::var(name).ok();
+            let judges = agentops_gates::JudgeEnv {
+                llm: &config.llm,
+                agents_dir: layout.agents_dir(),
+                env: &env,
+                worker: src.agent.clone(),
+            };
+            let results = agentops_gates::run_gates_with(
                 &selected,
+                &all,
                 &layout.work_tree,
                 base.as_deref(),
                 Some(&j),
                 &run,
+                Some(&judges),
             )
             .map_err(Failure::failed)?;
             let blocking = |v: Verdict| v == Verdict::Fail || (strict && v == Verdict::Warn);

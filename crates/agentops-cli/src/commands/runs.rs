@@ -363,6 +363,7 @@ pub fn workflows(cmd: WorkflowsCommand, flags: &Flags, out: &Output) -> Result<C
             let mut errors = Vec::new();
             for w in &list {
                 errors.extend(spec::validate(w, &agents, &agent_errors, &names));
+                errors.extend(spec::judge_conflicts(w, &gates));
             }
             if out.json {
                 out.json(&serde_json::json!({"workflows": list.len(), "errors": errors}));
