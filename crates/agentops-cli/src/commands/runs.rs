@@ -856,6 +856,10 @@ pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Res
             "\nkept: cd {} && agentops show {run_id}; agentops land {run_id}",
             dir.display()
         ));
+    } else {
+        say(
+            "\nthe scratch repository is removed now; `agentops demo --keep DIR` keeps it to land, inspect or resume by hand",
+        );
     }
     Ok(code)
 }
