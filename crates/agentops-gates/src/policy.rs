@@ -279,13 +279,36 @@ pub fn check_write(
     root: &Path,
     scope: &globset::GlobSet,
 ) -> PolicyDecision {
+    check_access(path, cwd, root, scope, Access::Write)
+}
+
+/// Reading or writing, for [`check_access`]'s messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// [`check_write`] for either kind of access: the same canonical-path rules,
+/// with a reason that names the access refused.
+pub fn check_access(
+    path: &Path,
+    cwd: &Path,
+    root: &Path,
+    scope: &globset::GlobSet,
+    access: Access,
+) -> PolicyDecision {
+    let (verb, noun, hint) = match access {
+        Access::Read => ("Read", "read", "Read"),
+        Access::Write => ("Write", "write", "Change"),
+    };
     let root_c = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let target = canonical_prefix(&normalize(cwd, path));
     let Ok(rel) = target.strip_prefix(&root_c) else {
         return PolicyDecision::Deny {
             rule: "outside-project".into(),
             reason: format!(
-                "Blocked by agentops policy `outside-project`: {} resolves to {}, outside the project ({}). Write only inside the project.",
+                "Blocked by agentops policy `outside-project`: {} resolves to {}, outside the project ({}). {verb} only inside the project.",
                 path.display(),
                 target.display(),
                 root_c.display()
@@ -304,9 +327,9 @@ pub fn check_write(
     }
     if !scope.is_empty() && !scope.is_match(rel) {
         return PolicyDecision::Deny {
-            rule: "write-scope".into(),
+            rule: format!("{noun}-scope"),
             reason: format!(
-                "Blocked by agentops policy `write-scope`: {} is outside this agent's write scope. Change only files the task allows, or ask the user to widen the scope.",
+                "Blocked by agentops policy `{noun}-scope`: {} is outside this agent's {noun} scope. {hint} only files the task allows, or ask the user to widen the scope.",
                 rel.display()
             ),
         };

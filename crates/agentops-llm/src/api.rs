@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, LlmError};
-use crate::types::{Message, Part, Request, Response, Role};
+use crate::types::{Part, Request, Response, Role};
 use crate::{Backend, Usage};
 
 /// How an HTTP backend connects.
@@ -459,14 +459,7 @@ pub fn parse_openai_stream(
     r: impl Read,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Response, LlmError> {
-    let mut out = Response {
-        id: String::new(),
-        model: String::new(),
-        content: Vec::new(),
-        stop_reason: String::new(),
-        usage: Usage::default(),
-        reported_cost_usd: None,
-    };
+    let mut out = Response::default();
     let mut text = String::new();
     // index → (id, name, arguments)
     let mut calls: Vec<(String, String, String)> = Vec::new();
@@ -637,14 +630,7 @@ pub fn parse_anthropic_stream(
     r: impl Read,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Response, LlmError> {
-    let mut out = Response {
-        id: String::new(),
-        model: String::new(),
-        content: Vec::new(),
-        stop_reason: String::new(),
-        usage: Usage::default(),
-        reported_cost_usd: None,
-    };
+    let mut out = Response::default();
     // index → (part, partial tool-input JSON)
     let mut blocks: Vec<(Part, String)> = Vec::new();
     let mut start_usage = Value::Null;
@@ -733,14 +719,4 @@ pub fn parse_anthropic_stream(
         out.content.push(part);
     }
     Ok(out)
-}
-
-/// The text of the last user message.
-pub fn last_user_text(messages: &[Message]) -> String {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(Message::text)
-        .unwrap_or_default()
 }

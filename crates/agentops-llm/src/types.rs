@@ -136,7 +136,7 @@ fn canonical(v: &Value, h: &mut sha2::Sha256) {
 }
 
 /// What the model answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// The provider's response id (e.g. `chatcmpl-…`, `msg_…`).
     #[serde(default)]

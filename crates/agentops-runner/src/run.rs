@@ -174,36 +174,9 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     let agents_dir = ctx.layout.agents_dir();
     let workflow =
         spec::load_workflow(&agents_dir, &opts.workflow).map_err(|e| RunError::Spec(vec![e]))?;
-    let mut agents = BTreeMap::new();
-    let mut agent_errors = BTreeMap::new();
-    let names: BTreeSet<String> = workflow
-        .spec
-        .phases
-        .values()
-        .map(|p| p.agent.clone())
-        .collect();
-    for name in names {
-        let path = agents_dir.join("agents").join(format!("{name}.toml"));
-        // A missing file is reported by `validate` as an unknown agent.
-        if let Ok(src) = std::fs::read_to_string(&path) {
-            match spec::parse_agent(&path, &src, &agents_dir) {
-                Ok(a) => {
-                    agents.insert(name, a);
-                }
-                Err(e) => {
-                    agent_errors.insert(name, e);
-                }
-            }
-        }
-    }
+    let (agents, agent_errors) = spec::load_agents_checked(&agents_dir);
     let gates = agentops_gates::load(&agents_dir).map_err(|e| RunError::Config(e.to_string()))?;
-    let mut errs = spec::judge_conflicts(&workflow, &gates);
-    errs.extend(spec::validate(
-        &workflow,
-        &agents,
-        &agent_errors,
-        &gates.keys().cloned().collect(),
-    ));
+    let errs = spec::validate(&workflow, &agents, &agent_errors, &gates);
     if !errs.is_empty() {
         return Err(RunError::Spec(errs));
     }
@@ -513,6 +486,8 @@ struct Shared<'a> {
     prices: PriceTable,
     count: &'a (dyn Fn(&str) -> usize + Sync),
     search: Option<KnowledgeSearch<'a>>,
+    /// The knowledge index, opened once per run.
+    index: Option<&'a agentops_context::index::KnowledgeIndex>,
     policy: agentops_gates::policy::CommandPolicy,
     gates: BTreeMap<String, Gate>,
 }
@@ -524,7 +499,7 @@ enum PhaseResult {
     Cancelled,
 }
 
-fn execute(ctx: &RunContext<'_>, st: RunState, resumed: bool) -> Result<Outcome, RunError> {
+fn execute(ctx: &RunContext<'_>, mut st: RunState, resumed: bool) -> Result<Outcome, RunError> {
     let id = st.id.clone();
     let lock = acquire_lock(&ctx.layout.state_dir(), &id)?;
     let wt = st.started.worktree.clone();
@@ -599,7 +574,7 @@ fn execute(ctx: &RunContext<'_>, st: RunState, resumed: bool) -> Result<Outcome,
         .map_err(|e| RunError::Config(format!("policy: {e:?}")))?;
     let shared = Shared {
         ctx,
-        recorded: Mutex::new(st.recorded.clone()),
+        recorded: Mutex::new(std::mem::take(&mut st.recorded)),
         spent: Mutex::new((st.spent, st.spent_by_phase.clone())),
         commit_lock: Mutex::new(()),
         stop: AtomicBool::new(false),
@@ -607,6 +582,7 @@ fn execute(ctx: &RunContext<'_>, st: RunState, resumed: bool) -> Result<Outcome,
         prices: PriceTable::with_overrides(&ctx.config.prices),
         count: &count,
         search: index.as_ref().map(|_| &search_fn as KnowledgeSearch<'_>),
+        index: index.as_ref(),
         policy,
         gates,
         st,
@@ -636,10 +612,12 @@ fn acquire_lock(state_dir: &Path, id: &RunId) -> Result<File, RunError> {
 fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
     let id = &sh.st.id;
     let run = id.to_string();
-    let mut done: BTreeSet<String> = sh.st.completed.keys().cloned().collect();
     let mut summaries: BTreeMap<String, PhaseDone> = sh.st.completed.clone();
     for wave in spec::waves(&sh.st.started.workflow.phases) {
-        let todo: Vec<String> = wave.into_iter().filter(|p| !done.contains(p)).collect();
+        let todo: Vec<String> = wave
+            .into_iter()
+            .filter(|p| !summaries.contains_key(p))
+            .collect();
         if todo.is_empty() {
             continue;
         }
@@ -668,7 +646,6 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
         for (p, r) in results {
             match r {
                 Ok(PhaseResult::Done(d)) => {
-                    done.insert(p.clone());
                     summaries.insert(p.clone(), d);
                 }
                 Ok(PhaseResult::Paused { reason, detail }) => {
@@ -721,7 +698,7 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
     }
     // Every phase is done: the run summary, a last commit, the end.
     let wt = &sh.st.started.worktree;
-    let summary = run_summary(sh, &summaries);
+    let summary = run_summary(sh, &summaries)?;
     let rel = format!(".agents/runs/{id}.md");
     let path = wt.join(&rel);
     if let Some(d) = path.parent() {
@@ -761,43 +738,47 @@ fn finish_progress(sh: &Shared<'_>, status: &str, commit: Option<String>) {
 
 /// The run's summary for `.agents/runs/<id>.md` — deterministic (no times,
 /// no commit ids), so a resumed run writes the same file.
-fn run_summary(sh: &Shared<'_>, done: &BTreeMap<String, PhaseDone>) -> String {
+fn run_summary(sh: &Shared<'_>, done: &BTreeMap<String, PhaseDone>) -> Result<String, RunError> {
     let s = &sh.st.started;
-    let mut out = format!(
-        "---\nid: run-{}\ntype: run\ntitle: {}\nworkflow: {}\n---\n\n# Run {}: {}\n\nGoal: {}\n\n| phase | agent | attempts | tokens | cost (USD) |\n|---|---|---|---|---|\n",
-        sh.st.id,
-        serde_json::to_string(&format!(
+    let order: Vec<String> = spec::waves(&s.workflow.phases)
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut body = format!(
+        "# Run {}: {}\n\nGoal: {}\n\n| phase | agent | attempts | tokens | cost (USD) |\n|---|---|---|---|---|\n",
+        sh.st.id, s.workflow.name, s.goal
+    );
+    for p in &order {
+        if let Some(d) = done.get(p) {
+            body.push_str(&format!(
+                "| {p} | {} | {} | {} | {:.4} |\n",
+                s.workflow.phases[p].agent,
+                d.attempt,
+                d.usage.total(),
+                d.cost_usd
+            ));
+        }
+    }
+    for p in &order {
+        if let Some(d) = done.get(p) {
+            body.push_str(&format!("\n## {p}\n\n{}\n", d.summary.trim()));
+        }
+    }
+    crate::tools::render_entry(
+        &format!("run-{}", sh.st.id),
+        agentops_knowledge::EntryType::Run,
+        &format!(
             "{}: {}",
             s.workflow.name,
             s.goal.lines().next().unwrap_or("")
-        ))
-        .unwrap_or_default(),
-        s.workflow.name,
-        sh.st.id,
-        s.workflow.name,
-        s.goal
-    );
-    for wave in spec::waves(&s.workflow.phases) {
-        for p in wave {
-            if let Some(d) = done.get(&p) {
-                out.push_str(&format!(
-                    "| {p} | {} | {} | {} | {:.4} |\n",
-                    s.workflow.phases[&p].agent,
-                    d.attempt,
-                    d.usage.total(),
-                    d.cost_usd
-                ));
-            }
-        }
-    }
-    for wave in spec::waves(&s.workflow.phases) {
-        for p in wave {
-            if let Some(d) = done.get(&p) {
-                out.push_str(&format!("\n## {p}\n\n{}\n", d.summary.trim()));
-            }
-        }
-    }
-    out
+        ),
+        Vec::new(),
+        sh.st.started_ts,
+        None,
+        sh.st.id.as_str(),
+        &body,
+    )
+    .map_err(RunError::State)
 }
 
 fn ancestors(phases: &BTreeMap<String, spec::PhaseSpec>, name: &str) -> Vec<String> {
@@ -901,11 +882,17 @@ fn phase_message(
     Ok(m)
 }
 
+/// What a call cost: as the backend reported it, else from the price table
+/// (by the model that answered, else the one asked).
+fn call_cost(sh: &Shared<'_>, model: &str, r: &Response) -> f64 {
+    let m = if r.model.is_empty() { model } else { &r.model };
+    r.reported_cost_usd
+        .or_else(|| sh.prices.cost(m, &r.usage))
+        .unwrap_or(0.0)
+}
+
 fn context_packet(sh: &Shared<'_>, agent: &Agent, task: &str) -> Option<String> {
-    let idx =
-        agentops_context::index::KnowledgeIndex::open(sh.ctx.layout, sh.ctx.config, false, false)
-            .ok()?
-            .0;
+    let idx = sh.index?;
     let q = agent
         .spec
         .context
@@ -1109,6 +1096,7 @@ fn run_phase(
         search: sh.search,
         agent: agent.spec.name.clone(),
         run_id: id.to_string(),
+        created_us: sh.st.started_ts,
     };
     let gates: Vec<&Gate> = p.gates.iter().filter_map(|g| sh.gates.get(g)).collect();
     let max_attempts = p.max_attempts + sh.st.extra_attempts;
@@ -1191,13 +1179,7 @@ fn run_phase(
                         }
                     };
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let cost = r
-                        .reported_cost_usd
-                        .or_else(|| {
-                            sh.prices
-                                .cost(if r.model.is_empty() { &model } else { &r.model }, &r.usage)
-                        })
-                        .unwrap_or(0.0);
+                    let cost = call_cost(sh, &model, &r);
                     let mut ev = event(id, EventKind::LlmCall, json!({
                         "key": key, "phase": phase, "attempt": attempt, "turn": turn, "agent": agent.spec.name,
                         "provider": backend.provider(), "model": model, "response_model": r.model, "response_id": r.id,
@@ -1225,21 +1207,8 @@ fn run_phase(
                     r
                 }
             };
-            let cost = resp
-                .reported_cost_usd
-                .or_else(|| {
-                    sh.prices.cost(
-                        if resp.model.is_empty() {
-                            &model
-                        } else {
-                            &resp.model
-                        },
-                        &resp.usage,
-                    )
-                })
-                .unwrap_or(0.0);
             phase_usage.add(&resp.usage);
-            phase_cost += cost;
+            phase_cost += call_cost(sh, &model, &resp);
             last_text = resp.text();
             messages.push(resp.as_message());
             let uses: Vec<(String, String, serde_json::Value)> = resp
@@ -1363,12 +1332,12 @@ fn run_phase(
                     tokens: phase_usage.total(),
                     cost_usd: phase_cost,
                     seconds: phase_start.elapsed().as_secs_f64(),
-                    commit,
+                    commit: commit.clone(),
                     replayed_calls: replayed,
                     live_calls: live,
                 });
                 return Ok(PhaseResult::Done(PhaseDone {
-                    commit: String::new(),
+                    commit,
                     summary,
                     attempt,
                     usage: phase_usage,

@@ -418,6 +418,26 @@ pub fn load_agents(agents_dir: &Path) -> Result<BTreeMap<String, Agent>, SpecErr
     Ok(out)
 }
 
+/// Every agent under `.agents/agents/`, with the ones that do not load kept
+/// apart (by file name) so a workflow check can say which agent is broken.
+pub fn load_agents_checked(
+    agents_dir: &Path,
+) -> (BTreeMap<String, Agent>, BTreeMap<String, SpecError>) {
+    let mut agents = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for p in read_dir_toml(&agents_dir.join("agents")) {
+        match read(&p).and_then(|src| parse_agent(&p, &src, agents_dir)) {
+            Ok(a) => {
+                agents.insert(stem(&p), a);
+            }
+            Err(e) => {
+                errors.insert(stem(&p), e);
+            }
+        }
+    }
+    (agents, errors)
+}
+
 /// Every workflow under `.agents/workflows/` (parsed, not validated).
 pub fn load_workflows(agents_dir: &Path) -> Result<BTreeMap<String, Workflow>, SpecError> {
     let mut out = BTreeMap::new();
@@ -541,9 +561,9 @@ pub fn validate(
     w: &Workflow,
     agents: &BTreeMap<String, Agent>,
     agent_errors: &BTreeMap<String, SpecError>,
-    gates: &BTreeSet<String>,
+    gates: &BTreeMap<String, agentops_gates::Gate>,
 ) -> Vec<SpecError> {
-    let mut out = Vec::new();
+    let mut out = judge_conflicts(w, gates);
     let file = w.defined_at.trim_end_matches(":1").to_owned();
     let at = |phase: &str, key: Option<&str>| {
         format!(
@@ -584,7 +604,7 @@ pub fn validate(
             });
         }
         for g in &p.gates {
-            if !gates.contains(g) {
+            if !gates.contains_key(g) {
                 out.push(SpecError {
                     location: at(name, Some("gates")),
                     message: format!(
@@ -592,7 +612,7 @@ pub fn validate(
                         if gates.is_empty() {
                             "none (add [gates.<name>] to .agents/config.toml)".into()
                         } else {
-                            gates.iter().cloned().collect::<Vec<_>>().join(", ")
+                            gates.keys().cloned().collect::<Vec<_>>().join(", ")
                         }
                     ),
                 });
@@ -633,10 +653,7 @@ pub fn validate(
 
 /// Phases judged by their own agent: a `judge` gate (or a council's judge)
 /// whose `agent` is the phase's agent is a configuration error.
-pub fn judge_conflicts(
-    w: &Workflow,
-    gates: &BTreeMap<String, agentops_gates::Gate>,
-) -> Vec<SpecError> {
+fn judge_conflicts(w: &Workflow, gates: &BTreeMap<String, agentops_gates::Gate>) -> Vec<SpecError> {
     let file = w.defined_at.trim_end_matches(":1").to_owned();
     let mut out = Vec::new();
     for (name, p) in &w.spec.phases {
@@ -778,7 +795,7 @@ mod tests {
         let w = wf(
             "[phases.a]\nagent = \"planner\"\ntask = \"x\"\nneeds = [\"b\"]\n\n[phases.b]\nagent = \"ghost\"\ntask = \"y\"\nneeds = [\"a\"]\ngates = [\"nope\"]\n",
         );
-        let errs = validate(&w, &BTreeMap::new(), &BTreeMap::new(), &BTreeSet::new());
+        let errs = validate(&w, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new());
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert!(
             text.iter()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agentops_gates::policy::{CommandPolicy, PolicyDecision, check_write};
+use agentops_gates::policy::{Access, CommandPolicy, PolicyDecision, check_access, check_write};
 use agentops_llm::ToolSpec;
 use globset::GlobSet;
 use serde_json::{Value, json};
@@ -73,6 +73,9 @@ pub struct ToolEnv<'a> {
     /// Who records learnings.
     pub agent: String,
     pub run_id: String,
+    /// `created` of recorded learnings: the run's start, so a resumed run
+    /// writes the same file.
+    pub created_us: i64,
 }
 
 /// The JSON-schema specs of `names`.
@@ -111,15 +114,14 @@ fn arg<'v>(input: &'v Value, key: &str) -> Result<&'v str, ToolOutput> {
 impl ToolEnv<'_> {
     /// A path the agent may read: (absolute, relative).
     fn readable(&self, p: &str) -> Result<(PathBuf, String), ToolOutput> {
-        match check_write(Path::new(p), &self.root, &self.root, &self.read_scope) {
-            PolicyDecision::Allow => {}
-            PolicyDecision::Deny { reason, .. } => {
-                return Err(ToolOutput::err(
-                    reason
-                        .replace("write scope", "read scope")
-                        .replace("Write only", "Read only"),
-                ));
-            }
+        if let PolicyDecision::Deny { reason, .. } = check_access(
+            Path::new(p),
+            &self.root,
+            &self.root,
+            &self.read_scope,
+            Access::Read,
+        ) {
+            return Err(ToolOutput::err(reason));
         }
         let abs = self.root.join(p);
         let rel = rel_of(&self.root, &abs);
@@ -432,19 +434,21 @@ impl ToolEnv<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let text = format!(
-            "---\nid: run-{}-{}\ntype: learning\ntitle: {}\ntags: [{}]\nmaturity: provisional\nsource:\n  agent: {}\n  run: {}\n---\n\n{}\n",
-            self.run_id,
-            slug,
-            serde_json::to_string(title).unwrap_or_default(),
-            tags.iter()
-                .map(|t| serde_json::to_string(t).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.agent,
-            self.run_id,
-            agentops_core::redact::redact(body)
-        );
+        for t in &tags {
+            agentops_knowledge::entry::validate_tag(t)
+                .map_err(|m| ToolOutput::err(format!("tag `{t}`: {m}")))?;
+        }
+        let text = render_entry(
+            &format!("run-{}-{slug}", self.run_id),
+            agentops_knowledge::EntryType::Learning,
+            title,
+            tags,
+            self.created_us,
+            Some(&self.agent),
+            &self.run_id,
+            &agentops_core::redact::redact(body),
+        )
+        .map_err(ToolOutput::err)?;
         let abs = self.root.join(&rel);
         if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ToolOutput::err(format!("{rel}: {e}")))?;
@@ -456,6 +460,39 @@ impl ToolEnv<'_> {
         o.wrote.push(rel);
         Ok(o)
     }
+}
+
+/// A knowledge entry written by a run, in the project's entry format.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn render_entry(
+    id: &str,
+    kind: agentops_knowledge::EntryType,
+    title: &str,
+    tags: Vec<String>,
+    created_us: i64,
+    agent: Option<&str>,
+    run: &str,
+    body: &str,
+) -> Result<String, String> {
+    use agentops_knowledge::{Entry, Maturity, Provenance};
+    let e = Entry {
+        id: agentops_core::EntryId::parse(id).map_err(|e| e.to_string())?,
+        kind,
+        title: title.to_owned(),
+        tags,
+        created: Some(created_us),
+        source: Provenance {
+            run: Some(run.to_owned()),
+            session: None,
+            agent: agent.map(str::to_owned),
+        },
+        maturity: Maturity::Provisional,
+        supersedes: Vec::new(),
+        body: body.to_owned(),
+        path: String::new(),
+        has_front_matter: true,
+    };
+    agentops_knowledge::entry::render(&e)
 }
 
 fn read_capped(r: Option<impl Read>) -> String {
@@ -524,6 +561,7 @@ mod tests {
             search: None,
             agent: "coder".into(),
             run_id: "r1".into(),
+            created_us: 0,
         }
     }
 

@@ -328,42 +328,11 @@ pub fn workflows(cmd: WorkflowsCommand, flags: &Flags, out: &Output) -> Result<C
                     .into_values()
                     .collect(),
             };
-            let mut agents = BTreeMap::new();
-            let mut agent_errors = BTreeMap::new();
-            for p in std::fs::read_dir(dir.join("agents"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-            {
-                if p.extension().is_none_or(|x| x != "toml") {
-                    continue;
-                }
-                let name = p
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                match std::fs::read_to_string(&p)
-                    .map_err(|e| spec::SpecError {
-                        location: p.display().to_string(),
-                        message: e.to_string(),
-                    })
-                    .and_then(|src| spec::parse_agent(&p, &src, &dir))
-                {
-                    Ok(a) => {
-                        agents.insert(name, a);
-                    }
-                    Err(e) => {
-                        agent_errors.insert(name, e);
-                    }
-                }
-            }
+            let (agents, agent_errors) = spec::load_agents_checked(&dir);
             let gates = agentops_gates::load(&dir).map_err(Failure::usage)?;
-            let names = gates.keys().cloned().collect();
             let mut errors = Vec::new();
             for w in &list {
-                errors.extend(spec::validate(w, &agents, &agent_errors, &names));
-                errors.extend(spec::judge_conflicts(w, &gates));
+                errors.extend(spec::validate(w, &agents, &agent_errors, &gates));
             }
             if out.json {
                 out.json(&serde_json::json!({"workflows": list.len(), "errors": errors}));
@@ -575,6 +544,18 @@ pub fn list(limit: usize, flags: &Flags, out: &Output) -> Result<Code, Failure> 
 pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, _, j) = open(flags)?;
     let id = find(&j, run)?;
+    render_run(&layout, &j, &id, recording, out)
+}
+
+/// `agentops show`'s output for one run.
+fn render_run(
+    layout: &RepoLayout,
+    j: &Journal,
+    id: &RunId,
+    recording: bool,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let id = id.clone();
     let events = j.read(&Query::run(id.clone())).map_err(Failure::failed)?;
     if recording {
         for e in events
@@ -833,14 +814,7 @@ pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Res
     }
     say("6. the trace:");
     if !out.json {
-        let flags: Vec<(String, String, String)> = Vec::new();
-        let cwd = std::env::current_dir().ok();
-        std::env::set_current_dir(&dir).map_err(Failure::failed)?;
-        let r = show(&run_id, false, &flags, out);
-        if let Some(c) = cwd {
-            let _ = std::env::set_current_dir(c);
-        }
-        r?;
+        render_run(&layout, &j, &id, false, out)?;
         let log = agentops_runner::git::git(
             &dir,
             &["log", "--oneline", &format!("agentops/run/{run_id}")],
