@@ -36,11 +36,13 @@ pub fn run_gates(
     journal: Option<&Journal>,
     run: &RunId,
 ) -> Result<Vec<GateResult>, GateError> {
-    run_gates_with(gates, &[], root, base, journal, run, None)
+    run_gates_with(gates, &[], root, base, journal, run, None, None)
 }
 
 /// [`run_gates`] with what `judge` and `council` gates need: the judge
-/// gates a council may call on (`all`) and the model configuration.
+/// gates a council may call on (`all`) and the model configuration; each
+/// verdict's span is a child of `parent` (a workflow phase) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn run_gates_with(
     gates: &[&Gate],
     all: &[&Gate],
@@ -49,6 +51,7 @@ pub fn run_gates_with(
     journal: Option<&Journal>,
     run: &RunId,
     judges: Option<&crate::JudgeEnv<'_>>,
+    parent: Option<&SpanId>,
 ) -> Result<Vec<GateResult>, GateError> {
     let needs_diff = gates.iter().any(|g| {
         matches!(
@@ -113,10 +116,10 @@ pub fn run_gates_with(
                 json!({
                     "gate": r.name, "kind": r.kind, "verdict": r.verdict, "summary": r.summary,
                     "evidence": r.evidence, "duration_ms": r.duration_ms, "started_us": started_us,
-                    "base": diff.as_ref().map(|d| d.base.clone()),
+                    "base": diff.as_ref().map(|d| d.base.clone()), "pending": r.pending,
                 }),
             )
-            .in_span(SpanId::generate(), None);
+            .in_span(SpanId::generate(), parent.cloned());
             e.ts = started_us;
             // Best effort: a journal that cannot be written must not turn a
             // verdict into a crash; the verdict is still returned.

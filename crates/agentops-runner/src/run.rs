@@ -1282,6 +1282,7 @@ fn run_phase(
                 Some(sh.ctx.journal),
                 id,
                 Some(&judges),
+                Some(&phase_span),
             )
             .map_err(|e| RunError::Config(format!("phase {phase}: gates: {e}")))?
         };
@@ -1349,7 +1350,7 @@ fn run_phase(
                     event(
                         id,
                         other(state::STEP_RETRY),
-                        json!({"phase": phase, "attempt": attempt, "feedback": f}),
+                        json!({"phase": phase, "attempt": attempt, "feedback": f, "agent": agent.spec.name}),
                     )
                     .in_span(phase_span.clone(), None),
                     Durability::Relaxed,

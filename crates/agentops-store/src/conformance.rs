@@ -36,6 +36,8 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) -> Outcome {
     queries_filter(fresh().as_ref())?;
     journal_redacts(fresh())?;
     utility_moves_as_an_ema(fresh().as_ref())?;
+    rollup_sums_appends(fresh().as_ref())?;
+    export_leases(fresh().as_ref())?;
     Ok(())
 }
 
@@ -252,4 +254,117 @@ pub fn utility_moves_as_an_ema(store: &dyn Store) -> Outcome {
         all.len() == 2 && (all["b"].value - 0.75).abs() < 1e-9,
         || format!("utility map: {all:?}"),
     )
+}
+
+/// Appends fold model calls, tool calls, gates and steps into the rollup by
+/// (day, run, agent, model), with the run's workflow.
+pub fn rollup_sums_appends(store: &dyn Store) -> Outcome {
+    let r = run("run-r")?;
+    let day = crate::rollup::DAY_US;
+    let call = |ts: i64, tokens: i64, cost: f64| {
+        ev(
+            &r,
+            ts,
+            EventKind::LlmCall,
+            json!({"agent": "coder", "model": "gpt-5", "cost_usd": cost, "duration_ms": 10.0,
+                   "usage": {"input_tokens": tokens, "output_tokens": 5, "cache_read_tokens": 10, "cache_creation_tokens": 0}}),
+        )
+    };
+    store
+        .append_batch(
+            &[
+                ev(
+                    &r,
+                    day * 10,
+                    EventKind::RunStarted,
+                    json!({"workflow": {"name": "feature"}}),
+                ),
+                call(day * 10 + 1, 100, 0.25),
+                call(day * 10 + 2, 50, 0.25),
+                ev(
+                    &r,
+                    day * 10 + 3,
+                    EventKind::ToolCall,
+                    json!({"agent": "coder", "is_error": true}),
+                ),
+                ev(
+                    &r,
+                    day * 10 + 4,
+                    EventKind::GateVerdict,
+                    json!({"verdict": "PASS"}),
+                ),
+                call(day * 11, 1, 0.5),
+            ],
+            Durability::Sync,
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = store.rollup(0).map_err(|e| e.to_string())?;
+    let find = |d: i64, agent: &str, model: &str| {
+        rows.iter()
+            .find(|x| x.day == d && x.agent == agent && x.model == model)
+            .cloned()
+    };
+    let a = find(10, "coder", "gpt-5").ok_or_else(|| format!("no day-10 call row: {rows:?}"))?;
+    ensure(
+        a.sums.llm_calls == 2
+            && a.sums.input_tokens == 150
+            && a.sums.cache_read_tokens == 20
+            && (a.sums.cost_usd - 0.5).abs() < 1e-9
+            && a.workflow.as_deref() == Some("feature"),
+        || format!("day-10 model row: {a:?}"),
+    )?;
+    let t = find(10, "coder", "").ok_or_else(|| format!("no tool row: {rows:?}"))?;
+    ensure(t.sums.tool_calls == 1 && t.sums.tool_errors == 1, || {
+        format!("tool row: {t:?}")
+    })?;
+    let g = find(10, "", "").ok_or_else(|| format!("no gate row: {rows:?}"))?;
+    ensure(g.sums.gates == 1 && g.sums.gates_passed == 1, || {
+        format!("gate row: {g:?}")
+    })?;
+    let later = store.rollup(11).map_err(|e| e.to_string())?;
+    ensure(later.len() == 1 && later[0].sums.llm_calls == 1, || {
+        format!("rollup since day 11: {later:?}")
+    })
+}
+
+/// One exporter holds a lease; another is refused until it expires or is
+/// released; only the holder moves the watermark, which never goes back.
+pub fn export_leases(store: &dyn Store) -> Outcome {
+    let e = |x: crate::StoreError| x.to_string();
+    ensure(
+        store.claim_export("otlp:a", "one", 100, 200).map_err(e)? == Some(0),
+        || "first claim should start at 0".into(),
+    )?;
+    ensure(
+        store
+            .claim_export("otlp:a", "two", 150, 250)
+            .map_err(e)?
+            .is_none(),
+        || "a second owner claimed a live lease".into(),
+    )?;
+    ensure(
+        store.advance_export("otlp:a", "one", 42, 300).map_err(e)?,
+        || "the holder could not advance".into(),
+    )?;
+    ensure(
+        !store.advance_export("otlp:a", "two", 99, 300).map_err(e)?,
+        || "a non-holder advanced the watermark".into(),
+    )?;
+    ensure(
+        store.advance_export("otlp:a", "one", 7, 300).map_err(e)?,
+        || "advance".into(),
+    )?;
+    ensure(
+        store.claim_export("otlp:a", "two", 301, 400).map_err(e)? == Some(42),
+        || "an expired lease should pass to the next owner at the watermark".into(),
+    )?;
+    store.release_export("otlp:a", "two").map_err(e)?;
+    ensure(
+        store.claim_export("otlp:a", "three", 302, 400).map_err(e)? == Some(42),
+        || "a released lease should be free".into(),
+    )?;
+    let w = store.watermarks().map_err(e)?;
+    ensure(w.len() == 1 && w[0].0 == "otlp:a" && w[0].1 == 42, || {
+        format!("watermarks: {w:?}")
+    })
 }

@@ -8,10 +8,12 @@ pub mod conformance;
 mod error;
 pub mod layout;
 pub mod project;
+pub mod rollup;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use layout::{LayoutError, RepoLayout};
+pub use rollup::{RollupRow, Sums};
 pub use sqlite::{OpenOptions, SCHEMA_VERSION, SqliteStore, StoreStatus};
 
 use agentops_core::config::Config;
@@ -93,6 +95,31 @@ pub trait Store: Send + Sync {
         alpha: f64,
         ts: i64,
     ) -> Result<Utility, StoreError>;
+    /// The metrics rollup from UTC day `since_day` on (see [`rollup`]).
+    fn rollup(&self, since_day: i64) -> Result<Vec<RollupRow>, StoreError>;
+    /// Every exporter's watermark: (name, seq, updated µs).
+    fn watermarks(&self) -> Result<Vec<(String, i64, i64)>, StoreError>;
+    /// Claims exporter `name` for `owner` until `until_us` unless another
+    /// owner holds an unexpired lease at `now_us`; returns the watermark
+    /// (0 for a new exporter) when claimed.
+    fn claim_export(
+        &self,
+        name: &str,
+        owner: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Moves exporter `name`'s watermark to `seq` and renews the lease, if
+    /// `owner` still holds it; false when the lease was lost.
+    fn advance_export(
+        &self,
+        name: &str,
+        owner: &str,
+        seq: i64,
+        until_us: i64,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `owner`'s lease on exporter `name`.
+    fn release_export(&self, name: &str, owner: &str) -> Result<(), StoreError>;
 }
 
 /// How useful an entry has proved: an EMA of feedback in [0, 1].
@@ -144,6 +171,12 @@ impl Journal {
             },
         )?;
         Self::new(Box::new(store), &config.redaction.extra_patterns)
+    }
+
+    /// The backend, for what the journal does not wrap (rollup, exporter
+    /// watermarks).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     fn redactor(&self) -> &Redactor {

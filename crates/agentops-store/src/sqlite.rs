@@ -9,10 +9,10 @@ use agentops_core::config::Synchronous;
 use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
-use crate::{Durability, Query, Store, StoreError, Utility};
+use crate::{Durability, Query, RollupRow, Store, StoreError, Sums, Utility};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of an agentops journal: "AGOP".
 const APPLICATION_ID: i64 = 0x4147_4F50;
@@ -41,7 +41,133 @@ CREATE TABLE utility (
     updated_ts INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE rollup (
+    day                   INTEGER NOT NULL,
+    run_id                TEXT    NOT NULL,
+    agent                 TEXT    NOT NULL,
+    model                 TEXT    NOT NULL,
+    llm_calls             INTEGER NOT NULL DEFAULT 0,
+    llm_errors            INTEGER NOT NULL DEFAULT 0,
+    input_tokens          INTEGER NOT NULL DEFAULT 0,
+    output_tokens         INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
+    cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd              REAL    NOT NULL DEFAULT 0,
+    unpriced_calls        INTEGER NOT NULL DEFAULT 0,
+    llm_ms                REAL    NOT NULL DEFAULT 0,
+    llm_ms_max            REAL    NOT NULL DEFAULT 0,
+    tool_calls            INTEGER NOT NULL DEFAULT 0,
+    tool_errors           INTEGER NOT NULL DEFAULT 0,
+    tool_ms               REAL    NOT NULL DEFAULT 0,
+    gates                 INTEGER NOT NULL DEFAULT 0,
+    gates_passed          INTEGER NOT NULL DEFAULT 0,
+    retries               INTEGER NOT NULL DEFAULT 0,
+    steps                 INTEGER NOT NULL DEFAULT 0,
+    step_ms               REAL    NOT NULL DEFAULT 0,
+    step_ms_max           REAL    NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, run_id, agent, model)
+);
+CREATE TABLE runs_index (
+    run_id   TEXT PRIMARY KEY,
+    workflow TEXT,
+    harness  TEXT,
+    first_ts INTEGER NOT NULL
+);
+CREATE TABLE export_watermarks (
+    name        TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    updated_ts  INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
+
+const ROLLUP_UPSERT: &str = "INSERT INTO rollup (day, run_id, agent, model, llm_calls, llm_errors, input_tokens, output_tokens,
+    cache_read_tokens, cache_creation_tokens, cost_usd, unpriced_calls, llm_ms, llm_ms_max, tool_calls, tool_errors, tool_ms,
+    gates, gates_passed, retries, steps, step_ms, step_ms_max)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
+ ON CONFLICT (day, run_id, agent, model) DO UPDATE SET
+    llm_calls = llm_calls + excluded.llm_calls, llm_errors = llm_errors + excluded.llm_errors,
+    input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+    cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+    cost_usd = cost_usd + excluded.cost_usd, unpriced_calls = unpriced_calls + excluded.unpriced_calls,
+    llm_ms = llm_ms + excluded.llm_ms, llm_ms_max = max(llm_ms_max, excluded.llm_ms_max),
+    tool_calls = tool_calls + excluded.tool_calls, tool_errors = tool_errors + excluded.tool_errors,
+    tool_ms = tool_ms + excluded.tool_ms, gates = gates + excluded.gates, gates_passed = gates_passed + excluded.gates_passed,
+    retries = retries + excluded.retries, steps = steps + excluded.steps, step_ms = step_ms + excluded.step_ms,
+    step_ms_max = max(step_ms_max, excluded.step_ms_max)";
+
+const RUNS_UPSERT: &str = "INSERT INTO runs_index (run_id, workflow, harness, first_ts) VALUES (?1, ?2, ?3, ?4)
+ ON CONFLICT (run_id) DO UPDATE SET workflow = coalesce(runs_index.workflow, excluded.workflow),
+    harness = coalesce(runs_index.harness, excluded.harness), first_ts = min(runs_index.first_ts, excluded.first_ts)
+ WHERE (runs_index.workflow IS NULL AND excluded.workflow IS NOT NULL)
+    OR (runs_index.harness IS NULL AND excluded.harness IS NOT NULL)
+    OR excluded.first_ts < runs_index.first_ts";
+
+/// Folds one event into the rollup tables (inside the caller's transaction).
+fn fold(
+    tx: &rusqlite::Transaction<'_>,
+    ts: i64,
+    run_id: &str,
+    kind: &EventKind,
+    body: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    if let Some((agent, model, d)) = crate::rollup::delta(kind, body) {
+        let mut stmt = tx.prepare_cached(ROLLUP_UPSERT)?;
+        stmt.execute(rusqlite::params![
+            crate::rollup::day_of(ts),
+            run_id,
+            agent,
+            model,
+            d.llm_calls,
+            d.llm_errors,
+            d.input_tokens,
+            d.output_tokens,
+            d.cache_read_tokens,
+            d.cache_creation_tokens,
+            d.cost_usd,
+            d.unpriced_calls,
+            d.llm_ms,
+            d.llm_ms_max,
+            d.tool_calls,
+            d.tool_errors,
+            d.tool_ms,
+            d.gates,
+            d.gates_passed,
+            d.retries,
+            d.steps,
+            d.step_ms,
+            d.step_ms_max,
+        ])?;
+    }
+    if let Some((workflow, harness)) = crate::rollup::run_info(kind, body) {
+        let mut stmt = tx.prepare_cached(RUNS_UPSERT)?;
+        stmt.execute(rusqlite::params![run_id, workflow, harness, ts])?;
+    }
+    Ok(())
+}
+
+/// Folds every event already in the journal into the rollup (the migration
+/// that introduced it).
+fn backfill(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("SELECT ts, run_id, kind, body FROM events ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (ts, run_id, kind, body): (i64, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let (Ok(kind), Ok(body)) = (
+            kind.parse::<EventKind>(),
+            serde_json::from_str::<serde_json::Value>(&body),
+        ) else {
+            continue;
+        };
+        fold(tx, ts, &run_id, &kind, &body)?;
+    }
+    Ok(())
+}
 
 /// How to open a SQLite journal.
 #[derive(Debug, Clone, Copy)]
@@ -271,6 +397,9 @@ impl SqliteStore {
             for m in MIGRATIONS.iter().skip(start) {
                 tx.execute_batch(m)?;
             }
+            if version >= 1 && version < 3 {
+                backfill(&tx)?;
+            }
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
@@ -431,6 +560,9 @@ impl Store for SqliteStore {
                         seqs.push(tx.last_insert_rowid());
                     }
                 }
+                for e in events {
+                    fold(&tx, e.ts, e.run_id.as_str(), &e.kind, &e.body)?;
+                }
                 tx.commit()?;
                 Ok(seqs)
             })();
@@ -550,6 +682,135 @@ impl Store for SqliteStore {
                 events: u32::try_from(events).unwrap_or(u32::MAX),
             })
         })
+    }
+
+    fn rollup(&self, since_day: i64) -> Result<Vec<RollupRow>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.day, r.run_id, r.agent, r.model, i.workflow, i.harness,
+                        r.llm_calls, r.llm_errors, r.input_tokens, r.output_tokens, r.cache_read_tokens,
+                        r.cache_creation_tokens, r.cost_usd, r.unpriced_calls, r.llm_ms, r.llm_ms_max,
+                        r.tool_calls, r.tool_errors, r.tool_ms, r.gates, r.gates_passed, r.retries,
+                        r.steps, r.step_ms, r.step_ms_max
+                 FROM rollup r LEFT JOIN runs_index i ON i.run_id = r.run_id
+                 WHERE r.day >= ?1 ORDER BY r.day, r.run_id, r.agent, r.model",
+            )?;
+            let rows = stmt.query_map([since_day], |r| {
+                Ok(RollupRow {
+                    day: r.get(0)?,
+                    run_id: r.get(1)?,
+                    agent: r.get(2)?,
+                    model: r.get(3)?,
+                    workflow: r.get(4)?,
+                    harness: r.get(5)?,
+                    sums: Sums {
+                        llm_calls: r.get(6)?,
+                        llm_errors: r.get(7)?,
+                        input_tokens: r.get(8)?,
+                        output_tokens: r.get(9)?,
+                        cache_read_tokens: r.get(10)?,
+                        cache_creation_tokens: r.get(11)?,
+                        cost_usd: r.get(12)?,
+                        unpriced_calls: r.get(13)?,
+                        llm_ms: r.get(14)?,
+                        llm_ms_max: r.get(15)?,
+                        tool_calls: r.get(16)?,
+                        tool_errors: r.get(17)?,
+                        tool_ms: r.get(18)?,
+                        gates: r.get(19)?,
+                        gates_passed: r.get(20)?,
+                        retries: r.get(21)?,
+                        steps: r.get(22)?,
+                        step_ms: r.get(23)?,
+                        step_ms_max: r.get(24)?,
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn watermarks(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT name, seq, updated_ts FROM export_watermarks ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn claim_export(
+        &self,
+        name: &str,
+        owner: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(i64, Option<String>, i64)> = tx
+                .query_row(
+                    "SELECT seq, lease_owner, lease_until FROM export_watermarks WHERE name = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map(Some)
+                .or_else(|e| {
+                    if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            let seq = match row {
+                Some((_, Some(o), until)) if o != owner && until > now_us => return Ok(None),
+                Some((seq, _, _)) => {
+                    tx.execute(
+                        "UPDATE export_watermarks SET lease_owner = ?2, lease_until = ?3 WHERE name = ?1",
+                        rusqlite::params![name, owner, until_us],
+                    )?;
+                    seq
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO export_watermarks (name, seq, updated_ts, lease_owner, lease_until) VALUES (?1, 0, ?2, ?3, ?4)",
+                        rusqlite::params![name, now_us, owner, until_us],
+                    )?;
+                    0
+                }
+            };
+            tx.commit()?;
+            Ok(Some(seq))
+        })
+    }
+
+    fn advance_export(
+        &self,
+        name: &str,
+        owner: &str,
+        seq: i64,
+        until_us: i64,
+    ) -> Result<bool, StoreError> {
+        let now = agentops_core::time::now_micros();
+        let n = self.with_conn(|c| {
+            c.execute(
+                "UPDATE export_watermarks SET seq = max(seq, ?3), updated_ts = ?4, lease_until = ?5
+                 WHERE name = ?1 AND lease_owner = ?2",
+                rusqlite::params![name, owner, seq, now, until_us],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    fn release_export(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            c.execute(
+                "UPDATE export_watermarks SET lease_owner = NULL, lease_until = 0 WHERE name = ?1 AND lease_owner = ?2",
+                rusqlite::params![name, owner],
+            )
+        })?;
+        Ok(())
     }
 
     fn last_seq(&self) -> Result<i64, StoreError> {

@@ -80,6 +80,7 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                 Some(&j),
                 &run,
                 Some(&judges),
+                None,
             )
             .map_err(Failure::failed)?;
             let blocking = |v: Verdict| v == Verdict::Fail || (strict && v == Verdict::Warn);
