@@ -224,6 +224,43 @@ pub enum Command {
         #[arg(long)]
         recording: bool,
     },
+    /// The trace of a run or a harness session as a tree: every workflow,
+    /// agent, model call, tool call and gate span with a bar placing it in
+    /// time, its duration, tokens (in→out, cached included) and cost.
+    /// `--json` prints the spans with their OpenTelemetry attributes.
+    Trace {
+        /// A run id (or unique prefix) or a session id.
+        id: String,
+        /// Columns to fit (default: the terminal's width, else 100).
+        #[arg(long, value_name = "N")]
+        width: Option<usize>,
+    },
+    /// Tokens (input, cached, output), cost, latency, error rate, tool
+    /// calls, gate pass rate and retries, grouped by agent, model, workflow,
+    /// day or session, from the metrics rollup.
+    Stats {
+        /// What to group by.
+        #[arg(long, default_value = "agent", value_parser = ["agent", "model", "workflow", "day", "session"])]
+        by: String,
+        /// From this date (2026-11-01) or age (7d, 12h) on; whole UTC days.
+        #[arg(long, default_value = "7d", value_name = "WHEN")]
+        since: String,
+        /// Columns to fit (default: the terminal's width, else 100).
+        #[arg(long, value_name = "N")]
+        width: Option<usize>,
+    },
+    /// Health of the last window (`alerts.window`, default 24h) and alerts:
+    /// error rate over 5%, a session's context over 40%, a step over 300 s,
+    /// a run's budget burnt past 80% (thresholds under [alerts]). Exit 1
+    /// when an alert fires, for cron and CI.
+    Status {
+        /// Look back this far instead of `alerts.window` (24h, 7d).
+        #[arg(long, value_name = "AGE")]
+        window: Option<String>,
+    },
+    /// Send spans to an OpenTelemetry backend.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Run a real three-phase workflow end to end in a scratch repository:
     /// knowledge, a context packet, agents, a gate that fails once and passes
     /// on retry, checkpoints, a budget pause and a resume, the trace. Offline
@@ -414,6 +451,35 @@ pub enum AgentsCommand {
     /// over 2,000 tokens, a write scope of everything, tools the backend
     /// cannot offer. Exit 1 when anything is flagged.
     Lint,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Send every span completed since this endpoint's watermark over
+    /// OTLP/HTTP (Phoenix, Langfuse, Jaeger, an OpenTelemetry collector).
+    /// The watermark is kept in the journal per endpoint and moves only when
+    /// the receiver accepts a batch: spans recorded while it was down are sent
+    /// when it returns, and none is sent twice. Exit 1 when the receiver
+    /// cannot be reached (the spans wait).
+    Otlp {
+        /// A base URL (`/v1/traces` is added) or the traces URL. Default:
+        /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
+        /// then `telemetry.endpoint`.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Wire format. Default: OTEL_EXPORTER_OTLP_PROTOCOL, then
+        /// `telemetry.protocol` (http/protobuf).
+        #[arg(long, value_parser = ["http/protobuf", "http/json"])]
+        protocol: Option<String>,
+        /// An extra request header (repeatable), added to
+        /// OTEL_EXPORTER_OTLP_HEADERS and `telemetry.headers`.
+        #[arg(long, value_name = "K=V")]
+        header: Vec<String>,
+        /// Keep exporting as new spans complete (polls every second; backs
+        /// off up to 30 s while the receiver is down).
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -93,6 +93,43 @@ pub struct Config {
     /// `[prices]`: USD per million tokens by model-name prefix, over the
     /// checked-in table.
     pub prices: std::collections::BTreeMap<String, PriceOverride>,
+    pub telemetry: TelemetryConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// `[telemetry]`: where spans are exported over OTLP/HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TelemetryConfig {
+    /// Base URL (`/v1/traces` is added) or full traces URL; unset: no export
+    /// unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub endpoint: Option<String>,
+    /// `http/protobuf` or `http/json`.
+    pub protocol: String,
+    /// Extra request headers (API keys belong in `OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The Phoenix project (`openinference.project.name`).
+    pub project: String,
+    /// Export in the background of `agentops run` when an endpoint is set.
+    pub export_in_run: bool,
+}
+
+/// `[alerts]`: thresholds of `agentops status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertsConfig {
+    /// Failed model and tool calls over all, per agent (0.05 = 5%).
+    pub error_rate: f64,
+    /// Agents with fewer calls in the window are not judged on error rate.
+    pub min_calls: u32,
+    /// Context window fill, in percent, of a harness session.
+    pub context_percent: f64,
+    /// A step running or taking longer than this many seconds.
+    pub step_seconds: u64,
+    /// Fraction of a run's budget (or of `daily_usd`) that fires an alert.
+    pub budget_burn: f64,
+    /// Spend per UTC day that counts as the daily budget.
+    pub daily_usd: Option<f64>,
+    /// How far back `status` looks (`24h`, `7d`).
+    pub window: String,
 }
 
 /// `[llm]`: where the model backends connect and how patiently.
@@ -260,6 +297,22 @@ impl Default for Config {
                 stream: true,
             },
             prices: std::collections::BTreeMap::new(),
+            telemetry: TelemetryConfig {
+                endpoint: None,
+                protocol: "http/protobuf".into(),
+                headers: std::collections::BTreeMap::new(),
+                project: "agentops".into(),
+                export_in_run: true,
+            },
+            alerts: AlertsConfig {
+                error_rate: 0.05,
+                min_calls: 20,
+                context_percent: 40.0,
+                step_seconds: 300,
+                budget_burn: 0.8,
+                daily_usd: None,
+                window: "24h".into(),
+            },
             context: ContextConfig {
                 packet_max: 4_000,
                 window: 200_000,
@@ -284,6 +337,8 @@ struct Layer {
     hooks: Option<HooksLayer>,
     llm: Option<LlmLayer>,
     prices: Option<std::collections::BTreeMap<String, PriceOverride>>,
+    telemetry: Option<TelemetryLayer>,
+    alerts: Option<AlertsLayer>,
     /// `[gates.<name>]`: validated by the gates engine, which reports its own
     /// file:line:key errors.
     #[serde(rename = "gates")]
@@ -310,6 +365,28 @@ struct LlmLayer {
     timeout_s: Option<u64>,
     max_retries: Option<u64>,
     stream: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryLayer {
+    endpoint: Option<String>,
+    protocol: Option<String>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    project: Option<String>,
+    export_in_run: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsLayer {
+    error_rate: Option<f64>,
+    min_calls: Option<u64>,
+    context_percent: Option<f64>,
+    step_seconds: Option<u64>,
+    budget_burn: Option<f64>,
+    daily_usd: Option<f64>,
+    window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -436,6 +513,27 @@ pub const KEYS: &[(&str, &str)] = &[
     ("llm.timeout_s", "a whole number of seconds, 1 to 86400"),
     ("llm.max_retries", "a whole number, 0 to 20"),
     ("llm.stream", "true or false"),
+    (
+        "telemetry.endpoint",
+        "an http:// or https:// OTLP/HTTP URL: a base (/v1/traces is added) or the traces URL",
+    ),
+    ("telemetry.protocol", "\"http/protobuf\" or \"http/json\""),
+    (
+        "telemetry.headers",
+        "a table of header = value sent with every export (keys belong in OTEL_EXPORTER_OTLP_HEADERS)",
+    ),
+    ("telemetry.project", "a Phoenix project name"),
+    ("telemetry.export_in_run", "true or false"),
+    ("alerts.error_rate", "a fraction, 0 to 1 (0.05 = 5%)"),
+    ("alerts.min_calls", "a whole number, 0 to 1000000"),
+    ("alerts.context_percent", "a percentage, 1 to 100"),
+    (
+        "alerts.step_seconds",
+        "a whole number of seconds, 1 to 604800",
+    ),
+    ("alerts.budget_burn", "a fraction, 0 to 1"),
+    ("alerts.daily_usd", "a number of US dollars above 0"),
+    ("alerts.window", "an age such as 24h, 7d, 30m"),
     (
         "prices.<model-prefix>",
         "{ input = USD, output = USD, cache_read = USD, cache_write = USD } per million tokens",
@@ -767,6 +865,83 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             cfg.prices.insert(model, price);
         }
     }
+    if let Some(t) = layer.telemetry {
+        if let Some(e) = t.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    at("telemetry.endpoint"),
+                    Some("telemetry.endpoint".into()),
+                    format!("key `telemetry.endpoint`: `{e}` is not an http:// or https:// URL"),
+                ));
+            }
+            cfg.telemetry.endpoint = Some(e);
+        }
+        if let Some(p) = t.protocol {
+            if p != "http/protobuf" && p != "http/json" {
+                return Err(ConfigError::invalid(
+                    at("telemetry.protocol"),
+                    Some("telemetry.protocol".into()),
+                    format!(
+                        "key `telemetry.protocol`: `{p}` is not supported; allowed: \"http/protobuf\" or \"http/json\" (gRPC is not offered)"
+                    ),
+                ));
+            }
+            cfg.telemetry.protocol = p;
+        }
+        if let Some(h) = t.headers {
+            cfg.telemetry.headers = h;
+        }
+        if let Some(p) = t.project {
+            cfg.telemetry.project = p;
+        }
+        if let Some(b) = t.export_in_run {
+            cfg.telemetry.export_in_run = b;
+        }
+    }
+    if let Some(a) = layer.alerts {
+        let frac = |key: &str, v: f64, lo: f64, hi: f64| -> Result<f64, ConfigError> {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(v)
+            } else {
+                Err(ConfigError::invalid(
+                    at(key),
+                    Some(key.into()),
+                    format!("key `{key}`: {v} is out of range; allowed: {lo} to {hi}"),
+                ))
+            }
+        };
+        if let Some(v) = a.error_rate {
+            cfg.alerts.error_rate = frac("alerts.error_rate", v, 0.0, 1.0)?;
+        }
+        if let Some(v) = a.budget_burn {
+            cfg.alerts.budget_burn = frac("alerts.budget_burn", v, 0.0, 1.0)?;
+        }
+        if let Some(v) = a.context_percent {
+            cfg.alerts.context_percent = frac("alerts.context_percent", v, 1.0, 100.0)?;
+        }
+        if let Some(v) = a.daily_usd {
+            cfg.alerts.daily_usd = Some(frac("alerts.daily_usd", v, 1e-9, 1e12)?);
+        }
+        if let Some(v) = a.min_calls {
+            cfg.alerts.min_calls =
+                u32::try_from(range("alerts.min_calls", v, 0, 1_000_000)?).unwrap_or(0);
+        }
+        if let Some(v) = a.step_seconds {
+            cfg.alerts.step_seconds = range("alerts.step_seconds", v, 1, 604_800)?;
+        }
+        if let Some(w) = a.window {
+            if crate::time::parse_age(&w).is_none_or(|us| us <= 0) {
+                return Err(ConfigError::invalid(
+                    at("alerts.window"),
+                    Some("alerts.window".into()),
+                    format!(
+                        "key `alerts.window`: `{w}` is not an age; allowed: an age such as 24h, 7d, 30m"
+                    ),
+                ));
+            }
+            cfg.alerts.window = w;
+        }
+    }
     if let Some(c) = layer.context {
         if let Some(v) = c.packet_max {
             cfg.context.packet_max = range("context.packet_max", v, 100, 1_000_000)?;
@@ -989,6 +1164,24 @@ pub fn commented_template() -> String {
 # timeout_s = 600
 # max_retries = 4
 # stream = true
+
+# OpenTelemetry export (docs/factor-5-observability.md). Also read from
+# OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_HEADERS.
+# [telemetry]
+# endpoint = "http://127.0.0.1:6006"   # Phoenix; a collector: http://127.0.0.1:4318
+# protocol = "http/protobuf"            # or "http/json"
+# project = "agentops"                  # Phoenix project
+# export_in_run = true                  # export in the background of `agentops run`
+
+# Thresholds of `agentops status` (exit 1 when one fires).
+# [alerts]
+# error_rate = 0.05
+# min_calls = 20
+# context_percent = 40
+# step_seconds = 300
+# budget_burn = 0.8
+# daily_usd = 50.0
+# window = "24h"
 
 # Prices in USD per million tokens, by model-name prefix, over the built-in table.
 # [prices]

@@ -117,6 +117,7 @@ pub fn run_gates_with(
                     "gate": r.name, "kind": r.kind, "verdict": r.verdict, "summary": r.summary,
                     "evidence": r.evidence, "duration_ms": r.duration_ms, "started_us": started_us,
                     "base": diff.as_ref().map(|d| d.base.clone()), "pending": r.pending,
+                    "agent": judges.and_then(|j| j.worker.clone()),
                 }),
             )
             .in_span(SpanId::generate(), parent.cloned());

@@ -65,6 +65,18 @@ impl std::fmt::Debug for HttpBackend {
     }
 }
 
+/// An HTTP agent on rustls with the `ring` provider: no status-as-error,
+/// 15 s to connect, `timeout` in all (OTLP export and other clients share it).
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    install_crypto_provider();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(15).min(timeout)))
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
 fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

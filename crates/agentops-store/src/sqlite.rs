@@ -397,7 +397,7 @@ impl SqliteStore {
             for m in MIGRATIONS.iter().skip(start) {
                 tx.execute_batch(m)?;
             }
-            if version >= 1 && version < 3 {
+            if (1..3).contains(&version) {
                 backfill(&tx)?;
             }
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;

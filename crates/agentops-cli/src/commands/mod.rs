@@ -11,6 +11,7 @@ mod context;
 mod gate;
 mod harness;
 mod knowledge;
+mod observe;
 mod runs;
 
 /// Exit codes (see `agentops --help`).
@@ -106,6 +107,10 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Gc => runs::gc(flags, out),
         Command::Runs { limit } => runs::list(limit, flags, out),
         Command::Show { run, recording } => runs::show(&run, recording, flags, out),
+        Command::Trace { id, width } => observe::trace(&id, width, flags, out),
+        Command::Stats { by, since, width } => observe::stats(&by, &since, width, flags, out),
+        Command::Status { window } => observe::status(window, flags, out),
+        Command::Export(cmd) => observe::export(cmd, flags, out),
         Command::Demo { backend, keep } => runs::demo(backend, keep, out),
         Command::Version => {
             version(out);

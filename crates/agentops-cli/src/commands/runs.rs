@@ -411,6 +411,7 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
         env: &env_lookup,
         progress: &reporter,
     };
+    let bg = super::observe::background(&layout, &config, out);
     let outcome = agentops_runner::start(
         &ctx,
         &agentops_runner::StartOptions {
@@ -421,9 +422,9 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
             budget: budget(&args.budget),
             backend: args.backend,
         },
-    )
-    .map_err(fail)?;
-    Ok(report(&outcome, out))
+    );
+    super::observe::finish_background(bg, out);
+    Ok(report(&outcome.map_err(fail)?, out))
 }
 
 fn find(j: &Journal, run: &str) -> Result<RunId, Failure> {
@@ -441,13 +442,14 @@ pub fn resume(run: &str, b: &BudgetArgs, flags: &Flags, out: &Output) -> Result<
         env: &env_lookup,
         progress: &reporter,
     };
+    let bg = super::observe::background(&layout, &config, out);
     let outcome = agentops_runner::resume(
         &ctx,
         &id,
         &agentops_runner::ResumeOptions { budget: budget(b) },
-    )
-    .map_err(fail)?;
-    Ok(report(&outcome, out))
+    );
+    super::observe::finish_background(bg, out);
+    Ok(report(&outcome.map_err(fail)?, out))
 }
 
 pub fn control(run: &str, action: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {

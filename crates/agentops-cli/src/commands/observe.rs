@@ -1,0 +1,241 @@
+//! `trace`, `stats`, `status`, `export otlp`: factor V's views and export.
+
+use agentops_core::RunId;
+use agentops_store::{Journal, Query};
+use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
+
+use super::knowledge::journal;
+use super::{Code, Failure, Flags, open_project};
+use crate::cli::ExportCommand;
+use crate::output::{Output, write_out};
+
+/// The width to fit: `--width`, the terminal's, `COLUMNS`, else 100.
+fn width(flag: Option<usize>) -> usize {
+    if let Some(w) = flag {
+        return w.max(40);
+    }
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+        return usize::from(w).max(40);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100usize)
+        .max(40)
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A run id (or unique prefix) or a session id with events.
+fn resolve(j: &Journal, id: &str) -> Result<RunId, Failure> {
+    if let Ok(r) = RunId::parse(id)
+        && !j
+            .read(&Query {
+                run_id: Some(r.clone()),
+                limit: Some(1),
+                ..Query::default()
+            })
+            .map_err(Failure::failed)?
+            .is_empty()
+    {
+        return Ok(r);
+    }
+    agentops_runner::run::find_run(j, id).map_err(|_| {
+        Failure::failed(format!(
+            "no run or session `{id}` in the journal (see `agentops runs` and `agentops sessions`)"
+        ))
+    })
+}
+
+pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config) = open_project(flags)?;
+    let j = journal(&layout, &config)?;
+    let run = resolve(&j, id)?;
+    let events = j.read(&Query::run(run.clone())).map_err(Failure::failed)?;
+    let spans = agentops_telemetry::build(run.as_str(), &events);
+    if out.json {
+        out.json(&view::trace_json(run.as_str(), &spans));
+    } else {
+        write_out(&view::render_trace(&spans, width(w)));
+    }
+    Ok(Code::Ok)
+}
+
+/// `--since`: a date or an age, as microseconds.
+fn since_us(s: &str) -> Result<i64, Failure> {
+    if let Some(age) = agentops_core::time::parse_age(s) {
+        return Ok(agentops_core::time::now_micros() - age);
+    }
+    agentops_core::time::parse_rfc3339(s).ok_or_else(|| {
+        Failure::usage(format!(
+            "--since {s}: not a date (2026-11-01) or an age (7d, 12h)"
+        ))
+    })
+}
+
+pub fn stats(
+    by: &str,
+    since: &str,
+    w: Option<usize>,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    let by = view::By::parse(by).ok_or_else(|| Failure::usage(format!("--by {by}: unknown")))?;
+    let from = since_us(since)?;
+    let (layout, config) = open_project(flags)?;
+    let j = journal(&layout, &config)?;
+    let rows = j
+        .store()
+        .rollup(agentops_store::rollup::day_of(from))
+        .map_err(Failure::failed)?;
+    let groups = view::group(&rows, by);
+    if out.json {
+        out.json(&serde_json::json!({"by": by.as_str(), "since": since, "groups": groups}));
+    } else if groups.is_empty() {
+        out.line(&format!(
+            "nothing recorded since {since} (runs, harness sessions and gates fill this)"
+        ));
+    } else {
+        write_out(&view::render_stats(&groups, by, width(w)));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn status(window: Option<String>, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, mut config) = open_project(flags)?;
+    if let Some(w) = window {
+        if agentops_core::time::parse_age(&w).is_none_or(|a| a <= 0) {
+            return Err(Failure::usage(format!(
+                "--window {w}: not an age (24h, 7d, 30m)"
+            )));
+        }
+        config.alerts.window = w;
+    }
+    let j = journal(&layout, &config)?;
+    let s = alerts::status(&j, &config.alerts, agentops_core::time::now_micros())
+        .map_err(Failure::failed)?;
+    if out.json {
+        out.json(&s);
+    } else {
+        write_out(&alerts::render(&s, width(None)));
+    }
+    Ok(if s.firing() > 0 {
+        Code::Failure
+    } else {
+        Code::Ok
+    })
+}
+
+pub fn export(cmd: ExportCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let ExportCommand::Otlp {
+        endpoint,
+        protocol,
+        header,
+        follow,
+    } = cmd;
+    let (layout, config) = open_project(flags)?;
+    let opts = export::resolve(
+        &config.telemetry,
+        &env_lookup,
+        endpoint.as_deref(),
+        protocol.as_deref(),
+        &header,
+    )
+    .map_err(Failure::usage)?
+    .ok_or_else(|| {
+        Failure::usage(
+            "no OTLP endpoint: pass --endpoint URL, set OTEL_EXPORTER_OTLP_ENDPOINT, or set telemetry.endpoint in .agents/config.toml",
+        )
+    })?;
+    let url = opts.endpoint.clone();
+    let proto = opts.protocol.as_str();
+    let j = journal(&layout, &config)?;
+    let mut exp = Exporter::claim(&j, opts).map_err(Failure::failed)?;
+    if follow {
+        out.line(&format!(
+            "exporting to {url} ({proto}) from journal position {}; Ctrl-C stops",
+            exp.watermark()
+        ));
+        let mut on = |r: &Result<agentops_telemetry::Report, ExportError>| match r {
+            Ok(rep) => out.line(&format!(
+                "sent {} spans ({} requests); watermark {}",
+                rep.spans, rep.requests, rep.watermark
+            )),
+            Err(e) => out.warn(&format!("export: {e}")),
+        };
+        exp.follow(std::time::Duration::from_secs(1), &|| false, &mut on)
+            .map_err(Failure::failed)?;
+        return Ok(Code::Ok);
+    }
+    match exp.pass() {
+        Ok(rep) => {
+            if out.json {
+                out.json(&serde_json::json!({"endpoint": url, "protocol": proto, "report": rep}));
+            } else {
+                out.line(&format!(
+                    "sent {} spans in {} requests ({} KiB) to {url} ({proto}); watermark {}{}",
+                    rep.spans,
+                    rep.requests,
+                    rep.bytes / 1024,
+                    rep.watermark,
+                    if rep.open_spans > 0 {
+                        format!(
+                            "; {} spans still open (running steps, live sessions) go when they complete",
+                            rep.open_spans
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            Ok(Code::Ok)
+        }
+        Err(e @ ExportError::Unavailable { .. }) => Err(Failure::failed(format!(
+            "{e}; run `agentops export otlp` again (or with --follow)"
+        ))),
+        Err(e) => Err(Failure::failed(e)),
+    }
+}
+
+/// Starts the background exporter of `agentops run` when an endpoint is
+/// configured and `telemetry.export_in_run` is on.
+pub(crate) fn background(
+    layout: &agentops_store::RepoLayout,
+    config: &agentops_core::config::Config,
+    out: &Output,
+) -> Option<export::Background> {
+    if !config.telemetry.export_in_run {
+        return None;
+    }
+    let mut opts = match export::resolve(&config.telemetry, &env_lookup, None, None, &[]) {
+        Ok(Some(o)) => o,
+        Ok(None) => return None,
+        Err(e) => {
+            out.warn(&format!(
+                "telemetry: {e}; spans are not exported during this run"
+            ));
+            return None;
+        }
+    };
+    opts.timeout = std::time::Duration::from_secs(3);
+    let (layout, config) = (layout.clone(), config.clone());
+    Some(export::Background::start(
+        Box::new(move || Journal::open_for(&layout, &config)),
+        opts,
+    ))
+}
+
+/// Says what the background exporter did.
+pub(crate) fn finish_background(bg: Option<export::Background>, out: &Output) {
+    let Some(bg) = bg else { return };
+    let r = bg.finish();
+    match r.error {
+        None => out.line(&format!("exported {} spans to {}", r.spans, r.endpoint)),
+        Some(e) => out.warn(&format!(
+            "export to {}: {e} (the spans wait in the journal; `agentops export otlp` sends them)",
+            r.endpoint
+        )),
+    }
+}
