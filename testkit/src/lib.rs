@@ -82,7 +82,11 @@ impl TestContext {
 
     fn isolate(&self, cmd: &mut Command) {
         for (k, _) in std::env::vars() {
-            if k.starts_with("AGENTOPS_") || k.starts_with("GIT_") || k == "XDG_CONFIG_HOME" {
+            if k.starts_with("AGENTOPS_")
+                || k.starts_with("GIT_")
+                || k.starts_with("OTEL_")
+                || k == "XDG_CONFIG_HOME"
+            {
                 cmd.env_remove(k);
             }
         }

@@ -338,10 +338,12 @@ fn completions_for_each_shell() {
     }
     // The bash script is valid bash.
     let r = ctx.run(&["completions", "bash"]);
+    // From a file: the script is longer than one argument may be.
+    let file = ctx.path("completions.bash");
+    std::fs::write(&file, &r.stdout).unwrap();
     let out = std::process::Command::new("bash")
         .arg("-n")
-        .arg("-c")
-        .arg(&r.stdout)
+        .arg(&file)
         .output()
         .unwrap();
     assert!(
