@@ -17,12 +17,13 @@ mod harness;
 mod knowledge;
 mod runner;
 mod stats;
+mod telemetry;
 
 use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner, telemetry"
     );
     std::process::exit(2)
 }
@@ -48,6 +49,7 @@ fn main() {
         Some("gates") => gates::run(quick),
         Some("harness") => harness::run(quick),
         Some("runner") => runner::run(quick),
+        Some("telemetry") => telemetry::run(quick),
         _ => usage(),
     }
 }

@@ -150,6 +150,18 @@ impl NewEvent {
         }
     }
 
+    /// An event at `ts` (µs), with no span.
+    pub fn at(ts: i64, run_id: RunId, kind: EventKind, body: serde_json::Value) -> Self {
+        Self {
+            ts,
+            run_id,
+            span_id: None,
+            parent_span_id: None,
+            kind,
+            body,
+        }
+    }
+
     /// Sets the span and its parent.
     pub fn in_span(mut self, span: SpanId, parent: Option<SpanId>) -> Self {
         self.span_id = Some(span);

@@ -157,7 +157,12 @@ pub fn queries_filter(store: &dyn Store) -> Outcome {
         } else {
             EventKind::StepCompleted
         };
-        events.push(ev(r, 1000 + i, kind, json!({"i": i})));
+        events.push(ev(
+            r,
+            1000 + i,
+            kind,
+            json!({"i": i, "big": "x".repeat(100)}),
+        ));
     }
     let seqs = store
         .append_batch(&events, Durability::Configured)
@@ -202,7 +207,20 @@ pub fn queries_filter(store: &dyn Store) -> Outcome {
         limit: Some(3),
         ..Query::default()
     })?;
-    ensure(limited == vec![2, 3, 4], || format!("limit: {limited:?}"))
+    ensure(limited == vec![2, 3, 4], || format!("limit: {limited:?}"))?;
+    let slim = store
+        .read(&Query {
+            omit: vec!["big", "absent"],
+            ..Query::run(a.clone())
+        })
+        .map_err(|e| e.to_string())?;
+    ensure(
+        slim.len() == 5
+            && slim
+                .iter()
+                .all(|e| e.body.get("big").is_none() && e.body.get("i").is_some()),
+        || format!("omit: {slim:?}"),
+    )
 }
 
 /// Bodies are redacted before they reach the backend.

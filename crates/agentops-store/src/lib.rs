@@ -46,6 +46,9 @@ pub struct Query {
     /// Only events with `seq` greater than this (exporters' watermark).
     pub after_seq: Option<i64>,
     pub limit: Option<usize>,
+    /// Top-level body keys to leave out (large payloads a reader does not
+    /// need, e.g. `response`): dropped by the store, never parsed.
+    pub omit: Vec<&'static str>,
 }
 
 impl Query {

@@ -159,7 +159,7 @@ pub struct Exporter<'j> {
     name: String,
     watermark: i64,
     /// Events of runs seen in this exporter's life, by run.
-    cache: HashMap<RunId, (i64, Vec<Event>)>,
+    cache: HashMap<RunId, Vec<Event>>,
 }
 
 impl std::fmt::Debug for Exporter<'_> {
@@ -226,8 +226,11 @@ impl<'j> Exporter<'j> {
             let mut due: Vec<Span> = Vec::new();
             let mut open = 0;
             for (run, _) in runs {
-                let events = self.run_events(&run, last)?;
-                for sp in span::build(run.as_str(), &events) {
+                let events = self.run_events(&run)?;
+                let upto = events.partition_point(|e| e.seq <= last);
+                let built = span::build(run.as_str(), &events[..upto]);
+                self.cache.insert(run.clone(), events);
+                for sp in built {
                     match sp.done_seq {
                         Some(d) if d > self.watermark && d <= last => due.push(sp),
                         None => open += 1,
@@ -273,17 +276,14 @@ impl<'j> Exporter<'j> {
         Ok(report)
     }
 
-    /// Every event of `run` up to `upto`, from the cache plus what is new.
-    fn run_events(&mut self, run: &RunId, upto: i64) -> Result<Vec<Event>, ExportError> {
-        let (seen, mut events) = self.cache.remove(run).unwrap_or((0, Vec::new()));
-        let mut q = Query::run(run.clone());
-        q.after_seq = Some(seen);
-        let new = self.journal.read(&q)?;
-        events.extend(new);
-        let seen = events.last().map_or(seen, |e| e.seq);
-        let upto_events: Vec<Event> = events.iter().filter(|e| e.seq <= upto).cloned().collect();
-        self.cache.insert(run.clone(), (seen, events));
-        Ok(upto_events)
+    /// Every event of `run`: the cached ones plus what is new (the caller
+    /// puts the vector back).
+    fn run_events(&mut self, run: &RunId) -> Result<Vec<Event>, ExportError> {
+        let mut events = self.cache.remove(run).unwrap_or_default();
+        let mut q = span::query(run);
+        q.after_seq = events.last().map(|e| e.seq);
+        events.extend(self.journal.read(&q)?);
+        Ok(events)
     }
 
     fn advance(&mut self, seq: i64) -> Result<(), ExportError> {

@@ -144,6 +144,16 @@ impl Span {
     }
 }
 
+/// The journal query for building one run's or session's spans: its events,
+/// without the large payloads no span uses (model responses, tool inputs,
+/// gate evidence, last messages).
+pub fn query(run: &agentops_core::RunId) -> agentops_store::Query {
+    agentops_store::Query {
+        omit: vec!["response", "input", "evidence", "last_message"],
+        ..agentops_store::Query::run(run.clone())
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";

@@ -108,6 +108,7 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
         return out;
     }
     let (roots, kids) = tree(spans);
+    let ids: HashSet<[u8; 8]> = spans.iter().map(|s| s.span_id).collect();
     let t0 = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
     let t1 = spans
         .iter()
@@ -128,9 +129,7 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
     let mut lines = 0;
     while let Some((i, prefix, last)) = stack.pop() {
         let s = &spans[i];
-        let is_root = s
-            .parent_span_id
-            .is_none_or(|p| !spans.iter().any(|x| x.span_id == p));
+        let is_root = s.parent_span_id.is_none_or(|p| !ids.contains(&p));
         let branch = if is_root {
             String::new()
         } else if last {

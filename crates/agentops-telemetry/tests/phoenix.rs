@@ -104,14 +104,7 @@ fn graphql(base: &str, query: &str, vars: Value) -> Value {
 }
 
 fn ev(run: &RunId, ts: i64, kind: EventKind, body: Value) -> NewEvent {
-    NewEvent {
-        ts,
-        run_id: run.clone(),
-        span_id: None,
-        parent_span_id: None,
-        kind,
-        body,
-    }
+    NewEvent::at(ts, run.clone(), kind, body)
 }
 
 #[test]

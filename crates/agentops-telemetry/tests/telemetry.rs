@@ -91,14 +91,7 @@ fn stream_fixture_sessions_render_the_same_trace_every_time() {
 }
 
 fn ev(run: &RunId, ts: i64, kind: EventKind, body: serde_json::Value) -> NewEvent {
-    NewEvent {
-        ts,
-        run_id: run.clone(),
-        span_id: None,
-        parent_span_id: None,
-        kind,
-        body,
-    }
+    NewEvent::at(ts, run.clone(), kind, body)
 }
 
 /// A small workflow run as the runner journals it.
