@@ -240,8 +240,7 @@ fn file_state(m: &std::fs::Metadata, hash: String) -> FileState {
 
 fn content_hash(bytes: &[u8]) -> String {
     use sha1::Digest;
-    let d = sha1::Sha1::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    agentops_core::ids::hex(&sha1::Sha1::digest(bytes))
 }
 
 fn dir_key(dir: &str) -> String {

@@ -7,6 +7,17 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+/// Lowercase hex of `bytes` (digests, trace and span ids).
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(H[usize::from(b >> 4)]));
+        s.push(char::from(H[usize::from(b & 15)]));
+    }
+    s
+}
+
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Why a string is not a valid id.

@@ -97,12 +97,7 @@ impl Request {
         let v = serde_json::to_value(self).unwrap_or(Value::Null);
         let mut h = sha2::Sha256::new();
         canonical(&v, &mut h);
-        let d = h.finalize();
-        let mut s = String::with_capacity(64);
-        for b in d.iter() {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        agentops_core::ids::hex(&h.finalize())
     }
 }
 

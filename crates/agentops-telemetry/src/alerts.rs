@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use agentops_core::config::AlertsConfig;
 use agentops_core::{EventKind, RunId};
-use agentops_store::{Journal, Query, RollupRow, StoreError, Sums};
+use agentops_store::{Journal, Query, StoreError, Sums};
 use serde_json::Value;
 
 /// One alert rule's outcome.
@@ -40,19 +40,14 @@ impl Status {
     }
 }
 
-fn rows_since(journal: &Journal, since_us: i64) -> Result<Vec<RollupRow>, StoreError> {
-    let rows = journal
-        .store()
-        .rollup(agentops_store::rollup::day_of(since_us))?;
-    Ok(rows)
-}
-
 /// Computes the status at `now_us` over `cfg.window`.
 pub fn status(journal: &Journal, cfg: &AlertsConfig, now_us: i64) -> Result<Status, StoreError> {
     let window_us = agentops_core::time::parse_age(&cfg.window).unwrap_or(86_400_000_000);
     let since = now_us - window_us;
     // The rollup is by day: the window's first day counts whole.
-    let rows = rows_since(journal, since)?;
+    let rows = journal
+        .store()
+        .rollup(agentops_store::rollup::day_of(since))?;
     let mut totals = Sums::default();
     let (mut runs, mut sessions) = (HashSet::new(), HashSet::new());
     let mut by_agent: BTreeMap<String, Sums> = BTreeMap::new();

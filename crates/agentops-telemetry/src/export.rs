@@ -209,9 +209,12 @@ impl<'j> Exporter<'j> {
             ..Report::default()
         };
         loop {
+            // Only positions and runs are needed here; each touched run is
+            // read (slim) below.
             let chunk = self.journal.read(&Query {
                 after_seq: Some(self.watermark),
                 limit: Some(self.opts.chunk_events),
+                omit: span::SLIM.to_vec(),
                 ..Query::default()
             })?;
             let Some(last) = chunk.last().map(|e| e.seq) else {

@@ -144,26 +144,20 @@ impl Span {
     }
 }
 
+/// Body keys no span uses, and the largest: model responses, tool inputs,
+/// gate evidence, last messages.
+pub const SLIM: &[&str] = &["response", "input", "evidence", "last_message"];
+
 /// The journal query for building one run's or session's spans: its events,
-/// without the large payloads no span uses (model responses, tool inputs,
-/// gate evidence, last messages).
+/// without the [`SLIM`] keys.
 pub fn query(run: &agentops_core::RunId) -> agentops_store::Query {
     agentops_store::Query {
-        omit: vec!["response", "input", "evidence", "last_message"],
+        omit: SLIM.to_vec(),
         ..agentops_store::Query::run(run.clone())
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(H[usize::from(b >> 4)]));
-        s.push(char::from(H[usize::from(b & 15)]));
-    }
-    s
-}
+pub use agentops_core::ids::hex;
 
 /// The trace id of run or session `run_id`.
 pub fn trace_id(run_id: &str) -> [u8; 16] {
@@ -410,7 +404,7 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 let mut attrs = Vec::new();
                 for k in ["gate", "decision", "reason", "event", "path"] {
                     if let Some(v) = s(body, k) {
-                        attrs.push((k_static(k), AttrValue::from(clip(v, 300))));
+                        attrs.push((k, AttrValue::from(clip(v, 300))));
                     }
                 }
                 r.events.push(SpanEvent {
@@ -823,15 +817,5 @@ fn provider_name(p: &str) -> String {
         "claude" => "anthropic".into(),
         "codex" => "openai".into(),
         other => other.to_owned(),
-    }
-}
-
-fn k_static(k: &str) -> &'static str {
-    match k {
-        "gate" => "gate",
-        "decision" => "decision",
-        "reason" => "reason",
-        "event" => "event",
-        _ => "path",
     }
 }

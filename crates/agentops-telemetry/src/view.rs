@@ -126,7 +126,6 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
         .enumerate()
         .map(|(n, &i)| (i, String::new(), n == 0))
         .collect();
-    let mut lines = 0;
     while let Some((i, prefix, last)) = stack.pop() {
         let s = &spans[i];
         let is_root = s.parent_span_id.is_none_or(|p| !ids.contains(&p));
@@ -172,17 +171,16 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
             rpad(&tokens, 17),
             rpad(&cost, 9)
         );
-        lines += 1;
+        let child_prefix = if is_root {
+            String::new()
+        } else if last {
+            format!("{prefix}   ")
+        } else {
+            format!("{prefix}│  ")
+        };
         if let Some(e) = &s.error
             && s.kind != SpanKind::Workflow
         {
-            let child_prefix = if is_root {
-                String::new()
-            } else if last {
-                format!("{prefix}   ")
-            } else {
-                format!("{prefix}│  ")
-            };
             let _ = writeln!(
                 out,
                 "{}",
@@ -192,20 +190,12 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
                 )
             );
         }
-        let child_prefix = if is_root {
-            String::new()
-        } else if last {
-            format!("{prefix}   ")
-        } else {
-            format!("{prefix}│  ")
-        };
         if let Some(k) = kids.get(&s.span_id) {
             for (n, &c) in k.iter().enumerate().rev() {
                 stack.push((c, child_prefix.clone(), n == k.len() - 1));
             }
         }
     }
-    let _ = lines;
     out
 }
 

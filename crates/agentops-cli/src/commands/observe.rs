@@ -5,6 +5,7 @@ use agentops_store::{Journal, Query};
 use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
 
 use super::knowledge::journal;
+use super::runs::env_lookup;
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::ExportCommand;
 use crate::output::{Output, write_out};
@@ -22,10 +23,6 @@ fn width(flag: Option<usize>) -> usize {
         .and_then(|c| c.parse().ok())
         .unwrap_or(100usize)
         .max(40)
-}
-
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
 }
 
 /// A run id (or unique prefix) or a session id with events.
@@ -69,18 +66,6 @@ pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<
     Ok(Code::Ok)
 }
 
-/// `--since`: a date or an age, as microseconds.
-fn since_us(s: &str) -> Result<i64, Failure> {
-    if let Some(age) = agentops_core::time::parse_age(s) {
-        return Ok(agentops_core::time::now_micros() - age);
-    }
-    agentops_core::time::parse_rfc3339(s).ok_or_else(|| {
-        Failure::usage(format!(
-            "--since {s}: not a date (2026-11-01) or an age (7d, 12h)"
-        ))
-    })
-}
-
 pub fn stats(
     by: &str,
     since: &str,
@@ -89,7 +74,7 @@ pub fn stats(
     out: &Output,
 ) -> Result<Code, Failure> {
     let by = view::By::parse(by).ok_or_else(|| Failure::usage(format!("--by {by}: unknown")))?;
-    let from = since_us(since)?;
+    let from = super::knowledge::parse_since(since)?;
     let (layout, config) = open_project(flags)?;
     let j = journal(&layout, &config)?;
     let rows = j

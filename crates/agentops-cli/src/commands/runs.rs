@@ -28,7 +28,7 @@ fn fail(e: RunError) -> Failure {
     }
 }
 
-fn env_lookup(name: &str) -> Option<String> {
+pub(crate) fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
