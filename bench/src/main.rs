@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner, telemetry"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
     );
     std::process::exit(2)
 }
@@ -50,6 +50,10 @@ fn main() {
         Some("harness") => harness::run(quick),
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
+        Some("trace-repo") => match args.get(1) {
+            Some(dir) => drop(telemetry::trace_repo(std::path::Path::new(dir))),
+            None => usage(),
+        },
         _ => usage(),
     }
 }

@@ -92,6 +92,15 @@ fn append(j: &Journal, events: Vec<NewEvent>) {
     }
 }
 
+/// A repository whose journal holds run `01tracerun`: 100 phases × 50 calls
+/// × (model + tool) + 100 agents + root = 10,101 spans. `agentops-bench
+/// trace-repo DIR` leaves one behind for profiling.
+pub fn trace_repo(repo: &Path) -> Journal {
+    let j = project(repo);
+    append(&j, run_events("01tracerun", 1_700_000_000_000_000, 100, 50));
+    j
+}
+
 pub fn run(quick: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runs = if quick { 5 } else { 15 };
@@ -160,9 +169,7 @@ pub fn run(quick: bool) {
 
     // --- trace of a 10,000-span run ---------------------------------------
     let repo = tmp.path().join("trace");
-    let j = project(&repo);
-    // 100 phases × 50 calls × (model + tool) + 100 agents + root = 10,101.
-    append(&j, run_events("01tracerun", 1_700_000_000_000_000, 100, 50));
+    let j = trace_repo(&repo);
     let spans = agentops_telemetry::build(
         "01tracerun",
         &j.read(&Query::run(RunId::parse("01tracerun").expect("id")))

@@ -208,18 +208,48 @@ pub fn queries_filter(store: &dyn Store) -> Outcome {
         ..Query::default()
     })?;
     ensure(limited == vec![2, 3, 4], || format!("limit: {limited:?}"))?;
-    let slim = store
-        .read(&Query {
-            omit: vec!["big", "absent"],
-            ..Query::run(a.clone())
+    let between = ids(Query {
+        after_seq: Some(seqs[1]),
+        max_seq: Some(seqs[3]),
+        ..Query::default()
+    })?;
+    ensure(between == vec![2, 3], || format!("max_seq: {between:?}"))?;
+    // Raw rows: the same events, bodies as JSON text.
+    let parsed = store
+        .read(&Query::run(b.clone()))
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    store
+        .scan(&Query::run(b.clone()), &mut |r| {
+            raw.push((
+                r.seq,
+                r.ts,
+                r.run_id.to_owned(),
+                r.kind.to_owned(),
+                r.span_id.map(str::to_owned),
+                serde_json::from_str::<serde_json::Value>(r.body).ok(),
+            ))
         })
         .map_err(|e| e.to_string())?;
     ensure(
-        slim.len() == 5
-            && slim
-                .iter()
-                .all(|e| e.body.get("big").is_none() && e.body.get("i").is_some()),
-        || format!("omit: {slim:?}"),
+        raw.len() == parsed.len()
+            && raw.iter().zip(&parsed).all(|(r, e)| {
+                r.0 == e.seq
+                    && r.1 == e.ts
+                    && r.2 == e.run_id.as_str()
+                    && r.3 == e.kind.as_str()
+                    && r.4.as_deref() == e.span_id.as_ref().map(|s| s.as_str())
+                    && r.5.as_ref() == Some(&e.body)
+            }),
+        || format!("scan: {raw:?}"),
+    )?;
+    let pos = store.positions(seqs[6], 2).map_err(|e| e.to_string())?;
+    ensure(
+        pos == vec![
+            (seqs[7], b.as_str().to_owned()),
+            (seqs[8], a.as_str().to_owned()),
+        ],
+        || format!("positions: {pos:?}"),
     )
 }
 

@@ -45,10 +45,9 @@ pub struct Query {
     pub until_ts: Option<i64>,
     /// Only events with `seq` greater than this (exporters' watermark).
     pub after_seq: Option<i64>,
+    /// Only events with `seq` up to this, inclusive.
+    pub max_seq: Option<i64>,
     pub limit: Option<usize>,
-    /// Top-level body keys to leave out (large payloads a reader does not
-    /// need, e.g. `response`): dropped by the store, never parsed.
-    pub omit: Vec<&'static str>,
 }
 
 impl Query {
@@ -69,6 +68,19 @@ impl Query {
     }
 }
 
+/// An event as stored, borrowed from the backend while a [`Store::scan`]
+/// visits it: ids and kind as text, the body as JSON text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawRef<'r> {
+    pub seq: i64,
+    pub ts: i64,
+    pub run_id: &'r str,
+    pub span_id: Option<&'r str>,
+    pub parent_span_id: Option<&'r str>,
+    pub kind: &'r str,
+    pub body: &'r str,
+}
+
 /// A journal backend. Implementations store what they are given verbatim;
 /// redaction is [`Journal`]'s job.
 pub trait Store: Send + Sync {
@@ -80,6 +92,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<i64>, StoreError>;
     /// Reads events matching `query`, in `seq` order.
     fn read(&self, query: &Query) -> Result<Vec<Event>, StoreError>;
+    /// Visits events matching `query` as stored, in `seq` order, without
+    /// copying or parsing them (for readers that take only the fields they
+    /// need). Each row is visited once.
+    fn scan(&self, query: &Query, f: &mut dyn FnMut(RawRef<'_>)) -> Result<(), StoreError>;
+    /// The position and run of up to `limit` events after `after_seq`, in
+    /// order (an exporter's scan for what is new).
+    fn positions(&self, after_seq: i64, limit: usize) -> Result<Vec<(i64, String)>, StoreError>;
     /// The highest `seq` in the journal (0 when empty).
     fn last_seq(&self) -> Result<i64, StoreError>;
     /// Number of events.
@@ -210,6 +229,20 @@ impl Journal {
     /// Reads events matching `query`.
     pub fn read(&self, query: &Query) -> Result<Vec<Event>, StoreError> {
         self.store.read(query)
+    }
+
+    /// Visits events matching `query` as stored (see [`Store::scan`]).
+    pub fn scan(&self, query: &Query, f: &mut dyn FnMut(RawRef<'_>)) -> Result<(), StoreError> {
+        self.store.scan(query, f)
+    }
+
+    /// The position and run of up to `limit` events after `after_seq`.
+    pub fn positions(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.store.positions(after_seq, limit)
     }
 
     /// The highest `seq` (0 when empty).

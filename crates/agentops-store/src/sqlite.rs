@@ -9,7 +9,7 @@ use agentops_core::config::Synchronous;
 use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
-use crate::{Durability, Query, RollupRow, Store, StoreError, Sums, Utility};
+use crate::{Durability, Query, RawRef, RollupRow, Store, StoreError, Sums, Utility};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -439,7 +439,7 @@ impl SqliteStore {
         })
     }
 
-    fn row_to_event(&self, row: RawRow) -> Result<Event, StoreError> {
+    fn row_to_event(&self, row: Row) -> Result<Event, StoreError> {
         let bad = |reason: String| StoreError::BadRow {
             path: self.path.clone(),
             seq: row.seq,
@@ -476,7 +476,8 @@ impl SqliteStore {
     }
 }
 
-struct RawRow {
+/// A row as selected, for parsing into an [`Event`].
+struct Row {
     seq: i64,
     ts: i64,
     run_id: String,
@@ -484,6 +485,56 @@ struct RawRow {
     parent_span_id: Option<String>,
     kind: String,
     body: String,
+}
+
+/// The `SELECT` for `q` and its arguments: seq, ts, run_id, span_id,
+/// parent_span_id, kind, body.
+fn select(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut sql = String::from(
+        "SELECT seq, ts, run_id, span_id, parent_span_id, kind, body FROM events WHERE 1=1",
+    );
+    if let Some(r) = &q.run_id {
+        sql.push_str(" AND run_id = ?");
+        args.push(r.as_str().to_owned().into());
+    }
+    if !q.kinds.is_empty() {
+        sql.push_str(" AND kind IN (");
+        for (i, k) in q.kinds.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(k.as_str().to_owned().into());
+        }
+        sql.push(')');
+    }
+    if let Some(t) = q.since_ts {
+        sql.push_str(" AND ts >= ?");
+        args.push(t.into());
+    }
+    if let Some(t) = q.until_ts {
+        sql.push_str(" AND ts < ?");
+        args.push(t.into());
+    }
+    if let Some(s) = q.after_seq {
+        sql.push_str(" AND seq > ?");
+        args.push(s.into());
+    }
+    if let Some(s) = q.max_seq {
+        sql.push_str(" AND seq <= ?");
+        args.push(s.into());
+    }
+    sql.push_str(" ORDER BY seq");
+    if let Some(l) = q.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(i64::try_from(l).unwrap_or(i64::MAX).into());
+    }
+    (sql, args)
+}
+
+/// Column `i` as text, or `None` for NULL.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn check_header(path: &Path) -> Result<(), StoreError> {
@@ -574,57 +625,11 @@ impl Store for SqliteStore {
     }
 
     fn read(&self, q: &Query) -> Result<Vec<Event>, StoreError> {
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let keys: Vec<&str> = q
-            .omit
-            .iter()
-            .copied()
-            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            .collect();
-        let body = if keys.is_empty() {
-            "body".to_owned()
-        } else {
-            for k in &keys {
-                args.push(format!("$.{k}").into());
-            }
-            format!("json_remove(body{})", ", ?".repeat(keys.len()))
-        };
-        let mut sql = format!(
-            "SELECT seq, ts, run_id, span_id, parent_span_id, kind, {body} FROM events WHERE 1=1"
-        );
-        if let Some(r) = &q.run_id {
-            sql.push_str(" AND run_id = ?");
-            args.push(r.as_str().to_owned().into());
-        }
-        if !q.kinds.is_empty() {
-            sql.push_str(" AND kind IN (");
-            for (i, k) in q.kinds.iter().enumerate() {
-                sql.push_str(if i == 0 { "?" } else { ", ?" });
-                args.push(k.as_str().to_owned().into());
-            }
-            sql.push(')');
-        }
-        if let Some(t) = q.since_ts {
-            sql.push_str(" AND ts >= ?");
-            args.push(t.into());
-        }
-        if let Some(t) = q.until_ts {
-            sql.push_str(" AND ts < ?");
-            args.push(t.into());
-        }
-        if let Some(s) = q.after_seq {
-            sql.push_str(" AND seq > ?");
-            args.push(s.into());
-        }
-        sql.push_str(" ORDER BY seq");
-        if let Some(l) = q.limit {
-            sql.push_str(" LIMIT ?");
-            args.push(i64::try_from(l).unwrap_or(i64::MAX).into());
-        }
+        let (sql, args) = select(q);
         let rows = self.with_conn(|c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
-                Ok(RawRow {
+                Ok(Row {
                     seq: r.get(0)?,
                     ts: r.get(1)?,
                     run_id: r.get(2)?,
@@ -660,6 +665,46 @@ impl Store for SqliteStore {
             return Ok(a);
         }
         rows.into_iter().map(|r| self.row_to_event(r)).collect()
+    }
+
+    fn scan(&self, q: &Query, f: &mut dyn FnMut(RawRef<'_>)) -> Result<(), StoreError> {
+        let (sql, args) = select(q);
+        // A retry after a busy error must not hand a row over twice.
+        let mut delivered = i64::MIN;
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                if seq <= delivered {
+                    continue;
+                }
+                f(RawRef {
+                    seq,
+                    ts: r.get(1)?,
+                    run_id: text(r, 2)?.unwrap_or_default(),
+                    span_id: text(r, 3)?,
+                    parent_span_id: text(r, 4)?,
+                    kind: text(r, 5)?.unwrap_or_default(),
+                    body: text(r, 6)?.unwrap_or_default(),
+                });
+                delivered = seq;
+            }
+            Ok(())
+        })
+    }
+
+    fn positions(&self, after_seq: i64, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, run_id FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![after_seq, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
     }
 
     fn utility(

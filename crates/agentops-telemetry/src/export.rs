@@ -12,11 +12,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use agentops_core::{Event, RunId};
-use agentops_store::{Journal, Query, StoreError};
+use agentops_core::RunId;
+use agentops_store::{Journal, StoreError};
 
 use crate::otlp::{self, Protocol, Resource};
-use crate::span::{self, Span};
+use crate::span::{self, Builder, Span};
+
+fn run_id(run: &str) -> Result<RunId, StoreError> {
+    RunId::parse(run)
+        .map_err(|e| StoreError::Internal(format!("run id {run:?} in the journal: {e}")))
+}
 
 /// Where and how to export.
 #[derive(Debug, Clone)]
@@ -43,7 +48,7 @@ impl ExportOptions {
             headers: Vec::new(),
             resource: Resource::default(),
             batch_spans: 1_000,
-            chunk_events: 20_000,
+            chunk_events: 100_000,
             timeout: Duration::from_secs(10),
         }
     }
@@ -159,7 +164,8 @@ pub struct Exporter<'j> {
     name: String,
     watermark: i64,
     /// Events of runs seen in this exporter's life, by run.
-    cache: HashMap<RunId, Vec<Event>>,
+    /// A span builder per run followed, fed up to the last pass's end.
+    cache: HashMap<String, Builder>,
 }
 
 impl std::fmt::Debug for Exporter<'_> {
@@ -210,29 +216,36 @@ impl<'j> Exporter<'j> {
         };
         loop {
             // Only positions and runs are needed here; each touched run is
-            // read (slim) below.
-            let chunk = self.journal.read(&Query {
-                after_seq: Some(self.watermark),
-                limit: Some(self.opts.chunk_events),
-                omit: span::SLIM.to_vec(),
-                ..Query::default()
-            })?;
-            let Some(last) = chunk.last().map(|e| e.seq) else {
+            // read (slim, unparsed) and built once below.
+            let chunk = self
+                .journal
+                .positions(self.watermark, self.opts.chunk_events)?;
+            let Some(last) = chunk.last().map(|e| e.0) else {
                 break;
             };
             let full = chunk.len() >= self.opts.chunk_events;
             // The runs this chunk touches, rebuilt whole.
-            let mut runs: BTreeMap<RunId, i64> = BTreeMap::new();
-            for e in &chunk {
-                runs.entry(e.run_id.clone()).or_insert(e.seq);
+            let mut runs: BTreeMap<String, i64> = BTreeMap::new();
+            for (seq, run) in chunk {
+                runs.entry(run).or_insert(seq);
             }
             let mut due: Vec<Span> = Vec::new();
             let mut open = 0;
             for (run, _) in runs {
-                let events = self.run_events(&run)?;
-                let upto = events.partition_point(|e| e.seq <= last);
-                let built = span::build(run.as_str(), &events[..upto]);
-                self.cache.insert(run.clone(), events);
+                let built = match self.feed(&run, last)? {
+                    Some(b) => {
+                        let spans = b.spans();
+                        self.cache.insert(run, b);
+                        spans
+                    }
+                    None => {
+                        // The parsed read names the file and the malformed
+                        // event.
+                        let mut q = agentops_store::Query::run(run_id(&run)?);
+                        q.max_seq = Some(last);
+                        span::build(&run, &self.journal.read(&q)?)
+                    }
+                };
                 for sp in built {
                     match sp.done_seq {
                         Some(d) if d > self.watermark && d <= last => due.push(sp),
@@ -279,14 +292,18 @@ impl<'j> Exporter<'j> {
         Ok(report)
     }
 
-    /// Every event of `run`: the cached ones plus what is new (the caller
-    /// puts the vector back).
-    fn run_events(&mut self, run: &RunId) -> Result<Vec<Event>, ExportError> {
-        let mut events = self.cache.remove(run).unwrap_or_default();
-        let mut q = span::query(run);
-        q.after_seq = events.last().map(|e| e.seq);
-        events.extend(self.journal.read(&q)?);
-        Ok(events)
+    /// The builder of `run` fed with its events up to `last` (the cached one
+    /// takes only what is new); `None` when an event does not parse.
+    fn feed(&mut self, run: &str, last: i64) -> Result<Option<Builder>, ExportError> {
+        let mut b = self.cache.remove(run).unwrap_or_else(|| Builder::new(run));
+        let q = agentops_store::Query {
+            after_seq: Some(b.last_seq()),
+            max_seq: Some(last),
+            ..agentops_store::Query::run(run_id(run)?)
+        };
+        let mut ok = true;
+        self.journal.scan(&q, &mut |r| ok = ok && b.push_raw(r))?;
+        Ok(ok.then_some(b))
     }
 
     fn advance(&mut self, seq: i64) -> Result<(), ExportError> {

@@ -6,6 +6,7 @@
 //! OTLP receiver for tests and the benchmark.
 
 pub mod alerts;
+pub mod body;
 pub mod export;
 pub mod otlp;
 pub mod receiver;

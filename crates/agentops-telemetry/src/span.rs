@@ -9,11 +9,15 @@
 //! journal twice gives the same ids and a span exported twice is the same
 //! span.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use agentops_core::{Event, EventKind};
+use agentops_core::{Event, EventKind, RunId};
+use agentops_store::{Journal, RawRef, StoreError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::body::{Body, Usage};
 
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,18 @@ impl AttrValue {
             AttrValue::F64(f) => Value::from(*f),
             AttrValue::Bool(b) => Value::from(*b),
             AttrValue::StrArray(a) => Value::from(a.clone()),
+        }
+    }
+}
+
+impl serde::Serialize for AttrValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AttrValue::Str(v) => s.serialize_str(v),
+            AttrValue::Int(v) => s.serialize_i64(*v),
+            AttrValue::F64(v) => s.serialize_f64(*v),
+            AttrValue::Bool(v) => s.serialize_bool(*v),
+            AttrValue::StrArray(v) => s.collect_seq(v),
         }
     }
 }
@@ -144,19 +160,6 @@ impl Span {
     }
 }
 
-/// Body keys no span uses, and the largest: model responses, tool inputs,
-/// gate evidence, last messages.
-pub const SLIM: &[&str] = &["response", "input", "evidence", "last_message"];
-
-/// The journal query for building one run's or session's spans: its events,
-/// without the [`SLIM`] keys.
-pub fn query(run: &agentops_core::RunId) -> agentops_store::Query {
-    agentops_store::Query {
-        omit: SLIM.to_vec(),
-        ..agentops_store::Query::run(run.clone())
-    }
-}
-
 pub use agentops_core::ids::hex;
 
 /// The trace id of run or session `run_id`.
@@ -187,14 +190,6 @@ pub fn span_id(run_id: &str, key: &str) -> [u8; 8] {
 
 const ROOT: &str = "#root";
 
-fn s<'a>(b: &'a Value, k: &str) -> Option<&'a str> {
-    b.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-fn f(b: &Value, k: &str) -> Option<f64> {
-    b.get(k).and_then(Value::as_f64)
-}
-
 fn clip(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_owned()
@@ -217,37 +212,113 @@ fn harness_agent(h: &str) -> String {
     }
 }
 
-struct Builder<'a> {
-    run_id: &'a str,
-    trace: [u8; 16],
-    spans: Vec<Span>,
-    by_key: HashMap<String, usize>,
-    /// Journal span key of each span, to resolve parents after the pass.
-    parents: Vec<Option<String>>,
+/// One journal event as span building reads it: the body reduced to the
+/// fields spans use.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub seq: i64,
+    pub ts: i64,
+    pub span_id: Option<&'a str>,
+    pub parent_span_id: Option<&'a str>,
+    pub kind: EventKind,
+    pub body: Body<'a>,
 }
 
-impl<'a> Builder<'a> {
+impl<'a> Input<'a> {
+    /// From a parsed event.
+    pub fn from_event(e: &'a Event) -> Self {
+        Input {
+            seq: e.seq,
+            ts: e.ts,
+            span_id: e.span_id.as_ref().map(|s| s.as_str()),
+            parent_span_id: e.parent_span_id.as_ref().map(|s| s.as_str()),
+            kind: e.kind.clone(),
+            body: Body::from_value(&e.body),
+        }
+    }
+
+    /// From a stored row, borrowing from it; `None` when its kind or body
+    /// does not parse.
+    pub fn from_raw(e: RawRef<'a>) -> Option<Self> {
+        Some(Input {
+            seq: e.seq,
+            ts: e.ts,
+            span_id: e.span_id,
+            parent_span_id: e.parent_span_id,
+            kind: e.kind.parse().ok()?,
+            body: Body::parse(e.body)?,
+        })
+    }
+}
+
+/// Where a span hangs: the root, a span already seen, or a journal span key
+/// not seen yet (resolved when the spans are taken; the root if never seen).
+#[derive(Debug, Clone)]
+enum Parent {
+    None,
+    At(usize),
+    Key(String),
+}
+
+/// Builds the spans of one run or session event by event, in journal
+/// order. [`Builder::spans`] can be taken at any point and building go on
+/// (an exporter keeps one per run it follows).
+#[derive(Debug, Clone)]
+pub struct Builder {
+    run_id: String,
+    trace: [u8; 16],
+    /// The root is `spans[0]` once an event was pushed.
+    spans: Vec<Span>,
+    by_key: HashMap<String, usize>,
+    parents: Vec<Parent>,
+    workflow: bool,
+    /// A session event (start, end, hook) was seen: a session root.
+    session_events: bool,
+    last_ts: i64,
+    last_seq: i64,
+}
+
+impl Builder {
+    pub fn new(run_id: &str) -> Self {
+        Builder {
+            run_id: run_id.to_owned(),
+            trace: trace_id(run_id),
+            spans: Vec::new(),
+            by_key: HashMap::new(),
+            parents: Vec::new(),
+            workflow: false,
+            session_events: false,
+            last_ts: i64::MIN,
+            last_seq: 0,
+        }
+    }
+
+    /// The journal position of the last event pushed (0 before any).
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
     fn get_or_insert(
         &mut self,
-        key: &str,
+        key: Cow<'_, str>,
         kind: SpanKind,
         ts: i64,
         parent: Option<&str>,
     ) -> (usize, bool) {
-        if let Some(&i) = self.by_key.get(key) {
+        if let Some(&i) = self.by_key.get(key.as_ref()) {
             return (i, false);
         }
         let i = self.spans.len();
         self.spans.push(Span {
             trace_id: self.trace,
-            span_id: span_id(self.run_id, key),
+            span_id: span_id(&self.run_id, &key),
             parent_span_id: None,
             name: String::new(),
             kind,
             start_us: ts,
             end_us: ts,
             error: None,
-            attrs: Vec::new(),
+            attrs: Vec::with_capacity(if kind == SpanKind::Llm { 24 } else { 12 }),
             events: Vec::new(),
             done_seq: None,
             input_tokens: 0,
@@ -255,100 +326,94 @@ impl<'a> Builder<'a> {
             cost_usd: None,
             status: "ok".into(),
         });
-        self.parents.push(if key == ROOT {
-            None
-        } else {
-            Some(parent.unwrap_or(ROOT).to_owned())
+        self.parents.push(match parent {
+            _ if i == 0 => Parent::None,
+            None | Some(ROOT) => Parent::At(0),
+            Some(p) => match self.by_key.get(p) {
+                Some(&at) => Parent::At(at),
+                None => Parent::Key(p.to_owned()),
+            },
         });
-        self.by_key.insert(key.to_owned(), i);
+        self.by_key.insert(key.into_owned(), i);
         (i, true)
     }
 
-    fn root(&mut self, ts: i64) -> usize {
-        self.get_or_insert(ROOT, SpanKind::Session, ts, None).0
-    }
-}
-
-fn done(sp: &mut Span, seq: i64) {
-    if sp.done_seq.is_none() {
-        sp.done_seq = Some(seq);
-    }
-}
-
-fn usage_attrs(sp: &mut Span, u: &Value) {
-    let n = |k: &str| u.get(k).and_then(Value::as_i64).unwrap_or(0);
-    let (input, output) = (n("input_tokens"), n("output_tokens"));
-    let (read, write) = (n("cache_read_tokens"), n("cache_creation_tokens"));
-    sp.input_tokens = input;
-    sp.output_tokens = output;
-    sp.set("gen_ai.usage.input_tokens", input);
-    sp.set("gen_ai.usage.output_tokens", output);
-    sp.set("gen_ai.usage.cache_read.input_tokens", read);
-    sp.set("gen_ai.usage.cache_creation.input_tokens", write);
-}
-
-/// Builds the spans of one run or session from its events (in journal
-/// order). The root comes first; the rest follow in order of first event.
-pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
-    let mut b = Builder {
-        run_id,
-        trace: trace_id(run_id),
-        spans: Vec::new(),
-        by_key: HashMap::new(),
-        parents: Vec::new(),
-    };
-    let Some(first) = events.first() else {
-        return Vec::new();
-    };
-    let workflow = events.iter().any(|e| e.kind == EventKind::RunStarted);
-    let root = b.root(first.ts);
-    {
-        let r = &mut b.spans[root];
-        if workflow {
-            r.kind = SpanKind::Workflow;
-            r.name = "invoke_workflow".into();
-            r.set("gen_ai.operation.name", "invoke_workflow");
+    /// Makes the root a workflow's.
+    fn workflow_root(&mut self) {
+        self.workflow = true;
+        let r = &mut self.spans[0];
+        r.kind = SpanKind::Workflow;
+        r.name = "invoke_workflow".into();
+        r.set("gen_ai.operation.name", "invoke_workflow");
+        if r.done_seq.is_none() {
             r.status = "running".into();
-        } else {
-            r.name = "session".into();
-            r.set("gen_ai.operation.name", "invoke_agent");
         }
     }
-    let mut last_ts = first.ts;
-    for e in events {
+
+    /// Pushes a stored row; false (and nothing pushed) when its kind or
+    /// body does not parse.
+    pub fn push_raw(&mut self, r: RawRef<'_>) -> bool {
+        match Input::from_raw(r) {
+            Some(i) => {
+                self.push(&i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pushes the next event.
+    pub fn push(&mut self, e: &Input<'_>) {
+        if self.spans.is_empty() {
+            self.get_or_insert(Cow::Borrowed(ROOT), SpanKind::Session, e.ts, None);
+            let r = &mut self.spans[0];
+            r.name = "session".into();
+            r.set("gen_ai.operation.name", "invoke_agent");
+            self.last_ts = e.ts;
+        }
+        if e.kind == EventKind::RunStarted && !self.workflow {
+            self.workflow_root();
+        }
+        if matches!(
+            e.kind,
+            EventKind::SessionStarted | EventKind::SessionEnded | EventKind::HookReceived
+        ) {
+            self.session_events = true;
+        }
+        self.last_ts = self.last_ts.max(e.ts);
+        self.last_seq = self.last_seq.max(e.seq);
         let body = &e.body;
-        last_ts = last_ts.max(e.ts);
-        let key_of = |e: &Event| {
-            e.span_id
-                .as_ref()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_else(|| format!("#{}", e.seq))
-        };
-        let parent_key = e.parent_span_id.as_ref().map(|p| p.as_str().to_owned());
+        let parent_key = e.parent_span_id;
         match &e.kind {
             EventKind::RunStarted => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 r.start_us = e.ts;
                 let wf = body
-                    .pointer("/workflow/name")
-                    .and_then(Value::as_str)
+                    .workflow
+                    .0
+                    .as_ref()
+                    .and_then(|w| w.name.str())
                     .unwrap_or("workflow");
                 r.name = format!("invoke_workflow {wf}");
                 r.set("agentops.workflow", wf);
                 r.set("gen_ai.workflow.name", wf);
-                r.set_opt("agentops.run.goal", s(body, "goal").map(|g| clip(g, 500)));
+                r.set_opt("agentops.run.goal", body.goal.str().map(|g| clip(g, 500)));
                 // The runner's branch is derived from the run id (the body's
                 // copy may have been redacted as high-entropy).
-                r.set("agentops.run.branch", format!("agentops/run/{run_id}"));
-                r.set_opt("agentops.run.base_commit", s(body, "base_commit"));
+                r.set(
+                    "agentops.run.branch",
+                    format!("agentops/run/{}", self.run_id),
+                );
+                r.set_opt("agentops.run.base_commit", body.base_commit.str());
             }
             EventKind::RunCompleted => {
-                let status = s(body, "status").unwrap_or("completed").to_owned();
-                let r = &mut b.spans[root];
+                let status = body.status.str().unwrap_or("completed").to_owned();
+                let r = &mut self.spans[0];
                 r.end_us = e.ts;
                 if status != "completed" {
                     r.error = Some(
-                        s(body, "error")
+                        body.error
+                            .str()
                             .map(|m| clip(m, 500))
                             .unwrap_or_else(|| status.clone()),
                     );
@@ -365,11 +430,11 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                     attrs: vec![],
                 });
                 done(r, e.seq);
-                close_open(&mut b.spans, e.ts, e.seq, &status);
+                close_open(&mut self.spans, e.ts, e.seq, &status);
             }
             EventKind::RunPaused => {
-                let reason = s(body, "reason").unwrap_or("paused").to_owned();
-                let r = &mut b.spans[root];
+                let reason = body.reason.str().unwrap_or("paused").to_owned();
+                let r = &mut self.spans[0];
                 r.status = "paused".into();
                 r.events.push(SpanEvent {
                     ts_us: e.ts,
@@ -378,17 +443,18 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                         ("reason", reason.as_str().into()),
                         (
                             "detail",
-                            s(body, "detail")
+                            body.detail
+                                .str()
                                 .map(|d| clip(d, 500))
                                 .unwrap_or_default()
                                 .into(),
                         ),
                     ],
                 });
-                close_open(&mut b.spans, e.ts, e.seq, "paused");
+                close_open(&mut self.spans, e.ts, e.seq, "paused");
             }
             EventKind::RunResumed => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 r.status = "running".into();
                 r.events.push(SpanEvent {
                     ts_us: e.ts,
@@ -400,10 +466,16 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
             | EventKind::ApprovalResolved
             | EventKind::HandoffWritten
             | EventKind::HookDecision => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 let mut attrs = Vec::new();
-                for k in ["gate", "decision", "reason", "event", "path"] {
-                    if let Some(v) = s(body, k) {
+                for (k, v) in [
+                    ("gate", &body.gate),
+                    ("decision", &body.decision),
+                    ("reason", &body.reason),
+                    ("event", &body.event),
+                    ("path", &body.path),
+                ] {
+                    if let Some(v) = v.str() {
                         attrs.push((k, AttrValue::from(clip(v, 300))));
                     }
                 }
@@ -414,51 +486,51 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 });
             }
             EventKind::ContextGuard => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 r.events.push(SpanEvent {
                     ts_us: e.ts,
                     name: "context.guard".into(),
                     attrs: vec![
-                        ("percent", f(body, "percent").unwrap_or(0.0).into()),
-                        ("band", s(body, "band").unwrap_or("").into()),
+                        ("percent", body.percent.f64().unwrap_or(0.0).into()),
+                        ("band", body.band.str().unwrap_or("").into()),
                     ],
                 });
-                if let Some(p) = f(body, "percent") {
+                if let Some(p) = body.percent.f64() {
                     r.set("agentops.context.percent", p);
                 }
             }
             EventKind::SessionStarted | EventKind::HookReceived => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 r.start_us = r.start_us.min(e.ts);
-                name_session(r, s(body, "harness"));
-                r.set_opt("gen_ai.request.model", s(body, "model"));
-                if e.kind == EventKind::HookReceived && s(body, "event") == Some("SessionEnd") {
+                name_session(r, body.harness.str());
+                r.set_opt("gen_ai.request.model", body.model.str());
+                if e.kind == EventKind::HookReceived && body.event.str() == Some("SessionEnd") {
                     r.end_us = r.end_us.max(e.ts);
                     done(r, e.seq);
                 }
             }
             EventKind::SessionEnded => {
-                let r = &mut b.spans[root];
+                let r = &mut self.spans[0];
                 r.end_us = r.end_us.max(e.ts);
                 // The harness's own wall time, when it is longer than what
                 // the events span (streams without timestamps).
-                if let Some(d) = f(body, "duration_ms").map(ms_to_us) {
+                if let Some(d) = body.duration_ms.f64().map(ms_to_us) {
                     r.start_us = r.start_us.min(r.end_us - d);
                 }
-                name_session(r, s(body, "harness"));
-                r.set_opt("gen_ai.request.model", s(body, "model"));
-                if let Some(u) = body.get("usage").filter(|u| u.is_object()) {
-                    usage_attrs(r, u);
+                name_session(r, body.harness.str());
+                r.set_opt("gen_ai.request.model", body.model.str());
+                if body.usage.0.is_some() {
+                    usage_attrs(r, body.usage.0.as_ref());
                 }
-                if let Some(c) = f(body, "cost_usd") {
+                if let Some(c) = body.cost_usd.f64() {
                     r.cost_usd = Some(c);
                     r.set("agentops.cost_usd", c);
                 }
-                if body.get("is_error").and_then(Value::as_bool) == Some(true) {
+                if body.is_error.bool() == Some(true) {
                     let msg = body
-                        .get("errors")
-                        .and_then(|v| v.get(0))
-                        .and_then(Value::as_str)
+                        .errors
+                        .0
+                        .str()
                         .map(|m| clip(m, 500))
                         .unwrap_or_else(|| "session ended with an error".into());
                     r.error = Some(msg);
@@ -468,23 +540,22 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 done(r, e.seq);
             }
             EventKind::StepStarted => {
-                let key = key_of(e);
-                let (i, new) = b.get_or_insert(&key, SpanKind::Agent, e.ts, None);
-                let sp = &mut b.spans[i];
-                let agent = s(body, "agent").unwrap_or("agent");
+                let (i, new) = self.get_or_insert(key_of(e), SpanKind::Agent, e.ts, None);
+                let sp = &mut self.spans[i];
+                let agent = body.agent.str().unwrap_or("agent");
                 if new {
                     sp.name = format!("invoke_agent {agent}");
                     sp.set("gen_ai.operation.name", "invoke_agent");
                     sp.set("gen_ai.agent.name", agent);
                     sp.set_opt(
                         "gen_ai.provider.name",
-                        s(body, "provider").map(provider_name),
+                        body.provider.str().map(provider_name),
                     );
-                    sp.set_opt("gen_ai.request.model", s(body, "model"));
-                    sp.set_opt("agentops.phase", s(body, "phase"));
+                    sp.set_opt("gen_ai.request.model", body.model.str());
+                    sp.set_opt("agentops.phase", body.phase.str());
                     sp.status = "running".into();
                 }
-                let attempt = body.get("attempt").and_then(Value::as_i64).unwrap_or(1);
+                let attempt = body.attempt.i64().unwrap_or(1);
                 sp.set("agentops.attempts", attempt);
                 sp.events.push(SpanEvent {
                     ts_us: e.ts,
@@ -493,31 +564,30 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 });
             }
             EventKind::StepCompleted => {
-                let key = key_of(e);
-                let (i, _) = b.get_or_insert(&key, SpanKind::Agent, e.ts, None);
-                let sp = &mut b.spans[i];
+                let (i, _) = self.get_or_insert(key_of(e), SpanKind::Agent, e.ts, None);
+                let sp = &mut self.spans[i];
                 sp.end_us = e.ts;
                 sp.status = "ok".into();
-                if let Some(u) = body.get("usage").filter(|u| u.is_object()) {
-                    usage_attrs(sp, u);
+                if body.usage.0.is_some() {
+                    usage_attrs(sp, body.usage.0.as_ref());
                 }
-                if let Some(c) = f(body, "cost_usd") {
+                if let Some(c) = body.cost_usd.f64() {
                     sp.cost_usd = Some(c);
                     sp.set("agentops.cost_usd", c);
                 }
-                sp.set_opt("agentops.commit", s(body, "commit"));
+                sp.set_opt("agentops.commit", body.commit.str());
                 done(sp, e.seq);
             }
             EventKind::Other(k) if k == "step.retry" => {
-                let key = key_of(e);
-                if let Some(&i) = b.by_key.get(&key) {
-                    let sp = &mut b.spans[i];
+                if let Some(&i) = self.by_key.get(key_of(e).as_ref()) {
+                    let sp = &mut self.spans[i];
                     sp.events.push(SpanEvent {
                         ts_us: e.ts,
                         name: "retry".into(),
                         attrs: vec![(
                             "feedback",
-                            s(body, "feedback")
+                            body.feedback
+                                .str()
                                 .map(|x| clip(x, 500))
                                 .unwrap_or_default()
                                 .into(),
@@ -526,85 +596,76 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 }
             }
             EventKind::LlmCall => {
-                let key = key_of(e);
-                let (i, new) = b.get_or_insert(&key, SpanKind::Llm, e.ts, parent_key.as_deref());
-                let sp = &mut b.spans[i];
+                let (i, new) = self.get_or_insert(key_of(e), SpanKind::Llm, e.ts, parent_key);
+                let sp = &mut self.spans[i];
                 if !new && sp.done_seq.is_some() {
-                    continue; // the same call journaled twice (a stream ingested again)
+                    return; // the same call journaled twice (a stream ingested again)
                 }
-                let model = s(body, "model").unwrap_or("unknown");
+                let model = body.model.str().unwrap_or("unknown");
                 sp.name = format!("chat {model}");
                 sp.start_us = e.ts;
-                sp.end_us = e.ts + f(body, "duration_ms").map(ms_to_us).unwrap_or(0);
+                sp.end_us = e.ts + body.duration_ms.f64().map(ms_to_us).unwrap_or(0);
                 sp.set(
                     "gen_ai.operation.name",
-                    s(body, "operation").unwrap_or("chat"),
+                    body.operation.str().unwrap_or("chat"),
                 );
-                let provider = s(body, "provider").map(provider_name);
+                let provider = body.provider.str().map(provider_name);
                 sp.set_opt("gen_ai.provider.name", provider.clone());
                 sp.set("gen_ai.request.model", model);
-                sp.set_opt("gen_ai.response.model", s(body, "response_model"));
-                sp.set_opt("gen_ai.response.id", s(body, "response_id"));
-                if let Some(r) = s(body, "stop_reason") {
+                sp.set_opt("gen_ai.response.model", body.response_model.str());
+                sp.set_opt("gen_ai.response.id", body.response_id.str());
+                if let Some(r) = body.stop_reason.str() {
                     sp.set(
                         "gen_ai.response.finish_reasons",
                         AttrValue::StrArray(vec![r.to_owned()]),
                     );
                 }
-                sp.set_opt("gen_ai.agent.name", s(body, "agent"));
-                sp.set_opt("agentops.phase", s(body, "phase"));
-                let u = body.get("usage").cloned().unwrap_or(Value::Null);
-                usage_attrs(sp, &u);
+                sp.set_opt("gen_ai.agent.name", body.agent.str());
+                sp.set_opt("agentops.phase", body.phase.str());
+                let u = body.usage.0.as_ref();
+                usage_attrs(sp, u);
                 // OpenInference names: Phoenix prices LLM spans from these.
-                let n = |k: &str| u.get(k).and_then(Value::as_i64).unwrap_or(0);
-                sp.set("llm.model_name", s(body, "response_model").unwrap_or(model));
+                let (input, output, read, write) = u.map(Usage::counts).unwrap_or_default();
+                sp.set("llm.model_name", body.response_model.str().unwrap_or(model));
                 sp.set_opt("llm.provider", provider.clone());
                 sp.set_opt("llm.system", provider);
-                sp.set("llm.token_count.prompt", n("input_tokens"));
-                sp.set("llm.token_count.completion", n("output_tokens"));
-                sp.set(
-                    "llm.token_count.total",
-                    n("input_tokens") + n("output_tokens"),
-                );
-                sp.set(
-                    "llm.token_count.prompt_details.cache_read",
-                    n("cache_read_tokens"),
-                );
-                sp.set(
-                    "llm.token_count.prompt_details.cache_write",
-                    n("cache_creation_tokens"),
-                );
-                if let Some(c) = f(body, "cost_usd") {
+                sp.set("llm.token_count.prompt", input);
+                sp.set("llm.token_count.completion", output);
+                sp.set("llm.token_count.total", input + output);
+                sp.set("llm.token_count.prompt_details.cache_read", read);
+                sp.set("llm.token_count.prompt_details.cache_write", write);
+                if let Some(c) = body.cost_usd.f64() {
                     sp.cost_usd = Some(c);
                     sp.set("agentops.cost_usd", c);
                 }
-                if let Some(err) = s(body, "error") {
+                if let Some(err) = body.error.str() {
                     sp.error = Some(clip(err, 500));
-                    sp.set("error.type", s(body, "error_type").unwrap_or("llm_error"));
+                    sp.set("error.type", body.error_type.str().unwrap_or("llm_error"));
                     sp.status = "error".into();
                 }
                 done(sp, e.seq);
             }
             EventKind::ToolCall => {
-                let key = key_of(e);
-                let (i, new) = b.get_or_insert(&key, SpanKind::Tool, e.ts, parent_key.as_deref());
-                let sp = &mut b.spans[i];
+                let (i, new) = self.get_or_insert(key_of(e), SpanKind::Tool, e.ts, parent_key);
+                let sp = &mut self.spans[i];
                 if !new && sp.done_seq.is_some() {
                     // Seen twice (a hook and an ingested stream): keep the
                     // first, fill what it lacked.
                     if sp.end_us == sp.start_us
-                        && let Some(d) = f(body, "duration_ms")
+                        && let Some(d) = body.duration_ms.f64()
                     {
                         sp.start_us = e.ts - ms_to_us(d);
                         sp.end_us = e.ts;
                     }
-                    continue;
+                    return;
                 }
-                let tool = s(body, "tool")
-                    .or_else(|| s(body, "name"))
+                let tool = body
+                    .tool
+                    .str()
+                    .or_else(|| body.name.str())
                     .unwrap_or("tool");
                 sp.name = format!("execute_tool {tool}");
-                match f(body, "duration_ms") {
+                match body.duration_ms.f64() {
                     Some(d) => {
                         sp.start_us = e.ts - ms_to_us(d);
                         sp.end_us = e.ts;
@@ -617,17 +678,15 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 sp.set("gen_ai.operation.name", "execute_tool");
                 sp.set("gen_ai.tool.name", tool);
                 sp.set("tool.name", tool);
-                sp.set_opt(
-                    "gen_ai.tool.call.id",
-                    s(body, "tool_use_id").or(e.span_id.as_ref().map(|x| x.as_str())),
-                );
-                sp.set_opt("gen_ai.agent.name", s(body, "agent"));
-                sp.set_opt("agentops.tool.command", s(body, "command"));
-                let failed = body.get("is_error").and_then(Value::as_bool) == Some(true)
-                    || body.get("ok").and_then(Value::as_bool) == Some(false);
+                sp.set_opt("gen_ai.tool.call.id", body.tool_use_id.str().or(e.span_id));
+                sp.set_opt("gen_ai.agent.name", body.agent.str());
+                sp.set_opt("agentops.tool.command", body.command.str());
+                let failed = body.is_error.bool() == Some(true) || body.ok.bool() == Some(false);
                 if failed {
-                    let msg = s(body, "error")
-                        .or_else(|| s(body, "output"))
+                    let msg = body
+                        .error
+                        .str()
+                        .or_else(|| body.output.str())
                         .map(|m| clip(m, 500));
                     sp.error = Some(msg.unwrap_or_else(|| "the tool failed".into()));
                     sp.set("error.type", "tool_error");
@@ -636,24 +695,23 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 done(sp, e.seq);
             }
             EventKind::GateVerdict => {
-                let key = key_of(e);
-                let (i, _) = b.get_or_insert(&key, SpanKind::Gate, e.ts, parent_key.as_deref());
-                let sp = &mut b.spans[i];
-                let gate = s(body, "gate").unwrap_or("gate");
-                let verdict = s(body, "verdict").unwrap_or("?");
-                let pending = body.get("pending").and_then(Value::as_bool) == Some(true);
+                let (i, _) = self.get_or_insert(key_of(e), SpanKind::Gate, e.ts, parent_key);
+                let sp = &mut self.spans[i];
+                let gate = body.gate.str().unwrap_or("gate");
+                let verdict = body.verdict.str().unwrap_or("?");
+                let pending = body.pending.bool() == Some(true);
                 sp.name = format!("gate {gate}");
                 sp.start_us = e.ts;
-                sp.end_us = e.ts + f(body, "duration_ms").map(ms_to_us).unwrap_or(0);
+                sp.end_us = e.ts + body.duration_ms.f64().map(ms_to_us).unwrap_or(0);
                 sp.set("agentops.gate.name", gate);
-                sp.set_opt("agentops.gate.kind", s(body, "kind"));
+                sp.set_opt("agentops.gate.kind", body.kind.str());
                 sp.set(
                     "agentops.gate.verdict",
                     if pending { "PENDING" } else { verdict },
                 );
                 sp.set_opt(
                     "agentops.gate.summary",
-                    s(body, "summary").map(|x| clip(x, 500)),
+                    body.summary.str().map(|x| clip(x, 500)),
                 );
                 sp.status = if pending {
                     "PENDING".into()
@@ -662,7 +720,8 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
                 };
                 if verdict == "FAIL" && !pending {
                     sp.error = Some(
-                        s(body, "summary")
+                        body.summary
+                            .str()
                             .map(|x| clip(x, 500))
                             .unwrap_or_else(|| "gate failed".into()),
                     );
@@ -673,115 +732,189 @@ pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
             _ => {}
         }
     }
-    // Parents, and the root's extent.
-    let index: HashMap<String, [u8; 8]> = b
-        .by_key
-        .iter()
-        .map(|(k, &i)| (k.clone(), b.spans[i].span_id))
-        .collect();
-    let root_id = b.spans[root].span_id;
-    let mut max_end = last_ts;
-    for (sp, p) in b.spans.iter_mut().zip(&b.parents) {
-        if let Some(p) = p {
-            sp.parent_span_id = Some(index.get(p).copied().unwrap_or(root_id));
+
+    /// The spans so far, finished for export and views. The root comes
+    /// first; the rest follow in order of first event.
+    pub fn spans(&self) -> Vec<Span> {
+        self.finish_spans(self.spans.clone())
+    }
+
+    /// The spans, finished (see [`Builder::spans`]).
+    pub fn finish(mut self) -> Vec<Span> {
+        let spans = std::mem::take(&mut self.spans);
+        self.finish_spans(spans)
+    }
+
+    fn finish_spans(&self, mut spans: Vec<Span>) -> Vec<Span> {
+        if spans.is_empty() {
+            return spans;
         }
-        max_end = max_end.max(sp.end_us);
-    }
-    let session = !workflow;
-    let loose = session
-        && !events.iter().any(|e| {
-            matches!(
-                e.kind,
-                EventKind::SessionStarted | EventKind::SessionEnded | EventKind::HookReceived
-            )
-        });
-    let r = &mut b.spans[root];
-    if r.done_seq.is_none() || session {
-        r.end_us = r.end_us.max(max_end);
-    }
-    r.set("session.id", run_id);
-    r.set("gen_ai.conversation.id", run_id);
-    if session && r.done_seq.is_none() {
-        r.status = "running".into();
-    }
-    // Agent spans of a running run end at their last child for views.
-    let ends: HashMap<[u8; 8], i64> = {
-        let mut m: HashMap<[u8; 8], i64> = HashMap::new();
-        for sp in &b.spans {
-            if let Some(p) = sp.parent_span_id {
-                let v = m.entry(p).or_insert(sp.end_us);
+        let run_id = self.run_id.as_str();
+        let root = 0;
+        // Parents as indices (a key never seen is the root), and the root's
+        // extent.
+        let up: Vec<Option<usize>> = self
+            .parents
+            .iter()
+            .map(|p| match p {
+                Parent::None => None,
+                Parent::At(i) => Some(*i),
+                Parent::Key(k) => Some(self.by_key.get(k).copied().unwrap_or(root)),
+            })
+            .collect();
+        let ids: Vec<[u8; 8]> = spans.iter().map(|s| s.span_id).collect();
+        let mut max_end = self.last_ts;
+        for (i, sp) in spans.iter_mut().enumerate() {
+            if let Some(p) = up[i] {
+                sp.parent_span_id = Some(ids[p]);
+            }
+            max_end = max_end.max(sp.end_us);
+        }
+        let session = !self.workflow;
+        let loose = session && !self.session_events;
+        let r = &mut spans[root];
+        if r.done_seq.is_none() || session {
+            r.end_us = r.end_us.max(max_end);
+        }
+        r.set("session.id", run_id);
+        r.set("gen_ai.conversation.id", run_id);
+        if session && r.done_seq.is_none() {
+            r.status = "running".into();
+        }
+        // Agent spans of a running run end at their last child for views.
+        let mut ends: Vec<Option<i64>> = vec![None; spans.len()];
+        for (i, sp) in spans.iter().enumerate() {
+            if let Some(p) = up[i] {
+                let v = ends[p].get_or_insert(sp.end_us);
                 *v = (*v).max(sp.end_us);
             }
         }
-        m
-    };
-    // Views of spans without their own totals (the workflow, an agent
-    // paused mid-step) show the sum of their model calls.
-    let mut sums: HashMap<[u8; 8], (i64, i64, f64, bool)> = HashMap::new();
-    let up: HashMap<[u8; 8], Option<[u8; 8]>> = b
-        .spans
-        .iter()
-        .map(|s| (s.span_id, s.parent_span_id))
-        .collect();
-    for sp in b.spans.iter().filter(|s| s.kind == SpanKind::Llm) {
-        let mut p = sp.parent_span_id;
-        while let Some(id) = p {
-            let e = sums.entry(id).or_default();
-            e.0 += sp.input_tokens;
-            e.1 += sp.output_tokens;
-            e.2 += sp.cost_usd.unwrap_or(0.0);
-            e.3 |= sp.cost_usd.is_some();
-            p = up.get(&id).copied().flatten().filter(|n| *n != id);
-        }
-    }
-    for sp in &mut b.spans {
-        if matches!(
-            sp.kind,
-            SpanKind::Workflow | SpanKind::Agent | SpanKind::Session
-        ) && sp.input_tokens + sp.output_tokens == 0
-            && let Some(&(i, o, c, priced)) = sums.get(&sp.span_id)
-        {
-            sp.input_tokens = i;
-            sp.output_tokens = o;
-            if priced && sp.cost_usd.is_none() {
-                sp.cost_usd = Some(c);
+        // Views of spans without their own totals (the workflow, an agent
+        // paused mid-step) show the sum of their model calls.
+        let mut sums: Vec<(i64, i64, f64, bool)> = vec![(0, 0, 0.0, false); spans.len()];
+        for (i, sp) in spans.iter().enumerate() {
+            if sp.kind != SpanKind::Llm {
+                continue;
+            }
+            let mut p = up[i];
+            let mut hops = 0;
+            while let Some(at) = p
+                && hops < spans.len()
+            {
+                let e = &mut sums[at];
+                e.0 += sp.input_tokens;
+                e.1 += sp.output_tokens;
+                e.2 += sp.cost_usd.unwrap_or(0.0);
+                e.3 |= sp.cost_usd.is_some();
+                p = up[at].filter(|n| *n != at);
+                hops += 1;
             }
         }
-    }
-    for sp in &mut b.spans {
-        if sp.kind == SpanKind::Agent
-            && sp.done_seq.is_none()
-            && let Some(&end) = ends.get(&sp.span_id)
-        {
-            sp.end_us = sp.end_us.max(end);
+        let mut has_child = vec![false; spans.len()];
+        for p in up.iter().flatten() {
+            has_child[*p] = true;
         }
-        if sp.attr("session.id").is_none() {
-            sp.set("session.id", run_id);
-        }
-        if matches!(sp.kind, SpanKind::Llm | SpanKind::Agent)
-            && sp.attr("gen_ai.conversation.id").is_none()
-        {
-            sp.set("gen_ai.conversation.id", run_id);
-        }
-        let kind = sp.kind.openinference();
-        sp.set("openinference.span.kind", kind);
-        if sp.end_us < sp.start_us {
-            sp.end_us = sp.start_us;
-        }
-    }
-    if loose {
-        // Neither a workflow nor a harness session (`agentops gate run`,
-        // memory writes): no root that could never close; each span stands
-        // alone in the trace.
-        let root_id = b.spans[root].span_id;
-        b.spans.remove(root);
-        for sp in &mut b.spans {
-            if sp.parent_span_id == Some(root_id) {
-                sp.parent_span_id = None;
+        for (i, sp) in spans.iter_mut().enumerate() {
+            if matches!(
+                sp.kind,
+                SpanKind::Workflow | SpanKind::Agent | SpanKind::Session
+            ) && sp.input_tokens + sp.output_tokens == 0
+                && has_child[i]
+            {
+                let (inp, out, c, priced) = sums[i];
+                sp.input_tokens = inp;
+                sp.output_tokens = out;
+                if priced && sp.cost_usd.is_none() {
+                    sp.cost_usd = Some(c);
+                }
+            }
+            if sp.kind == SpanKind::Agent
+                && sp.done_seq.is_none()
+                && let Some(end) = ends[i]
+            {
+                sp.end_us = sp.end_us.max(end);
+            }
+            if i != root {
+                // The root has these already.
+                sp.attrs.push(("session.id", run_id.into()));
+                if matches!(sp.kind, SpanKind::Llm | SpanKind::Agent) {
+                    sp.attrs.push(("gen_ai.conversation.id", run_id.into()));
+                }
+            }
+            let kind = sp.kind.openinference();
+            sp.attrs.push(("openinference.span.kind", kind.into()));
+            if sp.end_us < sp.start_us {
+                sp.end_us = sp.start_us;
             }
         }
+        if loose {
+            // Neither a workflow nor a harness session (`agentops gate run`,
+            // memory writes): no root that could never close; each span
+            // stands alone in the trace.
+            let root_id = spans[root].span_id;
+            spans.remove(root);
+            for sp in &mut spans {
+                if sp.parent_span_id == Some(root_id) {
+                    sp.parent_span_id = None;
+                }
+            }
+        }
+        spans
     }
-    b.spans
+}
+
+/// The journal span key of an event (its span id, or its position).
+fn key_of<'e>(e: &Input<'e>) -> Cow<'e, str> {
+    match e.span_id {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(format!("#{}", e.seq)),
+    }
+}
+
+fn done(sp: &mut Span, seq: i64) {
+    if sp.done_seq.is_none() {
+        sp.done_seq = Some(seq);
+    }
+}
+
+fn usage_attrs(sp: &mut Span, u: Option<&Usage<'_>>) {
+    let (input, output, read, write) = u.map(Usage::counts).unwrap_or_default();
+    sp.input_tokens = input;
+    sp.output_tokens = output;
+    sp.set("gen_ai.usage.input_tokens", input);
+    sp.set("gen_ai.usage.output_tokens", output);
+    sp.set("gen_ai.usage.cache_read.input_tokens", read);
+    sp.set("gen_ai.usage.cache_creation.input_tokens", write);
+}
+
+/// Builds the spans of one run or session from its events (in journal
+/// order). The root comes first; the rest follow in order of first event.
+pub fn build(run_id: &str, events: &[Event]) -> Vec<Span> {
+    let mut b = Builder::new(run_id);
+    for e in events {
+        b.push(&Input::from_event(e));
+    }
+    b.finish()
+}
+
+/// Reads and builds the spans of one run or session.
+pub fn read(journal: &Journal, run: &RunId) -> Result<Vec<Span>, StoreError> {
+    let mut b = Builder::new(run.as_str());
+    let mut ok = true;
+    // Whole bodies: the parser skips the keys spans do not use faster than
+    // the store could drop them.
+    journal.scan(&agentops_store::Query::run(run.clone()), &mut |r| {
+        ok = ok && b.push_raw(r);
+    })?;
+    if ok {
+        Ok(b.finish())
+    } else {
+        // The parsed read names the file and the event that is malformed.
+        Ok(build(
+            run.as_str(),
+            &journal.read(&agentops_store::Query::run(run.clone()))?,
+        ))
+    }
 }
 
 /// Closes every agent span still open (a run paused or ended).

@@ -5,21 +5,40 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use agentops_store::{RollupRow, Sums};
-use serde_json::{Value, json};
 
-use crate::span::{Span, SpanKind, hex};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::span::{AttrValue, Span, SpanEvent, SpanKind, hex};
 
 /// `n` with thousands separators.
 pub fn thousands(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
     let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
+    write_thousands(&mut out, n);
+    out
+}
+
+/// Appends `n` with thousands separators.
+fn write_thousands(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut v = n.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for i in (0..len).rev() {
+        out.push(char::from(digits[i]));
+        if i > 0 && i % 3 == 0 {
             out.push(',');
         }
-        out.push(c);
     }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// A duration in a short human form: 850ms, 12.3s, 4m05s, 2h10m.
@@ -83,32 +102,55 @@ fn rpad(s: &str, width: usize) -> String {
     }
 }
 
-/// Children of each span, in start order; the roots first.
-fn tree(spans: &[Span]) -> (Vec<usize>, HashMap<[u8; 8], Vec<usize>>) {
-    let ids: HashSet<[u8; 8]> = spans.iter().map(|s| s.span_id).collect();
+/// Children of each span (by index), in start order; the roots first. A
+/// span whose parent is not in `spans` is a root.
+fn tree(spans: &[Span]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let at: HashMap<[u8; 8], usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
     let mut roots = Vec::new();
-    let mut kids: HashMap<[u8; 8], Vec<usize>> = HashMap::new();
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     for (i, s) in spans.iter().enumerate() {
-        match s.parent_span_id.filter(|p| ids.contains(p)) {
-            Some(p) => kids.entry(p).or_default().push(i),
+        match s.parent_span_id.and_then(|p| at.get(&p)) {
+            Some(&p) => kids[p].push(i),
             None => roots.push(i),
         }
     }
-    for v in kids.values_mut() {
+    for v in &mut kids {
         v.sort_by_key(|&i| (spans[i].start_us, i));
     }
     (roots, kids)
 }
 
+/// Appends `s` to `out` in exactly `width` columns: padded with spaces on
+/// the right (`right` false) or the left, or cut with `…`.
+fn put(out: &mut String, s: &str, width: usize, right: bool) {
+    let n = s.chars().count();
+    if n > width {
+        if width > 0 {
+            out.extend(s.chars().take(width - 1));
+            out.push('…');
+        }
+        return;
+    }
+    if right {
+        out.extend(std::iter::repeat_n(' ', width - n));
+    }
+    out.push_str(s);
+    if !right {
+        out.extend(std::iter::repeat_n(' ', width - n));
+    }
+}
+
 /// The trace as a tree: name, status, a bar placing the span in the run's
 /// time, duration, tokens and cost; `width` columns at most.
 pub fn render_trace(spans: &[Span], width: usize) -> String {
-    let mut out = String::new();
     if spans.is_empty() {
-        return out;
+        return String::new();
     }
     let (roots, kids) = tree(spans);
-    let ids: HashSet<[u8; 8]> = spans.iter().map(|s| s.span_id).collect();
     let t0 = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
     let t1 = spans
         .iter()
@@ -120,110 +162,152 @@ pub fn render_trace(spans: &[Span], width: usize) -> String {
     // Fixed columns: status 8, duration 8, tokens 17, cost 9, spaces.
     let bar_w = (width / 5).clamp(10, 40);
     let name_w = width.saturating_sub(bar_w + 8 + 8 + 17 + 9 + 5).max(16);
-    let mut stack: Vec<(usize, String, bool)> = roots
+    let mut out = String::with_capacity(spans.len() * (width + 40));
+    // Depth-first with one prefix buffer: each entry remembers how long its
+    // parent's child prefix was, so siblings cut the buffer back to it.
+    let mut prefix = String::new();
+    let mut tmp = String::new();
+    let mut stack: Vec<(usize, usize, bool, bool)> = roots
         .iter()
         .rev()
         .enumerate()
-        .map(|(n, &i)| (i, String::new(), n == 0))
+        .map(|(n, &i)| (i, 0, n == 0, true))
         .collect();
-    while let Some((i, prefix, last)) = stack.pop() {
+    while let Some((i, plen, last, is_root)) = stack.pop() {
         let s = &spans[i];
-        let is_root = s.parent_span_id.is_none_or(|p| !ids.contains(&p));
-        let branch = if is_root {
-            String::new()
-        } else if last {
-            format!("{prefix}└─ ")
-        } else {
-            format!("{prefix}├─ ")
-        };
-        let name = format!("{branch}{}", s.name);
-        let bar = {
-            let span_len = (t1 - t0) as f64;
-            let a = (((s.start_us - t0) as f64 / span_len) * bar_w as f64).floor() as usize;
-            let b = (((s.end_us - t0) as f64 / span_len) * bar_w as f64).ceil() as usize;
-            let a = a.min(bar_w.saturating_sub(1));
-            let b = b.clamp(a + 1, bar_w);
-            let fill = if s.error.is_some() { '▒' } else { '█' };
-            format!(
-                "{}{}{}",
-                "·".repeat(a),
-                fill.to_string().repeat(b - a),
-                "·".repeat(bar_w - b)
-            )
-        };
-        let tokens = if s.input_tokens + s.output_tokens > 0 {
-            format!(
-                "{}→{}",
-                thousands(s.input_tokens),
-                thousands(s.output_tokens)
-            )
-        } else {
-            String::new()
-        };
-        let cost = s.cost_usd.map(usd).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{} {} {} {} {} {}",
-            pad(&name, name_w),
-            pad(&s.status, 8),
-            bar,
-            rpad(&duration(s.end_us - s.start_us), 8),
-            rpad(&tokens, 17),
-            rpad(&cost, 9)
-        );
-        let child_prefix = if is_root {
-            String::new()
-        } else if last {
-            format!("{prefix}   ")
-        } else {
-            format!("{prefix}│  ")
-        };
+        prefix.truncate(plen);
+        tmp.clear();
+        if !is_root {
+            tmp.push_str(&prefix);
+            tmp.push_str(if last { "└─ " } else { "├─ " });
+        }
+        tmp.push_str(&s.name);
+        put(&mut out, &tmp, name_w, false);
+        out.push(' ');
+        put(&mut out, &s.status, 8, false);
+        out.push(' ');
+        let span_len = (t1 - t0) as f64;
+        let a = (((s.start_us - t0) as f64 / span_len) * bar_w as f64).floor() as usize;
+        let b = (((s.end_us - t0) as f64 / span_len) * bar_w as f64).ceil() as usize;
+        let a = a.min(bar_w.saturating_sub(1));
+        let b = b.clamp(a + 1, bar_w);
+        let fill = if s.error.is_some() { '▒' } else { '█' };
+        out.extend(std::iter::repeat_n('·', a));
+        out.extend(std::iter::repeat_n(fill, b - a));
+        out.extend(std::iter::repeat_n('·', bar_w - b));
+        out.push(' ');
+        put(&mut out, &duration(s.end_us - s.start_us), 8, true);
+        out.push(' ');
+        tmp.clear();
+        if s.input_tokens + s.output_tokens > 0 {
+            write_thousands(&mut tmp, s.input_tokens);
+            tmp.push('→');
+            write_thousands(&mut tmp, s.output_tokens);
+        }
+        put(&mut out, &tmp, 17, true);
+        out.push(' ');
+        put(&mut out, &s.cost_usd.map(usd).unwrap_or_default(), 9, true);
+        out.push('\n');
+        if !is_root {
+            prefix.push_str(if last { "   " } else { "│  " });
+        }
         if let Some(e) = &s.error
             && s.kind != SpanKind::Workflow
         {
-            let _ = writeln!(
-                out,
-                "{}",
-                truncate(
-                    &format!("{child_prefix}   ! {}", e.replace('\n', " ")),
-                    width
-                )
-            );
+            tmp.clear();
+            tmp.push_str(&prefix);
+            tmp.push_str("   ! ");
+            tmp.push_str(&e.replace('\n', " "));
+            out.push_str(&truncate(&tmp, width));
+            out.push('\n');
         }
-        if let Some(k) = kids.get(&s.span_id) {
-            for (n, &c) in k.iter().enumerate().rev() {
-                stack.push((c, child_prefix.clone(), n == k.len() - 1));
-            }
+        let k = &kids[i];
+        for (n, &c) in k.iter().enumerate().rev() {
+            stack.push((c, prefix.len(), n == k.len() - 1, false));
         }
     }
     out
 }
 
-/// The trace as JSON.
-pub fn trace_json(run: &str, spans: &[Span]) -> Value {
-    json!({
-        "run": run,
-        "trace_id": spans.first().map(|s| hex(&s.trace_id)),
-        "spans": spans.iter().map(|s| json!({
-            "span_id": hex(&s.span_id),
-            "parent_span_id": s.parent_span_id.map(|p| hex(&p)),
-            "name": s.name,
-            "kind": s.kind,
-            "start_us": s.start_us,
-            "end_us": s.end_us,
-            "duration_ms": (s.end_us - s.start_us) as f64 / 1000.0,
-            "status": s.status,
-            "error": s.error,
-            "input_tokens": s.input_tokens,
-            "output_tokens": s.output_tokens,
-            "cost_usd": s.cost_usd,
-            "attributes": s.attrs.iter().map(|(k, v)| ((*k).to_owned(), v.to_json())).collect::<serde_json::Map<_, _>>(),
-            "events": s.events.iter().map(|e| json!({
-                "ts_us": e.ts_us, "name": e.name,
-                "attributes": e.attrs.iter().map(|(k, v)| ((*k).to_owned(), v.to_json())).collect::<serde_json::Map<_, _>>(),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
+/// The trace as JSON (serialized straight from the spans: keys sorted, as
+/// a `serde_json` object would print them).
+pub fn trace_json<'a>(run: &'a str, spans: &'a [Span]) -> TraceJson<'a> {
+    TraceJson { run, spans }
+}
+
+/// See [`trace_json`].
+pub struct TraceJson<'a> {
+    run: &'a str,
+    spans: &'a [Span],
+}
+
+impl Serialize for TraceJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Spans<'a>(&'a [Span]);
+        impl Serialize for Spans<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(SpanJson))
+            }
+        }
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("run", self.run)?;
+        m.serialize_entry("spans", &Spans(self.spans))?;
+        m.serialize_entry("trace_id", &self.spans.first().map(|s| hex(&s.trace_id)))?;
+        m.end()
+    }
+}
+
+struct SpanJson<'a>(&'a Span);
+
+impl Serialize for SpanJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sp = self.0;
+        let mut m = s.serialize_map(Some(14))?;
+        m.serialize_entry("attributes", &Attrs(&sp.attrs))?;
+        m.serialize_entry("cost_usd", &sp.cost_usd)?;
+        m.serialize_entry("duration_ms", &((sp.end_us - sp.start_us) as f64 / 1000.0))?;
+        m.serialize_entry("end_us", &sp.end_us)?;
+        m.serialize_entry("error", &sp.error)?;
+        m.serialize_entry("events", &Events(&sp.events))?;
+        m.serialize_entry("input_tokens", &sp.input_tokens)?;
+        m.serialize_entry("kind", &sp.kind)?;
+        m.serialize_entry("name", &sp.name)?;
+        m.serialize_entry("output_tokens", &sp.output_tokens)?;
+        m.serialize_entry("parent_span_id", &sp.parent_span_id.map(|p| hex(&p)))?;
+        m.serialize_entry("span_id", &hex(&sp.span_id))?;
+        m.serialize_entry("start_us", &sp.start_us)?;
+        m.serialize_entry("status", &sp.status)?;
+        m.end()
+    }
+}
+
+struct Events<'a>(&'a [SpanEvent]);
+
+impl Serialize for Events<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct One<'a>(&'a SpanEvent);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("attributes", &Attrs(&self.0.attrs))?;
+                m.serialize_entry("name", &self.0.name)?;
+                m.serialize_entry("ts_us", &self.0.ts_us)?;
+                m.end()
+            }
+        }
+        s.collect_seq(self.0.iter().map(One))
+    }
+}
+
+/// Attributes as an object, keys sorted.
+struct Attrs<'a>(&'a [(&'static str, AttrValue)]);
+
+impl Serialize for Attrs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut sorted: Vec<&(&'static str, AttrValue)> = self.0.iter().collect();
+        sorted.sort_by_key(|(k, _)| *k);
+        s.collect_map(sorted.into_iter().map(|(k, v)| (*k, v)))
+    }
 }
 
 /// What `stats` groups by.

@@ -9,7 +9,7 @@ use agentops_core::{EventKind, NewEvent, RunId, SpanId};
 use agentops_store::{Durability, Journal, Query, SqliteStore};
 use agentops_telemetry::export::{ExportOptions, Exporter};
 use agentops_telemetry::receiver::Receiver;
-use agentops_telemetry::span::{AttrValue, hex};
+use agentops_telemetry::span::{AttrValue, Builder, Input, hex};
 use agentops_telemetry::{ExportError, Protocol, SpanKind, build, view};
 use serde_json::json;
 
@@ -171,6 +171,86 @@ fn runner_run(j: &Journal, id: &str, t0: i64, phases: usize) -> RunId {
     ));
     j.append_batch(evs, Durability::Relaxed).unwrap();
     run
+}
+
+/// `trace` and export read rows without building JSON trees; they must
+/// build exactly what the parsed events build, in one go or in two steps
+/// (an exporter's builder resumes where the last pass stopped), whatever
+/// the bodies hold.
+#[test]
+fn raw_reads_build_what_parsed_events_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(&dir);
+    ingest_fixtures(&j);
+    runner_run(&j, "run-raw", 1_000, 3);
+    let odd = RunId::parse("run-odd").unwrap();
+    let p = SpanId::generate();
+    j.append_batch(
+        vec![
+            ev(&odd, 1, EventKind::RunStarted, json!({"workflow": "not an object", "goal": "a \"quote\"\nand a newline"})),
+            ev(&odd, 2, EventKind::StepStarted, json!({"agent": 7, "attempt": "2", "phase": "é", "model": null}))
+                .in_span(p.clone(), None),
+            ev(&odd, 3, EventKind::LlmCall, json!({"model": "m\u{e9}\t", "usage": "lots", "cost_usd": "free", "error": "bad\nthing", "response": {"content": [{"text": "x\"y"}]}}))
+                .in_span(SpanId::generate(), Some(p.clone())),
+            ev(&odd, 4, EventKind::RunPaused, json!({"reason": "budget", "detail": ["x"]})),
+            ev(&odd, 5, EventKind::RunResumed, json!([])),
+            ev(&odd, 6, EventKind::ToolCall, json!({"name": "Bash", "ok": false, "errors": [1], "duration_ms": 1e3}))
+                .in_span(SpanId::generate(), Some(p.clone())),
+            ev(&odd, 7, EventKind::Other("step.retry".into()), json!({"feedback": "again"})).in_span(p.clone(), None),
+            ev(&odd, 8, EventKind::GateVerdict, json!({"gate": "g", "verdict": "FAIL", "pending": "no"}))
+                .in_span(SpanId::generate(), Some(SpanId::generate())),
+        ],
+        Durability::Relaxed,
+    )
+    .unwrap();
+    let all = runs(&j);
+    assert_eq!(all.len(), 4);
+    for run in all {
+        let events = j.read(&Query::run(run.clone())).unwrap();
+        let parsed = build(run.as_str(), &events);
+        assert!(!parsed.is_empty());
+        let raw = agentops_telemetry::span::read(&j, &run).unwrap();
+        assert_eq!(raw, parsed, "{run}");
+        let mut b = Builder::new(run.as_str());
+        let half = events.len() / 2;
+        for e in &events[..half] {
+            b.push(&Input::from_event(e));
+        }
+        assert!(!b.spans().is_empty());
+        for e in &events[half..] {
+            b.push(&Input::from_event(e));
+        }
+        assert_eq!(b.finish(), parsed, "{run} in two steps");
+    }
+}
+
+/// A row whose body is not JSON stops `trace` and export with the event's
+/// position, instead of being skipped or panicking; nothing is marked sent.
+#[test]
+fn a_malformed_event_is_named_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(&dir);
+    let run = runner_run(&j, "run-bad", 1_000, 2);
+    let c = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let seq: i64 = c
+        .query_row(
+            "SELECT seq FROM events WHERE run_id = 'run-bad' AND kind = 'llm.call' ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute("UPDATE events SET body = '{not json' WHERE seq = ?1", [seq])
+        .unwrap();
+    let err = agentops_telemetry::span::read(&j, &run)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("event {seq} is malformed")), "{err}");
+    let r = Receiver::start().unwrap();
+    let mut x = Exporter::claim(&j, ExportOptions::new(r.url())).unwrap();
+    let err = x.pass().unwrap_err().to_string();
+    assert!(err.contains(&format!("event {seq} is malformed")), "{err}");
+    assert_eq!(x.watermark(), 0);
+    assert!(r.spans().is_empty());
 }
 
 #[test]

@@ -50,18 +50,14 @@ pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<
     let (layout, config) = open_project(flags)?;
     let j = journal(&layout, &config)?;
     let run = resolve(&j, id)?;
-    let events = j
-        .read(&agentops_telemetry::span::query(&run))
-        .map_err(Failure::failed)?;
-    let spans = agentops_telemetry::build(run.as_str(), &events);
-    // The process ends after printing: freeing tens of thousands of parsed
-    // events and spans one by one would cost a fifth of the command.
-    std::mem::forget(events);
+    let spans = agentops_telemetry::span::read(&j, &run).map_err(Failure::failed)?;
     if out.json {
         out.json(&view::trace_json(run.as_str(), &spans));
     } else {
         write_out(&view::render_trace(&spans, width(w)));
     }
+    // The process ends after printing: freeing tens of thousands of spans
+    // one by one would cost a tenth of the command.
     std::mem::forget(spans);
     Ok(Code::Ok)
 }
