@@ -233,6 +233,9 @@ impl<'j> Exporter<'j> {
             let mut open = 0;
             for (run, _) in runs {
                 let built = match self.feed(&run, last)? {
+                    // A finished run or session is taken whole; one still
+                    // going keeps its builder for the next pass.
+                    Some(b) if b.is_done() => b.finish(),
                     Some(b) => {
                         let spans = b.spans();
                         self.cache.insert(run, b);

@@ -293,6 +293,11 @@ impl Builder {
         }
     }
 
+    /// Whether the run or session has ended (its root span is complete).
+    pub fn is_done(&self) -> bool {
+        self.spans.first().is_some_and(|r| r.done_seq.is_some())
+    }
+
     /// The journal position of the last event pushed (0 before any).
     pub fn last_seq(&self) -> i64 {
         self.last_seq
@@ -318,7 +323,16 @@ impl Builder {
             start_us: ts,
             end_us: ts,
             error: None,
-            attrs: Vec::with_capacity(if kind == SpanKind::Llm { 24 } else { 12 }),
+            // What each kind ends up with (finish adds session.id,
+            // gen_ai.conversation.id and the OpenInference kind): one
+            // allocation per span.
+            attrs: Vec::with_capacity(match kind {
+                SpanKind::Llm => 26,
+                SpanKind::Agent => 16,
+                SpanKind::Tool => 10,
+                SpanKind::Gate => 8,
+                SpanKind::Workflow | SpanKind::Session => 14,
+            }),
             events: Vec::new(),
             done_seq: None,
             input_tokens: 0,

@@ -105,11 +105,8 @@ fn rpad(s: &str, width: usize) -> String {
 /// Children of each span (by index), in start order; the roots first. A
 /// span whose parent is not in `spans` is a root.
 fn tree(spans: &[Span]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let at: HashMap<[u8; 8], usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id, i))
-        .collect();
+    let mut at: HashMap<[u8; 8], usize> = HashMap::with_capacity(spans.len());
+    at.extend(spans.iter().enumerate().map(|(i, s)| (s.span_id, i)));
     let mut roots = Vec::new();
     let mut kids: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     for (i, s) in spans.iter().enumerate() {
