@@ -417,6 +417,23 @@ fn decodes_to_text(s: &str) -> bool {
     total > 0 && printable * 100 >= total * 95
 }
 
+/// Prefixes of the ids Anthropic (`msg_`, `req_`, `toolu_`, `srvtoolu_`,
+/// `msgbatch_`) and OpenAI (`chatcmpl-`, `call_`, `resp_`, `rs_`, `fc_`)
+/// give messages, requests and tool calls. No credential format of either
+/// starts with one (theirs start `sk-`).
+const PROVIDER_ID_PREFIXES: &[&str] = &[
+    "msg_",
+    "req_",
+    "toolu_",
+    "srvtoolu_",
+    "msgbatch_",
+    "chatcmpl-",
+    "call_",
+    "resp_",
+    "rs_",
+    "fc_",
+];
+
 fn is_high_entropy(tok: &str, before: &str) -> bool {
     if tok.starts_with("REDACTED") || before.ends_with(MARKER_PREFIX) {
         return false;
@@ -452,7 +469,19 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
     {
         return false;
     }
-    // Paths: several short segments, one of them an ordinary word.
+    // Ids that model providers give responses, requests and tool calls:
+    // handles that name a thing, not credentials (and the span attributes
+    // `gen_ai.response.id` and `gen_ai.tool.call.id` carry them).
+    if let Some(rest) = PROVIDER_ID_PREFIXES
+        .iter()
+        .find_map(|p| core.strip_prefix(p))
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return false;
+    }
+    // Paths: segments, one of them an ordinary word. Short segments are
+    // never secret; a path whose long segments are each harmless on their
+    // own (the run id in `agentops/run/<ULID>`) is not either.
     if core.contains('/') {
         let segs: Vec<&str> = core.split('/').filter(|s| !s.is_empty()).collect();
         let wordy = segs.iter().any(|s| {
@@ -460,7 +489,7 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
                 && s.bytes()
                     .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_' || b == b'.')
         });
-        if wordy && segs.iter().all(|s| s.len() < 24) {
+        if wordy && !segs.iter().any(|s| s.len() >= 24 && is_high_entropy(s, "")) {
             return false;
         }
     }
@@ -485,8 +514,9 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
     shannon_bits_per_char(core) >= 0.84 * len.log2()
 }
 
-static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| {
-    let rules = BUILTIN
+/// The built-in rules, none compiled yet.
+fn builtin_rules() -> Vec<Rule> {
+    BUILTIN
         .iter()
         .map(|(id, pat, group, check, triggers)| Rule {
             id: (*id).to_owned(),
@@ -496,8 +526,11 @@ static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| {
             check: *check,
             triggers,
         })
-        .collect();
-    Redactor { rules }
+        .collect()
+}
+
+static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor {
+    rules: builtin_rules(),
 });
 
 /// The id of the last rule: random-looking tokens, found by a scanner rather
@@ -763,7 +796,10 @@ mod tests {
 
     #[test]
     fn ordinary_text_compiles_no_rule() {
-        let r = Redactor::with_extra(&[]).unwrap();
+        // Fresh rules: `with_extra` shares the ones other tests compiled.
+        let r = Redactor {
+            rules: builtin_rules(),
+        };
         assert_eq!(
             r.redact("cargo test -p agentops-store --test sqlite"),
             "cargo test -p agentops-store --test sqlite"
@@ -815,6 +851,31 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn provider_ids_and_run_branches_are_not_secrets() {
+        for s in [
+            "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "req_011CQSXAhg4Ygn8HKudpWnf2",
+            "toolu_01A09q90qw90lq917835lq9",
+            "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+            "call_abc123XYZ456def789GHI0",
+            "agentops/run/01JCQ4V1ZG8Y2X3W4V5T6S7R8Q",
+            "refs/heads/agentops/run/01JCQ4V1ZG8Y2X3W4V5T6S7R8Q",
+        ] {
+            assert_eq!(redact(s), s);
+        }
+        // Still secrets: a random token in a path segment, a credential with
+        // an id-like prefix but not an id's characters, provider keys.
+        for s in [
+            "https://hooks.example.com/services/cb/aB3dE5fG7hJ9kL1mN3pQ5rS7tV9wX",
+            "call_aB3dE5fG7hJ9kL1mN3pQ5rS7/tV9+wX=",
+            "sk-ant-api03-aB3dE5fG7hJ9kL1mN3pQ5rS7tV9wX1yZ3",
+            "sk-proj-aB3dE5fG7hJ9kL1mN3pQ5rS7tV9wX1yZ3bC5",
+        ] {
+            assert!(redact(s).contains("[REDACTED:"), "{s} kept");
+        }
     }
 
     #[test]

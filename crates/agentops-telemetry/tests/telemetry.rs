@@ -124,7 +124,7 @@ fn runner_run(j: &Journal, id: &str, t0: i64, phases: usize) -> RunId {
                 t,
                 EventKind::LlmCall,
                 json!({"phase": format!("p{p}"), "agent": agent, "provider": "openai", "model": "gpt-4.1-mini",
-                       "response_model": "gpt-4.1-mini-2025-04-14", "response_id": "chatcmpl-1", "stop_reason": "tool_use",
+                       "response_model": "gpt-4.1-mini-2025-04-14", "response_id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", "stop_reason": "tool_use",
                        "usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_tokens": 600, "cache_creation_tokens": 0},
                        "cost_usd": 0.00046, "duration_ms": 800.0}),
             )
@@ -136,7 +136,7 @@ fn runner_run(j: &Journal, id: &str, t0: i64, phases: usize) -> RunId {
                 &run,
                 t,
                 EventKind::ToolCall,
-                json!({"phase": format!("p{p}"), "agent": agent, "tool": "run_command", "tool_use_id": "call_1",
+                json!({"phase": format!("p{p}"), "agent": agent, "tool": "run_command", "tool_use_id": "call_abc123XYZ456def789GHI0",
                        "is_error": true, "output": "exit 1", "duration_ms": 50.0}),
             )
             .in_span(SpanId::generate(), Some(phase.clone())),
@@ -308,6 +308,11 @@ fn runner_events_become_genai_spans() {
         Some(AttrValue::Int(0))
     );
     assert_eq!(a("gen_ai.agent.name"), Some("agent0".into()));
+    // Provider ids pass the journal's redaction (handles, not secrets).
+    assert_eq!(
+        a("gen_ai.response.id"),
+        Some("chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG".into())
+    );
     assert_eq!(a("gen_ai.conversation.id"), Some("01runabc".into()));
     assert_eq!(a("openinference.span.kind"), Some("LLM".into()));
     assert_eq!(a("llm.token_count.prompt"), Some(AttrValue::Int(1000)));
@@ -324,6 +329,10 @@ fn runner_events_become_genai_spans() {
     assert_eq!(
         tool.attr("error.type"),
         Some(&AttrValue::from("tool_error"))
+    );
+    assert_eq!(
+        tool.attr("gen_ai.tool.call.id"),
+        Some(&AttrValue::from("call_abc123XYZ456def789GHI0"))
     );
     assert_eq!(tool.end_us - tool.start_us, 50_000);
     assert_eq!(
