@@ -114,6 +114,15 @@ impl TestContext {
         self.command(args).output().unwrap().into()
     }
 
+    /// Runs the binary with `args` and extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, String)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap().into()
+    }
+
     /// Runs the binary with `args`, feeding `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
         use std::io::Write;

@@ -12,35 +12,12 @@ use agentops_testkit::TestContext;
 use agentops_testkit::model::ScriptedServer;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentops");
-const GOAL: &str = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
+mod common;
+
+use common::{GOAL, run_id};
 
 fn project() -> TestContext {
-    let ctx = TestContext::new(BIN);
-    for (path, text) in demo::FILES {
-        ctx.write(path, text);
-    }
-    ctx.run(&["init"]).ok();
-    let cfg = ctx.path(".agents/config.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(demo::GATES);
-    std::fs::write(&cfg, text).unwrap();
-    ctx.git(&["add", "-A"]);
-    ctx.git(&["commit", "-q", "-m", "project"]);
-    ctx
-}
-
-fn run_env(ctx: &TestContext, args: &[&str], env: &[(&str, String)]) -> agentops_testkit::Run {
-    let mut c = ctx.command(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap().into()
-}
-
-fn run_id(ctx: &TestContext) -> String {
-    let v: Value = serde_json::from_str(ctx.run(&["runs", "--json"]).ok()).unwrap();
-    v[0]["id"].as_str().unwrap().to_owned()
+    common::demo_project(false)
 }
 
 #[test]
@@ -58,7 +35,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
         ),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k1".to_owned()),
     ];
-    let r = run_env(&ctx, &["run", "feature", GOAL], &env);
+    let r = ctx.run_env(&["run", "feature", GOAL], &env);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let id = run_id(&ctx);
     let all = format!("{}{}", r.stdout, r.stderr);
@@ -105,11 +82,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
             .last_headers()
             .contains(&("x-api-key".into(), "k1".into()))
     );
-    let again = run_env(
-        &ctx,
-        &["export", "otlp", "--endpoint", &receiver.url()],
-        &[],
-    );
+    let again = ctx.run_env(&["export", "otlp", "--endpoint", &receiver.url()], &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("sent 0 spans"), "{}", again.stdout);
 
@@ -137,8 +110,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
     let ok = ctx.run(&["status"]);
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     assert!(ok.stdout.contains("ok     budget"), "{}", ok.stdout);
-    let burn = run_env(
-        &ctx,
+    let burn = ctx.run_env(
         &["status"],
         &[("AGENTOPS_ALERTS_DAILY_USD", "0.0001".into())],
     );
@@ -149,8 +121,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
         burn.stdout
     );
     let js: Value = serde_json::from_str(
-        run_env(
-            &ctx,
+        ctx.run_env(
             &["status", "--json"],
             &[("AGENTOPS_ALERTS_DAILY_USD", "0.0001".into())],
         )
@@ -159,11 +130,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
     )
     .unwrap();
     assert_eq!(js["alerts"].as_array().unwrap().len(), 4);
-    let bad = run_env(
-        &ctx,
-        &["status"],
-        &[("AGENTOPS_ALERTS_ERROR_RATE", "2".into())],
-    );
+    let bad = ctx.run_env(&["status"], &[("AGENTOPS_ALERTS_ERROR_RATE", "2".into())]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("alerts.error_rate"), "{}", bad.stderr);
 }
@@ -172,8 +139,7 @@ fn a_run_is_traced_counted_alerted_on_and_exported_once() {
 fn export_keeps_spans_while_the_receiver_is_down() {
     let server = ScriptedServer::start(demo::script()).unwrap();
     let ctx = project();
-    let r = run_env(
-        &ctx,
+    let r = ctx.run_env(
         &["run", "feature", GOAL],
         &[("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base())],
     );

@@ -14,53 +14,20 @@ use agentops_testkit::TestContext;
 use agentops_testkit::model::{Reply, Rule, Script, ScriptedServer};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentops");
-const GOAL: &str = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
+mod common;
+
+use common::{BIN, GOAL, run_id};
 
 fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
 }
 
-/// A repository holding the demo project (three agents, the `feature`
-/// workflow, a test gate and a scope gate) and three learnings, indexed.
 fn project() -> TestContext {
-    let ctx = TestContext::new(BIN);
-    for (path, text) in demo::FILES {
-        ctx.write(path, text);
-    }
-    ctx.run(&["init"]).ok();
-    let cfg = ctx.path(".agents/config.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(demo::GATES);
-    std::fs::write(&cfg, text).unwrap();
-    for (title, body, tags) in demo::LEARNINGS {
-        let mut args = vec!["learn", title, "--body", body];
-        for t in *tags {
-            args.extend(["--tag", t]);
-        }
-        ctx.run(&args).ok();
-    }
-    ctx.git(&["add", "-A"]);
-    ctx.git(&["commit", "-q", "-m", "project"]);
-    ctx.run(&["index"]).ok();
-    ctx
-}
-
-fn run_env(ctx: &TestContext, args: &[&str], env: &[(&str, String)]) -> agentops_testkit::Run {
-    let mut c = ctx.command(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap().into()
+    common::demo_project(true)
 }
 
 fn openai_env(s: &ScriptedServer) -> Vec<(&'static str, String)> {
     vec![("AGENTOPS_LLM_OPENAI_BASE_URL", s.openai_base())]
-}
-
-fn run_id(ctx: &TestContext) -> String {
-    let v: Value = serde_json::from_str(ctx.run(&["runs", "--json"]).ok()).unwrap();
-    v[0]["id"].as_str().unwrap().to_owned()
 }
 
 fn show(ctx: &TestContext, id: &str) -> Value {
@@ -107,7 +74,7 @@ fn three_phases_end_to_end_on_both_api_backends() {
             ]
         };
         let main_before = ctx.git(&["rev-parse", "main"]);
-        let r = run_env(&ctx, &["run", "feature", GOAL], &env);
+        let r = ctx.run_env(&["run", "feature", GOAL], &env);
         assert_eq!(r.code, 0, "{wire}: {}\n{}", r.stdout, r.stderr);
         let id = run_id(&ctx);
         // The work landed on the run branch, not on main.
@@ -173,7 +140,7 @@ fn budget_exhaustion_pauses_with_exit_3_then_resume_never_pays_twice() {
     let server = ScriptedServer::start(demo::script()).unwrap();
     let ctx = project();
     let env = openai_env(&server);
-    let r = run_env(&ctx, &["run", "feature", GOAL, "--budget-turns", "4"], &env);
+    let r = ctx.run_env(&["run", "feature", GOAL, "--budget-turns", "4"], &env);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("paused (budget)"), "{}", r.stdout);
     let id = run_id(&ctx);
@@ -182,10 +149,10 @@ fn budget_exhaustion_pauses_with_exit_3_then_resume_never_pays_twice() {
     let before: Vec<_> = server.received();
     assert_eq!(before.len(), 4);
     // Resuming with the same budget pauses again at once, paying nothing.
-    let again = run_env(&ctx, &["resume", &id], &env);
+    let again = ctx.run_env(&["resume", &id], &env);
     assert_eq!(again.code, 3, "{}", again.stderr);
     assert_eq!(server.count(), 4);
-    let done = run_env(&ctx, &["resume", &id, "--budget-turns", "50"], &env);
+    let done = ctx.run_env(&["resume", &id, "--budget-turns", "50"], &env);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
     let all = server.received();
     assert_eq!(
@@ -200,7 +167,7 @@ fn budget_exhaustion_pauses_with_exit_3_then_resume_never_pays_twice() {
             .all(|r| !first_bodies.contains(&r.body.to_string())),
         "a completed call was sent again"
     );
-    let bad = run_env(&ctx, &["resume", &id], &env);
+    let bad = ctx.run_env(&["resume", &id], &env);
     assert_eq!(bad.code, 1, "a completed run cannot resume");
 }
 
@@ -232,7 +199,7 @@ fn independent_phases_run_in_parallel() {
     }
     script.fallback = Some(Reply::text("done"));
     let server = ScriptedServer::start(script).unwrap();
-    let r = run_env(&ctx, &["run", "fan", "x"], &openai_env(&server));
+    let r = ctx.run_env(&["run", "fan", "x"], &openai_env(&server));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let order: Vec<String> = server
         .received()
@@ -300,8 +267,7 @@ fn command_backends_drive_fake_claude_and_codex_from_the_stream_fixtures() {
         ctx.git(&["commit", "-q", "-m", "one"]);
         let bin = fake_harness(&ctx, harness, fixture);
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-        let r = run_env(
-            &ctx,
+        let r = ctx.run_env(
             &["run", "one", "rate limiting", "--json"],
             &[("PATH", path)],
         );
@@ -356,11 +322,11 @@ fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
     let server = ScriptedServer::start(demo::script()).unwrap();
     let ctx = project();
     let env = openai_env(&server);
-    run_env(&ctx, &["run", "feature", GOAL], &env).ok();
+    ctx.run_env(&["run", "feature", GOAL], &env).ok();
     let base_id = run_id(&ctx);
     let want = final_file(&ctx, &base_id, "src/greet.sh");
     let started = Instant::now();
-    let _ = run_env(&ctx, &["run", "feature", GOAL], &env);
+    let _ = ctx.run_env(&["run", "feature", GOAL], &env);
     let full = started.elapsed();
     let mut seed: u64 = 0x5eed_1234_abcd;
     let mut rand = move || {
@@ -398,7 +364,7 @@ fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
             // It finished (at least in the journal) before the kill landed.
         } else {
             interrupted += 1;
-            let r = run_env(&ctx, &["resume", &id], &env);
+            let r = ctx.run_env(&["resume", &id], &env);
             assert_eq!(r.code, 0, "trial {trial}: {}\n{}", r.stdout, r.stderr);
         }
         assert_eq!(final_file(&ctx, &id, "src/greet.sh"), want, "trial {trial}");
@@ -578,8 +544,7 @@ fn judge_and_council_gates_against_the_scripted_server() {
         ("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base()),
         ("AGENTOPS_LLM_ANTHROPIC_BASE_URL", server.url()),
     ];
-    let r = run_env(
-        &ctx,
+    let r = ctx.run_env(
         &["gate", "run", "quality", "--base", "HEAD", "--json"],
         &env,
     );
@@ -593,22 +558,17 @@ fn judge_and_council_gates_against_the_scripted_server() {
         "rubric and diff reach the judge"
     );
     // Council: 2 of 3 pass → majority passes, any-fail-blocks fails.
-    let r = run_env(
-        &ctx,
-        &["gate", "run", "panel", "--base", "HEAD", "--json"],
-        &env,
-    );
+    let r = ctx.run_env(&["gate", "run", "panel", "--base", "HEAD", "--json"], &env);
     assert_eq!(r.code, 0, "{}", r.stdout);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let votes = v["results"][0]["evidence"]["votes"].as_array().unwrap();
     assert_eq!(votes.len(), 3);
     assert_eq!(votes[1]["verdict"], "FAIL");
-    let r = run_env(&ctx, &["gate", "run", "strict", "--base", "HEAD"], &env);
+    let r = ctx.run_env(&["gate", "run", "strict", "--base", "HEAD"], &env);
     assert_eq!(r.code, 1, "{}", r.stdout);
     // Malformed judge output is a FAIL with the text as evidence, not a crash.
     server.set_script(judge_script("Looks great to me!"));
-    let r = run_env(
-        &ctx,
+    let r = ctx.run_env(
         &["gate", "run", "quality", "--base", "HEAD", "--json"],
         &env,
     );

@@ -8,7 +8,7 @@
 //! messages the conversation already holds), so the same request always gets
 //! the same answer — which is what makes resumed runs checkable.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -241,38 +241,72 @@ impl Drop for ScriptedServer {
     }
 }
 
+/// One HTTP/1.1 request as the loopback test servers read it (header names
+/// lowercased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Reads the next request of a keep-alive connection (its body by
+/// `content-length`); `None` when the peer closed the connection. Blank lines
+/// between requests are skipped.
+pub fn read_request(r: &mut impl BufRead) -> std::io::Result<Option<HttpRequest>> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            if k == "content-length" {
+                len = v.parse().unwrap_or(0);
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
 fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
+    while let Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }) = read_request(&mut reader)?
+    {
         if method != "POST" {
             respond(&mut out, 200, "application/json", &[], b"{\"ok\":true}")?;
             continue;
@@ -386,6 +420,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         };
         respond(&mut out, 200, ctype, &[], payload.as_bytes())?;
     }
+    Ok(())
 }
 
 fn reply_id(api: &str, n: usize) -> String {
@@ -407,8 +442,9 @@ fn anthropic_error_type(status: u16) -> &'static str {
     }
 }
 
-fn respond(
-    out: &mut TcpStream,
+/// Writes one HTTP/1.1 response.
+pub fn respond(
+    out: &mut impl Write,
     status: u16,
     ctype: &str,
     extra: &[(String, String)],

@@ -2,11 +2,13 @@
 //! accepts `POST /v1/traces` in protobuf or JSON, decodes the spans and
 //! records them, and can be told to answer with an error status.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+use agentops_llm::scripted::{HttpRequest, read_request, respond};
 
 use crate::otlp::{self, Decoded};
 
@@ -130,37 +132,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut headers = Vec::new();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; len];
-        if r.read_exact(&mut body).is_err() {
+        let Ok(Some(HttpRequest { headers, body, .. })) = read_request(&mut r) else {
             return;
-        }
+        };
         let json = headers
             .iter()
             .any(|(k, v)| k == "content-type" && v.starts_with("application/json"));
@@ -190,16 +164,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 }
             }
         };
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            429 => "Too Many Requests",
-            _ => "Service Unavailable",
-        };
-        let resp = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
-        );
-        if out.write_all(resp.as_bytes()).is_err() {
+        if respond(&mut out, status, "application/x-protobuf", &[], b"").is_err() {
             return;
         }
     }

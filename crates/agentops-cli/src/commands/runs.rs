@@ -395,7 +395,6 @@ fn report(outcome: &Outcome, out: &Output) -> Code {
 }
 
 pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, config, j) = open(flags)?;
     let mut vars = BTreeMap::new();
     for v in &args.vars {
         let (k, val) = v
@@ -403,6 +402,29 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
             .ok_or_else(|| Failure::usage(format!("--var {v}: use --var key=value")))?;
         vars.insert(k.trim().to_owned(), val.to_owned());
     }
+    drive(open(flags)?, out, |ctx| {
+        agentops_runner::start(
+            ctx,
+            &agentops_runner::StartOptions {
+                workflow: args.workflow,
+                goal: args.goal,
+                vars,
+                base: args.base,
+                budget: budget(&args.budget),
+                backend: args.backend,
+            },
+        )
+    })
+}
+
+/// Runs `f` (a start or a resume) with terminal progress and, when an
+/// endpoint is configured, OTLP export in the background; reports the
+/// outcome.
+fn drive(
+    (layout, config, j): (RepoLayout, agentops_core::config::Config, Journal),
+    out: &Output,
+    f: impl FnOnce(&RunContext<'_>) -> Result<Outcome, RunError>,
+) -> Result<Code, Failure> {
     let reporter = Reporter::new(out);
     let ctx = RunContext {
         layout: &layout,
@@ -412,17 +434,7 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
         progress: &reporter,
     };
     let bg = super::observe::background(&layout, &config, out);
-    let outcome = agentops_runner::start(
-        &ctx,
-        &agentops_runner::StartOptions {
-            workflow: args.workflow,
-            goal: args.goal,
-            vars,
-            base: args.base,
-            budget: budget(&args.budget),
-            backend: args.backend,
-        },
-    );
+    let outcome = f(&ctx);
     super::observe::finish_background(bg, out);
     Ok(report(&outcome.map_err(fail)?, out))
 }
@@ -432,24 +444,15 @@ fn find(j: &Journal, run: &str) -> Result<RunId, Failure> {
 }
 
 pub fn resume(run: &str, b: &BudgetArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, config, j) = open(flags)?;
-    let id = find(&j, run)?;
-    let reporter = Reporter::new(out);
-    let ctx = RunContext {
-        layout: &layout,
-        config: &config,
-        journal: &j,
-        env: &env_lookup,
-        progress: &reporter,
-    };
-    let bg = super::observe::background(&layout, &config, out);
-    let outcome = agentops_runner::resume(
-        &ctx,
-        &id,
-        &agentops_runner::ResumeOptions { budget: budget(b) },
-    );
-    super::observe::finish_background(bg, out);
-    Ok(report(&outcome.map_err(fail)?, out))
+    let opened = open(flags)?;
+    let id = find(&opened.2, run)?;
+    drive(opened, out, |ctx| {
+        agentops_runner::resume(
+            ctx,
+            &id,
+            &agentops_runner::ResumeOptions { budget: budget(b) },
+        )
+    })
 }
 
 pub fn control(run: &str, action: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
