@@ -155,6 +155,160 @@ fn fail_closed_denies_what_it_cannot_check() {
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
 }
 
+fn denied_rule(r: &Run) -> Option<String> {
+    let v: Value = serde_json::from_str(&r.stdout).ok()?;
+    let d = &v["hookSpecificOutput"];
+    (d["permissionDecision"] == "deny").then(|| {
+        d["permissionDecisionReason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+fn force_push(ctx: &TestContext, session: &str) -> String {
+    json!({
+        "session_id": session, "hook_event_name": "PreToolUse", "cwd": ctx.root,
+        "tool_name": "Bash", "tool_input": {"command": "git push --force origin main"},
+    })
+    .to_string()
+}
+
+fn benign(ctx: &TestContext, session: &str) -> String {
+    json!({
+        "session_id": session, "hook_event_name": "PreToolUse", "cwd": ctx.root,
+        "tool_name": "Bash", "tool_input": {"command": "cargo test"},
+    })
+    .to_string()
+}
+
+/// `agentops hook claude` with `.git/agentops` mounted read-only in a
+/// private mount namespace (root ignores permission bits); `None` where
+/// this machine cannot make one.
+fn hook_with_read_only_state(ctx: &TestContext, input: &str) -> Option<Run> {
+    use std::io::Write;
+    let dir = ctx.git_dir().join("agentops");
+    let script = format!(
+        "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' && touch '{d}/probe' 2>/dev/null && exit 97; exec \"$0\" hook claude",
+        d = dir.display()
+    );
+    let sh = ctx.shell(&script, &[]);
+    let mut cmd = {
+        let mut u = std::process::Command::new("unshare");
+        u.arg("-m").arg("sh").args(sh.get_args());
+        for (k, v) in sh.get_envs() {
+            match v {
+                Some(v) => u.env(k, v),
+                None => u.env_remove(k),
+            };
+        }
+        if let Some(d) = sh.get_current_dir() {
+            u.current_dir(d);
+        }
+        u
+    };
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() && out.stdout.is_empty() {
+        eprintln!(
+            "SKIPPED (read-only state): cannot mount here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(out.into())
+}
+
+#[test]
+fn the_builtin_policy_holds_under_every_fault() {
+    // A typo in the configuration: denied, and the agent is told once.
+    let ctx = ctx();
+    ctx.write(".agents/config.toml", "[memory]\ncomit = \"auto\"\n");
+    let r = hook(&ctx, &force_push(&ctx, "s-typo"));
+    assert_eq!(r.code, 0);
+    assert!(
+        denied_rule(&r).unwrap().contains("force-push"),
+        "{}",
+        r.stdout
+    );
+    let msg = json_of(&r)["systemMessage"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("comit") && msg.contains("config.toml"),
+        "{msg}"
+    );
+    let again = hook(&ctx, &force_push(&ctx, "s-typo"));
+    assert!(denied_rule(&again).is_some());
+    assert!(json_of(&again).get("systemMessage").is_none(), "said twice");
+    // A benign call goes on, still with the notice for a new session.
+    let r = hook(&ctx, &benign(&ctx, "s-typo-2"));
+    assert!(denied_rule(&r).is_none(), "{}", r.stdout);
+    assert!(json_of(&r)["systemMessage"].as_str().is_some());
+
+    // The same typo with fail = "closed": still closed, and says why.
+    ctx.write(
+        ".agents/config.toml",
+        "[memory]\ncomit = \"auto\"\n\n[policy]\nfail = \"closed\"\n",
+    );
+    let r = hook(&ctx, &benign(&ctx, "s-closed"));
+    let why = denied_rule(&r).expect("closed stays closed");
+    assert!(
+        why.contains("policy.fail") && why.contains("comit"),
+        "{why}"
+    );
+    assert!(
+        denied_rule(&hook(&ctx, &force_push(&ctx, "s-closed")))
+            .unwrap()
+            .contains("force-push")
+    );
+    // Not valid TOML at all: the same.
+    ctx.write(".agents/config.toml", "[policy\nfail = \"closed\"\n");
+    assert!(denied_rule(&hook(&ctx, &benign(&ctx, "s-closed-2"))).is_some());
+    ctx.write(".agents/config.toml", "");
+
+    // A corrupt journal: the verdict does not change.
+    let ctx = self::ctx();
+    std::fs::write(
+        ctx.git_dir().join("agentops/state.db"),
+        b"this is not a database",
+    )
+    .unwrap();
+    for f in ["state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(ctx.git_dir().join("agentops").join(f));
+    }
+    let r = hook(&ctx, &force_push(&ctx, "s-corrupt"));
+    assert!(
+        denied_rule(&r).unwrap().contains("force-push"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let r = hook(&ctx, &benign(&ctx, "s-corrupt"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    ctx.write(".agents/config.toml", "[policy]\nfail = \"closed\"\n");
+    let r = hook(&ctx, &force_push(&ctx, "s-corrupt"));
+    assert!(denied_rule(&r).unwrap().contains("force-push"));
+    assert!(hook_log(&ctx).contains("state.db"), "{}", hook_log(&ctx));
+
+    // A read-only .git/agentops: the same.
+    let ctx = self::ctx();
+    if let Some(r) = hook_with_read_only_state(&ctx, &force_push(&ctx, "s-ro")) {
+        assert!(
+            denied_rule(&r).unwrap_or_default().contains("force-push"),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
+        let r = hook_with_read_only_state(&ctx, &benign(&ctx, "s-ro")).unwrap();
+        assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    }
+}
+
 #[test]
 fn hard_time_limit_lets_the_agent_go_on() {
     let ctx = ctx();

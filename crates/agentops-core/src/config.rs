@@ -571,6 +571,62 @@ pub fn user_config_path(env: &[(String, String)]) -> Option<PathBuf> {
         .map(|d| d.join("agentops").join("config.toml"))
 }
 
+/// `policy.fail` read leniently, for when [`load`] fails: a hook must stay
+/// closed when the project said `closed`, even if another key is misspelt or
+/// the file is not valid TOML. Precedence as in [`load`]: environment, then
+/// the project file, then the user's file; anything unreadable counts as unset.
+pub fn lenient_fail_mode(opts: &LoadOptions) -> FailMode {
+    let parse = |v: &str| match v
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "closed" => Some(FailMode::Closed),
+        "open" => Some(FailMode::Open),
+        _ => None,
+    };
+    if let Some(m) = opts
+        .env
+        .iter()
+        .find(|(k, _)| k == "AGENTOPS_POLICY_FAIL")
+        .and_then(|(_, v)| parse(v))
+    {
+        return m;
+    }
+    for path in [&opts.project_file, &opts.user_file].into_iter().flatten() {
+        let Ok(src) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        if let Some(m) = fail_mode_in(&src).and_then(parse) {
+            return m;
+        }
+    }
+    FailMode::Open
+}
+
+/// The value text of `fail` in the `[policy]` table (or `policy.fail` at the
+/// top level), found line by line so a syntax error elsewhere does not hide it.
+fn fail_mode_in(src: &str) -> Option<&str> {
+    let mut table = "";
+    let mut found = None;
+    for line in src.lines() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if let Some(t) = l.strip_prefix('[') {
+            table = t.trim_end_matches(']').trim();
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        let k = k.trim();
+        if (table == "policy" && k == "fail") || (table.is_empty() && k == "policy.fail") {
+            found = Some(v.trim());
+        }
+    }
+    found
+}
+
 /// Reads and merges every layer. Missing files are fine; unreadable or invalid
 /// ones are errors.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
@@ -1219,6 +1275,39 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn fail_mode_is_read_leniently_from_broken_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = |project: &str, env: &[(&str, &str)]| LoadOptions {
+            project_file: Some(write(dir.path(), "p.toml", project)),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        // A typo elsewhere (load fails) and a syntax error do not hide it.
+        let typo = "[memory]\ncomit = \"auto\"\n\n[policy]\nfail = \"closed\"  # no surprises\n";
+        assert!(load(&opts(typo, &[])).is_err());
+        assert_eq!(lenient_fail_mode(&opts(typo, &[])), FailMode::Closed);
+        let broken = "[policy\nfail = 'closed'\n[[[ nonsense";
+        assert_eq!(lenient_fail_mode(&opts(broken, &[])), FailMode::Closed);
+        assert_eq!(
+            lenient_fail_mode(&opts("policy.fail = \"closed\"\n", &[])),
+            FailMode::Closed
+        );
+        // Another table's `fail` is not the policy's.
+        assert_eq!(
+            lenient_fail_mode(&opts("[gates.x]\nfail = \"closed\"\n", &[])),
+            FailMode::Open
+        );
+        assert_eq!(
+            lenient_fail_mode(&opts(typo, &[("AGENTOPS_POLICY_FAIL", "open")])),
+            FailMode::Open
+        );
+        assert_eq!(lenient_fail_mode(&LoadOptions::default()), FailMode::Open);
     }
 
     #[test]

@@ -63,6 +63,8 @@ struct Ctx {
     session: RunId,
     cwd: PathBuf,
     stop_gates: Vec<Gate>,
+    /// A PreToolUse's policy verdict, made before the worker starts.
+    verdict: Option<ToolVerdict>,
 }
 
 enum Reply {
@@ -115,8 +117,7 @@ pub fn run(inv: Invocation) -> Outcome {
             // so the answer is the universal one: exit 2 blocks a PreToolUse.
             let closed = layout
                 .as_ref()
-                .and_then(|l| agentops_store::project::load_config(Some(l), Vec::new()).ok())
-                .is_some_and(|c| c.policy.fail == FailMode::Closed);
+                .is_some_and(|l| fail_mode(l) == FailMode::Closed);
             if closed {
                 return Outcome {
                     stdout: None,
@@ -145,13 +146,20 @@ pub fn run(inv: Invocation) -> Outcome {
         // Not an agentops project: stay out of the way.
         return Outcome::default();
     }
-    let config = match agentops_store::project::load_config(Some(&layout), Vec::new()) {
-        Ok(c) => c,
-        Err(e) => {
-            log_error(Some(&layout), inv.harness, &name, &e.to_string());
-            return Outcome::default();
-        }
-    };
+    // A configuration that cannot be read never switches the policy off: the
+    // built-in rules apply, `policy.fail` is read leniently, and the agent is
+    // told once per session.
+    let (config, config_error) =
+        match agentops_store::project::load_config(Some(&layout), Vec::new()) {
+            Ok(c) => (c, None),
+            Err(e) => {
+                let msg = e.to_string();
+                log_error(Some(&layout), inv.harness, &name, &msg);
+                let mut c = Config::default();
+                c.policy.fail = fail_mode(&layout);
+                (c, Some(msg))
+            }
+        };
     let session = event
         .get("session_id")
         .or_else(|| event.get("thread_id"))
@@ -192,7 +200,7 @@ pub fn run(inv: Invocation) -> Outcome {
         limit = limit.max(Duration::from_secs(15));
     }
     let closed_on_error = name == "PreToolUse" && config.policy.fail == FailMode::Closed;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         harness: inv.harness,
         name: name.clone(),
         event,
@@ -201,6 +209,35 @@ pub fn run(inv: Invocation) -> Outcome {
         session,
         cwd,
         stop_gates,
+        verdict: None,
+    };
+    // The policy verdict is made here, before anything that can fail or hang
+    // (the journal, the time limit): whatever happens after, it holds.
+    if name == "PreToolUse" {
+        ctx.verdict = Some(pre_tool_verdict(&ctx, config_error.as_deref()));
+    }
+    let verdict_reply = ctx.verdict.as_ref().and_then(ToolVerdict::reply);
+    let notice = config_error
+        .as_deref()
+        .filter(|_| first_notice(&layout, &ctx.session, "config"))
+        .map(|e| {
+            format!(
+                "agentops: the project's configuration cannot be read, so agentops runs on its built-in defaults (the built-in policy still applies{}). Ask the user to fix it (`agentops doctor` says the same): {e}",
+                if ctx.config.policy.fail == FailMode::Closed {
+                    "; policy.fail = \"closed\" denies what it cannot check"
+                } else {
+                    ""
+                }
+            )
+        });
+    let with_notice = |o: Outcome| add_notice(o, notice.as_deref());
+    let fallback = |why: &str| match &verdict_reply {
+        Some(v) => Outcome {
+            stdout: Some(v.to_string()),
+            stderr: None,
+            exit_code: 0,
+        },
+        None => fail_outcome(closed_on_error, why),
     };
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
@@ -216,7 +253,7 @@ pub fn run(inv: Invocation) -> Outcome {
             &name,
             &format!("cannot start: {e}"),
         );
-        return fail_outcome(closed_on_error, "could not start");
+        return with_notice(fallback("could not start"));
     }
     let remaining = limit.saturating_sub(started.elapsed());
     let result = match rx.recv_timeout(remaining) {
@@ -227,7 +264,7 @@ pub fn run(inv: Invocation) -> Outcome {
         }
         Err(_) => None,
     };
-    match result {
+    with_notice(match result {
         Some(Ok(Reply::Silent)) => Outcome::default(),
         Some(Ok(Reply::Json(v))) => Outcome {
             stdout: Some(v.to_string()),
@@ -236,7 +273,7 @@ pub fn run(inv: Invocation) -> Outcome {
         },
         Some(Err(e)) => {
             log_error(Some(&layout), inv.harness, &name, &e);
-            fail_outcome(closed_on_error, &e)
+            fallback(&e)
         }
         None => {
             let why = if started.elapsed() >= limit {
@@ -248,9 +285,79 @@ pub fn run(inv: Invocation) -> Outcome {
                 "internal error (the handler stopped unexpectedly); the agent went on".into()
             };
             log_error(Some(&layout), inv.harness, &name, &why);
-            fail_outcome(closed_on_error, &why)
+            fallback(&why)
+        }
+    })
+}
+
+/// `policy.fail` of the project, read leniently (see
+/// [`agentops_core::config::lenient_fail_mode`]).
+fn fail_mode(layout: &RepoLayout) -> FailMode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    agentops_core::config::lenient_fail_mode(&agentops_core::config::LoadOptions {
+        project_file: Some(layout.project_config()),
+        user_file: agentops_core::config::user_config_path(&env),
+        env,
+        flags: Vec::new(),
+    })
+}
+
+/// Adds `notice` as the reply's `systemMessage` (shown to the user, not the
+/// model), keeping whatever else the reply says.
+fn add_notice(mut o: Outcome, notice: Option<&str>) -> Outcome {
+    let Some(notice) = notice else { return o };
+    if o.exit_code != 0 {
+        return o;
+    }
+    let mut v = o
+        .stdout
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    v["systemMessage"] = Value::String(notice.to_owned());
+    o.stdout = Some(v.to_string());
+    o
+}
+
+/// Whether this is the first time `what` is said to `session`: a marker file
+/// per session in the state directory (or the temporary directory when that
+/// is not writable). Unrecorded means said again, never silence.
+fn first_notice(layout: &RepoLayout, session: &RunId, what: &str) -> bool {
+    let name = format!("{session}.{what}");
+    let dirs = [
+        layout.state_dir().join("notices"),
+        std::env::temp_dir().join(format!(
+            "agentops-notices-{}",
+            agentops_core::ids::hex(&fnv(layout.git_dir.as_os_str().as_encoded_bytes()))
+        )),
+    ];
+    for d in dirs {
+        let p = d.join(&name);
+        if p.exists() {
+            return false;
+        }
+        if std::fs::create_dir_all(&d).is_ok()
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .is_ok()
+        {
+            return true;
         }
     }
+    true
+}
+
+fn fnv(bytes: &[u8]) -> [u8; 8] {
+    // FNV-1a: a short stable name, not a security property.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.to_be_bytes()
 }
 
 fn fail_outcome(closed: bool, why: &str) -> Outcome {
@@ -454,24 +561,58 @@ fn is_shell(tool: &str) -> bool {
     )
 }
 
-fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
+/// A PreToolUse's verdict: what the policy decided, and for which tool.
+#[derive(Debug, Clone)]
+struct ToolVerdict {
+    tool: String,
+    decision: PolicyDecision,
+}
+
+impl ToolVerdict {
+    /// The hook's answer: a denial, or nothing.
+    fn reply(&self) -> Option<Value> {
+        match &self.decision {
+            PolicyDecision::Allow => None,
+            PolicyDecision::Deny { reason, .. } => Some(deny(reason)),
+        }
+    }
+}
+
+/// The policy's verdict on a PreToolUse. Needs neither the journal nor a
+/// readable configuration: with `config_error`, the built-in rules and the
+/// project boundary still apply, and `policy.fail = "closed"` denies what
+/// they allow (the project's own rules could not be checked).
+fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVerdict {
     let tool = ctx
         .event
         .get("tool_name")
         .and_then(Value::as_str)
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_owned();
     let input = ctx.event.get("tool_input").cloned().unwrap_or(Value::Null);
+    let mut unchecked = config_error.map(|e| format!("the configuration cannot be read: {e}"));
     let mut decision = PolicyDecision::Allow;
-    if is_shell(tool) {
+    if is_shell(&tool) {
         if let Some(cmd) = tool_command(&input) {
-            let policy =
-                CommandPolicy::from_config(&ctx.config.policy).map_err(|e| e.to_string())?;
+            let policy = match CommandPolicy::from_config(&ctx.config.policy) {
+                Ok(p) => p,
+                Err(e) => {
+                    unchecked.get_or_insert(e.to_string());
+                    CommandPolicy::defaults()
+                }
+            };
             decision = policy.check(&cmd);
         }
     } else {
-        let paths = written_paths(tool, &input);
+        let paths = written_paths(&tool, &input);
         if !paths.is_empty() {
-            let scope = agentops_gates::policy::write_scope(&ctx.config.policy.write_scope)?;
+            let scope = match agentops_gates::policy::write_scope(&ctx.config.policy.write_scope) {
+                Ok(s) => s,
+                Err(e) => {
+                    unchecked.get_or_insert(e);
+                    Default::default()
+                }
+            };
             for p in paths {
                 let d = agentops_gates::policy::check_write(
                     Path::new(&p),
@@ -486,16 +627,35 @@ fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
             }
         }
     }
-    match decision {
+    if let (PolicyDecision::Allow, Some(why)) = (&decision, unchecked)
+        && ctx.config.policy.fail == FailMode::Closed
+        && (is_shell(&tool) || !written_paths(&tool, &input).is_empty())
+    {
+        decision = PolicyDecision::Deny {
+            rule: "fail-closed".into(),
+            reason: format!(
+                "agentops could not check this tool call ({why}) and the project's policy.fail = \"closed\" denies what it cannot check. Ask the user to fix the configuration (`agentops doctor`)."
+            ),
+        };
+    }
+    ToolVerdict { tool, decision }
+}
+
+/// Journals a PreToolUse's denial and answers it.
+fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
+    let Some(v) = &ctx.verdict else {
+        return Ok(Reply::Silent);
+    };
+    match &v.decision {
         PolicyDecision::Allow => Ok(Reply::Silent),
         PolicyDecision::Deny { rule, reason } => {
             events.push(NewEvent::now(
                 ctx.session.clone(),
                 EventKind::HookDecision,
                 json!({ "harness": ctx.harness, "event": ctx.name, "decision": "deny",
-                        "rule": rule, "tool": tool, "reason": reason }),
+                        "rule": rule, "tool": v.tool, "reason": reason }),
             ));
-            Ok(Reply::Json(deny(&reason)))
+            Ok(Reply::Json(deny(reason)))
         }
     }
 }
