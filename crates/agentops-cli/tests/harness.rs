@@ -2,7 +2,7 @@
 //! settings installer, the stop-gate loop and its cap, handoffs across
 //! sessions, concurrency, and stream ingest.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::PathBuf;
 
