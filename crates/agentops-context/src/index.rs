@@ -946,6 +946,20 @@ impl KnowledgeIndex {
 }
 
 fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> TantivyDocument {
+    // Nothing unredacted reaches the index, even from a file a person wrote.
+    let r = agentops_core::redact::builtin();
+    let redacted;
+    let e = match (r.redact(&e.title), r.redact(&e.body)) {
+        (std::borrow::Cow::Borrowed(_), std::borrow::Cow::Borrowed(_)) => e,
+        (title, body) => {
+            redacted = Entry {
+                title: title.into_owned(),
+                body: body.into_owned(),
+                ..e.clone()
+            };
+            &redacted
+        }
+    };
     let mut d = TantivyDocument::default();
     d.add_text(f.path, &e.path);
     d.add_text(f.id, e.id.as_str());

@@ -777,6 +777,7 @@ fn run_summary(sh: &Shared<'_>, done: &BTreeMap<String, PhaseDone>) -> Result<St
         None,
         sh.st.id.as_str(),
         &body,
+        sh.ctx.journal.redactor(),
     )
     .map_err(RunError::State)
 }
@@ -1097,6 +1098,7 @@ fn run_phase(
         agent: agent.spec.name.clone(),
         run_id: id.to_string(),
         created_us: sh.st.started_ts,
+        redactor: sh.ctx.journal.redactor(),
     };
     let gates: Vec<&Gate> = p.gates.iter().filter_map(|g| sh.gates.get(g)).collect();
     let max_attempts = p.max_attempts + sh.st.extra_attempts;
@@ -1315,11 +1317,18 @@ fn run_phase(
                         checkpoint_paths(&s.worktree, &s.branch, &wrote, &msg)?
                     }
                 };
-                let summary = clip_tokens(
-                    last_text.trim(),
-                    s.workflow.summary_tokens as usize,
-                    sh.count,
-                );
+                // The summary reaches later phases, the run summary and git:
+                // redacted here, once.
+                let summary = sh
+                    .ctx
+                    .journal
+                    .redactor()
+                    .redact(&clip_tokens(
+                        last_text.trim(),
+                        s.workflow.summary_tokens as usize,
+                        sh.count,
+                    ))
+                    .into_owned();
                 sh.ctx.journal.append(
                     event(id, EventKind::StepCompleted, json!({"phase": phase, "attempt": attempt, "commit": commit, "summary": summary,
                         "usage": phase_usage, "cost_usd": phase_cost, "duration_ms": phase_start.elapsed().as_secs_f64() * 1000.0,

@@ -76,6 +76,8 @@ pub struct ToolEnv<'a> {
     /// `created` of recorded learnings: the run's start, so a resumed run
     /// writes the same file.
     pub created_us: i64,
+    /// What every text the tools return or write passes through.
+    pub redactor: &'a agentops_core::redact::Redactor,
 }
 
 /// The JSON-schema specs of `names`.
@@ -403,7 +405,7 @@ impl ToolEnv<'_> {
             },
             stderr
         );
-        let text = agentops_core::redact::redact(&text).into_owned();
+        let text = self.redactor.redact(&text).into_owned();
         match status {
             Some(s) if s.success() => Ok(ToolOutput::ok(format!("exit 0\n{text}"))),
             Some(s) => Err(ToolOutput::err(format!(
@@ -418,7 +420,12 @@ impl ToolEnv<'_> {
     }
 
     fn record_learning(&self, input: &Value) -> Result<ToolOutput, ToolOutput> {
-        let title = arg(input, "title")?.trim();
+        // Redacted before the slug: the title names the file.
+        let title = self
+            .redactor
+            .redact(arg(input, "title")?.trim())
+            .into_owned();
+        let title = title.as_str();
         let body = arg(input, "body")?;
         if title.is_empty() {
             return Err(ToolOutput::err("`title` is empty"));
@@ -446,7 +453,8 @@ impl ToolEnv<'_> {
             self.created_us,
             Some(&self.agent),
             &self.run_id,
-            &agentops_core::redact::redact(body),
+            body,
+            self.redactor,
         )
         .map_err(ToolOutput::err)?;
         let abs = self.root.join(&rel);
@@ -462,7 +470,8 @@ impl ToolEnv<'_> {
     }
 }
 
-/// A knowledge entry written by a run, in the project's entry format.
+/// A knowledge entry written by a run, in the project's entry format, its
+/// title and body redacted.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn render_entry(
     id: &str,
@@ -473,12 +482,13 @@ pub(crate) fn render_entry(
     agent: Option<&str>,
     run: &str,
     body: &str,
+    redactor: &agentops_core::redact::Redactor,
 ) -> Result<String, String> {
     use agentops_knowledge::{Entry, Maturity, Provenance};
     let e = Entry {
         id: agentops_core::EntryId::parse(id).map_err(|e| e.to_string())?,
         kind,
-        title: title.to_owned(),
+        title: redactor.redact(title).into_owned(),
         tags,
         created: Some(created_us),
         source: Provenance {
@@ -488,7 +498,7 @@ pub(crate) fn render_entry(
         },
         maturity: Maturity::Provisional,
         supersedes: Vec::new(),
-        body: body.to_owned(),
+        body: redactor.redact(body).into_owned(),
         path: String::new(),
         has_front_matter: true,
     };
@@ -562,6 +572,7 @@ mod tests {
             agent: "coder".into(),
             run_id: "r1".into(),
             created_us: 0,
+            redactor: agentops_core::redact::builtin(),
         }
     }
 

@@ -201,7 +201,9 @@ impl Journal {
         self.store.as_ref()
     }
 
-    fn redactor(&self) -> &Redactor {
+    /// The rules bodies are redacted with (built-in plus the project's
+    /// `extra_patterns`): the one redaction path for text written elsewhere.
+    pub fn redactor(&self) -> &Redactor {
         self.redactor.as_ref().unwrap_or_else(|| redact::builtin())
     }
 

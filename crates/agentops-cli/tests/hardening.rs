@@ -1,0 +1,195 @@
+//! Hardening through the binary: no secret a run emits survives anywhere
+//! agentops writes (git objects, the journal file, the index, an export,
+//! terminal output of stored text).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use agentops_telemetry::receiver::Receiver;
+use agentops_testkit::TestContext;
+use agentops_testkit::model::{Reply, Script, ScriptedServer};
+use serde_json::json;
+
+mod common;
+
+use common::{BIN, run_id};
+
+/// One secret of each shape the issue names, as (the text, a part of it that
+/// must never be found).
+const SECRETS: &[(&str, &str)] = &[
+    (
+        "sk-ant-api03-boIRoL3u6aHwnMztVuaP_coUNEhEkk_iqq8vH2BzNZV45pFCiRcDCajhDieQjEJ_Bq8F80ymm3T207gmhZRnFyy5r2xJ7AA",
+        "boIRoL3u6aHwnMztVuaP",
+    ),
+    (
+        "aws_access_key_id = AKIAG9JRSNVNQ65QDF1R",
+        "AKIAG9JRSNVNQ65QDF1R",
+    ),
+    (
+        "aws_secret_access_key = 1xLJjBictx57Y3c5wn/RpQgwXJ43A+NVj77p3kZZ",
+        "1xLJjBictx57Y3c5wn",
+    ),
+    (
+        "ghp_l4AblV7vY7AZQ3VZprkYSgy3c2Eom06Dwt0Y",
+        "l4AblV7vY7AZQ3VZprkY",
+    ),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAkZ8ND1S6xfB2gpBLzHfz3tVvovXkeGOhHGm5XwwU\n-----END RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEAkZ8ND1S6xfB2",
+    ),
+    (
+        "postgres://app:Tr0ub4dor-3@db.internal:5432/app",
+        "Tr0ub4dor-3",
+    ),
+];
+
+fn all_secrets() -> String {
+    SECRETS
+        .iter()
+        .map(|(s, _)| *s)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The parts of `haystack` (bytes, compared case-insensitively) that are secrets.
+fn leaks(what: &str, haystack: &[u8]) -> Vec<String> {
+    let lower = String::from_utf8_lossy(haystack).to_ascii_lowercase();
+    SECRETS
+        .iter()
+        .filter(|(_, part)| lower.contains(&part.to_ascii_lowercase()))
+        .map(|(_, part)| format!("{what}: {part}"))
+        .collect()
+}
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn secrets_a_run_emits_reach_no_store() {
+    let secrets = all_secrets();
+    let one_line = secrets.replace('\n', " ");
+    let script = Script::default()
+        .rule(
+            &[],
+            Some(0),
+            Reply::tool(
+                "run_command",
+                json!({"command": format!("echo '{one_line}'")}),
+            ),
+        )
+        .rule(
+            &[],
+            Some(1),
+            Reply::tool(
+                "record_learning",
+                json!({"title": "Deploy with ghp_l4AblV7vY7AZQ3VZprkYSgy3c2Eom06Dwt0Y", "body": secrets, "tags": ["deploy"]}),
+            ),
+        )
+        .rule(
+            &[],
+            Some(2),
+            Reply::text(format!("Done. For the next phase:\n{secrets}")),
+        );
+    let server = ScriptedServer::start(script).unwrap();
+    let receiver = Receiver::start().unwrap();
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.write(
+        ".agents/agents/leaky.toml",
+        "purpose = \"Report what the deploy needs.\"\nbackend = \"openai:gpt-4.1-mini\"\ntools = [\"run_command\", \"record_learning\"]\nallow_commands = [\"^echo \"]\nwrite_scope = [\".agents/learnings/**\"]\nmax_turns = 5\n",
+    );
+    ctx.write(
+        ".agents/workflows/leak.toml",
+        "description = \"One phase that prints secrets.\"\n\n[phases.report]\nagent = \"leaky\"\ntask = \"Report: {{goal}}\"\n",
+    );
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "project"]);
+    let env = vec![("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base())];
+    let goal = "ship it; the key is ghp_l4AblV7vY7AZQ3VZprkYSgy3c2Eom06Dwt0Y";
+    let r = ctx.run_env(&["run", "leak", goal], &env);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let id = run_id(&ctx);
+    // The model did see the secrets (they were really emitted).
+    assert!(
+        server
+            .received()
+            .iter()
+            .any(|g| g.body.to_string().contains("Tr0ub4dor-3"))
+    );
+    let land = ctx.run(&["land", &id]);
+    assert_eq!(land.code, 0, "{}\n{}", land.stdout, land.stderr);
+    ctx.run(&["learn", "Rotate keys", "--body", &secrets]).ok();
+    ctx.run(&["index"]).ok();
+
+    let mut found = Vec::new();
+    // Every git object, loose or packed, decompressed.
+    let cat = std::process::Command::new("git")
+        .current_dir(&ctx.root)
+        .args(["cat-file", "--batch-all-objects", "--batch"])
+        .output()
+        .unwrap();
+    assert!(cat.status.success());
+    assert!(cat.stdout.len() > 1000, "git objects were read");
+    found.extend(leaks("git objects", &cat.stdout));
+    // The journal, its WAL, the index: every file agentops keeps.
+    let mut files = Vec::new();
+    files_under(&ctx.git_dir().join("agentops"), &mut files);
+    assert!(files.iter().any(|f| f.ends_with("state.db")));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("/index/"))
+    );
+    for f in &files {
+        found.extend(leaks(
+            &f.display().to_string(),
+            &std::fs::read(f).unwrap_or_default(),
+        ));
+    }
+    // The work tree after landing, and what commands show of stored text.
+    let mut tree = Vec::new();
+    files_under(&ctx.path(".agents"), &mut tree);
+    for f in &tree {
+        found.extend(leaks(&f.display().to_string(), &std::fs::read(f).unwrap()));
+    }
+    for args in [
+        vec!["search", "deploy"],
+        vec!["search", "rsa private key"],
+        vec!["context", "deploy keys", "--explain"],
+        vec!["show", &id],
+        vec!["show", &id, "--json"],
+        vec!["trace", &id, "--json"],
+        vec!["knowledge", "list", "--json"],
+        vec!["knowledge", "history"],
+        vec!["runs"],
+    ] {
+        let r = ctx.run(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        found.extend(leaks(&format!("{args:?}"), r.stdout.as_bytes()));
+    }
+    let hits = ctx.run(&["search", "deploy"]);
+    assert!(hits.stdout.contains("REDACTED"), "{}", hits.stdout);
+    // An export.
+    let ex = ctx.run(&[
+        "export",
+        "otlp",
+        "--endpoint",
+        &receiver.url(),
+        "--protocol",
+        "http/json",
+    ]);
+    assert_eq!(ex.code, 0, "{}", ex.stderr);
+    assert!(receiver.span_count() > 3);
+    found.extend(leaks(
+        "export",
+        format!("{:?}", receiver.spans()).as_bytes(),
+    ));
+    assert!(found.is_empty(), "secrets found:\n{}", found.join("\n"));
+}
