@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use agentops_runner::demo;
 use agentops_testkit::TestContext;
-use agentops_testkit::model::{Reply, Rule, Script, ScriptedServer};
+use agentops_testkit::model::{IdStyle, Reply, Rule, Script, ScriptedServer};
 use serde_json::Value;
 
 mod common;
@@ -318,27 +318,51 @@ fn command_backends_drive_fake_claude_and_codex_from_the_stream_fixtures() {
 
 #[test]
 fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
+    kill_and_resume(IdStyle::Provider, 24, 12, 0x5eed_1234_abcd);
+}
+
+/// Servers whose ids are not provider-shaped (llama.cpp's opaque random
+/// ids, UUIDs, numbers): redaction keeps them, so resume pays for nothing twice.
+#[test]
+fn kill_nine_then_resume_pays_nothing_twice_whatever_the_id_shape() {
+    for (style, seed) in [
+        (IdStyle::Opaque, 0x0a11_5eed),
+        (IdStyle::Uuid, 0x0b22_5eed),
+        (IdStyle::Numeric, 0x0c33_5eed),
+    ] {
+        kill_and_resume(style, 8, 3, seed);
+    }
+}
+
+fn styled(style: IdStyle) -> Script {
+    let mut s = demo::script();
+    s.id_style = style;
+    s
+}
+
+fn kill_and_resume(style: IdStyle, trials: usize, min_interrupted: usize, seed: u64) {
     // The uninterrupted result.
-    let server = ScriptedServer::start(demo::script()).unwrap();
+    let server = ScriptedServer::start(styled(style)).unwrap();
     let ctx = project();
     let env = openai_env(&server);
     ctx.run_env(&["run", "feature", GOAL], &env).ok();
     let base_id = run_id(&ctx);
     let want = final_file(&ctx, &base_id, "src/greet.sh");
+    // Calls one whole run makes (the script is deterministic).
+    let per_run = server.received().len();
     let started = Instant::now();
     let _ = ctx.run_env(&["run", "feature", GOAL], &env);
     let full = started.elapsed();
-    let mut seed: u64 = 0x5eed_1234_abcd;
+    let mut seed: u64 = seed;
     let mut rand = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
     };
-    let trials = 24;
     let mut interrupted = 0;
     for trial in 0..trials {
-        let server = ScriptedServer::start(demo::script()).unwrap();
+        let server = ScriptedServer::start(styled(style)).unwrap();
         let env = openai_env(&server);
         let runs_before = ctx.run(&["runs", "--json"]).ok().to_owned();
         let mut c = ctx.command(&["run", "feature", GOAL]);
@@ -360,12 +384,17 @@ fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
         let id = run_id(&ctx);
         let before_kill = server.received();
         let recorded_at_kill = recorded_reply_ids(&ctx, &id);
+        let recorded_calls = ctx.run(&["show", &id, "--recording"]).ok().lines().count();
         if status.success() || show(&ctx, &id)["status"] == "completed" {
             // It finished (at least in the journal) before the kill landed.
         } else {
             interrupted += 1;
             let r = ctx.run_env(&["resume", &id], &env);
-            assert_eq!(r.code, 0, "trial {trial}: {}\n{}", r.stdout, r.stderr);
+            assert_eq!(
+                r.code, 0,
+                "{style:?} trial {trial}: {}\n{}",
+                r.stdout, r.stderr
+            );
         }
         assert_eq!(final_file(&ctx, &id, "src/greet.sh"), want, "trial {trial}");
         let learning = ctx.git(&[
@@ -385,6 +414,14 @@ fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
         );
         // The server never saw a request again whose answer was recorded.
         let after = server.received();
+        // Exactly the calls not recorded were made again: none twice (a
+        // resent call may differ in its body, e.g. ids, so count them).
+        assert_eq!(
+            after.len() - before_kill.len(),
+            per_run - recorded_calls,
+            "{style:?} trial {trial}: {} calls after the kill, {recorded_calls} of {per_run} were recorded",
+            after.len() - before_kill.len()
+        );
         for old in &before_kill {
             let completed = old
                 .reply_id
@@ -397,17 +434,21 @@ fn kill_nine_at_random_instants_then_resume_reaches_the_same_tree() {
                     .count();
                 assert_eq!(
                     repeats, 0,
-                    "trial {trial}: completed call {} was sent again",
+                    "{style:?} trial {trial}: completed call {} was sent again",
                     old.n
                 );
             }
         }
         let s = show(&ctx, &id);
         assert_eq!(s["status"], "completed", "trial {trial}");
+        assert!(
+            !ctx.git_dir().join("objects/maintenance.lock").exists(),
+            "trial {trial}: git maintenance left its lock"
+        );
     }
     assert!(
-        interrupted >= 12,
-        "only {interrupted} of {trials} trials were interrupted mid-run"
+        interrupted >= min_interrupted,
+        "{style:?}: only {interrupted} of {trials} trials were interrupted mid-run"
     );
 }
 

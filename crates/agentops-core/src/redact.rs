@@ -558,6 +558,30 @@ pub fn builtin() -> &'static Redactor {
     &BUILTIN_REDACTOR
 }
 
+/// Whether a JSON object key holds a structural id: of a message, a
+/// response, a tool call, a session. Such ids are random by design (a
+/// llama.cpp server gives 32 random letters and digits), are not secrets, and
+/// a resumed conversation must carry them verbatim; so their values are
+/// checked against the known secret shapes only, not the high-entropy guess.
+pub fn is_structural_id_key(key: &str) -> bool {
+    matches!(
+        key,
+        "id" | "tool_use_id"
+            | "tool_call_id"
+            | "call_id"
+            | "item_id"
+            | "response_id"
+            | "previous_response_id"
+            | "message_id"
+            | "request_id"
+            | "session_id"
+            | "thread_id"
+            | "turn_id"
+            | "span_id"
+            | "parent_span_id"
+    )
+}
+
 /// Whether a JSON object key names a secret.
 pub fn is_sensitive_key(key: &str) -> bool {
     let norm: String = key
@@ -619,18 +643,30 @@ impl Redactor {
 
     /// Replaces every secret in `text`; borrows when nothing was found.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        self.run(text, None)
+        self.run(text, None, true)
+    }
+
+    /// [`Self::redact`] without the high-entropy guess: only secrets of a
+    /// known shape. For structural ids (see [`is_structural_id_key`]), which
+    /// are random by design and which a resume depends on.
+    pub fn redact_known<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        self.run(text, None, false)
     }
 
     /// Where secrets are in `text`, by rule and line; never the secrets.
     pub fn findings(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
-        let _ = self.run(text, Some(&mut found));
+        let _ = self.run(text, Some(&mut found), true);
         found.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.rule.cmp(&b.rule)));
         found
     }
 
-    fn run<'t>(&self, text: &'t str, mut found: Option<&mut Vec<Finding>>) -> Cow<'t, str> {
+    fn run<'t>(
+        &self,
+        text: &'t str,
+        mut found: Option<&mut Vec<Finding>>,
+        entropy: bool,
+    ) -> Cow<'t, str> {
         let mut cur: Cow<'t, str> = Cow::Borrowed(text);
         let lower = text.to_ascii_lowercase();
         for rule in &self.rules {
@@ -665,7 +701,7 @@ impl Redactor {
                 cur = Cow::Owned(s);
             }
         }
-        if let Some(s) = scan_high_entropy(&cur, found) {
+        if entropy && let Some(s) = scan_high_entropy(&cur, found) {
             cur = Cow::Owned(s);
         }
         cur
@@ -691,6 +727,16 @@ impl Redactor {
                         && assignment_value_is_secret(s, "")
                     {
                         *s = format!("{MARKER_PREFIX}sensitive-field]");
+                        continue;
+                    }
+                    if is_structural_id_key(k)
+                        && let serde_json::Value::String(s) = v
+                        && s.len() <= 256
+                        && !s.bytes().any(|b| b.is_ascii_whitespace())
+                    {
+                        if let Cow::Owned(r) = self.redact_known(s) {
+                            *s = r;
+                        }
                         continue;
                     }
                     self.redact_json(v);

@@ -110,6 +110,75 @@ pub struct Script {
     /// When no rule applies (default: a short text answer).
     #[serde(default)]
     pub fallback: Option<Reply>,
+    /// The shape of response and tool-call ids.
+    #[serde(default)]
+    pub id_style: IdStyle,
+}
+
+/// Shapes of the ids a server gives responses and tool calls: providers'
+/// prefixed ids, or what other OpenAI-compatible servers give (llama.cpp's
+/// 32 random letters and digits, UUIDs, numbers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdStyle {
+    #[default]
+    Provider,
+    Opaque,
+    Uuid,
+    Numeric,
+}
+
+/// What a reply's ids are made from.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    style: IdStyle,
+    /// The reply's number (1-based order of arrival).
+    n: usize,
+    turn: usize,
+}
+
+/// Deterministic pseudo-random bytes for an id.
+fn id_bytes(seed: &[usize]) -> [u8; 16] {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = [0u8; 16];
+    for (k, chunk) in out.chunks_mut(8).enumerate() {
+        for v in seed.iter().chain(std::iter::once(&k)) {
+            h ^= *v as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3).rotate_left(29) ^ 0xff51_afd7_ed55_8ccd;
+        }
+        chunk.copy_from_slice(&h.to_be_bytes());
+    }
+    out
+}
+
+fn styled_id(style: IdStyle, provider: String, seed: &[usize]) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let b = id_bytes(seed);
+    match style {
+        IdStyle::Provider => provider,
+        IdStyle::Opaque => {
+            let mut b2 = id_bytes(&[seed, &[7]].concat()).to_vec();
+            b2.extend_from_slice(&b);
+            b2.iter()
+                .take(32)
+                .map(|x| ALNUM[*x as usize % ALNUM.len()] as char)
+                .collect()
+        }
+        IdStyle::Uuid => {
+            let h = agentops_core::ids::hex(&b);
+            format!(
+                "{}-{}-4{}-a{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[13..16],
+                &h[17..20],
+                &h[20..32]
+            )
+        }
+        IdStyle::Numeric => (u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            % 10_000_000_000)
+            .to_string(),
+    }
 }
 
 impl Script {
@@ -331,7 +400,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             .as_array()
             .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
         let text = request_text(&req);
-        let (reply, n) = {
+        let (reply, n, style) = {
             let mut s = shared
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
@@ -353,6 +422,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 .or_else(|| s.script.fallback.clone())
                 .unwrap_or_else(|| Reply::text("Done."));
             let status = reply.status.unwrap_or(200);
+            let style = s.script.id_style;
             let at = s.started.elapsed();
             s.received.push(Received {
                 n,
@@ -362,11 +432,11 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 headers,
                 body: req.clone(),
                 turn,
-                reply_id: (status < 300).then(|| reply_id(api, n)),
+                reply_id: (status < 300).then(|| reply_id(api, n, style)),
                 status,
                 at,
             });
-            (reply, n)
+            (reply, n, s.script.id_style)
         };
         if reply.delay_ms > 0 {
             std::thread::sleep(Duration::from_millis(reply.delay_ms));
@@ -402,16 +472,15 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             ((reply.text.len() + 40 * reply.tool_calls.len()) as u64 / 4).max(1)
         });
         let cached = reply.cache_read_tokens.unwrap_or(0).min(input);
-        let id = reply_id(api, n);
+        let id = reply_id(api, n, style);
+        let ids = Ids { style, n, turn };
         let payload = match (api, stream) {
             ("anthropic", false) => {
-                anthropic_plain(&id, &model, &reply, turn, input, output, cached).to_string()
+                anthropic_plain(&id, &model, &reply, ids, input, output, cached).to_string()
             }
-            ("anthropic", true) => anthropic_sse(&id, &model, &reply, turn, input, output, cached),
-            (_, false) => {
-                openai_plain(&id, &model, &reply, turn, input, output, cached).to_string()
-            }
-            (_, true) => openai_sse(&id, &model, &reply, turn, input, output, cached),
+            ("anthropic", true) => anthropic_sse(&id, &model, &reply, ids, input, output, cached),
+            (_, false) => openai_plain(&id, &model, &reply, ids, input, output, cached).to_string(),
+            (_, true) => openai_sse(&id, &model, &reply, ids, input, output, cached),
         };
         let ctype = if stream {
             "text/event-stream"
@@ -423,12 +492,13 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn reply_id(api: &str, n: usize) -> String {
-    if api == "anthropic" {
+fn reply_id(api: &str, n: usize, style: IdStyle) -> String {
+    let provider = if api == "anthropic" {
         format!("msg_scripted_{n}")
     } else {
         format!("chatcmpl-scripted-{n}")
-    }
+    };
+    styled_id(style, provider, &[n, 0])
 }
 
 fn anthropic_error_type(status: u16) -> &'static str {
@@ -482,15 +552,19 @@ fn request_text(v: &Value) -> String {
     s
 }
 
-fn call_id(prefix: &str, turn: usize, i: usize) -> String {
-    format!("{prefix}_{turn}_{i}")
+fn call_id(prefix: &str, ids: Ids, i: usize) -> String {
+    styled_id(
+        ids.style,
+        format!("{prefix}_{}_{i}", ids.turn),
+        &[ids.n, ids.turn, i, 1],
+    )
 }
 
 fn openai_plain(
     id: &str,
     model: &str,
     r: &Reply,
-    turn: usize,
+    ids: Ids,
     input: u64,
     output: u64,
     cached: u64,
@@ -499,7 +573,7 @@ fn openai_plain(
         .tool_calls
         .iter()
         .enumerate()
-        .map(|(i, c)| json!({"id": call_id("call", turn, i), "type": "function", "function": {"name": c.name, "arguments": c.input.to_string()}}))
+        .map(|(i, c)| json!({"id": call_id("call", ids, i), "type": "function", "function": {"name": c.name, "arguments": c.input.to_string()}}))
         .collect();
     let mut msg = json!({"role": "assistant", "content": if r.text.is_empty() { Value::Null } else { json!(r.text) }});
     if !calls.is_empty() {
@@ -522,7 +596,7 @@ fn openai_sse(
     id: &str,
     model: &str,
     r: &Reply,
-    turn: usize,
+    ids: Ids,
     input: u64,
     output: u64,
     cached: u64,
@@ -542,7 +616,7 @@ fn openai_sse(
     }
     for (i, c) in r.tool_calls.iter().enumerate() {
         ev(chunk(
-            json!({"tool_calls": [{"index": i, "id": call_id("call", turn, i), "type": "function", "function": {"name": c.name, "arguments": ""}}]}),
+            json!({"tool_calls": [{"index": i, "id": call_id("call", ids, i), "type": "function", "function": {"name": c.name, "arguments": ""}}]}),
             Value::Null,
         ));
         for p in pieces(&c.input.to_string()) {
@@ -569,13 +643,13 @@ fn openai_sse(
     out
 }
 
-fn anthropic_blocks(r: &Reply, turn: usize) -> Vec<Value> {
+fn anthropic_blocks(r: &Reply, ids: Ids) -> Vec<Value> {
     let mut blocks = Vec::new();
     if !r.text.is_empty() {
         blocks.push(json!({"type": "text", "text": r.text}));
     }
     for (i, c) in r.tool_calls.iter().enumerate() {
-        blocks.push(json!({"type": "tool_use", "id": call_id("toolu", turn, i), "name": c.name, "input": c.input}));
+        blocks.push(json!({"type": "tool_use", "id": call_id("toolu", ids, i), "name": c.name, "input": c.input}));
     }
     blocks
 }
@@ -584,14 +658,14 @@ fn anthropic_plain(
     id: &str,
     model: &str,
     r: &Reply,
-    turn: usize,
+    ids: Ids,
     input: u64,
     output: u64,
     cached: u64,
 ) -> Value {
     json!({
         "id": id, "type": "message", "role": "assistant", "model": model,
-        "content": anthropic_blocks(r, turn),
+        "content": anthropic_blocks(r, ids),
         "stop_reason": if r.tool_calls.is_empty() { "end_turn" } else { "tool_use" },
         "stop_sequence": null,
         "usage": {"input_tokens": input - cached, "output_tokens": output,
@@ -603,7 +677,7 @@ fn anthropic_sse(
     id: &str,
     model: &str,
     r: &Reply,
-    turn: usize,
+    ids: Ids,
     input: u64,
     output: u64,
     cached: u64,
@@ -619,7 +693,7 @@ fn anthropic_sse(
                   "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}}}),
     );
     ev("ping", json!({"type": "ping"}));
-    for (i, b) in anthropic_blocks(r, turn).into_iter().enumerate() {
+    for (i, b) in anthropic_blocks(r, ids).into_iter().enumerate() {
         if b["type"] == "text" {
             ev(
                 "content_block_start",

@@ -92,9 +92,22 @@ impl Request {
     /// system, messages, tools, parameters). Two requests with the same key
     /// ask the same question; the runner answers a key it has recorded from
     /// the journal instead of paying for it again.
+    ///
+    /// The hash is taken over the request as the journal would store it
+    /// (redacted with the built-in rules; see [`Self::key_redacted`]), so a
+    /// conversation rebuilt from recorded (redacted) answers has the same
+    /// keys as the one that was recorded.
     pub fn key(&self) -> String {
+        self.key_redacted(agentops_core::redact::builtin())
+    }
+
+    /// [`Self::key`] over the request redacted with `redactor`: the rules
+    /// the journal that records the answers uses. Redaction is idempotent,
+    /// so redacting a live request and a replayed one gives the same text.
+    pub fn key_redacted(&self, redactor: &agentops_core::redact::Redactor) -> String {
         use sha2::Digest;
-        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        redactor.redact_json(&mut v);
         let mut h = sha2::Sha256::new();
         canonical(&v, &mut h);
         agentops_core::ids::hex(&h.finalize())
@@ -207,6 +220,42 @@ mod tests {
         let mut c = req();
         c.max_tokens = 101;
         assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn a_conversation_rebuilt_from_redacted_answers_has_the_same_key() {
+        // What the model said, live, and as the journal gives it back.
+        let said = "the key is sk-ant-api03-boIRoL3u6aHwnMztVuaP_coUNEhEkk_iqq8vH2BzNZV45pFCiRcDCajhDieQjEJ_Bq8F80ymm3T207gmhZRnFyy5r2xJ7AA and DLJ9YV5cC6ZKPmuMEGj9dCgZ51vTfGPlcpTCCHHN";
+        let mut answer = json!({"content": [{"type": "text", "text": said},
+            {"type": "tool_use", "id": "Kq3ZxW8vB1nT6yR0pL2mJ5hG9dF4sA7c", "name": "t", "input": {}}]});
+        agentops_core::redact::redact_json(&mut answer);
+        let replayed: Vec<Part> = serde_json::from_value(answer["content"].clone()).unwrap();
+        // The opaque tool-call id came back verbatim; the secret did not.
+        assert!(
+            matches!(&replayed[1], Part::ToolUse { id, .. } if id == "Kq3ZxW8vB1nT6yR0pL2mJ5hG9dF4sA7c")
+        );
+        assert!(
+            !serde_json::to_string(&replayed)
+                .unwrap()
+                .contains("boIRoL3u6")
+        );
+        let next = |content: Vec<Part>| {
+            let mut r = req();
+            r.messages.push(Message {
+                role: Role::Assistant,
+                content,
+            });
+            r
+        };
+        let live = next(vec![
+            Part::Text { text: said.into() },
+            Part::ToolUse {
+                id: "Kq3ZxW8vB1nT6yR0pL2mJ5hG9dF4sA7c".into(),
+                name: "t".into(),
+                input: json!({}),
+            },
+        ]);
+        assert_eq!(live.key(), next(replayed).key());
     }
 
     #[test]

@@ -8,9 +8,12 @@ use crate::RunError;
 
 /// Runs git in `dir`; stdout on success, stderr in the error.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, RunError> {
+    // No automatic gc or maintenance: run in the background, it would
+    // outlive a killed run and leave `objects/maintenance.lock` behind.
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
+        .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()

@@ -1135,7 +1135,7 @@ fn run_phase(
                 max_tokens: agent.spec.max_tokens,
                 temperature: agent.spec.temperature,
             };
-            let key = req.key();
+            let key = req.key_redacted(sh.ctx.journal.redactor());
             let from_journal = if backend.has_side_effects() {
                 None
             } else {
