@@ -35,6 +35,7 @@ fn journal(dir: &std::path::Path, name: &str, sync: Synchronous) -> Journal {
             create: true,
             busy_timeout_ms: 10_000,
             synchronous: sync,
+            read_only: false,
         },
     )
     .expect("open");

@@ -2,7 +2,7 @@
 //! agentops writes (git objects, the journal file, the index, an export,
 //! terminal output of stored text).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use agentops_telemetry::receiver::Receiver;
 use agentops_testkit::TestContext;
@@ -192,4 +192,154 @@ fn secrets_a_run_emits_reach_no_store() {
         format!("{:?}", receiver.spans()).as_bytes(),
     ));
     assert!(found.is_empty(), "secrets found:\n{}", found.join("\n"));
+}
+
+fn project_with_history() -> TestContext {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.run(&[
+        "learn",
+        "Retry flaky tests",
+        "--body",
+        "retry the network call",
+    ])
+    .ok();
+    ctx.run(&["gate", "check", "command", "git push --force"]);
+    ctx.run(&["index"]).ok();
+    ctx
+}
+
+/// Runs `sh -c script` (with `$0` the binary) in a private mount namespace
+/// where `.git/agentops` is read-only; `None` where that cannot be made.
+fn with_read_only_state(ctx: &TestContext, script: &str) -> Option<String> {
+    let dir = ctx.git_dir().join("agentops");
+    let full = format!(
+        "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' || exit 97; touch '{d}/probe' 2>/dev/null && exit 98; {script}",
+        d = dir.display()
+    );
+    let sh = ctx.shell(&full, &[]);
+    let mut u = std::process::Command::new("unshare");
+    u.arg("-m").arg("sh").args(sh.get_args());
+    for (k, v) in sh.get_envs() {
+        if let Some(v) = v {
+            u.env(k, v);
+        }
+    }
+    if let Some(d) = sh.get_current_dir() {
+        u.current_dir(d);
+    }
+    let out = u.output().ok()?;
+    match out.status.code() {
+        Some(97 | 98) | None => {
+            println!("SKIPPED (read-only state directory): this machine cannot mount one");
+            None
+        }
+        _ => Some(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+#[test]
+fn read_only_commands_work_on_a_read_only_state_directory() {
+    let ctx = project_with_history();
+    let script = r#"for c in "search retry" "runs" "stats" "sessions" "status" "knowledge list" "trace 01nonexistent"; do
+  "$0" $c >/tmp/out.$$ 2>&1; echo "[$c] exit $?"; cat /tmp/out.$$; done; rm -f /tmp/out.$$"#;
+    let Some(out) = with_read_only_state(&ctx, script) else {
+        return;
+    };
+    for (cmd, code) in [
+        ("search retry", 0),
+        ("runs", 0),
+        ("stats", 0),
+        ("sessions", 0),
+        ("status", 0),
+        ("knowledge list", 0),
+        ("trace 01nonexistent", 1),
+    ] {
+        assert!(
+            out.contains(&format!("[{cmd}] exit {code}")),
+            "{cmd}: {out}"
+        );
+    }
+    assert!(out.contains("Retry flaky tests"), "{out}");
+    assert!(out.contains("read-only"), "{out}");
+    assert!(!out.contains("Read-only file system"), "{out}");
+}
+
+#[test]
+fn a_damaged_journal_fails_read_commands_loudly_and_never_undoes_a_write() {
+    for damage in ["truncated", "garbled"] {
+        let ctx = project_with_history();
+        let db = ctx.git_dir().join("agentops/state.db");
+        let bytes = std::fs::read(&db).unwrap();
+        match damage {
+            "truncated" => {
+                std::fs::write(&db, b"").unwrap();
+                // Older than a creator's first write.
+                let ok = std::process::Command::new("touch")
+                    .args(["-d", "1 minute ago"])
+                    .arg(&db)
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+            _ => {
+                let mut b = bytes.clone();
+                for x in b.iter_mut().skip(4096) {
+                    *x ^= 0x5a;
+                }
+                std::fs::write(&db, b).unwrap();
+            }
+        }
+        for f in ["state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(ctx.git_dir().join("agentops").join(f));
+        }
+        let doctor = ctx.run(&["doctor"]);
+        assert_eq!(doctor.code, 1, "{damage}: {}", doctor.stdout);
+        assert!(doctor.stdout.contains("FAIL  store"), "{}", doctor.stdout);
+        for cmd in [&["stats"][..], &["runs"], &["sessions"], &["status"]] {
+            let r = ctx.run(cmd);
+            assert_eq!(r.code, 1, "{damage} {cmd:?}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("not a readable SQLite database"),
+                "{damage} {cmd:?}: {}",
+                r.stderr
+            );
+        }
+        // Search still finds (knowledge lives in git), and says what it lacks.
+        // (a journal that cannot be opened at all fails it like the others).
+        let r = ctx.run(&["search", "retry"]);
+        let loud_failure = r.code == 1 && r.stderr.contains("not a readable SQLite database");
+        let warned = r.code == 0
+            && r.stdout.contains("Retry flaky tests")
+            && r.stderr.contains("journal cannot be read");
+        assert!(loud_failure || warned, "{damage}: {}{}", r.stdout, r.stderr);
+        // A memory write still commits, says so, and warns about the journal.
+        let before = ctx.git(&["rev-list", "--count", "HEAD"]);
+        let r = ctx.run(&[
+            "learn",
+            "Written while the journal is broken",
+            "--body",
+            "x",
+        ]);
+        assert_eq!(r.code, 0, "{damage}: {}", r.stderr);
+        assert!(r.stdout.contains("commit"), "{}", r.stdout);
+        assert!(
+            r.stderr.contains("journal could not record it"),
+            "{}",
+            r.stderr
+        );
+        let after = ctx.git(&["rev-list", "--count", "HEAD"]);
+        assert_eq!(
+            after.trim().parse::<u32>().unwrap(),
+            before.trim().parse::<u32>().unwrap() + 1
+        );
+        // Nothing was rewritten.
+        if damage == "truncated" {
+            assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+        }
+    }
 }

@@ -187,6 +187,9 @@ pub struct Refresh {
     /// Set when another process held the index writer and this one used the
     /// index as it was.
     pub stale: bool,
+    /// Set when the state directory is read-only: the index was searched as
+    /// it was, without bringing it up to date.
+    pub read_only: bool,
     pub elapsed_ms: f64,
 }
 
@@ -261,6 +264,21 @@ impl KnowledgeIndex {
             .ok_or_else(|| IndexError::Tokenizer(config.context.tokenizer.clone()))?;
         let dir = layout.state_dir().join("index");
         let mut refresh = Refresh::default();
+        if !rebuild && !writable(&dir) {
+            // A read-only state directory: search the index as it is, from
+            // a copy in memory (tantivy's reader takes a lock file on disk).
+            if let Some(k) = Self::open_read_only(
+                &dir,
+                &layout.work_tree,
+                tokenizer,
+                config.context.half_life_days,
+            )? {
+                refresh.read_only = true;
+                refresh.entries = k.manifest.entries;
+                refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+                return Ok((k, refresh));
+            }
+        }
         let mut opened = if rebuild {
             refresh.rebuilt = Some("asked to rebuild".into());
             None
@@ -304,6 +322,55 @@ impl KnowledgeIndex {
         refresh.warnings.extend(k.manifest.broken.values().cloned());
         refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
         Ok((k, refresh))
+    }
+
+    /// The index in `dir` copied into memory, not refreshed; `None` when
+    /// there is no usable index there.
+    fn open_read_only(
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Option<Self>, IndexError> {
+        use tantivy::directory::{Directory, RamDirectory};
+        let Ok(text) = std::fs::read(Self::manifest_path(dir)) else {
+            return Ok(None);
+        };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) else {
+            return Ok(None);
+        };
+        if manifest.format != FORMAT || manifest.tokenizer != tokenizer.name() {
+            return Ok(None);
+        }
+        let tdir = dir.join("tantivy");
+        let ram = RamDirectory::create();
+        let rd = std::fs::read_dir(&tdir).map_err(io(&tdir))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            // Lock files are tantivy's, per process: not part of the index.
+            if !p.is_file() || e.file_name().to_string_lossy().ends_with(".lock") {
+                continue;
+            }
+            let bytes = std::fs::read(&p).map_err(io(&p))?;
+            ram.atomic_write(Path::new(&e.file_name()), &bytes)
+                .map_err(io(&p))?;
+        }
+        let index = Index::open(ram)?;
+        register(&index);
+        if index.schema() != schema().0 {
+            return Ok(None);
+        }
+        let (_, f) = schema();
+        Self::assemble(
+            index,
+            f,
+            manifest,
+            dir,
+            work_tree,
+            tokenizer,
+            half_life_days,
+        )
+        .map(Some)
     }
 
     fn manifest_path(dir: &Path) -> PathBuf {
@@ -983,6 +1050,33 @@ fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> Tan
     );
     d.add_text(f.summary, render::summary(e));
     d
+}
+
+/// Whether files can be created in `dir` (or where it would be created):
+/// false on a read-only file system or directory.
+fn writable(dir: &Path) -> bool {
+    let mut d = dir;
+    while !d.exists() {
+        match d.parent() {
+            Some(p) => d = p,
+            None => return true,
+        }
+    }
+    let probe = d.join(format!(".agentops-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+        ),
+    }
 }
 
 /// The lowercase prefixes a snippet matches: each query word of 3+ letters

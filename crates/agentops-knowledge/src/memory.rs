@@ -65,6 +65,10 @@ pub struct WriteOutcome {
     pub branch: Option<String>,
     /// Why the write was not committed, when it was not.
     pub deferred: Option<String>,
+    /// What went wrong after the write was done (e.g. the journal could not
+    /// record it): the write stands, so a retry would duplicate it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Which entries to list. Empty filters match everything.
@@ -222,7 +226,7 @@ impl Knowledge {
             match result {
                 Ok(mut outcome) => {
                     outcome.action = "create".into();
-                    self.journal(journal, &outcome, &source)?;
+                    self.journal(journal, &mut outcome, &source);
                     return Ok(outcome);
                 }
                 Err(Claim::Taken) => n += 1,
@@ -257,6 +261,7 @@ impl Knowledge {
             commit: None,
             branch: None,
             deferred: None,
+            warnings: Vec::new(),
         };
         let change = Change {
             path: path.to_owned(),
@@ -324,13 +329,10 @@ impl Knowledge {
         }
     }
 
-    fn journal(
-        &self,
-        journal: Option<&Journal>,
-        o: &WriteOutcome,
-        source: &Provenance,
-    ) -> Result<(), KnowledgeError> {
-        let Some(j) = journal else { return Ok(()) };
+    /// Records a done write in the journal. The write stands whatever
+    /// happens here: a failure becomes a warning on the outcome.
+    fn journal(&self, journal: Option<&Journal>, o: &mut WriteOutcome, source: &Provenance) {
+        let Some(j) = journal else { return };
         let run = source.journal_run();
         let body = serde_json::json!({
             "entry": o.id,
@@ -341,11 +343,19 @@ impl Knowledge {
             "deferred": o.deferred,
             "agent": source.agent,
         });
-        j.append(
+        if let Err(e) = j.append(
             NewEvent::now(run, EventKind::KnowledgeWrite, body),
             Durability::Configured,
-        )?;
-        Ok(())
+        ) {
+            o.warnings.push(format!(
+                "the write is done{}, but the journal could not record it: {e}",
+                if o.commit.is_some() {
+                    " and committed"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
 
     fn memory_branch_tip(&self, repo: &Repo) -> Result<Option<String>, KnowledgeError> {
@@ -489,6 +499,7 @@ impl Knowledge {
                 commit: None,
                 branch: None,
                 deferred: None,
+                warnings: Vec::new(),
             });
         }
         let repo = self.repo()?;
@@ -532,7 +543,7 @@ impl Knowledge {
             })?;
         outcome.id = e.id.to_string();
         outcome.action = action.into();
-        self.journal(journal, &outcome, source)?;
+        self.journal(journal, &mut outcome, source);
         Ok(outcome)
     }
 

@@ -190,6 +190,27 @@ impl Journal {
                 create: true,
                 busy_timeout_ms: config.store.busy_timeout_ms,
                 synchronous: config.journal.synchronous,
+                read_only: false,
+            },
+        )?;
+        Self::new(Box::new(store), &config.redaction.extra_patterns)
+    }
+
+    /// Opens the journal for reading only: nothing is created, migrated or
+    /// written, so read-only commands work on a read-only `.git/agentops/`
+    /// (and never create a journal that is not there).
+    pub fn open_read(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
+        let path = match &config.store.url {
+            Some(url) => layout.resolve_store_url(url),
+            None => layout.state_db(),
+        };
+        let store = SqliteStore::open(
+            &path,
+            sqlite::OpenOptions {
+                create: false,
+                read_only: true,
+                busy_timeout_ms: config.store.busy_timeout_ms,
+                synchronous: config.journal.synchronous,
             },
         )?;
         Self::new(Box::new(store), &config.redaction.extra_patterns)

@@ -139,6 +139,7 @@ pub fn init(layout: &RepoLayout, flags: FlagOverrides) -> Result<InitReport, Ini
             create: true,
             busy_timeout_ms: cfg.store.busy_timeout_ms,
             synchronous: cfg.journal.synchronous,
+            read_only: false,
         },
     )?;
     drop(store);
@@ -362,6 +363,7 @@ fn check_store(layout: &RepoLayout, cfg: &Config) -> Check {
             create: false,
             busy_timeout_ms: cfg.store.busy_timeout_ms,
             synchronous: cfg.journal.synchronous,
+            read_only: false,
         },
     );
     match opened.and_then(|s| s.status(true)) {

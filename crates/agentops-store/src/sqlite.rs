@@ -174,6 +174,10 @@ fn backfill(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
 pub struct OpenOptions {
     /// Create (and migrate) the file when it does not exist.
     pub create: bool,
+    /// Open for reading only: no migration, no journal-mode switch; works
+    /// in a read-only directory (falling back to SQLite's `immutable` mode
+    /// when the WAL index cannot be created there).
+    pub read_only: bool,
     /// How long to wait for other writers before giving up.
     pub busy_timeout_ms: u64,
     pub synchronous: Synchronous,
@@ -183,6 +187,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             create: true,
+            read_only: false,
             busy_timeout_ms: 10_000,
             synchronous: Synchronous::Full,
         }
@@ -252,6 +257,9 @@ impl SqliteStore {
         } else {
             check_header(path)?;
         }
+        if opts.read_only {
+            return Self::open_read_only(path, opts);
+        }
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if opts.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -274,6 +282,80 @@ impl SqliteStore {
             busy_timeout: Duration::from_millis(opts.busy_timeout_ms),
         };
         store.prepare()?;
+        Ok(store)
+    }
+
+    fn open_read_only(path: &Path, opts: OpenOptions) -> Result<Self, StoreError> {
+        let unreadable = |e: rusqlite::Error| StoreError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let probe = |uri: &str| -> Result<Connection, rusqlite::Error> {
+            let c = Connection::open_with_flags(uri, flags)?;
+            c.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
+            // Reading needs the WAL index: this is where a read-only
+            // directory without one fails.
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(c)
+        };
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = format!("file:{}", uri_path(&abs));
+        let conn = match probe(&format!("{base}?mode=ro")) {
+            Ok(c) => c,
+            Err(e) if is_corrupt(&e) => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                });
+            }
+            // Nobody can be writing where we cannot create the WAL index.
+            Err(_) => match probe(&format!("{base}?immutable=1")) {
+                Ok(c) => c,
+                Err(e) if is_corrupt(&e) => {
+                    return Err(StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        detail: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(unreadable(e)),
+            },
+        };
+        let store = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            synchronous: opts.synchronous,
+            busy_timeout: Duration::from_millis(opts.busy_timeout_ms),
+        };
+        let (app_id, version): (i64, i64) = store.with_conn(|c| {
+            let app: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let ver: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok((app, ver))
+        })?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if app_id != APPLICATION_ID {
+            return Err(StoreError::NotJournal {
+                path: path.to_path_buf(),
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Unreadable {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the journal has schema {version} and this agentops reads {SCHEMA_VERSION}; run any command that writes (e.g. `agentops doctor --fix`) to migrate it"
+                ),
+            });
+        }
         Ok(store)
     }
 
@@ -537,6 +619,23 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r s
     })
 }
 
+/// How long an empty journal file may be a creator's, not a truncation.
+const EMPTY_GRACE: Duration = Duration::from_secs(10);
+
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn check_header(path: &Path) -> Result<(), StoreError> {
     let mut f = std::fs::File::open(path).map_err(|e| StoreError::Unreadable {
         path: path.to_path_buf(),
@@ -556,9 +655,26 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
             }
         }
     }
-    // An empty file is a valid empty database to SQLite; anything else must
-    // carry the SQLite header.
-    if read == 0 || (read == 16 && &header == b"SQLite format 3\0") {
+    // An empty file is a valid empty database to SQLite, and is what a
+    // creator leaves for the few milliseconds before its first write; one
+    // that stays empty was truncated (a full disk, a bad copy): opening it
+    // would silently start a new journal over the lost one.
+    if read == 0 {
+        let age = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        return if age < EMPTY_GRACE {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "the file is empty (0 bytes): it was truncated".into(),
+            })
+        };
+    }
+    if read == 16 && &header == b"SQLite format 3\0" {
         Ok(())
     } else {
         Err(StoreError::Corrupt {

@@ -36,6 +36,9 @@ fn report_refresh(r: &Refresh, out: &Output) {
             r.entries
         ));
     }
+    if r.read_only {
+        out.warn("the state directory is read-only: searching the index as it is, without bringing it up to date");
+    }
     if r.stale {
         out.warn("another agentops process is updating the search index; these results may miss its latest changes");
     }
@@ -44,13 +47,32 @@ fn report_refresh(r: &Refresh, out: &Output) {
     }
 }
 
-fn utility_of(j: &Journal) -> impl Fn(&[&str]) -> HashMap<String, f64> + '_ {
-    move |ids: &[&str]| j.utility_scores(ids)
+/// Utility scores for ranking. A journal that cannot be read ranks as if
+/// there were no feedback, and says so once (on stderr) instead of silently.
+fn utility_of<'j>(
+    j: &'j Journal,
+    out: &'j Output,
+) -> impl Fn(&[&str]) -> HashMap<String, f64> + 'j {
+    let warned = std::cell::Cell::new(false);
+    move |ids: &[&str]| match j.utility(ids) {
+        Ok(m) => m.into_iter().map(|(k, v)| (k, v.value)).collect(),
+        Err(e) => {
+            if !warned.replace(true) {
+                out.warn(&format!(
+                    "ranking without feedback: the journal cannot be read ({e})"
+                ));
+            }
+            HashMap::new()
+        }
+    }
 }
 
+/// The index and the journal; `write` when the command records something
+/// (a packet's citations), else the journal is opened read-only.
 fn open_index(
     flags: &Flags,
     out: &Output,
+    write: bool,
 ) -> Result<
     (
         KnowledgeIndex,
@@ -64,7 +86,11 @@ fn open_index(
     let (idx, refresh) =
         KnowledgeIndex::open(&layout, &config, false, false).map_err(Failure::failed)?;
     report_refresh(&refresh, out);
-    let j = journal(&layout, &config)?;
+    let j = if write {
+        journal(&layout, &config)?
+    } else {
+        super::knowledge::journal_read(&layout, &config)?
+    };
     Ok((idx, j, layout, config))
 }
 
@@ -77,9 +103,9 @@ pub fn search(
     out: &Output,
 ) -> Result<Code, Failure> {
     let f = filter(kind, tags)?;
-    let (idx, j, _, _) = open_index(flags, out)?;
+    let (idx, j, _, _) = open_index(flags, out, false)?;
     let hits = idx
-        .search(query, &f, limit.max(CANDIDATES), &utility_of(&j))
+        .search(query, &f, limit.max(CANDIDATES), &utility_of(&j, out))
         .map_err(Failure::failed)?;
     let mut hits: Vec<_> = hits.into_iter().take(limit).collect();
     idx.add_snippets(query, &mut hits)
@@ -124,13 +150,13 @@ pub fn search(
 
 pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let f = filter(args.kind.clone(), args.tags.clone())?;
-    let (idx, j, _, config) = open_index(flags, out)?;
+    let (idx, j, _, config) = open_index(flags, out, true)?;
     let window = args.window.unwrap_or(config.context.window);
     let budget = args
         .budget
         .unwrap_or_else(|| packet::default_budget(config.context.packet_max, window, args.used));
     let hits = idx
-        .search(&args.task, &f, CANDIDATES, &utility_of(&j))
+        .search(&args.task, &f, CANDIDATES, &utility_of(&j, out))
         .map_err(Failure::failed)?;
     let p = packet::assemble(
         &hits,
@@ -334,8 +360,8 @@ pub fn eval(
             })
         }
         None => {
-            let (idx, j, _, _) = open_index(flags, out)?;
-            let util = utility_of(&j);
+            let (idx, j, _, _) = open_index(flags, out, false)?;
+            let util = utility_of(&j, out);
             agentops_context::eval::evaluate(&set, &mut |q| {
                 idx.search(q, &SearchFilter::default(), CANDIDATES, &util)
                     .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())

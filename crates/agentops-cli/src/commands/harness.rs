@@ -245,7 +245,7 @@ pub fn sessions(
         Some(s) => Some(super::knowledge::parse_since(s)?),
         None => None,
     };
-    let j = journal(&layout, &config)?;
+    let j = super::knowledge::journal_read(&layout, &config)?;
     let mut all = agentops_harness::sessions::list(&j, since_ts).map_err(Failure::failed)?;
     all.truncate(limit);
     if out.json {

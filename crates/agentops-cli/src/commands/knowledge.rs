@@ -25,6 +25,16 @@ pub(crate) fn journal(
     Journal::open_for(layout, config).map_err(Failure::failed)
 }
 
+/// The journal for a command that only reads: opened read-only, so it works
+/// on a read-only `.git/agentops/`; a damaged or missing journal is an error
+/// (exit 1, the message `doctor` gives), never an empty answer.
+pub(crate) fn journal_read(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+) -> Result<Journal, Failure> {
+    Journal::open_read(layout, config).map_err(Failure::failed)
+}
+
 pub(crate) fn fail(e: KnowledgeError) -> Failure {
     match e {
         KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),
@@ -152,7 +162,12 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
     let kind = EntryType::parse(&args.kind).map_err(|e| Failure::usage(format!("--type: {e}")))?;
     let body = read_body(&args)?;
     let (layout, k, config) = open(flags)?;
-    let j = journal(&layout, &config)?;
+    // A journal that cannot be opened does not stop the memory write (git
+    // is where knowledge lives); it is reported once the write is done.
+    let (j, journal_error) = match Journal::open_for(&layout, &config) {
+        Ok(j) => (Some(j), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let new = NewEntry {
         kind: Some(kind),
         title: args.title.clone(),
@@ -161,12 +176,20 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
         supersedes: args.supersedes.clone(),
         source: provenance(args.source),
     };
-    let o = k.learn(new, Some(&j)).map_err(fail)?;
+    let mut o = k.learn(new, j.as_ref()).map_err(fail)?;
+    if let Some(e) = journal_error {
+        o.warnings.push(format!(
+            "the write is done, but the journal could not record it: {e}"
+        ));
+    }
     render_write(&o, out, "learned");
     Ok(Code::Ok)
 }
 
 pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
+    for w in &o.warnings {
+        out.warn(w);
+    }
     if out.json {
         out.json(o);
         return;

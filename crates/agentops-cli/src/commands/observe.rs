@@ -4,7 +4,7 @@ use agentops_core::RunId;
 use agentops_store::{Journal, Query};
 use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
 
-use super::knowledge::journal;
+use super::knowledge::{journal, journal_read};
 use super::runs::env_lookup;
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::ExportCommand;
@@ -48,7 +48,7 @@ fn resolve(j: &Journal, id: &str) -> Result<RunId, Failure> {
 
 pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
-    let j = journal(&layout, &config)?;
+    let j = journal_read(&layout, &config)?;
     let run = resolve(&j, id)?;
     let spans = agentops_telemetry::span::read(&j, &run).map_err(Failure::failed)?;
     if out.json {
@@ -72,7 +72,7 @@ pub fn stats(
     let by = view::By::parse(by).ok_or_else(|| Failure::usage(format!("--by {by}: unknown")))?;
     let from = super::knowledge::parse_since(since)?;
     let (layout, config) = open_project(flags)?;
-    let j = journal(&layout, &config)?;
+    let j = journal_read(&layout, &config)?;
     let rows = j
         .store()
         .rollup(agentops_store::rollup::day_of(from))
@@ -100,7 +100,7 @@ pub fn status(window: Option<String>, flags: &Flags, out: &Output) -> Result<Cod
         }
         config.alerts.window = w;
     }
-    let j = journal(&layout, &config)?;
+    let j = journal_read(&layout, &config)?;
     let s = alerts::status(&j, &config.alerts, agentops_core::time::now_micros())
         .map_err(Failure::failed)?;
     if out.json {

@@ -12,7 +12,7 @@ use agentops_runner::spec;
 use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError, RunState};
 use agentops_store::{Journal, Query, RepoLayout};
 
-use super::knowledge::journal;
+use super::knowledge::{journal, journal_read};
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, WorkflowsCommand};
 use crate::output::{Output, write_err, write_out};
@@ -170,6 +170,15 @@ impl Progress for Reporter {
 fn open(flags: &Flags) -> Result<(RepoLayout, agentops_core::config::Config, Journal), Failure> {
     let (layout, config) = open_project(flags)?;
     let j = journal(&layout, &config)?;
+    Ok((layout, config, j))
+}
+
+/// [`open`] for the commands that only read.
+fn open_read(
+    flags: &Flags,
+) -> Result<(RepoLayout, agentops_core::config::Config, Journal), Failure> {
+    let (layout, config) = open_project(flags)?;
+    let j = journal_read(&layout, &config)?;
     Ok((layout, config, j))
 }
 
@@ -510,7 +519,7 @@ pub fn gc(flags: &Flags, out: &Output) -> Result<Code, Failure> {
 }
 
 pub fn list(limit: usize, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, _, j) = open(flags)?;
+    let (layout, _, j) = open_read(flags)?;
     let runs = agentops_runner::list_runs(&j, &layout.state_dir(), limit).map_err(fail)?;
     if out.json {
         out.json(&runs);
@@ -547,7 +556,7 @@ pub fn list(limit: usize, flags: &Flags, out: &Output) -> Result<Code, Failure> 
 }
 
 pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, _, j) = open(flags)?;
+    let (layout, _, j) = open_read(flags)?;
     let id = find(&j, run)?;
     render_run(&layout, &j, &id, recording, out)
 }
