@@ -64,7 +64,14 @@ pub enum Command {
     /// configuration, the journal (including an integrity check) and the
     /// optional harnesses (claude, codex). Each check says PASS, WARN or FAIL
     /// and how to fix it; exits 1 when any check fails.
-    Doctor,
+    Doctor {
+        /// Finish what killed agentops processes left: stale git locks they
+        /// held, index entries behind HEAD, temporary files, memory writes
+        /// committed but not journaled or written but not committed. (The
+        /// next memory write does the same on its own.)
+        #[arg(long)]
+        fix: bool,
+    },
     /// Record a piece of knowledge as a Markdown entry in `.agents/` and commit
     /// it (only that file: your index and other files are untouched).
     ///

@@ -196,6 +196,7 @@ fn doctor_on_a_set_up_repository() {
             ("store", "PASS"),
             ("claude", "PASS"),
             ("codex", "WARN"),
+            ("memory", "PASS"),
         ]
     );
 }

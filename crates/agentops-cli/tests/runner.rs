@@ -330,7 +330,7 @@ fn kill_nine_then_resume_pays_nothing_twice_whatever_the_id_shape() {
         (IdStyle::Uuid, 0x0b22_5eed),
         (IdStyle::Numeric, 0x0c33_5eed),
     ] {
-        kill_and_resume(style, 8, 3, seed);
+        kill_and_resume(style, 10, 2, seed);
     }
 }
 

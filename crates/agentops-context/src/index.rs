@@ -151,8 +151,15 @@ struct FileState {
 /// index entries, anything recorded this close to its mtime is not trusted.
 const RACY_NS: i128 = 1_000_000_000;
 
+/// The time racy states are judged against: when this process first looked
+/// at the files, not when it records what it saw. A slow refresh (a rebuild
+/// that loads the tokenizer takes over a second in a debug build) would
+/// otherwise record as trusted a file written just before it was read. In a
+/// long-lived process every file written after its start stays racy: hashed
+/// again each time, which is slower but never wrong.
 fn now_ns() -> i128 {
-    i128::from(agentops_core::time::now_micros()) * 1_000
+    static FIRST_LOOK: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    *FIRST_LOOK.get_or_init(|| i128::from(agentops_core::time::now_micros()) * 1_000)
 }
 
 /// What lives beside the tantivy files: small enough to read on every query.
@@ -260,6 +267,8 @@ impl KnowledgeIndex {
         rebuild: bool,
     ) -> Result<(Self, Refresh), IndexError> {
         let start = Instant::now();
+        // Before anything slow: racy states are judged from here.
+        let _ = now_ns();
         let tokenizer = TokenizerKind::parse(&config.context.tokenizer)
             .ok_or_else(|| IndexError::Tokenizer(config.context.tokenizer.clone()))?;
         let dir = layout.state_dir().join("index");

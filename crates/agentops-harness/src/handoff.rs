@@ -434,7 +434,25 @@ pub fn session_context(
     let index_dir = layout.state_dir().join("index");
     let remaining = budget.saturating_sub(used).saturating_sub(60);
     if !inj.query.trim().is_empty() && remaining > 100 {
-        if index_dir.is_dir() {
+        // A folder without its manifest is an index being built (by the
+        // background `agentops index` an earlier session started): opening
+        // it would start a second build on the hook's clock.
+        let building = index_dir.is_dir() && !index_dir.join("manifest.json").is_file();
+        if building {
+            let recent = std::fs::metadata(&index_dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < std::time::Duration::from_secs(60));
+            inj.index_note = Some(if recent {
+                "the search index is being built in the background; the handoff alone this time"
+                    .into()
+            } else {
+                spawn_index(layout);
+                "the search index was left half-built: started `agentops index` in the background"
+                    .into()
+            });
+        } else if index_dir.is_dir() {
             let (idx, _) =
                 KnowledgeIndex::open(layout, config, false, false).map_err(|e| e.to_string())?;
             let utility = |ids: &[&str]| journal.utility_scores(ids);

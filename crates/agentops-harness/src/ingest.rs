@@ -52,6 +52,34 @@ pub enum IngestError {
     Read { name: String, reason: String },
     #[error("journal: {0}")]
     Journal(String),
+    #[error(
+        "{name}: this is not a {expected} stream; it looks like {found}: use `agentops ingest {found} {name}`"
+    )]
+    WrongFormat {
+        name: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+}
+
+/// Which stream format `lines` look like, from their event types: Codex's
+/// `thread.*`/`turn.*`/`item.*`, or Claude's `system`/`assistant`/`user`/`result`.
+fn detect(lines: &[(usize, Value)]) -> Option<Source> {
+    let mut codex = 0;
+    let mut claude = 0;
+    for (_, v) in lines {
+        let t = v["type"].as_str().unwrap_or("");
+        if t.starts_with("thread.") || t.starts_with("turn.") || t.starts_with("item.") {
+            codex += 1;
+        } else if matches!(t, "system" | "assistant" | "user" | "result") {
+            claude += 1;
+        }
+    }
+    match (codex, claude) {
+        (0, 0) => None,
+        (c, l) if c > l => Some(Source::CodexExec),
+        _ => Some(Source::ClaudeStream),
+    }
 }
 
 /// Options for [`ingest`].
@@ -573,6 +601,22 @@ pub fn ingest(
                 reason,
             });
         }
+    }
+    // Another harness's stream would be read as nothing: say what it is.
+    let found = detect(&lines);
+    let wrong = match (source, found) {
+        (Source::CodexExec, Some(Source::ClaudeStream)) => Some(Source::ClaudeStream),
+        (Source::ClaudeStream | Source::ClaudeTranscript, Some(Source::CodexExec)) => {
+            Some(Source::CodexExec)
+        }
+        _ => None,
+    };
+    if let Some(f) = wrong {
+        return Err(IngestError::WrongFormat {
+            name: name.to_owned(),
+            expected: source.as_str(),
+            found: f.as_str(),
+        });
     }
     let mut b = Builder::new(source, opts);
     match source {

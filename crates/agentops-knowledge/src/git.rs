@@ -3,6 +3,7 @@
 //! In-process with gix; the `git` command is used only for what gix cannot do
 //! (worktrees and push, in the runner).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -295,19 +296,33 @@ impl Repo {
         changes: &[Change],
         message: &str,
     ) -> Result<ObjectId, GitError> {
-        let lock = match target {
-            Target::Head => {
-                let cfg = self.repo.config_snapshot();
-                let skip = cfg
-                    .boolean("index.skipHash")
-                    .or_else(|| cfg.boolean("feature.manyFiles"))
-                    .unwrap_or(false);
-                let fsync = cfg
-                    .string("core.fsync")
-                    .is_some_and(|v| fsync_names_index(&v.to_str_lossy()));
-                Some(IndexLock::acquire(&self.repo.index_path(), skip, fsync)?)
+        // What a killed agentops commit left (locks, an index behind HEAD)
+        // is put right on the way: one directory read when there is nothing.
+        let orphans = RefCell::new(Vec::new());
+        let recovered = RefCell::new(Vec::new());
+        self.claim_orphans(&orphans, &recovered);
+        // Recorded before any lock is taken, so that a lock this process
+        // leaves when killed is known to be its own (see crate::locks).
+        let record = crate::locks::Record {
+            ref_locks: self.ref_locks(target),
+            paths: changes.iter().map(|c| c.path.clone()).collect(),
+            ..crate::locks::Record::default()
+        };
+        let (lock, _held) = match target {
+            Target::Head => (
+                Some(self.lock_index_recovering(&orphans, &recovered, record)?),
+                None,
+            ),
+            Target::Branch(_) => {
+                if !orphans.borrow().is_empty() {
+                    // No index lock of our own to repair under: a pass of its own.
+                    for o in orphans.take() {
+                        crate::locks::unclaim(&o);
+                    }
+                    self.recover()?;
+                }
+                (None, Some(crate::locks::hold(&self.locks_dir(), record)))
             }
-            Target::Branch(_) => None,
         };
         // Read once, under the lock: nobody else can change it until we rename.
         let mut index = match &lock {
@@ -320,7 +335,14 @@ impl Repo {
             match self.try_commit(target, changes, message, index.as_ref()) {
                 Ok(id) => {
                     if let (Some(lock), Some(index)) = (&lock, index.as_mut()) {
-                        self.update_index(lock, index, changes)?;
+                        let repairs = self.repairs(index, &orphans.borrow(), changes)?;
+                        let mut all = changes.to_vec();
+                        all.extend(repairs.iter().cloned());
+                        self.update_index(lock, index, &all)?;
+                        note_repairs(&repairs, &recovered);
+                        for o in orphans.borrow().iter() {
+                            crate::locks::release(o);
+                        }
                     }
                     return Ok(id);
                 }
@@ -343,6 +365,161 @@ impl Repo {
             action: "commit".into(),
             reason: "gave up".into(),
         }))
+    }
+
+    fn lock_index(
+        &self,
+        on_busy: &dyn Fn(),
+        record: crate::locks::Record,
+    ) -> Result<IndexLock, GitError> {
+        let cfg = self.repo.config_snapshot();
+        let skip = cfg
+            .boolean("index.skipHash")
+            .or_else(|| cfg.boolean("feature.manyFiles"))
+            .unwrap_or(false);
+        let fsync = cfg
+            .string("core.fsync")
+            .is_some_and(|v| fsync_names_index(&v.to_str_lossy()));
+        let dir = self.locks_dir();
+        IndexLock::acquire(
+            &self.repo.index_path(),
+            skip,
+            fsync,
+            on_busy,
+            |ino, scratch| {
+                let mut r = record;
+                let lock = lock_path_of(&self.repo.index_path());
+                r.index_lock = Some((lock, ino));
+                r.scratch = vec![scratch.to_path_buf()];
+                crate::locks::hold(&dir, r)
+            },
+        )
+    }
+
+    /// Where lock ownership records live: `<git-common-dir>/agentops/locks`.
+    fn locks_dir(&self) -> PathBuf {
+        self.repo.common_dir().join("agentops").join("locks")
+    }
+
+    /// The ref lock files git may create while committing to `target`.
+    fn ref_locks(&self, target: &Target) -> Vec<PathBuf> {
+        let common = self.repo.common_dir();
+        match target {
+            Target::Branch(b) => vec![common.join(format!("refs/heads/{b}.lock"))],
+            Target::Head => {
+                let mut v = vec![self.repo.git_dir().join("HEAD.lock")];
+                if let Ok(HeadState::Branch { name, .. }) = self.head() {
+                    v.push(common.join(format!("refs/heads/{name}.lock")));
+                }
+                v
+            }
+        }
+    }
+
+    /// Claims the records of killed agentops committers and removes the
+    /// lock files they left (only the very files they took; see
+    /// [`crate::locks`]). Their paths are repaired later, under the index lock.
+    fn claim_orphans(
+        &self,
+        orphans: &RefCell<Vec<crate::locks::Orphan>>,
+        done: &RefCell<Vec<String>>,
+    ) {
+        for o in crate::locks::orphans(&self.locks_dir()) {
+            for f in crate::locks::remove_stale_locks(&o) {
+                done.borrow_mut().push(format!(
+                    "removed {} left by agentops process {} (killed)",
+                    f.display(),
+                    o.record.pid
+                ));
+            }
+            orphans.borrow_mut().push(o);
+        }
+    }
+
+    /// `index.lock`, recovering locks of killed agentops processes while it
+    /// waits (a writer killed while others wait would otherwise stall them).
+    fn lock_index_recovering(
+        &self,
+        orphans: &RefCell<Vec<crate::locks::Orphan>>,
+        done: &RefCell<Vec<String>>,
+        record: crate::locks::Record,
+    ) -> Result<IndexLock, GitError> {
+        self.lock_index(&|| self.claim_orphans(orphans, done), record)
+    }
+
+    /// Index entries to restore for the paths of killed commits: where HEAD
+    /// has the path, the index does not agree, and the work tree holds
+    /// exactly what HEAD holds (a kill after the branch moved and before the
+    /// index was written leaves a staged deletion, which the user's next
+    /// `git commit` would make).
+    fn repairs(
+        &self,
+        index: &gix::index::File,
+        orphans: &[crate::locks::Orphan],
+        skip: &[Change],
+    ) -> Result<Vec<Change>, GitError> {
+        let (Some(tip), Some(work_tree)) = (self.head_tip()?, self.repo.workdir()) else {
+            return Ok(Vec::new());
+        };
+        let tree = self.tree_of(tip)?;
+        let mut out: Vec<Change> = Vec::new();
+        for p in orphans.iter().flat_map(|o| o.record.paths.iter()) {
+            if out.iter().chain(skip).any(|c| &c.path == p) {
+                continue;
+            }
+            let Some(head_id) = tree
+                .lookup_entry_by_path(p.as_str())
+                .map_err(op(format!("look up {p}")))?
+                .map(|e| e.object_id())
+            else {
+                continue;
+            };
+            if index
+                .entry_by_path(p.as_bytes().as_bstr())
+                .is_some_and(|e| e.id == head_id)
+            {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(crate::entry::absolute(work_tree, p)) else {
+                continue;
+            };
+            let on_disk =
+                gix::objs::compute_hash(self.repo.object_hash(), gix::object::Kind::Blob, &bytes)
+                    .ok();
+            if on_disk == Some(head_id) {
+                out.push(Change {
+                    path: p.clone(),
+                    content: Some(bytes),
+                    create: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts right what agentops processes killed mid-commit left: stale lock
+    /// files and index entries behind HEAD (see [`Self::commit`], which does
+    /// the same before every commit). Returns what it did, a line each.
+    pub fn recover(&self) -> Result<Vec<String>, GitError> {
+        let orphans = RefCell::new(Vec::new());
+        let done = RefCell::new(Vec::new());
+        self.claim_orphans(&orphans, &done);
+        if orphans.borrow().iter().any(|o| !o.record.paths.is_empty())
+            && self.repo.workdir().is_some()
+        {
+            let lock =
+                self.lock_index_recovering(&orphans, &done, crate::locks::Record::default())?;
+            let mut index = self.load_index()?;
+            let repairs = self.repairs(&index, &orphans.borrow(), &[])?;
+            if !repairs.is_empty() {
+                self.update_index(&lock, &mut index, &repairs)?;
+                note_repairs(&repairs, &done);
+            }
+        }
+        for o in orphans.borrow().iter() {
+            crate::locks::release(o);
+        }
+        Ok(done.into_inner())
     }
 
     fn try_commit(
@@ -607,6 +784,22 @@ impl Repo {
 
 /// Refuses paths that git would refuse or that could leave the work tree:
 /// empty, `.`/`..` components, `.git`, backslashes, NUL.
+/// `<index>.lock`.
+fn lock_path_of(index_path: &Path) -> PathBuf {
+    let mut name = index_path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+fn note_repairs(repairs: &[Change], done: &RefCell<Vec<String>>) {
+    for r in repairs {
+        done.borrow_mut().push(format!(
+            "{}: index entry restored to match HEAD (a killed commit had left it staged as deleted)",
+            r.path
+        ));
+    }
+}
+
 fn validate_path(path: &str) -> Result<(), GitError> {
     let bad = path.is_empty()
         || path.starts_with('/')
@@ -673,14 +866,115 @@ struct IndexLock {
     /// Whether `core.fsync` asks for the index to be flushed (git's default
     /// does not: the index can be rebuilt from HEAD and the work tree).
     fsync: bool,
+    /// The ownership record; dropped after the lock file is gone.
+    held: Option<crate::locks::Held>,
 }
 
 impl IndexLock {
-    fn acquire(index_path: &Path, skip_hash: bool, fsync: bool) -> Result<Self, GitError> {
-        let mut lock_name = index_path.as_os_str().to_owned();
-        lock_name.push(".lock");
-        let lock_path = PathBuf::from(lock_name);
+    /// Takes `index.lock` the way git does (it must not exist), but through
+    /// a hard link from a scratch file of ours, so that `record` — written
+    /// with the scratch file's inode before the lock exists — names the lock
+    /// at every instant this process could be killed.
+    fn acquire(
+        index_path: &Path,
+        skip_hash: bool,
+        fsync: bool,
+        on_busy: &dyn Fn(),
+        record: impl FnOnce(u64, &Path) -> crate::locks::Held,
+    ) -> Result<Self, GitError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let lock_path = lock_path_of(index_path);
+        let scratch = index_path.with_file_name(format!(
+            "index.lock.agentops-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let io = |what: &Path, e: std::io::Error| GitError::Op {
+            action: format!("create {}", what.display()),
+            reason: e.to_string(),
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&scratch)
+            .map_err(|e| io(&scratch, e))?;
+        let Some(ino) = crate::locks::inode(&scratch) else {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(GitError::Op {
+                action: format!("stat {}", scratch.display()),
+                reason: "no inode".into(),
+            });
+        };
+        let held = record(ino, &scratch);
         let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut next_check = Duration::ZERO;
+        let taken = loop {
+            match std::fs::hard_link(&scratch, &lock_path) {
+                Ok(()) => break Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // The holder may be a killed agentops process: recover
+                    // its lock now rather than wait it out.
+                    if start.elapsed() >= next_check {
+                        on_busy();
+                        next_check = start.elapsed() + Duration::from_millis(50);
+                        continue;
+                    }
+                    if start.elapsed() > INDEX_LOCK_WAIT {
+                        break Err(GitError::IndexLocked {
+                            path: lock_path.clone(),
+                            waited_ms: u64::try_from(start.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                        });
+                    }
+                    std::thread::sleep(
+                        pause
+                            + Duration::from_micros(u64::from(
+                                Instant::now().elapsed().subsec_nanos() % 1000,
+                            )),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                // A file system without hard links: git's own exclusive create.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    let _ = std::fs::remove_file(&scratch);
+                    drop(file);
+                    return Self::acquire_plain(index_path, skip_hash, fsync, start).map(
+                        |mut l| {
+                            l.held = Some(held);
+                            l
+                        },
+                    );
+                }
+                Err(e) => break Err(io(&lock_path, e)),
+            }
+        };
+        let _ = std::fs::remove_file(&scratch);
+        taken?;
+        Ok(Self {
+            lock_path,
+            index_path: index_path.to_path_buf(),
+            file: std::sync::Mutex::new(Some(file)),
+            skip_hash,
+            fsync,
+            held: Some(held),
+        })
+    }
+
+    /// `index.lock` by exclusive create, for file systems without hard links.
+    fn acquire_plain(
+        index_path: &Path,
+        skip_hash: bool,
+        fsync: bool,
+        start: Instant,
+    ) -> Result<Self, GitError> {
+        let lock_path = lock_path_of(index_path);
         let mut pause = Duration::from_millis(1);
         loop {
             match std::fs::OpenOptions::new()
@@ -695,6 +989,7 @@ impl IndexLock {
                         file: std::sync::Mutex::new(Some(f)),
                         skip_hash,
                         fsync,
+                        held: None,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -705,12 +1000,7 @@ impl IndexLock {
                                 .unwrap_or(u64::MAX),
                         });
                     }
-                    std::thread::sleep(
-                        pause
-                            + Duration::from_micros(u64::from(
-                                Instant::now().elapsed().subsec_nanos() % 1000,
-                            )),
-                    );
+                    std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 Err(e) => {

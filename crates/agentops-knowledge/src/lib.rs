@@ -5,6 +5,7 @@
 
 pub mod entry;
 pub mod git;
+pub mod locks;
 pub mod memory;
 
 pub use entry::{Entry, EntryError, EntryType, Maturity, Provenance};

@@ -198,8 +198,12 @@ impl Knowledge {
             session: new.source.session.as_deref().map(|s| self.redact(s)),
             agent: new.source.agent.as_deref().map(|s| self.redact(s)),
         };
+        let mut found = self.redactor().findings(&new.title);
+        found.extend(self.redactor().findings(&new.body));
         let body = self.redact(&new.body);
         let created = agentops_core::time::now_micros();
+        self.ensure_inside()?;
+        let recovered = self.reconcile(journal);
         let repo = self.repo()?;
         let plan = self.plan(&repo)?;
         let mut n = 1;
@@ -222,11 +226,26 @@ impl Knowledge {
             };
             let text = entry::render(&e).map_err(KnowledgeError::Invalid)?;
             let message = commit_message(&format!("learn {id}"), &title, &id, &source);
+            // Recorded before anything is touched: if this process is killed,
+            // the next memory write finishes or undoes what it left.
+            let intent = self.intend(&path, id.as_str(), "create");
             let result = self.write_and_commit(&repo, &plan, &path, &text, None, true, &message);
             match result {
                 Ok(mut outcome) => {
                     outcome.action = "create".into();
                     self.journal(journal, &mut outcome, &source);
+                    drop(intent);
+                    outcome.warnings.splice(0..0, recovered);
+                    if !found.is_empty() {
+                        let mut rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+                        rules.dedup();
+                        outcome.warnings.push(format!(
+                            "redacted {} secret{} ({}) before writing the entry",
+                            found.len(),
+                            if found.len() == 1 { "" } else { "s" },
+                            rules.join(", ")
+                        ));
+                    }
                     return Ok(outcome);
                 }
                 Err(Claim::Taken) => n += 1,
@@ -354,6 +373,231 @@ impl Knowledge {
                 } else {
                     ""
                 }
+            ));
+        }
+    }
+
+    /// Refuses to write when `.agents` (or a folder in it) is a symlink out
+    /// of the repository: the file would land elsewhere and the commit would
+    /// hold a blob git cannot match to the work tree.
+    fn ensure_inside(&self) -> Result<(), KnowledgeError> {
+        match self.layout.agents_outside() {
+            Some(real) => Err(KnowledgeError::Invalid(format!(
+                "{}: resolves to {}, outside the repository ({}); agentops writes knowledge only inside the repository. Replace the symlink with a directory (`agentops doctor` says the same)",
+                self.layout.agents_dir().display(),
+                real.display(),
+                self.layout.work_tree.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn intents_dir(&self) -> PathBuf {
+        self.layout.state_dir().join("intents")
+    }
+
+    fn intend(&self, path: &str, entry: &str, action: &str) -> crate::locks::Held {
+        crate::locks::hold(
+            &self.intents_dir(),
+            crate::locks::Record {
+                paths: vec![path.to_owned()],
+                entry: Some(entry.to_owned()),
+                action: Some(action.to_owned()),
+                ..crate::locks::Record::default()
+            },
+        )
+    }
+
+    /// Memory writes of killed agentops processes that have not been put
+    /// right yet (see [`Self::reconcile`]).
+    pub fn interrupted(&self) -> usize {
+        let Ok(rd) = std::fs::read_dir(self.intents_dir()) else {
+            return 0;
+        };
+        rd.flatten()
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<crate::locks::Record>(&b).ok())
+            .filter(|r| !crate::locks::alive(r))
+            .count()
+    }
+
+    /// Finishes what memory writes of killed agentops processes left: their
+    /// stale git locks and index entries (see [`Repo::recover`]), their
+    /// temporary files, an entry committed but not journaled (journaled now,
+    /// marked `recovered`), an entry written but not committed (committed
+    /// now), an entry file claimed but never written (removed). Runs before
+    /// every memory write (one directory read when there is nothing) and from
+    /// `doctor --fix`. Returns what it did, a line each.
+    pub fn reconcile(&self, journal: Option<&Journal>) -> Vec<String> {
+        let orphans = crate::locks::orphans(&self.intents_dir());
+        if orphans.is_empty() {
+            return Vec::new();
+        }
+        let mut notes = Vec::new();
+        let repo = match self.repo() {
+            Ok(r) => r,
+            Err(e) => {
+                for o in &orphans {
+                    crate::locks::unclaim(o);
+                }
+                return vec![format!("interrupted memory writes not recovered: {e}")];
+            }
+        };
+        match repo.recover() {
+            Ok(n) => notes.extend(n),
+            Err(e) => notes.push(format!("git locks not recovered: {e}")),
+        }
+        let journaled: Vec<String> = journal
+            .and_then(|j| {
+                j.read(&agentops_store::Query {
+                    kinds: vec![EventKind::KnowledgeWrite],
+                    ..agentops_store::Query::default()
+                })
+                .ok()
+            })
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                e.body
+                    .get("commit")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        for o in &orphans {
+            match self.reconcile_one(&repo, o, journal, &journaled) {
+                Ok(Some(n)) => notes.push(n),
+                Ok(None) => {}
+                Err(e) => {
+                    notes.push(format!(
+                        "{}: an interrupted write could not be recovered: {e}",
+                        o.record.paths.join(", ")
+                    ));
+                    crate::locks::unclaim(o);
+                    continue;
+                }
+            }
+            crate::locks::release(o);
+        }
+        notes
+    }
+
+    fn reconcile_one(
+        &self,
+        repo: &Repo,
+        o: &crate::locks::Orphan,
+        journal: Option<&Journal>,
+        journaled: &[String],
+    ) -> Result<Option<String>, KnowledgeError> {
+        let Some(path) = o.record.paths.first() else {
+            return Ok(None);
+        };
+        let file = self.abs(path);
+        // write_atomic's temporary file of the killed process.
+        if let (Some(dir), Some(name)) = (file.parent(), file.file_name()) {
+            let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), o.record.pid));
+            let _ = std::fs::remove_file(tmp);
+        }
+        let target = match self.memory_branch_tip(repo)? {
+            Some(b) => Target::Branch(b),
+            None => Target::Head,
+        };
+        let tip = repo.tip(&target)?;
+        let committed = match tip {
+            Some(t) => repo.read_file_at(t, path)?,
+            None => None,
+        };
+        let on_disk = std::fs::read(&file).ok();
+        let id = o.record.entry.clone().unwrap_or_default();
+        let action = o.record.action.clone().unwrap_or_else(|| "create".into());
+        let source = Provenance::default();
+        match (committed, on_disk) {
+            (Some(c), disk) if disk.is_none() || disk.as_deref() == Some(c.as_slice()) => {
+                // Committed. Journaled? A commit that touched the path after
+                // the intent was made and that no knowledge.write names.
+                let last = repo.history(&target, path, 1)?;
+                let Some(commit) = last.first() else {
+                    return Ok(None);
+                };
+                if journaled.iter().any(|c| c == &commit.id)
+                    || commit.time * 1_000_000 < o.record.at_us - 2_000_000
+                {
+                    return Ok(None);
+                }
+                let mut outcome = WriteOutcome {
+                    id: id.clone(),
+                    path: path.clone(),
+                    action,
+                    changed: true,
+                    commit: Some(commit.id.clone()),
+                    branch: match &target {
+                        Target::Branch(b) => Some(b.clone()),
+                        Target::Head => None,
+                    },
+                    deferred: None,
+                    warnings: Vec::new(),
+                };
+                self.journal_recovered(journal, &mut outcome, &source);
+                Ok(Some(format!(
+                    "{path}: journaled a memory write a killed agentops process had committed ({})",
+                    &commit.id[..commit.id.len().min(12)]
+                )))
+            }
+            (None, Some(d)) if d.is_empty() => {
+                std::fs::remove_file(&file).map_err(io(&file))?;
+                Ok(Some(format!(
+                    "{path}: removed the empty file a killed agentops process had claimed"
+                )))
+            }
+            (_, Some(d)) => {
+                // Written but not committed: commit it now, as the write meant to.
+                let text = String::from_utf8_lossy(&d).into_owned();
+                entry::parse(path, &text)?;
+                let plan = self.plan(repo)?;
+                let message = format!(
+                    "agentops: recover {id}\n\nA memory write interrupted by a killed agentops process, committed on the next write.\n\nAgentops-Entry: {id}\n"
+                );
+                let mut outcome = self
+                    .write_and_commit(repo, &plan, path, &text, None, false, &message)
+                    .map_err(|c| match c {
+                        Claim::Failed(e) => e,
+                        Claim::Taken => KnowledgeError::Invalid("unexpected path conflict".into()),
+                    })?;
+                outcome.id = id;
+                outcome.action = action;
+                self.journal_recovered(journal, &mut outcome, &source);
+                Ok(Some(match &outcome.commit {
+                    Some(c) => format!(
+                        "{path}: committed a memory write a killed agentops process had left uncommitted ({})",
+                        &c[..c.len().min(12)]
+                    ),
+                    None => format!(
+                        "{path}: a memory write a killed agentops process left is in the work tree, not committed ({})",
+                        outcome.deferred.as_deref().unwrap_or("committing is off")
+                    ),
+                }))
+            }
+            (_, None) => Ok(None),
+        }
+    }
+
+    fn journal_recovered(
+        &self,
+        journal: Option<&Journal>,
+        o: &mut WriteOutcome,
+        source: &Provenance,
+    ) {
+        let Some(j) = journal else { return };
+        let body = serde_json::json!({
+            "entry": o.id, "path": o.path, "action": o.action, "commit": o.commit,
+            "branch": o.branch, "deferred": o.deferred, "agent": source.agent, "recovered": true,
+        });
+        if let Err(e) = j.append(
+            NewEvent::now(source.journal_run(), EventKind::KnowledgeWrite, body),
+            Durability::Configured,
+        ) {
+            o.warnings.push(format!(
+                "the journal could not record a recovered write: {e}"
             ));
         }
     }
@@ -502,9 +746,12 @@ impl Knowledge {
                 warnings: Vec::new(),
             });
         }
+        self.ensure_inside()?;
+        let recovered = self.reconcile(journal);
         let repo = self.repo()?;
         let plan = self.plan(&repo)?;
         let file = self.abs(&e.path);
+        let _intent = self.intend(&e.path, e.id.as_str(), action);
         let old = match std::fs::read(&file) {
             Ok(b) => b,
             Err(_) => {
@@ -544,6 +791,7 @@ impl Knowledge {
         outcome.id = e.id.to_string();
         outcome.action = action.into();
         self.journal(journal, &mut outcome, source);
+        outcome.warnings.splice(0..0, recovered);
         Ok(outcome)
     }
 
@@ -621,11 +869,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KnowledgeError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
+    // Every error path removes the temporary file (a full disk fails the
+    // write or the sync half-way).
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io(path)(e)
     })

@@ -93,6 +93,22 @@ impl RepoLayout {
         self.work_tree.join(".agents")
     }
 
+    /// Where `.agents` (or one of its knowledge folders) really is, when a
+    /// symlink takes it outside the work tree; `None` when it is inside or
+    /// does not exist.
+    pub fn agents_outside(&self) -> Option<PathBuf> {
+        let root = self.work_tree.canonicalize().ok()?;
+        let agents = self.agents_dir();
+        let mut dirs = vec![agents.clone()];
+        if let Ok(rd) = std::fs::read_dir(&agents) {
+            dirs.extend(rd.flatten().map(|e| e.path()));
+        }
+        dirs.into_iter().find_map(|d| {
+            let real = d.canonicalize().ok()?;
+            (!real.starts_with(&root)).then_some(real)
+        })
+    }
+
     /// `.agents/config.toml`.
     pub fn project_config(&self) -> PathBuf {
         self.agents_dir().join("config.toml")

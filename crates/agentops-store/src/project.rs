@@ -197,7 +197,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(
+    /// A check with its verdict, what was found and how to fix it.
+    pub fn new(
         name: &str,
         status: CheckStatus,
         detail: impl Into<String>,
@@ -245,7 +246,18 @@ pub fn doctor(dir: &Path, flags: FlagOverrides) -> Vec<Check> {
         }
     };
     if let Some(l) = &layout {
-        checks.push(if l.agents_dir().is_dir() {
+        checks.push(if let Some(outside) = l.agents_outside() {
+            Check::new(
+                "project",
+                CheckStatus::Fail,
+                format!(
+                    ".agents resolves to {}, outside the repository ({}): agentops would write knowledge there and commit what git cannot track",
+                    outside.display(),
+                    l.work_tree.display()
+                ),
+                Some("replace the symlink with a directory inside the repository (`rm .agents && git checkout -- .agents`, or move its files in)".into()),
+            )
+        } else if l.agents_dir().is_dir() {
             Check::new("project", CheckStatus::Pass, ".agents/ present", None)
         } else {
             Check::new(

@@ -347,6 +347,12 @@ pub fn eval(
     out: &Output,
 ) -> Result<Code, Failure> {
     let set = agentops_context::eval::read_labelled(file).map_err(Failure::usage)?;
+    if set.is_empty() {
+        return Err(Failure::usage(format!(
+            "{}: no queries (one JSON object a line: {{\"query\": \"…\", \"expected\": [\"entry-id\"]}})",
+            file.display()
+        )));
+    }
     let report = match corpus {
         Some(dir) => {
             let entries = read_corpus(dir)?;

@@ -76,6 +76,16 @@ fn read_body(args: &LearnArgs) -> Result<String, Failure> {
     } else {
         from_editor(&args.title)?
     };
+    let sections = [&args.context, &args.solution, &args.learning, &args.impact];
+    if extra.trim().is_empty()
+        && sections
+            .iter()
+            .all(|s| s.as_deref().is_none_or(|t| t.trim().is_empty()))
+    {
+        return Err(Failure::usage(
+            "the body is empty (nothing on standard input, or an empty --body/--file/sections); nothing written: give the learning a body",
+        ));
+    }
     Ok(entry::body_from_sections(
         &args.title,
         &[

@@ -71,7 +71,7 @@ pub fn hook_fast(harness: &str) -> Code {
 pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     match cmd {
         Command::Init => init(flags, out),
-        Command::Doctor => doctor(flags, out),
+        Command::Doctor { fix } => doctor(fix, flags, out),
         Command::Learn(args) => knowledge::learn(*args, flags, out),
         Command::Knowledge(cmd) => knowledge::run(cmd, flags, out),
         Command::Search {
@@ -177,8 +177,46 @@ fn init(flags: &Flags, out: &Output) -> Result<Code, Failure> {
     Ok(Code::Ok)
 }
 
-fn doctor(flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let checks = project::doctor(&cwd()?, flags.to_vec());
+/// Interrupted memory writes (a killed agentops process), and with `fix`
+/// their recovery; `None` outside a project.
+fn memory_check(fix: bool, flags: &Flags, out: &Output) -> Option<project::Check> {
+    let (layout, config) = open_project(flags).ok()?;
+    if !layout.agents_dir().is_dir() || layout.agents_outside().is_some() {
+        return None;
+    }
+    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone()).ok()?;
+    if fix {
+        let j = agentops_store::Journal::open_for(&layout, &config).ok();
+        for note in k.reconcile(j.as_ref()) {
+            out.line(&format!("fixed: {note}"));
+        }
+    }
+    let n = k.interrupted();
+    Some(if n == 0 {
+        project::Check::new(
+            "memory",
+            CheckStatus::Pass,
+            "no interrupted memory writes",
+            None,
+        )
+    } else {
+        project::Check::new(
+            "memory",
+            CheckStatus::Warn,
+            format!(
+                "{n} memory write{} interrupted by a killed agentops process",
+                if n == 1 { "" } else { "s" }
+            ),
+            Some("run `agentops doctor --fix` (the next memory write also finishes them)".into()),
+        )
+    })
+}
+
+fn doctor(fix: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let mut checks = project::doctor(&cwd()?, flags.to_vec());
+    if let Some(c) = memory_check(fix, flags, out) {
+        checks.push(c);
+    }
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     if out.json {
         out.json(&serde_json::json!({ "ok": !failed, "checks": checks }));
