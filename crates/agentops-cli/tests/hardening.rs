@@ -599,3 +599,93 @@ fn empty_or_mismatched_input_is_refused_with_a_reason() {
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("looks like codex-exec"), "{}", r.stderr);
 }
+
+#[test]
+fn a_missing_api_key_stops_a_run_before_anything_is_created() {
+    let ctx = common::demo_project(false);
+    for a in ["planner", "coder", "reviewer"] {
+        let p = ctx.path(&format!(".agents/agents/{a}.toml"));
+        let t = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5");
+        std::fs::write(p, t).unwrap();
+    }
+    ctx.git(&["commit", "-qam", "anthropic agents"]);
+    let r: agentops_testkit::Run = ctx
+        .command(&["run", "feature", "anything"])
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("ANTHROPIC_API_KEY"), "{}", r.stderr);
+    assert_eq!(ctx.git(&["branch", "--list", "agentops/run/*"]), "");
+    assert_eq!(ctx.git(&["worktree", "list"]).lines().count(), 1);
+    let runs = ctx.run(&["runs", "--json"]);
+    assert_eq!(runs.stdout.trim(), "[]", "{}", runs.stdout);
+    // The same with --backend on the command line.
+    let r: agentops_testkit::Run = ctx
+        .command(&[
+            "run",
+            "feature",
+            "anything",
+            "--backend",
+            "anthropic:claude-sonnet-4-5",
+        ])
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(ctx.git(&["branch", "--list", "agentops/run/*"]), "");
+}
+
+#[test]
+fn user_scope_hooks_say_where_they_do_nothing() {
+    let ctx = TestContext::new(BIN);
+    let r = ctx.run(&["hooks", "install", "claude", "--scope", "user"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("the hooks do nothing in repositories without it"),
+        "{}",
+        r.stdout
+    );
+    ctx.run(&["init", "-q"]).ok();
+    let r = ctx.run(&["hooks", "install", "claude", "--scope", "user"]);
+    assert!(!r.stdout.contains("do nothing"), "{}", r.stdout);
+}
+
+#[test]
+fn quickstart_runs_with_an_installed_agentops_outside_the_source_tree() {
+    let ctx = TestContext::empty(BIN);
+    let script = ctx.root.join("quickstart");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/quickstart"),
+        &script,
+    )
+    .unwrap();
+    let run = |agentops: Option<&str>| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(&script)
+            .current_dir(&ctx.root)
+            .env("HOME", &ctx.root)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("AGENTOPS");
+        if let Some(a) = agentops {
+            c.env("AGENTOPS", a);
+        }
+        c.output().unwrap()
+    };
+    let out = run(Some(BIN));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Binary: {BIN}")));
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agentops not found"));
+}

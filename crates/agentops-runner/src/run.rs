@@ -189,6 +189,7 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     if let Some(b) = &opts.backend {
         BackendSpec::parse(b).map_err(|m| RunError::Config(format!("--backend: {m}")))?;
     }
+    preflight(ctx, &workflow.spec.phases, &agents, opts.backend.as_deref())?;
     let root = ctx.layout.work_tree.clone();
     let base_commit = git(
         &root,
@@ -921,6 +922,46 @@ fn context_packet(sh: &Shared<'_>, agent: &Agent, task: &str) -> Option<String> 
         },
     );
     (!p.text.trim().is_empty()).then_some(p.text)
+}
+
+/// Checks, before anything is created (run, branch, worktree), that every
+/// API backend the workflow's phases need has its key: a missing key is a
+/// configuration error naming the variable, not a paused run to clean up.
+fn preflight(
+    ctx: &RunContext<'_>,
+    phases: &BTreeMap<String, spec::PhaseSpec>,
+    agents: &BTreeMap<String, Agent>,
+    backend: Option<&str>,
+) -> Result<(), RunError> {
+    for (name, p) in phases {
+        let Some(agent) = agents.get(&p.agent) else {
+            continue;
+        };
+        let spec_str = backend.unwrap_or(&agent.spec.backend);
+        let Ok(bspec) = BackendSpec::parse(spec_str) else {
+            continue;
+        };
+        if !matches!(
+            bspec,
+            BackendSpec::OpenAi { .. } | BackendSpec::Anthropic { .. }
+        ) {
+            continue;
+        }
+        let o = agentops_llm::BuildOptions {
+            llm: &ctx.config.llm,
+            workdir: ctx.layout.work_tree.clone(),
+            env: ctx.env,
+            base_url: agent.spec.base_url.clone(),
+            key_env: agent.spec.api_key_env.clone(),
+        };
+        if let Err(e) = agentops_llm::build(&bspec, &o) {
+            return Err(RunError::Config(format!(
+                "phase {name} (agent {}, backend {spec_str}): {e}; nothing was started",
+                agent.spec.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn build_backend(sh: &Shared<'_>, agent: &Agent) -> Result<(Box<dyn Backend>, String), RunError> {

@@ -109,6 +109,15 @@ pub fn hooks(cmd: HooksCommand, out: &Output) -> Result<Code, Failure> {
             if installing { "installed" } else { "absent" }
         ));
     }
+    if installing && !layout.as_ref().is_some_and(|l| l.agents_dir().is_dir()) {
+        // The hooks stay out of the way where there is no project.
+        out.important(&format!(
+            "note: {} has no .agents/ (agentops init): the hooks do nothing in repositories without it — run `agentops init` in each repository you want them in",
+            layout
+                .as_ref()
+                .map_or_else(|| "this directory is not a git repository and".to_owned(), |l| l.work_tree.display().to_string())
+        ));
+    }
     Ok(Code::Ok)
 }
 
