@@ -689,3 +689,45 @@ fn quickstart_runs_with_an_installed_agentops_outside_the_source_tree() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("agentops not found"));
 }
+
+#[test]
+fn config_mistakes_name_the_close_match_and_the_first_table() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    let r = ctx.run_env(
+        &["knowledge", "list"],
+        &[("AGENTOPS_MEMORY_COMIT", "off".into())],
+    );
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("AGENTOPS_MEMORY_COMIT is not an agentops setting")
+            && r.stderr.contains("did you mean AGENTOPS_MEMORY_COMMIT?"),
+        "{}",
+        r.stderr
+    );
+    ctx.write(".agents/config.toml", "[memory]\ncomit = \"auto\"\n");
+    let r = ctx.run(&["knowledge", "list"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("did you mean `memory.commit`?"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("telemetry.endpoint"),
+        "lists every key: {}",
+        r.stderr
+    );
+    ctx.write(
+        ".agents/config.toml",
+        "[hooks]\ntimeout_ms = 100\n\n[memory]\n\n[hooks]\nhandoffs = true\n",
+    );
+    let r = ctx.run(&["knowledge", "list"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("first at line 1, again at line 6"),
+        "{}",
+        r.stderr
+    );
+}

@@ -676,7 +676,19 @@ fn parse_file(path: &Path, src: &str) -> Result<Layer, ConfigError> {
     toml::from_str::<Layer>(src).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(src, s.start)).unwrap_or((1, 1));
         let key = e.span().and_then(|s| key_at(src, s.start));
-        let message = explain(e.message(), key.as_deref());
+        let mut message = explain(e.message(), key.as_deref());
+        if e.message().contains("duplicate")
+            && let Some(k) = &key
+            && let Some(first) = src
+                .lines()
+                .position(|l| l.trim() == format!("[{k}]"))
+                .map(|i| i + 1)
+                .filter(|&first| first != line)
+        {
+            message = format!(
+                "table `[{k}]` is defined twice: first at line {first}, again at line {line}; merge them into one"
+            );
+        }
         ConfigError::invalid(format!("{}:{line}:{col}", path.display()), key, message)
     })
 }
@@ -709,13 +721,98 @@ fn explain(message: &str, key: Option<&str>) -> String {
     match key.and_then(|k| KEYS.iter().find(|(n, _)| *n == k)) {
         Some((k, allowed)) => format!("key `{k}`: {msg}; allowed: {allowed}"),
         None => match key {
-            Some(k) => format!(
-                "key `{k}`: {msg}; known keys: {}",
-                KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-            ),
+            Some(k) => {
+                let close = close_keys(k);
+                if close.is_empty() {
+                    format!("key `{k}`: {msg}; every key is listed in docs/configuration.md")
+                } else {
+                    format!("key `{k}`: {msg}; did you mean {}?", close.join(" or "))
+                }
+            }
             None => msg.to_owned(),
         },
     }
+}
+
+/// The known keys `key` is probably a misspelling of (a few edits away, or
+/// the same name in another table), as `` `a.b` ``; the keys of its table
+/// when nothing is that close.
+fn close_keys(key: &str) -> Vec<String> {
+    let leaf = |k: &str| k.rsplit('.').next().unwrap_or(k).to_owned();
+    let limit = (key.len() / 4).max(2);
+    let mut close: Vec<String> = KEYS
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| edits(k, key) <= limit || (leaf(k) == leaf(key) && key.contains('.')))
+        .map(|k| format!("`{k}`"))
+        .collect();
+    if close.is_empty()
+        && let Some((table, _)) = key.split_once('.')
+    {
+        close = KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.split_once('.').is_some_and(|(t, _)| t == table))
+            .map(|k| format!("`{k}`"))
+            .collect();
+    }
+    close.truncate(6);
+    close
+}
+
+/// Levenshtein distance (keys are short).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `AGENTOPS_*` variables in `env` that configure nothing: a misspelt key
+/// (`AGENTOPS_MEMORY_COMIT`) is otherwise ignored silently. One warning each,
+/// with the variable it was probably meant to be.
+pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
+    // Variables agentops reads that are not configuration keys.
+    const OTHERS: &[&str] = &[
+        "AGENTOPS_RUN_ID",
+        "AGENTOPS_SESSION_ID",
+        "AGENTOPS_AGENT",
+        "AGENTOPS_TASK_FILE",
+        "AGENTOPS_PHOENIX",
+        "AGENTOPS_REQUIRE_PHOENIX",
+        "AGENTOPS_TEST_CHILD_WRITER",
+    ];
+    let known: Vec<String> = KEYS
+        .iter()
+        .filter(|(k, _)| !k.contains('<'))
+        .map(|(k, _)| env_name(k))
+        .collect();
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("AGENTOPS_") && k.len() > "AGENTOPS_".len())
+        .filter(|k| {
+            !known.contains(k)
+                && !OTHERS.contains(&k.as_str())
+                && !k.starts_with("AGENTOPS_PRICES_")
+        })
+        .map(|k| {
+            let best = known
+                .iter()
+                .map(|n| (edits(n, k), n))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, n)| format!("; did you mean {n}?"))
+                .unwrap_or_default();
+            format!("environment variable {k} is not an agentops setting and is ignored{best}")
+        })
+        .collect()
 }
 
 fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {

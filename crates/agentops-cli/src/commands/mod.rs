@@ -69,6 +69,12 @@ pub fn hook_fast(harness: &str) -> Code {
 }
 
 pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    if !matches!(cmd, Command::Hook { .. }) {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        for w in agentops_core::config::unknown_env(&env) {
+            out.warn(&w);
+        }
+    }
     match cmd {
         Command::Init => init(flags, out),
         Command::Doctor { fix } => doctor(fix, flags, out),
