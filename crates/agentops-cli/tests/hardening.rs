@@ -731,3 +731,62 @@ fn config_mistakes_name_the_close_match_and_the_first_table() {
         r.stderr
     );
 }
+
+#[test]
+fn not_found_is_one_exit_code_everywhere() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    for args in [
+        &["show", "01nosuchrun"][..],
+        &["trace", "01nosuchrun"],
+        &["knowledge", "show", "learning-nope"],
+        &["handoff", "show", "handoff-nope"],
+        &["resume", "01nosuchrun"],
+    ] {
+        let r = ctx.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn status_counts_interrupted_runs_and_not_gate_runs_as_sessions() {
+    let ctx = common::demo_project(false);
+    assert!(ctx.run(&["gate", "run", "scope"]).code <= 1);
+    let s = ctx.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(
+        v["sessions"], 0,
+        "a manual gate run is not a harness session: {v}"
+    );
+    // A run killed mid-way: the model takes its time answering.
+    let mut script = agentops_runner::demo::script();
+    for r in &mut script.rules {
+        r.reply.delay_ms = 400;
+    }
+    let server = ScriptedServer::start(script).unwrap();
+    let mut child = ctx
+        .command(&["run", "feature", common::GOAL])
+        .env("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.received().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let s = ctx.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(v["runs"], 1, "{v}");
+    assert_eq!(v["interrupted"], 1, "{v}");
+    assert_eq!(v["paused"], 0, "{v}");
+    let text = ctx.run(&["status"]);
+    assert!(
+        text.stdout.contains("1 interrupted or running"),
+        "{}",
+        text.stdout
+    );
+}

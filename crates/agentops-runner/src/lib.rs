@@ -43,10 +43,11 @@ pub enum RunError {
 
 impl RunError {
     /// The exit code DESIGN.md assigns: 2 for usage and configuration, 1 for
-    /// the rest.
+    /// the rest — a run that is not there included, as for every other
+    /// "not found" (`trace`, `knowledge show`, `handoff show`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Spec(_) | RunError::Config(_) | RunError::NotFound(_) => 2,
+            RunError::Spec(_) | RunError::Config(_) => 2,
             _ => 1,
         }
     }

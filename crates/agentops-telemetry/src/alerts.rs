@@ -27,6 +27,11 @@ pub struct Status {
     pub window: String,
     pub since_us: i64,
     pub runs: usize,
+    /// Runs started and not finished whose last word is not a pause: killed
+    /// (resume them) or still running.
+    pub interrupted: usize,
+    /// Runs paused for a person (approval, budget, escalation).
+    pub paused: usize,
     pub sessions: usize,
     pub totals: Sums,
     pub alerts: Vec<Alert>,
@@ -55,7 +60,8 @@ pub fn status(journal: &Journal, cfg: &AlertsConfig, now_us: i64) -> Result<Stat
         totals.add(&r.sums);
         if r.workflow.is_some() {
             runs.insert(r.run_id.as_str());
-        } else {
+        } else if r.harness.is_some() {
+            // Only harness sessions: a manual `gate run` is neither.
             sessions.insert(r.run_id.as_str());
         }
         let key = if r.agent.is_empty() {
@@ -215,10 +221,16 @@ pub fn status(journal: &Journal, cfg: &AlertsConfig, now_us: i64) -> Result<Stat
 
     // Budget burn of unfinished runs.
     let started = journal.read(&Query {
-        kinds: vec![EventKind::RunStarted, EventKind::RunCompleted],
+        kinds: vec![
+            EventKind::RunStarted,
+            EventKind::RunCompleted,
+            EventKind::RunPaused,
+            EventKind::RunResumed,
+        ],
         ..Query::default()
     })?;
     let mut budgets: BTreeMap<RunId, Value> = BTreeMap::new();
+    let mut paused_now: HashSet<RunId> = HashSet::new();
     for e in started {
         match e.kind {
             EventKind::RunStarted => {
@@ -227,11 +239,30 @@ pub fn status(journal: &Journal, cfg: &AlertsConfig, now_us: i64) -> Result<Stat
                     e.body.get("budget").cloned().unwrap_or(Value::Null),
                 );
             }
+            EventKind::RunPaused => {
+                paused_now.insert(e.run_id);
+            }
+            EventKind::RunResumed => {
+                paused_now.remove(&e.run_id);
+            }
             _ => {
+                paused_now.remove(&e.run_id);
                 budgets.remove(&e.run_id);
             }
         }
     }
+    let paused = budgets.keys().filter(|r| paused_now.contains(*r)).count();
+    let interrupted = budgets.len() - paused;
+    // A run killed before its first model call has no rollup row yet.
+    let started_in_window: Vec<String> = journal
+        .read(&Query {
+            kinds: vec![EventKind::RunStarted],
+            since_ts: Some(since),
+            ..Query::default()
+        })?
+        .into_iter()
+        .map(|e| e.run_id.to_string())
+        .collect();
     let mut burn: Vec<(String, String, f64)> = Vec::new();
     if !budgets.is_empty() {
         let all = journal.store().rollup(i64::MIN)?;
@@ -324,7 +355,13 @@ pub fn status(journal: &Journal, cfg: &AlertsConfig, now_us: i64) -> Result<Stat
     Ok(Status {
         window: cfg.window.clone(),
         since_us: since,
-        runs: runs.len(),
+        runs: {
+            let mut all: HashSet<&str> = runs;
+            all.extend(started_in_window.iter().map(String::as_str));
+            all.len()
+        },
+        interrupted,
+        paused,
         sessions: sessions.len(),
         totals,
         alerts,
@@ -343,7 +380,11 @@ pub fn render(s: &Status, width: usize) -> String {
         "agentops status — last {} (whole UTC days in the rollup)",
         s.window
     );
-    let _ = writeln!(out, "  runs {} · harness sessions {}", s.runs, s.sessions);
+    let _ = writeln!(
+        out,
+        "  runs {} ({} paused, {} interrupted or running) · harness sessions {}",
+        s.runs, s.paused, s.interrupted, s.sessions
+    );
     let _ = writeln!(
         out,
         "  model calls {} · tokens {} in ({} cached) / {} out · cost {}",
