@@ -790,3 +790,101 @@ fn status_counts_interrupted_runs_and_not_gate_runs_as_sessions() {
         text.stdout
     );
 }
+
+#[test]
+fn one_word_for_times_verdicts_and_counts() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    let cfg = ctx.path(".agents/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[gates.deploy]\nkind = \"approval\"\n\n[gates.scope]\nkind = \"scope\"\nallow = [\"**\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "init"]);
+    ctx.run(&["learn", "Times are RFC 3339", "--body", "one form"])
+        .ok();
+    let rfc = |s: &str| {
+        s.len() >= 20
+            && s.as_bytes()[4] == b'-'
+            && s.contains('T')
+            && (s.ends_with('Z') || s.contains('+'))
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(&ctx.run(&["knowledge", "list", "--json"]).stdout).unwrap();
+    let created = list["entries"][0]["created"].as_str().unwrap().to_owned();
+    assert!(rfc(&created), "{created}");
+    let hist: serde_json::Value =
+        serde_json::from_str(&ctx.run(&["knowledge", "history", "--json"]).stdout).unwrap();
+    assert!(rfc(hist[0]["time"].as_str().unwrap()), "{hist}");
+    // One gate: singular.
+    let r = ctx.run(&["gate", "run", "scope"]);
+    assert!(r.stdout.ends_with("1 gate: passed\n"), "{}", r.stdout);
+    // A pending approval says WAIT in text and JSON alike.
+    let r = ctx.run(&["gate", "run", "deploy"]);
+    assert!(r.stdout.starts_with("WAIT"), "{}", r.stdout);
+    let j: serde_json::Value =
+        serde_json::from_str(&ctx.run(&["gate", "run", "deploy", "--json"]).stdout).unwrap();
+    assert_eq!(j["results"][0]["verdict"], "WAIT", "{j}");
+}
+
+#[test]
+fn a_command_step_that_changed_nothing_makes_no_commit() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.write(
+        ".agents/agents/looker.toml",
+        "purpose = \"Look at the code and report.\"\nbackend = \"command:echo looked, nothing to change\"\n",
+    );
+    ctx.write(
+        ".agents/workflows/look.toml",
+        "description = \"One phase that changes nothing.\"\n\n[phases.look]\nagent = \"looker\"\ntask = \"Look: {{goal}}\"\n",
+    );
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "project"]);
+    let r = ctx.run(&["run", "look", "anything"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let id = run_id(&ctx);
+    let log = ctx.git(&["log", "--format=%s", &format!("main..agentops/run/{id}")]);
+    // Only the completion commit with the run summary: no empty checkpoint.
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains("completed"), "{log}");
+}
+
+#[test]
+fn ctrl_c_during_a_run_says_how_to_resume() {
+    let ctx = common::demo_project(false);
+    let mut script = agentops_runner::demo::script();
+    for r in &mut script.rules {
+        r.reply.delay_ms = 300;
+    }
+    let server = ScriptedServer::start(script).unwrap();
+    let child = ctx
+        .command(&["run", "feature", common::GOAL])
+        .env("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.received().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let id = run_id(&ctx);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("interrupted: agentops resume {id}")),
+        "{err}"
+    );
+    let r = ctx.run_env(
+        &["resume", &id],
+        &[("AGENTOPS_LLM_OPENAI_BASE_URL", server.openai_base())],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

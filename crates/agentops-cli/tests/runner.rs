@@ -500,7 +500,8 @@ fn specs_are_validated_and_linted_with_file_line_and_key() {
         "{}",
         b.stderr
     );
-    // A missing key: a clear error naming the variable, the run pauses (exit 3).
+    // A missing key: a clear error naming the variable before anything is
+    // created (exit 2).
     std::fs::remove_file(ctx.path(".agents/agents/broken.toml")).unwrap();
     ctx.write(
         ".agents/agents/planner.toml",
@@ -513,8 +514,8 @@ fn specs_are_validated_and_linted_with_file_line_and_key() {
     let mut c = ctx.command(&["run", "p", "x"]);
     c.env_remove("ANTHROPIC_API_KEY");
     let r: agentops_testkit::Run = c.output().unwrap().into();
-    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("ANTHROPIC_API_KEY"), "{}", r.stdout);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("ANTHROPIC_API_KEY"), "{}", r.stderr);
 }
 
 #[test]

@@ -63,6 +63,25 @@ pub fn micros_from_civil(c: Civil) -> i64 {
     secs * 1_000_000
 }
 
+/// Serializes a time in µs as RFC 3339 (`serde(serialize_with)`): the one
+/// form times take in agentops's JSON.
+pub fn serialize_us<S: serde::Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*us))
+}
+
+/// [`serialize_us`] for an optional time (`null` when absent).
+pub fn serialize_opt_us<S: serde::Serializer>(us: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match us {
+        Some(v) => s.serialize_str(&rfc3339(*v)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes a time in seconds as RFC 3339.
+pub fn serialize_secs<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(secs.saturating_mul(1_000_000)))
+}
+
 /// RFC 3339 in UTC with second precision, e.g. `2026-11-21T20:12:58Z`.
 pub fn rfc3339(us: i64) -> String {
     let c = civil_from_micros(us);

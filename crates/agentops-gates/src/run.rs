@@ -297,9 +297,9 @@ fn scope_gate(g: &Gate, root: &Path, d: &Diff) -> (Verdict, String, serde_json::
         (
             failing(g.spec.severity),
             format!(
-                "{} of {} changed paths out of scope",
+                "{} of {} out of scope",
                 offending.len(),
-                d.files.len()
+                agentops_core::counted(d.files.len() as u64, "changed path", "changed paths")
             ),
             json!({"checked": d.files.len(), "allow": allowed, "offending": offending}),
         )
@@ -363,7 +363,10 @@ fn secrets_gate(g: &Gate, d: &Diff) -> (Verdict, String, serde_json::Value) {
     } else {
         (
             failing(g.spec.severity),
-            format!("{} possible secrets in added lines", found.len()),
+            format!(
+                "{} in added lines",
+                agentops_core::counted(found.len() as u64, "possible secret", "possible secrets")
+            ),
             json!({"scanned_lines": d.added_lines.len(), "findings": found}),
         )
     }

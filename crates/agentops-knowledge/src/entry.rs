@@ -195,7 +195,8 @@ pub struct Entry {
     pub kind: EntryType,
     pub title: String,
     pub tags: Vec<String>,
-    /// Microseconds since the epoch, when known.
+    /// Microseconds since the epoch, when known (RFC 3339 in JSON).
+    #[serde(serialize_with = "agentops_core::time::serialize_opt_us")]
     pub created: Option<i64>,
     pub source: Provenance,
     pub maturity: Maturity,

@@ -94,7 +94,8 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CommitInfo {
     pub id: String,
-    /// Seconds since the epoch.
+    /// Seconds since the epoch (RFC 3339 in JSON).
+    #[serde(serialize_with = "agentops_core::time::serialize_secs")]
     pub time: i64,
     pub author: String,
     pub summary: String,

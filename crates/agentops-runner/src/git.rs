@@ -74,23 +74,19 @@ pub fn checkpoint_paths(
     Ok(id.to_string())
 }
 
-/// Commits everything in the worktree (an empty commit if nothing changed)
-/// and returns the commit id.
+/// Commits everything in the worktree and returns the commit id; when
+/// nothing changed, no commit is made and the checkpoint is HEAD.
 pub fn checkpoint(worktree: &Path, message: &str) -> Result<String, RunError> {
     git(worktree, &["add", "-A"])?;
+    if git(worktree, &["diff", "--cached", "--quiet"]).is_ok() {
+        return git(worktree, &["rev-parse", "HEAD"]);
+    }
     static IDENTITY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let mut args = IDENTITY.get_or_init(|| identity_args(worktree)).clone();
     args.extend(
-        [
-            "commit",
-            "-q",
-            "--no-verify",
-            "--allow-empty",
-            "-m",
-            message,
-        ]
-        .into_iter()
-        .map(String::from),
+        ["commit", "-q", "--no-verify", "-m", message]
+            .into_iter()
+            .map(String::from),
     );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     git(worktree, &refs)?;

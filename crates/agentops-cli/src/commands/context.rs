@@ -32,8 +32,8 @@ fn filter(kind: Option<String>, tags: Vec<String>) -> Result<SearchFilter, Failu
 fn report_refresh(r: &Refresh, out: &Output) {
     if let Some(why) = &r.rebuilt {
         out.warn(&format!(
-            "rebuilt the search index ({why}): {} entries",
-            r.entries
+            "rebuilt the search index ({why}): {}",
+            agentops_core::counted(r.entries, "entry", "entries")
         ));
     }
     if r.read_only {
@@ -292,8 +292,10 @@ pub fn feedback(
         return Ok(Code::Ok);
     }
     out.line(&format!(
-        "{}: utility {:.3} after {} events",
-        e.id, u.value, u.events
+        "{}: utility {:.3} after {}",
+        e.id,
+        u.value,
+        agentops_core::counted(u.events, "event", "events")
     ));
     if let (Some(m), Some(w)) = (moved, &write) {
         render_write(w, out, &format!("{m} →"));
@@ -438,8 +440,8 @@ pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure
         None => "checked every file".into(),
     };
     out.line(&format!(
-        "{how}: {} entries; {} added, {} updated, {} removed, {} skipped; {:.1} ms",
-        r.entries,
+        "{how}: {}; {} added, {} updated, {} removed, {} skipped; {:.1} ms",
+        agentops_core::counted(r.entries, "entry", "entries"),
         r.added,
         r.updated,
         r.removed,

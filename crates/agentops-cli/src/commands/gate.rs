@@ -90,8 +90,19 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                 .count();
             let waiting = results.iter().filter(|r| r.pending).count();
             if out.json {
+                // A pending approval is WAIT here as in the text, not FAIL.
+                let shown: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|r| {
+                        let mut v = serde_json::to_value(r).unwrap_or_default();
+                        if r.pending {
+                            v["verdict"] = "WAIT".into();
+                        }
+                        v
+                    })
+                    .collect();
                 out.json(
-                    &serde_json::json!({ "ok": failed == 0, "strict": strict, "results": results }),
+                    &serde_json::json!({ "ok": failed == 0, "strict": strict, "results": shown }),
                 );
             } else {
                 let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
@@ -109,15 +120,21 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                         render_evidence(r, out);
                     }
                 }
+                let gates = |n: usize| format!("{n} gate{}", if n == 1 { "" } else { "s" });
                 let summary = if failed == 0 && waiting > 0 {
                     format!(
-                        "{waiting} of {} gates waiting for a person (agentops approve|reject)",
-                        results.len()
+                        "{waiting} of {} waiting for a person (agentops approve|reject)",
+                        gates(results.len())
                     )
                 } else if failed == 0 {
                     format!(
-                        "{} gates: all passed{}",
-                        results.len(),
+                        "{}: {}{}",
+                        gates(results.len()),
+                        if results.len() == 1 {
+                            "passed"
+                        } else {
+                            "all passed"
+                        },
                         if results.iter().any(|r| r.verdict == Verdict::Warn) {
                             " (with warnings)"
                         } else {
@@ -125,7 +142,7 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                         }
                     )
                 } else {
-                    format!("{failed} of {} gates failed", results.len())
+                    format!("{failed} of {} failed", gates(results.len()))
                 };
                 out.important(&summary);
             }

@@ -216,8 +216,9 @@ pub fn ingest(cmd: IngestCommand, flags: &Flags, out: &Output) -> Result<Code, F
         ));
     }
     out.line(&format!(
-        "{} events added, {} already in the journal",
-        report.added, report.duplicates
+        "{} added, {} already in the journal",
+        agentops_core::counted(report.added as u64, "event", "events"),
+        report.duplicates
     ));
     Ok(Code::Ok)
 }

@@ -147,8 +147,10 @@ pub fn export(cmd: ExportCommand, flags: &Flags, out: &Output) -> Result<Code, F
         ));
         let mut on = |r: &Result<agentops_telemetry::Report, ExportError>| match r {
             Ok(rep) => out.line(&format!(
-                "sent {} spans ({} requests); watermark {}",
-                rep.spans, rep.requests, rep.watermark
+                "sent {} ({}); watermark {}",
+                agentops_core::counted(rep.spans as u64, "span", "spans"),
+                agentops_core::counted(rep.requests as u64, "request", "requests"),
+                rep.watermark
             )),
             Err(e) => out.warn(&format!("export: {e}")),
         };
@@ -162,15 +164,15 @@ pub fn export(cmd: ExportCommand, flags: &Flags, out: &Output) -> Result<Code, F
                 out.json(&serde_json::json!({"endpoint": url, "protocol": proto, "report": rep}));
             } else {
                 out.line(&format!(
-                    "sent {} spans in {} requests ({} KiB) to {url} ({proto}); watermark {}{}",
-                    rep.spans,
-                    rep.requests,
+                    "sent {} in {} ({} KiB) to {url} ({proto}); watermark {}{}",
+                    agentops_core::counted(rep.spans as u64, "span", "spans"),
+                    agentops_core::counted(rep.requests as u64, "request", "requests"),
                     rep.bytes / 1024,
                     rep.watermark,
                     if rep.open_spans > 0 {
                         format!(
-                            "; {} spans still open (running steps, live sessions) go when they complete",
-                            rep.open_spans
+                            "; {} still open (running steps, live sessions) go when they complete",
+                            agentops_core::counted(rep.open_spans as u64, "span", "spans")
                         )
                     } else {
                         String::new()

@@ -68,8 +68,32 @@ impl Reporter {
     }
 }
 
+/// The run this process is executing, for the Ctrl-C message.
+static CURRENT_RUN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// On SIGINT (Ctrl-C): say how to pick the run up again, and exit
+/// 130. The journal is durable at every step boundary and every recorded
+/// model call, so nothing is lost by stopping here.
+fn on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        let run = CURRENT_RUN.lock().ok().and_then(|g| g.clone());
+        let msg = match run {
+            Some(id) => format!("\ninterrupted: agentops resume {id}\n"),
+            None => "\ninterrupted before the run started; nothing to resume\n".to_owned(),
+        };
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(msg.as_bytes());
+        std::process::exit(130);
+    });
+}
+
 impl Progress for Reporter {
     fn event(&self, e: &ProgressEvent) {
+        if let ProgressEvent::RunStarted { run, .. } = e
+            && let Ok(mut g) = CURRENT_RUN.lock()
+        {
+            *g = Some(run.clone());
+        }
         match self.mode {
             Mode::Quiet => {}
             Mode::Json => {
@@ -435,6 +459,7 @@ fn drive(
     f: impl FnOnce(&RunContext<'_>) -> Result<Outcome, RunError>,
 ) -> Result<Code, Failure> {
     let reporter = Reporter::new(out);
+    on_interrupt();
     let ctx = RunContext {
         layout: &layout,
         config: &config,
