@@ -888,3 +888,77 @@ fn ctrl_c_during_a_run_says_how_to_resume() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+fn pid_alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_killed_run_leaves_no_harness_running_and_resume_makes_sure() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    // A harness that starts a helper of its own, then works for a long time
+    // the first time and finishes at once the second.
+    ctx.write(
+        "slow.sh",
+        "if [ -f \"$HOME/second\" ]; then echo done; exit 0; fi\n: > \"$HOME/second\"\nsleep 60 &\necho $! > \"$HOME/helper.pid\"\necho $$ > \"$HOME/harness.pid\"\nsleep 60\necho late\n",
+    );
+    ctx.write(
+        ".agents/agents/slow.toml",
+        "purpose = \"Work slowly.\"\nbackend = \"command:sh slow.sh\"\n",
+    );
+    ctx.write(
+        ".agents/workflows/slow.toml",
+        "description = \"One slow phase.\"\n\n[phases.work]\nagent = \"slow\"\ntask = \"Work: {{goal}}\"\n",
+    );
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "project"]);
+    let home = ctx.root.parent().unwrap().join("home");
+    let mut child = ctx
+        .command(&["run", "slow", "anything"])
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let read = |n: &str| {
+        std::fs::read_to_string(home.join(n))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    while (read("harness.pid").is_none() || read("helper.pid").is_none())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let harness = read("harness.pid").expect("the harness started");
+    let helper = read("helper.pid").expect("the helper started");
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    // The harness dies with agentops (the kernel's parent-death signal).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(&harness) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!pid_alive(&harness), "the harness outlived agentops");
+    // Its helper, in the same process group, is stopped by the resume
+    // before the step runs again.
+    assert!(
+        pid_alive(&helper),
+        "the helper is expected to outlive the harness"
+    );
+    let id = run_id(&ctx);
+    let r = ctx.run_env(&["resume", &id], &[("HOME", home.display().to_string())]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !pid_alive(&helper),
+        "the helper is still running after resume"
+    );
+}

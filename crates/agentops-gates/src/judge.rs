@@ -215,6 +215,7 @@ pub fn judge(
             env: env.env,
             base_url: None,
             key_env: None,
+            children_file: None,
         },
     ) {
         Ok(b) => b,

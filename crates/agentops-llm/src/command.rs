@@ -38,6 +38,66 @@ pub struct CommandBackend {
     pub timeout: Duration,
     /// Passed as `--model` / `-m` when set.
     pub model: Option<String>,
+    /// Where the harness's process group is recorded while it runs, so a
+    /// resume after a kill -9 can make sure it is gone (see [`kill_recorded`]).
+    pub children_file: Option<PathBuf>,
+}
+
+/// `setpriv --pdeathsig KILL --`, where the system has it: the harness is
+/// killed by the kernel when the agentops thread that started it dies, even
+/// by kill -9 (prctl `PR_SET_PDEATHSIG`, without unsafe code here).
+fn death_signal_prefix() -> Vec<String> {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let found = *FOUND.get_or_init(|| {
+        cfg!(target_os = "linux")
+            && Command::new("setpriv")
+                .args(["--pdeathsig", "KILL", "--", "true"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    if found {
+        ["setpriv", "--pdeathsig", "KILL", "--"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Kills the process groups recorded in `file` by a run that was killed
+/// (each harness runs in a group of its own, so its children go too), waits
+/// until they are gone (at most 5 s), and removes the file. Returns the
+/// groups that were still alive.
+pub fn kill_recorded(file: &std::path::Path) -> Vec<u32> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let alive = |pgid: u32| {
+        Command::new("kill")
+            .args(["-0", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut killed = Vec::new();
+    for pgid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+        if pgid > 1 && alive(pgid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(pgid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            killed.push(pgid);
+        }
+    }
+    let _ = std::fs::remove_file(file);
+    killed
 }
 
 /// The task text a command harness receives: the system prompt, then every
@@ -125,8 +185,14 @@ impl Backend for CommandBackend {
         std::fs::write(&task_file, &task)
             .map_err(|e| LlmError::new(ErrorKind::Config, format!("writing the task file: {e}")))?;
         let argv = self.argv(&task_file);
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
+        let mut full = death_signal_prefix();
+        full.extend(argv.iter().cloned());
+        let mut child = Command::new(&full[0]);
+        // A group of its own: a resume (or the time limit) stops the
+        // harness and everything it started.
+        std::os::unix::process::CommandExt::process_group(&mut child, 0);
+        let mut child = child
+            .args(&full[1..])
             .current_dir(&self.workdir)
             .env("AGENTOPS_TASK_FILE", &task_file)
             .stdin(Stdio::piped())
@@ -142,6 +208,17 @@ impl Backend for CommandBackend {
                     ),
                 )
             })?;
+        let pgid = child.id();
+        if let Some(f) = &self.children_file {
+            if let Some(d) = f.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+                .and_then(|mut file| writeln!(file, "{pgid}"));
+        }
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -173,6 +250,10 @@ impl Backend for CommandBackend {
                 while !done.load(Ordering::Relaxed) {
                     if Instant::now() >= deadline {
                         timed_out.store(true, Ordering::Relaxed);
+                        let _ = Command::new("kill")
+                            .args(["-KILL", "--", &format!("-{pgid}")])
+                            .stderr(Stdio::null())
+                            .status();
                         if let Ok(mut c) = child.lock() {
                             let _ = c.kill();
                         }
@@ -190,6 +271,21 @@ impl Backend for CommandBackend {
         }
         let status = child.lock().map(|mut c| c.wait()).ok().and_then(Result::ok);
         done.store(true, Ordering::Relaxed);
+        if let Some(f) = &self.children_file {
+            // Done: the group is no longer ours to stop.
+            let _ = std::fs::read_to_string(f).map(|t| {
+                let rest: String = t
+                    .lines()
+                    .filter(|l| l.trim() != pgid.to_string())
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                if rest.is_empty() {
+                    let _ = std::fs::remove_file(f);
+                } else {
+                    let _ = std::fs::write(f, rest);
+                }
+            });
+        }
         let _ = watchdog.join();
         let _ = writer.join();
         let err_tail = err_reader.join().unwrap_or_default();

@@ -140,6 +140,8 @@ pub struct BuildOptions<'a> {
     /// Agent-level overrides of the endpoint.
     pub base_url: Option<String>,
     pub key_env: Option<String>,
+    /// For command harnesses: where their process groups are recorded.
+    pub children_file: Option<std::path::PathBuf>,
 }
 
 /// Builds the backend `spec` names.
@@ -184,6 +186,7 @@ pub fn build(spec: &BackendSpec, o: &BuildOptions<'_>) -> Result<Box<dyn Backend
             workdir: o.workdir.clone(),
             timeout: std::time::Duration::from_secs(o.llm.timeout_s),
             model: None,
+            children_file: o.children_file.clone(),
         })),
         BackendSpec::Replay { file } => {
             let p = std::path::Path::new(file);

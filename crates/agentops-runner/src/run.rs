@@ -511,6 +511,20 @@ fn execute(ctx: &RunContext<'_>, mut st: RunState, resumed: bool) -> Result<Outc
         )));
     }
     if resumed {
+        // A harness the killed run started must not go on editing and
+        // spending while the step runs again.
+        let killed =
+            agentops_llm::command::kill_recorded(&children_file(&ctx.layout.state_dir(), &id));
+        if !killed.is_empty() {
+            ctx.journal.append(
+                event(
+                    &id,
+                    other("run.orphans_stopped"),
+                    json!({"process_groups": killed}),
+                ),
+                Durability::Sync,
+            )?;
+        }
         let to = st
             .last_checkpoint
             .clone()
@@ -591,6 +605,11 @@ fn execute(ctx: &RunContext<'_>, mut st: RunState, resumed: bool) -> Result<Outc
     let result = drive(&shared);
     drop(lock);
     result
+}
+
+/// Where a run's command-harness process groups are recorded.
+fn children_file(state_dir: &Path, id: &RunId) -> std::path::PathBuf {
+    state_dir.join("runs").join(format!("{id}.children"))
 }
 
 fn acquire_lock(state_dir: &Path, id: &RunId) -> Result<File, RunError> {
@@ -953,6 +972,7 @@ fn preflight(
             env: ctx.env,
             base_url: agent.spec.base_url.clone(),
             key_env: agent.spec.api_key_env.clone(),
+            children_file: None,
         };
         if let Err(e) = agentops_llm::build(&bspec, &o) {
             return Err(RunError::Config(format!(
@@ -982,6 +1002,7 @@ fn build_backend(sh: &Shared<'_>, agent: &Agent) -> Result<(Box<dyn Backend>, St
         env: sh.ctx.env,
         base_url: agent.spec.base_url.clone(),
         key_env: agent.spec.api_key_env.clone(),
+        children_file: Some(children_file(&sh.ctx.layout.state_dir(), &sh.st.id)),
     };
     let b = agentops_llm::build(&bspec, &o)
         .map_err(|e| RunError::Config(format!("agent {}: {e}", agent.spec.name)))?;
