@@ -962,3 +962,34 @@ fn a_killed_run_leaves_no_harness_running_and_resume_makes_sure() {
         "the helper is still running after resume"
     );
 }
+
+#[test]
+fn token_counts_are_one_normalised_number_everywhere() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    // The harness's result counts more than the one call the stream shows
+    // (subagents, retries): its totals are the session's, everywhere.
+    ctx.write(
+        "s.jsonl",
+        concat!(
+            "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-tok\",\"model\":\"claude-sonnet-4-5\"}\n",
+            "{\"type\":\"assistant\",\"session_id\":\"s-tok\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-sonnet-4-5\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":2000,\"cache_creation_input_tokens\":250,\"output_tokens\":10}}}\n",
+            "{\"type\":\"result\",\"subtype\":\"success\",\"session_id\":\"s-tok\",\"total_cost_usd\":0.01,\"duration_ms\":1000,\"num_turns\":2,\"result\":\"hi\",\"usage\":{\"input_tokens\":40,\"cache_read_input_tokens\":4000,\"cache_creation_input_tokens\":250,\"output_tokens\":30}}\n",
+        ),
+    );
+    let r = ctx.run(&["ingest", "claude-stream", "s.jsonl"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // input = uncached 40 + cache reads 4000 + cache writes 250.
+    assert!(
+        r.stdout
+            .contains("tokens in 4290 (cache read 4000, write 250) out 30"),
+        "{}",
+        r.stdout
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&ctx.run(&["sessions", "--json"]).stdout).unwrap();
+    assert_eq!(s[0]["usage"]["input_tokens"], 4290, "{s}");
+    assert_eq!(s[0]["usage"]["cache_read_tokens"], 4000);
+    let t = ctx.run(&["trace", "s-tok"]);
+    assert!(t.stdout.contains("4,290→30"), "{}", t.stdout);
+}

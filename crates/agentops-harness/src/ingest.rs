@@ -407,6 +407,12 @@ fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
                     t.cost_usd = reported;
                     t.cost_source = Some("reported".into());
                 }
+                // The harness's own totals beat the sum of the calls seen (it
+                // counts calls the stream does not show): the same number
+                // `sessions` and `trace` give.
+                if !usage.is_zero() {
+                    t.usage = usage;
+                }
                 let model = t.model.clone();
                 b.push(
                     &session,
