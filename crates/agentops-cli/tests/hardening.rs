@@ -993,3 +993,44 @@ fn token_counts_are_one_normalised_number_everywhere() {
     let t = ctx.run(&["trace", "s-tok"]);
     assert!(t.stdout.contains("4,290→30"), "{}", t.stdout);
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_skipped_the_same_way_everywhere() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    std::fs::write(
+        ctx.path(".agents/learnings/latin1.md"),
+        b"# Caf\xe9 notes\n\nflaky caf\xe9 tests retried\n",
+    )
+    .unwrap();
+    use std::os::unix::ffi::OsStrExt;
+    let odd = std::ffi::OsStr::from_bytes(b"odd-\xff.md");
+    std::fs::write(
+        ctx.path(".agents/learnings").join(odd),
+        b"# Odd name\n\nflaky odd tests\n",
+    )
+    .unwrap();
+    let list = ctx.run(&["knowledge", "list"]);
+    assert!(
+        list.stderr
+            .contains("latin1.md: not UTF-8 text (invalid byte at offset 5)"),
+        "{}",
+        list.stderr
+    );
+    assert!(!list.stdout.contains("Caf"), "{}", list.stdout);
+    let search = ctx.run(&["search", "flaky"]);
+    assert!(
+        search
+            .stderr
+            .contains("latin1.md: not UTF-8 text (invalid byte at offset 5)"),
+        "{}",
+        search.stderr
+    );
+    assert!(!search.stdout.contains('\u{fffd}'), "{}", search.stdout);
+    // A file whose name is not UTF-8 is named (with U+FFFD), not its folder.
+    assert!(
+        list.stderr.contains(".agents/learnings/odd-\u{fffd}.md"),
+        "{}",
+        list.stderr
+    );
+}

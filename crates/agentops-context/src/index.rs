@@ -729,7 +729,10 @@ impl KnowledgeIndex {
                         continue;
                     }
                     writer.delete_term(Term::from_field_text(self.f.path, &rel));
-                    match entry::parse(&rel, &String::from_utf8_lossy(&bytes)) {
+                    let parsed = entry::text_of(&rel, &bytes)
+                        .map_err(|m| m.to_owned())
+                        .and_then(|t| entry::parse(&rel, t).map_err(|e| e.to_string()));
+                    match parsed {
                         Ok(entry) => {
                             let created = entry
                                 .created

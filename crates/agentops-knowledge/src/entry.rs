@@ -330,6 +330,18 @@ fn field_on_line(yaml: &str, line: usize) -> Option<String> {
     .then(|| key.to_owned())
 }
 
+/// The text of an entry file, or why it is not one: entries are UTF-8, and
+/// a file that is not is skipped everywhere (list, search, packets) with this
+/// message, rather than shown with replacement characters in some places.
+pub fn text_of<'b>(rel: &str, bytes: &'b [u8]) -> Result<&'b str, String> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{rel}: not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+            e.valid_up_to()
+        )
+    })
+}
+
 /// Parses an entry file. `path` is relative to the work tree (for messages and
 /// for the type and id of files without front matter).
 pub fn parse(path: &str, text: &str) -> Result<Entry, EntryError> {

@@ -625,10 +625,13 @@ impl Knowledge {
             collect_md(&root, &mut files);
             for f in files {
                 let rel = rel_path(&self.layout.work_tree, &f);
-                match std::fs::read_to_string(&f) {
-                    Ok(text) => match entry::parse(&rel, &text) {
-                        Ok(e) => entries.push(e),
-                        Err(e) => warnings.push(e.to_string()),
+                match std::fs::read(&f) {
+                    Ok(bytes) => match entry::text_of(&rel, &bytes) {
+                        Ok(text) => match entry::parse(&rel, text) {
+                            Ok(e) => entries.push(e),
+                            Err(e) => warnings.push(e.to_string()),
+                        },
+                        Err(m) => warnings.push(m),
                     },
                     Err(e) => warnings.push(format!("{rel}: cannot read: {e}")),
                 }
@@ -854,10 +857,12 @@ fn collect_md(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn rel_path(work_tree: &Path, p: &Path) -> String {
+    // A name that is not UTF-8 keeps its place (shown with U+FFFD), so a
+    // warning names the file, not its folder.
     p.strip_prefix(work_tree)
         .unwrap_or(p)
         .components()
-        .filter_map(|c| c.as_os_str().to_str())
+        .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
 }
