@@ -1034,3 +1034,39 @@ fn a_file_that_is_not_utf8_is_skipped_the_same_way_everywhere() {
         list.stderr
     );
 }
+
+#[test]
+fn a_kept_demo_says_which_backend_to_configure() {
+    let ctx = TestContext::empty(BIN);
+    let kept = ctx.root.join("kept");
+    let r: agentops_testkit::Run = ctx
+        .command(&["demo", "--keep", kept.to_str().unwrap()])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let cfg = std::fs::read_to_string(kept.join(".agents/config.toml")).unwrap();
+    assert!(
+        cfg.contains("scripted stand-in") && cfg.contains("# openai_base_url"),
+        "{cfg}"
+    );
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&kept)
+        .output()
+        .unwrap();
+    assert!(
+        status.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let r: agentops_testkit::Run = ctx
+        .command(&["-C", kept.to_str().unwrap(), "run", "feature", "again"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("OPENAI_API_KEY"), "{}", r.stderr);
+}

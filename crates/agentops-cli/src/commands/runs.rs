@@ -865,6 +865,30 @@ pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Res
         }
     }
     if keep.is_some() {
+        if let Some(s) = &server {
+            // The scripted stand-in stops with this process: leave a config
+            // that says so, not one pointing at a dead port.
+            let line = format!("openai_base_url = \"{}\"", s.openai_base());
+            let text = std::fs::read_to_string(layout.project_config()).unwrap_or_default();
+            let note = format!(
+                "# The demo's model was a scripted stand-in at {}, gone when the demo ended.\n# To run this workflow again, point openai_base_url at an OpenAI-compatible\n# server and set OPENAI_API_KEY, or pass --backend (e.g. anthropic:claude-sonnet-4-5\n# with ANTHROPIC_API_KEY, or command:claude).\n# {line}",
+                s.openai_base()
+            );
+            if std::fs::write(layout.project_config(), text.replace(&line, &note)).is_ok() {
+                let _ = agentops_runner::git::git(
+                    &dir,
+                    &[
+                        "commit",
+                        "-q",
+                        "-am",
+                        "agentops demo: the scripted model is gone",
+                    ],
+                );
+            }
+            say(
+                "the scripted model stopped with the demo: .agents/config.toml says how to point the kept repository at a real one",
+            );
+        }
         say(&format!(
             "\nkept: cd {} && agentops show {run_id}; agentops land {run_id}",
             dir.display()
