@@ -245,6 +245,20 @@ fn parse(path: &Path, text: &str) -> Result<Json, InstallError> {
     Ok(v)
 }
 
+/// The file after the change from `old` to `new`: only what changed is
+/// rewritten (top-level members and the events under `hooks` that are equal
+/// keep their bytes, compact or not); the whole file is rendered only when
+/// its text cannot be followed or there was none.
+fn render_change(old: &Json, new: &Json, before: Option<&str>) -> Result<String, InstallError> {
+    if let Some(text) = before.filter(|t| !t.trim().is_empty()) {
+        let indent = json::detect_indent(text);
+        if let Some(out) = json::rewrite_object(text, old, new, &indent, 1) {
+            return Ok(out);
+        }
+    }
+    render(new, before)
+}
+
 fn render(v: &Json, before: Option<&str>) -> Result<String, InstallError> {
     let indent = before
         .map(json::detect_indent)
@@ -277,6 +291,7 @@ fn our_handler(command: &str, timeout: u64) -> Json {
 pub fn plan_install(harness: Harness, path: &Path, command: &str) -> Result<Plan, InstallError> {
     let before = read(path)?;
     let mut root = parse(path, before.as_deref().unwrap_or(""))?;
+    let original = root.clone();
     let mut touched = Vec::new();
     if root.get("hooks").is_none()
         && let Json::Object(m) = &mut root
@@ -326,7 +341,7 @@ pub fn plan_install(harness: Harness, path: &Path, command: &str) -> Result<Plan
             touched.push((*event).to_owned());
         }
     }
-    let after = render(&root, before.as_deref())?;
+    let after = render_change(&original, &root, before.as_deref())?;
     let after = if before.is_some() && touched.is_empty() {
         before.clone()
     } else {
@@ -353,6 +368,7 @@ pub fn plan_uninstall(harness: Harness, path: &Path) -> Result<Plan, InstallErro
         });
     };
     let mut root = parse(path, text)?;
+    let original = root.clone();
     let mut touched = Vec::new();
     let mut hooks_now_empty = false;
     if let Some(h) = root.get_mut("hooks") {
@@ -403,7 +419,7 @@ pub fn plan_uninstall(harness: Harness, path: &Path) -> Result<Plan, InstallErro
     let after = if matches!(&root, Json::Object(m) if m.is_empty()) {
         None
     } else {
-        Some(render(&root, Some(text))?)
+        Some(render_change(&original, &root, Some(text))?)
     };
     Ok(Plan {
         path: path.to_owned(),
@@ -465,6 +481,47 @@ mod tests {
   }
 }
 "#;
+
+    #[test]
+    fn compact_values_keep_their_bytes_and_uninstall_restores_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        for original in [
+            "{\"permissions\": {\"allow\": [\"Bash(cargo test:*)\"], \"deny\": []}, \"model\": \"claude-sonnet-4-5\"}\n",
+            "{\n  \"permissions\": {\"allow\": [\"Bash(ls)\"]},\n  \"hooks\": {\"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify-send hi\"}]}]},\n  \"env\": {\"FOO\": \"1\"}\n}\n",
+            "{\"hooks\":{}}",
+            "{}\n",
+        ] {
+            let p = d.path().join("settings.json");
+            std::fs::write(&p, original).unwrap();
+            let plan = plan_install(Harness::Claude, &p, "agentops hook claude").unwrap();
+            plan.apply().unwrap();
+            let installed = std::fs::read_to_string(&p).unwrap();
+            // Installed: still valid JSON, every untouched value as it was.
+            let v: serde_json::Value = serde_json::from_str(&installed).unwrap();
+            assert!(v["hooks"]["PreToolUse"].is_array(), "{installed}");
+            for kept in [
+                "{\"allow\": [\"Bash(cargo test:*)\"], \"deny\": []}",
+                "{\"allow\": [\"Bash(ls)\"]}",
+                "{\"FOO\": \"1\"}",
+                "[{\"hooks\": [{\"type\": \"command\", \"command\": \"notify-send hi\"}]}]",
+            ] {
+                if original.contains(kept) {
+                    assert!(installed.contains(kept), "{kept} rewritten:\n{installed}");
+                }
+            }
+            plan_uninstall(Harness::Claude, &p)
+                .unwrap()
+                .apply()
+                .unwrap();
+            let back = std::fs::read_to_string(&p).unwrap_or_default();
+            if original.trim() == "{\"hooks\":{}}" || original.trim() == "{}" {
+                // Nothing of the user's was left: the file is gone or as it was.
+                assert!(back.is_empty() || back == original, "{back:?}");
+            } else {
+                assert_eq!(back, original);
+            }
+        }
+    }
 
     #[test]
     fn recognises_our_command_only() {
