@@ -1070,3 +1070,33 @@ fn a_kept_demo_says_which_backend_to_configure() {
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("OPENAI_API_KEY"), "{}", r.stderr);
 }
+
+#[test]
+fn a_huge_entry_is_written_with_a_warning_and_keeps_search_fast() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.run(&["learn", "Small note", "--body", "zebra crossing"])
+        .ok();
+    ctx.run(&["index"]).ok();
+    let t = std::time::Instant::now();
+    assert_eq!(ctx.run(&["search", "zebra"]).code, 0);
+    let small = t.elapsed();
+    let big = format!("aardvark {}", "lorem ipsum dolor sit amet ".repeat(100_000));
+    ctx.write("big.md", &big);
+    let r = ctx.run(&["learn", "Huge log", "--file", "big.md"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("over memory.warn_bytes"), "{}", r.stderr);
+    ctx.run(&["index"]).ok();
+    let t = std::time::Instant::now();
+    let s = ctx.run(&["search", "aardvark"]);
+    let after = t.elapsed();
+    assert!(s.stdout.contains("Huge log"), "{}", s.stdout);
+    assert!(
+        after < small * 3 + std::time::Duration::from_millis(300),
+        "search took {after:?} with the huge entry, {small:?} without"
+    );
+    // The size is a setting.
+    ctx.write(".agents/config.toml", "[memory]\nwarn_bytes = 100000000\n");
+    let r = ctx.run(&["learn", "Huge log again", "--file", "big.md"]);
+    assert!(!r.stderr.contains("warn_bytes"), "{}", r.stderr);
+}

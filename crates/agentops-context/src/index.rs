@@ -1024,16 +1024,39 @@ impl KnowledgeIndex {
     }
 }
 
+/// How much of an entry's body is indexed (and so can reach a packet).
+const INDEX_BODY_MAX: usize = 64 * 1024;
+
 fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> TantivyDocument {
     // Nothing unredacted reaches the index, even from a file a person wrote.
     let r = agentops_core::redact::builtin();
+    // A huge entry is indexed by its first INDEX_BODY_MAX bytes: one 20 MB
+    // file must not make every search (and every packet) slow.
+    let body: std::borrow::Cow<'_, str> = if e.body.len() > INDEX_BODY_MAX {
+        let mut cut = INDEX_BODY_MAX;
+        while !e.body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        std::borrow::Cow::Owned(format!(
+            "{}\n\n[… the rest of this entry ({} bytes in all) is not indexed: `agentops knowledge show {}`]",
+            &e.body[..cut],
+            e.body.len(),
+            e.id
+        ))
+    } else {
+        std::borrow::Cow::Borrowed(e.body.as_str())
+    };
     let redacted;
-    let e = match (r.redact(&e.title), r.redact(&e.body)) {
-        (std::borrow::Cow::Borrowed(_), std::borrow::Cow::Borrowed(_)) => e,
-        (title, body) => {
+    let e = match (r.redact(&e.title), r.redact(&body)) {
+        (std::borrow::Cow::Borrowed(_), std::borrow::Cow::Borrowed(_))
+            if matches!(body, std::borrow::Cow::Borrowed(_)) =>
+        {
+            e
+        }
+        (title, b) => {
             redacted = Entry {
                 title: title.into_owned(),
-                body: body.into_owned(),
+                body: b.into_owned(),
                 ..e.clone()
             };
             &redacted

@@ -253,6 +253,8 @@ pub struct MemoryConfig {
     pub commit: MemoryCommit,
     /// Commit memory writes to this branch instead of the current one.
     pub branch: Option<String>,
+    /// An entry larger than this is written with a warning (bytes).
+    pub warn_bytes: u64,
 }
 
 impl Default for Config {
@@ -271,6 +273,7 @@ impl Default for Config {
             memory: MemoryConfig {
                 commit: MemoryCommit::Auto,
                 branch: None,
+                warn_bytes: 256 * 1024,
             },
             policy: PolicyConfig {
                 builtin_rules: true,
@@ -443,6 +446,7 @@ struct RedactionLayer {
 struct MemoryLayer {
     commit: Option<MemoryCommit>,
     branch: Option<String>,
+    warn_bytes: Option<u64>,
 }
 
 /// Every key this version understands, as `section.key`, with what it takes.
@@ -459,6 +463,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("redaction.extra_patterns", "a list of regular expressions"),
     ("memory.commit", "\"auto\" or \"off\""),
     ("memory.branch", "a branch name"),
+    ("memory.warn_bytes", "an integer from 1024 to 1073741824"),
     (
         "context.packet_max",
         "a whole number of tokens, 100 to 1000000",
@@ -868,6 +873,18 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             }
             cfg.memory.branch = Some(b);
         }
+        if let Some(n) = m.warn_bytes {
+            if !(1024..=1 << 30).contains(&n) {
+                return Err(ConfigError::invalid(
+                    at("memory.warn_bytes"),
+                    Some("memory.warn_bytes".into()),
+                    format!(
+                        "key `memory.warn_bytes`: {n} is out of range; allowed: an integer from 1024 to 1073741824"
+                    ),
+                ));
+            }
+            cfg.memory.warn_bytes = n;
+        }
     }
     if let Some(p) = layer.policy {
         if let Some(b) = p.builtin_rules {
@@ -1263,6 +1280,9 @@ pub fn commented_template() -> String {
 # commit = "auto"
 # Commit memory writes to this branch instead of the current one.
 # branch = "agentops/memory"
+# Warn when an entry is larger than this many bytes (it is still written;
+# search indexes its first 64 KiB).
+# warn_bytes = 262144
 
 [context]
 # The most tokens a context packet may use; the packet also never takes the

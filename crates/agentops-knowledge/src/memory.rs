@@ -236,6 +236,13 @@ impl Knowledge {
                     self.journal(journal, &mut outcome, &source);
                     drop(intent);
                     outcome.warnings.splice(0..0, recovered);
+                    if text.len() as u64 > self.config.memory.warn_bytes {
+                        outcome.warnings.push(format!(
+                            "{path} is {} bytes, over memory.warn_bytes ({}): written, but search indexes only its first 64 KiB; consider a shorter entry that links to the rest",
+                            text.len(),
+                            self.config.memory.warn_bytes
+                        ));
+                    }
                     if !found.is_empty() {
                         let mut rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
                         rules.dedup();
