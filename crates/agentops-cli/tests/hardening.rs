@@ -504,6 +504,7 @@ dd if=/dev/zero of="$m/filler" bs=64k >/dev/null 2>&1
 echo "--stderr"; cat "$m/../err"
 echo "--tmp"; find .agents -name '*.tmp'
 echo "--status"; git --no-optional-locks status --porcelain -- .agents
+echo "--journal"; "$0" ingest claude-stream /dev/null 2>&1
 echo "--end"
 rm -f "$m/filler"
 "$0" learn "After space came back" --body "fine" >/dev/null 2>&1; echo "after $?"
@@ -542,6 +543,11 @@ rm -f "$m/filler"
     );
     assert_eq!(section("tmp"), "", "temporary files left: {text}");
     assert_eq!(section("status"), "", "{text}");
+    // The journal says the same, not SQLite's "disk I/O error" alone.
+    assert!(
+        section("journal").contains("state.db: no space left on device"),
+        "{text}"
+    );
     assert!(text.contains("after 0"), "{text}");
 }
 
@@ -1099,4 +1105,39 @@ fn a_huge_entry_is_written_with_a_warning_and_keeps_search_fast() {
     ctx.write(".agents/config.toml", "[memory]\nwarn_bytes = 100000000\n");
     let r = ctx.run(&["learn", "Huge log again", "--file", "big.md"]);
     assert!(!r.stderr.contains("warn_bytes"), "{}", r.stderr);
+}
+
+#[test]
+fn a_long_call_on_a_terminal_shows_it_is_still_working() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED (terminal heartbeat): `script` (util-linux) is not installed");
+        return;
+    }
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.write(
+        ".agents/agents/w.toml",
+        "purpose = \"Wait.\"\nbackend = \"command:sh slow.sh\"\n",
+    );
+    ctx.write(
+        ".agents/workflows/w.toml",
+        "[phases.w]\nagent = \"w\"\ntask = \"wait {{goal}}\"\n",
+    );
+    ctx.write("slow.sh", "sleep 6; echo done\n");
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "project"]);
+    // On a terminal (a pty from `script`): a heartbeat while the call lasts.
+    let out = ctx
+        .shell("script -qec \"$0 run w x\" /dev/null", &[])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.contains("still working"), "{text}");
+    // Piped: quiet.
+    let r = ctx.run(&["run", "w", "again"]);
+    assert!(!r.stderr.contains("still working"), "{}", r.stderr);
 }

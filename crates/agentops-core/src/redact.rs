@@ -653,6 +653,13 @@ impl Redactor {
         self.run(text, None, false)
     }
 
+    /// [`Self::redact`] and [`Self::findings`] in one pass.
+    pub fn redact_and_find<'t>(&self, text: &'t str) -> (Cow<'t, str>, Vec<Finding>) {
+        let mut found = Vec::new();
+        let out = self.run(text, Some(&mut found), true);
+        (out, found)
+    }
+
     /// Where secrets are in `text`, by rule and line; never the secrets.
     pub fn findings(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();

@@ -199,8 +199,9 @@ impl Knowledge {
             agent: new.source.agent.as_deref().map(|s| self.redact(s)),
         };
         let mut found = self.redactor().findings(&new.title);
-        found.extend(self.redactor().findings(&new.body));
-        let body = self.redact(&new.body);
+        let (body, in_body) = self.redactor().redact_and_find(&new.body);
+        let body = body.into_owned();
+        found.extend(in_body);
         let created = agentops_core::time::now_micros();
         self.ensure_inside()?;
         let recovered = self.reconcile(journal);
@@ -245,6 +246,7 @@ impl Knowledge {
                     }
                     if !found.is_empty() {
                         let mut rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+                        rules.sort_unstable();
                         rules.dedup();
                         outcome.warnings.push(format!(
                             "redacted {} secret{} ({}) before writing the entry",

@@ -29,6 +29,8 @@ It was not modified. Point `store.url` at another file, or move this one away."
         "{path}: cannot open the journal: {reason}. Check the file's and its directory's permissions."
     )]
     Unreadable { path: PathBuf, reason: String },
+    #[error("{path}: no space left on device ({detail}); free some space and try again")]
+    DiskFull { path: PathBuf, detail: String },
     #[error("{path}: no journal here yet; run `agentops init` to create it")]
     Missing { path: PathBuf },
     #[error(

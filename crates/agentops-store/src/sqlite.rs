@@ -365,6 +365,18 @@ impl SqliteStore {
     }
 
     fn sql_err(&self, e: rusqlite::Error) -> StoreError {
+        // SQLite says "disk I/O error" (or "database or disk is full") when
+        // the disk is full: say that, with the file.
+        if matches!(
+            e.sqlite_error_code(),
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+        ) && disk_is_full(&self.path)
+        {
+            return StoreError::DiskFull {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            };
+        }
         if is_corrupt(&e) {
             StoreError::Corrupt {
                 path: self.path.clone(),
@@ -617,6 +629,19 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r s
     r.get_ref(i)?.as_str_or_null().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// Whether the file system holding `path` has no room left: a probe write
+/// of one page beside it fails with "no space left on device".
+fn disk_is_full(path: &Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    let probe = dir.join(format!(".agentops-space-{}", std::process::id()));
+    let full = std::fs::write(&probe, [0u8; 4096])
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::StorageFull);
+    let _ = std::fs::remove_file(&probe);
+    full
 }
 
 /// How long an empty journal file may be a creator's, not a truncation.

@@ -38,6 +38,8 @@ struct Reporter {
     mode: Mode,
     start: Instant,
     phase_start: Mutex<BTreeMap<String, Instant>>,
+    /// When the last progress line was shown (for the heartbeat).
+    last: Mutex<Instant>,
 }
 
 #[derive(PartialEq)]
@@ -64,6 +66,31 @@ impl Reporter {
             mode,
             start: Instant::now(),
             phase_start: Mutex::new(BTreeMap::new()),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// On a terminal, a line every 5 s while nothing else is said (a long
+    /// model or harness call), with the time it has taken; until `stop`.
+    fn heartbeat(&self, stop: &std::sync::atomic::AtomicBool) {
+        if self.mode != Mode::Terminal {
+            return;
+        }
+        let every = std::time::Duration::from_secs(5);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let Ok(mut last) = self.last.lock() else {
+                return;
+            };
+            if last.elapsed() >= every {
+                let waited = self.start.elapsed().as_secs();
+                write_err(&format!(
+                    "    … still working ({}m{:02}s in all; Ctrl-C stops, `agentops resume` continues)\n",
+                    waited / 60,
+                    waited % 60
+                ));
+                *last = Instant::now();
+            }
         }
     }
 }
@@ -102,6 +129,9 @@ impl Progress for Reporter {
                 }
             }
             Mode::Terminal => {
+                if let Ok(mut l) = self.last.lock() {
+                    *l = Instant::now();
+                }
                 let t = self.start.elapsed().as_secs_f64();
                 let line = match e {
                     ProgressEvent::RunStarted {
@@ -468,7 +498,13 @@ fn drive(
         progress: &reporter,
     };
     let bg = super::observe::background(&layout, &config, out);
-    let outcome = f(&ctx);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| reporter.heartbeat(&stop));
+        let o = f(&ctx);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        o
+    });
     super::observe::finish_background(bg, out);
     Ok(report(&outcome.map_err(fail)?, out))
 }
