@@ -1141,3 +1141,38 @@ fn a_long_call_on_a_terminal_shows_it_is_still_working() {
     let r = ctx.run(&["run", "w", "again"]);
     assert!(!r.stderr.contains("still working"), "{}", r.stderr);
 }
+
+#[test]
+fn agents_symlinked_out_of_the_repository_is_refused() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "init"]);
+    let outside = ctx.root.parent().unwrap().join("elsewhere");
+    std::fs::rename(ctx.path(".agents"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, ctx.path(".agents")).unwrap();
+    let head = ctx.git(&["rev-parse", "HEAD"]);
+    let r = ctx.run(&["learn", "Leaks out", "--body", "x"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("outside the repository") && r.stderr.contains("elsewhere"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ctx.git(&["rev-parse", "HEAD"]), head, "nothing committed");
+    assert!(
+        !outside
+            .join("learnings")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().path().is_dir() }),
+        "nothing written outside"
+    );
+    let d = ctx.run(&["doctor"]);
+    assert_eq!(d.code, 1, "{}", d.stdout);
+    assert!(
+        d.stdout.contains("FAIL  project") && d.stdout.contains("outside the repository"),
+        "{}",
+        d.stdout
+    );
+}
