@@ -1176,3 +1176,33 @@ fn agents_symlinked_out_of_the_repository_is_refused() {
         d.stdout
     );
 }
+
+#[test]
+fn a_secret_in_a_hand_written_entry_is_never_printed_back() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.write(
+        ".agents/learnings/deploy.md",
+        "# Deploy notes\n\nThe token is ghp_l4AblV7vY7AZQ3VZprkYSgy3c2Eom06Dwt0Y for now.\n",
+    );
+    for args in [
+        &["knowledge", "show", "deploy"][..],
+        &["knowledge", "show", "deploy", "--json"],
+        &["knowledge", "list", "--json"],
+        &["search", "deploy token"],
+        &["context", "deploy token"],
+    ] {
+        let r = ctx.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stdout.contains("l4AblV7vY7AZQ3VZprkY"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        ctx.run(&["knowledge", "show", "deploy"])
+            .stdout
+            .contains("[REDACTED:github-token]")
+    );
+}

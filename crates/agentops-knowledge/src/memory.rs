@@ -401,6 +401,19 @@ impl Knowledge {
         }
     }
 
+    /// `e` as it may be shown: title and body redacted with the project's
+    /// rules (a file a person wrote may hold a secret; agentops never prints
+    /// one back).
+    pub fn for_display(&self, mut e: Entry) -> Entry {
+        if let std::borrow::Cow::Owned(t) = self.redactor().redact(&e.title) {
+            e.title = t;
+        }
+        if let std::borrow::Cow::Owned(b) = self.redactor().redact(&e.body) {
+            e.body = b;
+        }
+        e
+    }
+
     fn intents_dir(&self) -> PathBuf {
         self.layout.state_dir().join("intents")
     }

@@ -243,7 +243,12 @@ pub fn run(cmd: KnowledgeCommand, flags: &Flags, out: &Output) -> Result<Code, F
                 since: since.as_deref().map(parse_since).transpose()?,
             };
             let (_, k, _) = open(flags)?;
-            let listing = k.list(&filter).map_err(fail)?;
+            let mut listing = k.list(&filter).map_err(fail)?;
+            listing.entries = listing
+                .entries
+                .into_iter()
+                .map(|e| k.for_display(e))
+                .collect();
             for w in &listing.warnings {
                 out.warn(&format!("{w} (skipped)"));
             }
@@ -273,7 +278,7 @@ pub fn run(cmd: KnowledgeCommand, flags: &Flags, out: &Output) -> Result<Code, F
         }
         KnowledgeCommand::Show { id } => {
             let (_, k, _) = open(flags)?;
-            let e = k.find(&id).map_err(fail)?;
+            let e = k.for_display(k.find(&id).map_err(fail)?);
             if out.json {
                 out.json(&e);
             } else {
