@@ -1206,3 +1206,74 @@ fn a_secret_in_a_hand_written_entry_is_never_printed_back() {
             .contains("[REDACTED:github-token]")
     );
 }
+
+#[test]
+fn a_foreign_lock_is_named_with_the_fix_and_never_removed() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "init"]);
+    for lock in ["refs/heads/main.lock", "index.lock"] {
+        let path = ctx.git_dir().join(lock);
+        std::fs::write(&path, b"").unwrap();
+        let t = std::time::Instant::now();
+        let r = ctx.run(&["learn", "Blocked", "--body", "x"]);
+        assert_eq!(r.code, 1, "{lock}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&path.display().to_string()),
+            "{lock}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("remove"), "{lock}: {}", r.stderr);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(8),
+            "{lock}: {:?}",
+            t.elapsed()
+        );
+        assert!(
+            path.exists(),
+            "{lock}: a lock agentops did not take was removed"
+        );
+        assert_eq!(
+            ctx.git(&["status", "--porcelain"]),
+            "",
+            "{lock}: something left"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn a_judge_without_its_key_stops_the_run_before_anything_is_created() {
+    let ctx = TestContext::new(BIN);
+    ctx.run(&["init", "-q"]).ok();
+    ctx.write(
+        ".agents/agents/doer.toml",
+        "purpose = \"Do the task.\"\nbackend = \"openai:gpt-4.1-mini\"\n",
+    );
+    ctx.write(".agents/rubric.md", "Is the change correct?\n");
+    ctx.write(
+        ".agents/workflows/judged.toml",
+        "[phases.do]\nagent = \"doer\"\ntask = \"do {{goal}}\"\ngates = [\"review\"]\n",
+    );
+    let cfg = ctx.path(".agents/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[gates.review]\nkind = \"judge\"\nbackend = \"anthropic:claude-haiku-4-5\"\nrubric = \"rubric.md\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "project"]);
+    let r: agentops_testkit::Run = ctx
+        .command(&["run", "judged", "x"])
+        .env("AGENTOPS_LLM_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("gate `review`") && r.stderr.contains("ANTHROPIC_API_KEY"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ctx.git(&["branch", "--list", "agentops/run/*"]), "");
+}

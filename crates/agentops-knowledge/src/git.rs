@@ -24,6 +24,10 @@ pub enum GitError {
 if no git command is running, remove the stale lock file"
     )]
     IndexLocked { path: PathBuf, waited_ms: u64 },
+    #[error(
+        "{path}: exists, so git will not move the branch: another git process is updating it. If no git command is running, it was left by one that was killed: remove it (`rm {path}`) and try again"
+    )]
+    RefLocked { path: PathBuf },
     #[error("{path}: already exists on the target branch")]
     PathTaken { path: String },
     #[error(
@@ -110,6 +114,8 @@ pub struct Repo {
 
 const INDEX_LOCK_WAIT: Duration = Duration::from_secs(5);
 const COMMIT_ATTEMPTS: u32 = 50;
+/// How long a ref lock that is not ours may stand before the commit gives up.
+const REF_LOCK_WAIT: Duration = Duration::from_millis(1500);
 
 impl Repo {
     /// Opens the repository whose work tree is `work_tree`.
@@ -332,6 +338,7 @@ impl Repo {
         };
         let mut pause = Duration::from_millis(1);
         let mut last_err = None;
+        let ref_wait = Instant::now();
         for _ in 0..COMMIT_ATTEMPTS {
             match self.try_commit(target, changes, message, index.as_ref()) {
                 Ok(id) => {
@@ -351,6 +358,15 @@ impl Repo {
                     return Err(e);
                 }
                 Err(e) => {
+                    // A ref lock we did not take: wait a little (a live git
+                    // holds it for milliseconds), recovering a killed agentops
+                    // writer's, then say which file it is.
+                    if let Some(lock) = self.ref_locks(target).into_iter().find(|l| l.exists()) {
+                        self.claim_orphans(&orphans, &recovered);
+                        if lock.exists() && ref_wait.elapsed() > REF_LOCK_WAIT {
+                            return Err(GitError::RefLocked { path: lock });
+                        }
+                    }
                     last_err = Some(e);
                     std::thread::sleep(
                         pause

@@ -189,7 +189,13 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     if let Some(b) = &opts.backend {
         BackendSpec::parse(b).map_err(|m| RunError::Config(format!("--backend: {m}")))?;
     }
-    preflight(ctx, &workflow.spec.phases, &agents, opts.backend.as_deref())?;
+    preflight(
+        ctx,
+        &workflow.spec.phases,
+        &agents,
+        &gates,
+        opts.backend.as_deref(),
+    )?;
     let root = ctx.layout.work_tree.clone();
     let base_commit = git(
         &root,
@@ -950,8 +956,49 @@ fn preflight(
     ctx: &RunContext<'_>,
     phases: &BTreeMap<String, spec::PhaseSpec>,
     agents: &BTreeMap<String, Agent>,
+    gates: &BTreeMap<String, Gate>,
     backend: Option<&str>,
 ) -> Result<(), RunError> {
+    // The judges of the phases' gates (a council's through its members).
+    for (name, p) in phases {
+        let mut names: Vec<&String> = p.gates.iter().collect();
+        let mut seen = Vec::new();
+        while let Some(g) = names.pop() {
+            if seen.contains(&g) {
+                continue;
+            }
+            seen.push(g);
+            let Some(gate) = gates.get(g) else { continue };
+            if let Some(js) = &gate.spec.judges {
+                names.extend(js.iter());
+            }
+            let Some(b) = &gate.spec.backend else {
+                continue;
+            };
+            let Ok(bspec) = BackendSpec::parse(b) else {
+                continue;
+            };
+            if !matches!(
+                bspec,
+                BackendSpec::OpenAi { .. } | BackendSpec::Anthropic { .. }
+            ) {
+                continue;
+            }
+            let o = agentops_llm::BuildOptions {
+                llm: &ctx.config.llm,
+                workdir: ctx.layout.work_tree.clone(),
+                env: ctx.env,
+                base_url: None,
+                key_env: None,
+                children_file: None,
+            };
+            if let Err(e) = agentops_llm::build(&bspec, &o) {
+                return Err(RunError::Config(format!(
+                    "phase {name}: gate `{g}` (judge backend {b}): {e}; nothing was started"
+                )));
+            }
+        }
+    }
     for (name, p) in phases {
         let Some(agent) = agents.get(&p.agent) else {
             continue;
