@@ -368,7 +368,7 @@ fn feedback_moves_utility_then_maturity() {
 fn guard_reports_bands() {
     let ctx = ctx();
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/claude-code/transcript-sample.jsonl");
+        .join("../../testkit/fixtures/claude-code/transcript-sample.jsonl");
     let fixture = fixture.to_str().unwrap();
     let g = json(&ctx, &["guard", "--json", "--transcript", fixture]);
     assert_eq!(g["used"], 12564);

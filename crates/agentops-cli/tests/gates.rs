@@ -139,7 +139,7 @@ fn configuration_errors_exit_2_with_file_line_key() {
 
 fn fixture(name: &str) -> serde_json::Value {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/claude-code/hooks")
+        .join("../../testkit/fixtures/claude-code/hooks")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }

@@ -19,7 +19,7 @@ mod common;
 use common::{BIN, GOAL, run_id};
 
 fn fixtures() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/fixtures")
 }
 
 fn project() -> TestContext {

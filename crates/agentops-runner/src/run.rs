@@ -959,8 +959,23 @@ fn preflight(
     gates: &BTreeMap<String, Gate>,
     backend: Option<&str>,
 ) -> Result<(), RunError> {
-    // The judges of the phases' gates (a council's through its members).
     for (name, p) in phases {
+        if let Some(agent) = agents.get(&p.agent) {
+            let spec_str = backend.unwrap_or(&agent.spec.backend);
+            key_check(
+                ctx,
+                spec_str,
+                agent.spec.base_url.clone(),
+                agent.spec.api_key_env.clone(),
+            )
+            .map_err(|e| {
+                RunError::Config(format!(
+                    "phase {name} (agent {}, backend {spec_str}): {e}; nothing was started",
+                    agent.spec.name
+                ))
+            })?;
+        }
+        // The judges of the phase's gates (a council's through its members).
         let mut names: Vec<&String> = p.gates.iter().collect();
         let mut seen = Vec::new();
         while let Some(g) = names.pop() {
@@ -972,63 +987,45 @@ fn preflight(
             if let Some(js) = &gate.spec.judges {
                 names.extend(js.iter());
             }
-            let Some(b) = &gate.spec.backend else {
-                continue;
-            };
-            let Ok(bspec) = BackendSpec::parse(b) else {
-                continue;
-            };
-            if !matches!(
-                bspec,
-                BackendSpec::OpenAi { .. } | BackendSpec::Anthropic { .. }
-            ) {
-                continue;
+            if let Some(b) = &gate.spec.backend {
+                key_check(ctx, b, None, None).map_err(|e| {
+                    RunError::Config(format!(
+                        "phase {name}: gate `{g}` (judge backend {b}): {e}; nothing was started"
+                    ))
+                })?;
             }
-            let o = agentops_llm::BuildOptions {
-                llm: &ctx.config.llm,
-                workdir: ctx.layout.work_tree.clone(),
-                env: ctx.env,
-                base_url: None,
-                key_env: None,
-                children_file: None,
-            };
-            if let Err(e) = agentops_llm::build(&bspec, &o) {
-                return Err(RunError::Config(format!(
-                    "phase {name}: gate `{g}` (judge backend {b}): {e}; nothing was started"
-                )));
-            }
-        }
-    }
-    for (name, p) in phases {
-        let Some(agent) = agents.get(&p.agent) else {
-            continue;
-        };
-        let spec_str = backend.unwrap_or(&agent.spec.backend);
-        let Ok(bspec) = BackendSpec::parse(spec_str) else {
-            continue;
-        };
-        if !matches!(
-            bspec,
-            BackendSpec::OpenAi { .. } | BackendSpec::Anthropic { .. }
-        ) {
-            continue;
-        }
-        let o = agentops_llm::BuildOptions {
-            llm: &ctx.config.llm,
-            workdir: ctx.layout.work_tree.clone(),
-            env: ctx.env,
-            base_url: agent.spec.base_url.clone(),
-            key_env: agent.spec.api_key_env.clone(),
-            children_file: None,
-        };
-        if let Err(e) = agentops_llm::build(&bspec, &o) {
-            return Err(RunError::Config(format!(
-                "phase {name} (agent {}, backend {spec_str}): {e}; nothing was started",
-                agent.spec.name
-            )));
         }
     }
     Ok(())
+}
+
+/// Whether an API backend (`openai:`/`anthropic:`) has what it needs to
+/// start (its key); other backends and unparsable specs pass here (the spec
+/// check reports those).
+fn key_check(
+    ctx: &RunContext<'_>,
+    spec: &str,
+    base_url: Option<String>,
+    key_env: Option<String>,
+) -> Result<(), agentops_llm::LlmError> {
+    let Ok(bspec) = BackendSpec::parse(spec) else {
+        return Ok(());
+    };
+    if !matches!(
+        bspec,
+        BackendSpec::OpenAi { .. } | BackendSpec::Anthropic { .. }
+    ) {
+        return Ok(());
+    }
+    let o = agentops_llm::BuildOptions {
+        llm: &ctx.config.llm,
+        workdir: ctx.layout.work_tree.clone(),
+        env: ctx.env,
+        base_url,
+        key_env,
+        children_file: None,
+    };
+    agentops_llm::build(&bspec, &o).map(|_| ())
 }
 
 fn build_backend(sh: &Shared<'_>, agent: &Agent) -> Result<(Box<dyn Backend>, String), RunError> {

@@ -180,10 +180,7 @@ impl Journal {
     /// Opens the journal a project's configuration points at, creating and
     /// migrating it when missing.
     pub fn open_for(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
-        let path = match &config.store.url {
-            Some(url) => layout.resolve_store_url(url),
-            None => layout.state_db(),
-        };
+        let path = store_path(layout, config);
         let store = SqliteStore::open(
             &path,
             sqlite::OpenOptions {
@@ -200,10 +197,7 @@ impl Journal {
     /// written, so read-only commands work on a read-only `.git/agentops/`
     /// (and never create a journal that is not there).
     pub fn open_read(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
-        let path = match &config.store.url {
-            Some(url) => layout.resolve_store_url(url),
-            None => layout.state_db(),
-        };
+        let path = store_path(layout, config);
         let store = SqliteStore::open(
             &path,
             sqlite::OpenOptions {
@@ -299,6 +293,14 @@ impl Journal {
     pub fn apply_feedback(&self, id: &str, target: f64, alpha: f64) -> Result<Utility, StoreError> {
         self.store
             .apply_feedback(id, target, alpha, agentops_core::time::now_micros())
+    }
+}
+
+/// The journal file the configuration points at.
+fn store_path(layout: &RepoLayout, config: &Config) -> std::path::PathBuf {
+    match &config.store.url {
+        Some(url) => layout.resolve_store_url(url),
+        None => layout.state_db(),
     }
 }
 

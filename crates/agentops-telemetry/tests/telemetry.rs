@@ -23,7 +23,7 @@ fn journal(dir: &tempfile::TempDir) -> Journal {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testkit/fixtures")
 }
 
 fn ingest_fixtures(j: &Journal) {
