@@ -854,6 +854,11 @@ fn a_command_step_that_changed_nothing_makes_no_commit() {
     // Only the completion commit with the run summary: no empty checkpoint.
     assert_eq!(log.lines().count(), 1, "{log}");
     assert!(log.contains("completed"), "{log}");
+    // And its start time in JSON is RFC 3339, like every time there.
+    let runs: serde_json::Value =
+        serde_json::from_str(&ctx.run(&["runs", "--json"]).stdout).unwrap();
+    let started = runs[0]["started"].as_str().unwrap_or_default();
+    assert!(started.contains('T') && started.ends_with('Z'), "{runs}");
 }
 
 #[test]

@@ -14,8 +14,10 @@ use serde_json::Value;
 pub struct Session {
     pub id: String,
     pub harness: String,
-    /// First and last event (µs).
+    /// First and last event (µs; RFC 3339 in JSON).
+    #[serde(serialize_with = "agentops_core::time::serialize_us")]
     pub started: i64,
+    #[serde(serialize_with = "agentops_core::time::serialize_us")]
     pub last: i64,
     pub duration_s: f64,
     pub prompts: usize,

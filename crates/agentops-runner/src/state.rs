@@ -299,6 +299,11 @@ pub struct RunSummary {
     pub goal: String,
     pub status: String,
     pub detail: String,
+    /// When the run started (µs; RFC 3339 in JSON, as `started`).
+    #[serde(
+        rename = "started",
+        serialize_with = "agentops_core::time::serialize_us"
+    )]
     pub started_ts: i64,
     pub phases_done: usize,
     pub phases: usize,
