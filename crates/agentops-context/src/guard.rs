@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn reads_the_fixture_transcript() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/claude-code/transcript-sample.jsonl");
+            .join("../../testkit/fixtures/claude-code/transcript-sample.jsonl");
         let cfg = agentops_core::config::Config::default().context;
         let r = guard(&p, None, &cfg).unwrap();
         assert_eq!(r.used, 118 + 402 + 12044);
