@@ -170,6 +170,25 @@ impl TestContext {
         cmd
     }
 
+    /// [`Self::shell`] in a private mount namespace (`unshare -m`): what the
+    /// script mounts (a read-only bind, a small tmpfs) is gone with it and
+    /// never touches the machine's mounts. Needs root or user namespaces.
+    pub fn shell_private_mounts(&self, script: &str) -> Command {
+        let sh = self.shell(script, &[]);
+        let mut u = Command::new("unshare");
+        u.arg("-m").arg("sh").args(sh.get_args());
+        for (k, v) in sh.get_envs() {
+            match v {
+                Some(v) => u.env(k, v),
+                None => u.env_remove(k),
+            };
+        }
+        if let Some(d) = sh.get_current_dir() {
+            u.current_dir(d);
+        }
+        u
+    }
+
     /// A path inside the repository.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)

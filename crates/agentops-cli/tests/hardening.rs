@@ -217,18 +217,7 @@ fn with_read_only_state(ctx: &TestContext, script: &str) -> Option<String> {
         "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' || exit 97; touch '{d}/probe' 2>/dev/null && exit 98; {script}",
         d = dir.display()
     );
-    let sh = ctx.shell(&full, &[]);
-    let mut u = std::process::Command::new("unshare");
-    u.arg("-m").arg("sh").args(sh.get_args());
-    for (k, v) in sh.get_envs() {
-        if let Some(v) = v {
-            u.env(k, v);
-        }
-    }
-    if let Some(d) = sh.get_current_dir() {
-        u.current_dir(d);
-    }
-    let out = u.output().ok()?;
+    let out = ctx.shell_private_mounts(&full).output().ok()?;
     match out.status.code() {
         Some(97 | 98) | None => {
             println!("SKIPPED (read-only state directory): this machine cannot mount one");
@@ -509,16 +498,11 @@ echo "--end"
 rm -f "$m/filler"
 "$0" learn "After space came back" --body "fine" >/dev/null 2>&1; echo "after $?"
 "#;
-    let sh = ctx.shell(script, &[]);
-    let mut u = std::process::Command::new("unshare");
-    u.arg("-m").arg("sh").args(sh.get_args());
-    for (k, v) in sh.get_envs() {
-        if let Some(v) = v {
-            u.env(k, v);
-        }
-    }
-    u.current_dir(ctx.root.parent().unwrap());
-    let out = u.output().unwrap();
+    let out = ctx
+        .shell_private_mounts(script)
+        .current_dir(ctx.root.parent().unwrap())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.code() == Some(97) || !text.contains("exit") {
         println!(

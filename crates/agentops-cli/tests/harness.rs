@@ -189,25 +189,11 @@ fn hook_with_read_only_state(ctx: &TestContext, input: &str) -> Option<Run> {
     use std::io::Write;
     let dir = ctx.git_dir().join("agentops");
     let script = format!(
-        "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' && touch '{d}/probe' 2>/dev/null && exit 97; exec \"$0\" hook claude",
+        "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' || exit 97; touch '{d}/probe' 2>/dev/null && exit 98; exec \"$0\" hook claude",
         d = dir.display()
     );
-    let sh = ctx.shell(&script, &[]);
-    let mut cmd = {
-        let mut u = std::process::Command::new("unshare");
-        u.arg("-m").arg("sh").args(sh.get_args());
-        for (k, v) in sh.get_envs() {
-            match v {
-                Some(v) => u.env(k, v),
-                None => u.env_remove(k),
-            };
-        }
-        if let Some(d) = sh.get_current_dir() {
-            u.current_dir(d);
-        }
-        u
-    };
-    let mut child = cmd
+    let mut child = ctx
+        .shell_private_mounts(&script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -215,7 +201,8 @@ fn hook_with_read_only_state(ctx: &TestContext, input: &str) -> Option<Run> {
         .ok()?;
     child.stdin.take()?.write_all(input.as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
-    if !out.status.success() && out.stdout.is_empty() {
+    // 97: no mount here; 98: mounted but still writable (not read-only).
+    if matches!(out.status.code(), Some(97 | 98) | None) {
         eprintln!(
             "SKIPPED (read-only state): cannot mount here: {}",
             String::from_utf8_lossy(&out.stderr)

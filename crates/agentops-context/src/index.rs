@@ -333,55 +333,6 @@ impl KnowledgeIndex {
         Ok((k, refresh))
     }
 
-    /// The index in `dir` copied into memory, not refreshed; `None` when
-    /// there is no usable index there.
-    fn open_read_only(
-        dir: &Path,
-        work_tree: &Path,
-        tokenizer: TokenizerKind,
-        half_life_days: f64,
-    ) -> Result<Option<Self>, IndexError> {
-        use tantivy::directory::{Directory, RamDirectory};
-        let Ok(text) = std::fs::read(Self::manifest_path(dir)) else {
-            return Ok(None);
-        };
-        let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) else {
-            return Ok(None);
-        };
-        if manifest.format != FORMAT || manifest.tokenizer != tokenizer.name() {
-            return Ok(None);
-        }
-        let tdir = dir.join("tantivy");
-        let ram = RamDirectory::create();
-        let rd = std::fs::read_dir(&tdir).map_err(io(&tdir))?;
-        for e in rd.flatten() {
-            let p = e.path();
-            // Lock files are tantivy's, per process: not part of the index.
-            if !p.is_file() || e.file_name().to_string_lossy().ends_with(".lock") {
-                continue;
-            }
-            let bytes = std::fs::read(&p).map_err(io(&p))?;
-            ram.atomic_write(Path::new(&e.file_name()), &bytes)
-                .map_err(io(&p))?;
-        }
-        let index = Index::open(ram)?;
-        register(&index);
-        if index.schema() != schema().0 {
-            return Ok(None);
-        }
-        let (_, f) = schema();
-        Self::assemble(
-            index,
-            f,
-            manifest,
-            dir,
-            work_tree,
-            tokenizer,
-            half_life_days,
-        )
-        .map(Some)
-    }
-
     fn manifest_path(dir: &Path) -> PathBuf {
         dir.join("manifest.json")
     }
@@ -391,6 +342,29 @@ impl KnowledgeIndex {
         work_tree: &Path,
         tokenizer: TokenizerKind,
         half_life_days: f64,
+    ) -> Result<Option<Self>, IndexError> {
+        Self::open_existing(dir, work_tree, tokenizer, half_life_days, false)
+    }
+
+    /// The index in `dir` copied into memory, not refreshed (the state
+    /// directory is read-only; tantivy's reader takes a lock file on disk).
+    fn open_read_only(
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+    ) -> Result<Option<Self>, IndexError> {
+        Self::open_existing(dir, work_tree, tokenizer, half_life_days, true)
+    }
+
+    /// The index in `dir`, from disk or (`in_memory`) from a copy of its
+    /// files; `None` when there is none this version and tokenizer can use.
+    fn open_existing(
+        dir: &Path,
+        work_tree: &Path,
+        tokenizer: TokenizerKind,
+        half_life_days: f64,
+        in_memory: bool,
     ) -> Result<Option<Self>, IndexError> {
         let mpath = Self::manifest_path(dir);
         let Ok(text) = std::fs::read(&mpath) else {
@@ -403,10 +377,27 @@ impl KnowledgeIndex {
         if manifest.format != FORMAT || manifest.tokenizer != tokenizer.name() {
             return Ok(None);
         }
-        let index = Index::open_in_dir(dir.join("tantivy"))?;
+        let tdir = dir.join("tantivy");
+        let index = if in_memory {
+            use tantivy::directory::{Directory, RamDirectory};
+            let ram = RamDirectory::create();
+            for e in std::fs::read_dir(&tdir).map_err(io(&tdir))?.flatten() {
+                let p = e.path();
+                // Lock files are tantivy's, per process: not part of the index.
+                if !p.is_file() || e.file_name().to_string_lossy().ends_with(".lock") {
+                    continue;
+                }
+                let bytes = std::fs::read(&p).map_err(io(&p))?;
+                ram.atomic_write(Path::new(&e.file_name()), &bytes)
+                    .map_err(io(&p))?;
+            }
+            Index::open(ram)?
+        } else {
+            Index::open_in_dir(tdir)?
+        };
         register(&index);
-        let (_, f) = schema();
-        if index.schema() != schema().0 {
+        let (schema, f) = schema();
+        if index.schema() != schema {
             return Ok(None);
         }
         Self::assemble(

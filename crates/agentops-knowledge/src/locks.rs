@@ -132,6 +132,20 @@ pub fn hold(dir: &Path, mut r: Record) -> Held {
     }
 }
 
+/// How many records in `dir` belong to processes that are gone (without
+/// claiming them: for reports).
+pub fn count_orphans(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Record>(&b).ok())
+        .filter(|r| !alive(r))
+        .count()
+}
+
 /// Records in `dir` whose owners are gone, each claimed by this process (a
 /// rename, so two processes never recover the same one). Costs one
 /// directory read when there are none.

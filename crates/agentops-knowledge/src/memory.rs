@@ -433,14 +433,7 @@ impl Knowledge {
     /// Memory writes of killed agentops processes that have not been put
     /// right yet (see [`Self::reconcile`]).
     pub fn interrupted(&self) -> usize {
-        let Ok(rd) = std::fs::read_dir(self.intents_dir()) else {
-            return 0;
-        };
-        rd.flatten()
-            .filter_map(|e| std::fs::read(e.path()).ok())
-            .filter_map(|b| serde_json::from_slice::<crate::locks::Record>(&b).ok())
-            .filter(|r| !crate::locks::alive(r))
-            .count()
+        crate::locks::count_orphans(&self.intents_dir())
     }
 
     /// Finishes what memory writes of killed agentops processes left: their
