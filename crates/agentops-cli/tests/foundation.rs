@@ -389,3 +389,28 @@ fn store_flag_beats_env_and_config() {
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("FAIL  config      --store: key `store.url`: the Postgres store is not available in this build yet"), "{}", r.stdout);
 }
+
+/// A journal written by the release before the typed protocol reads as it
+/// did: every view prints what that release printed (see
+/// testkit/fixtures/journal-v0.1/README.md).
+#[test]
+fn old_journal_reads_the_same() {
+    let ctx = ctx();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testkit/fixtures/journal-v0.1");
+    let state = ctx.git_dir().join("agentops");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(fixture.join("state.db"), state.join("state.db")).unwrap();
+    let commands = std::fs::read_to_string(fixture.join("commands.txt")).unwrap();
+    let root = ctx.root.display().to_string();
+    for line in commands.lines() {
+        let (n, cmd) = line.split_once(' ').unwrap();
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let out = ctx.command(&args).env_remove("COLUMNS").output().unwrap();
+        let mut got = String::from_utf8_lossy(&out.stdout).into_owned();
+        got.push_str(&String::from_utf8_lossy(&out.stderr));
+        let got = got.replace(&root, "[REPO]");
+        let want = std::fs::read_to_string(fixture.join(format!("expected/{n}.txt"))).unwrap();
+        assert_eq!(got, want, "`agentops {cmd}`");
+    }
+}

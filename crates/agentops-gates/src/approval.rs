@@ -2,10 +2,11 @@
 //! journal; `agentops approve|reject` records the decision from any process;
 //! the next run of the gate reads it.
 
-use agentops_core::{EventKind, NewEvent, RunId};
+use agentops_core::{EventKind, RunId};
+use agentops_protocol::EventBody;
+use agentops_protocol::event::{ApprovalRequested, ApprovalResolved, new_event};
 use agentops_store::{Durability, Journal, Query, StoreError};
 use serde::Serialize;
-use serde_json::json;
 
 /// Where an approval stands for one gate of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,32 +40,34 @@ pub fn state(journal: &Journal, run: &RunId, gate: &str) -> Result<ApprovalState
         ..Query::default()
     })?;
     let mut st = ApprovalState::None;
-    for e in events.iter().filter(|e| e.body["gate"] == gate) {
-        let text = |k: &str| e.body[k].as_str().unwrap_or_default().to_owned();
-        match e.kind {
+    for e in &events {
+        match EventBody::decode(e) {
             // A decision holds: later requests do not reopen it.
-            EventKind::ApprovalRequested
-                if !matches!(
-                    st,
-                    ApprovalState::Approved { .. } | ApprovalState::Rejected { .. }
-                ) =>
+            Ok(EventBody::ApprovalRequested(r))
+                if r.gate == gate
+                    && !matches!(
+                        st,
+                        ApprovalState::Approved { .. } | ApprovalState::Rejected { .. }
+                    ) =>
             {
                 st = ApprovalState::Pending {
                     requested_ts: e.ts,
-                    what: text("what"),
+                    what: r.what,
                 };
             }
-            EventKind::ApprovalResolved if matches!(st, ApprovalState::Pending { .. }) => {
-                st = if e.body["approved"] == true {
+            Ok(EventBody::ApprovalResolved(r))
+                if r.gate == gate && matches!(st, ApprovalState::Pending { .. }) =>
+            {
+                st = if r.approved {
                     ApprovalState::Approved {
-                        by: text("by"),
-                        reason: text("reason"),
+                        by: r.by,
+                        reason: r.reason,
                         ts: e.ts,
                     }
                 } else {
                     ApprovalState::Rejected {
-                        by: text("by"),
-                        reason: text("reason"),
+                        by: r.by,
+                        reason: r.reason,
                         ts: e.ts,
                     }
                 };
@@ -78,10 +81,12 @@ pub fn state(journal: &Journal, run: &RunId, gate: &str) -> Result<ApprovalState
 /// Records a request (durably: a person may act on it from another process).
 pub fn request(journal: &Journal, run: &RunId, gate: &str, what: &str) -> Result<(), StoreError> {
     journal.append(
-        NewEvent::now(
+        new_event(
             run.clone(),
-            EventKind::ApprovalRequested,
-            json!({"gate": gate, "what": what}),
+            ApprovalRequested {
+                gate: gate.to_owned(),
+                what: what.to_owned(),
+            },
         ),
         Durability::Sync,
     )?;
@@ -107,7 +112,10 @@ pub fn pending(journal: &Journal, run: Option<&RunId>) -> Result<Vec<Pending>, S
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut out = Vec::new();
     for e in events.iter().rev() {
-        let gate = e.body["gate"].as_str().unwrap_or_default().to_owned();
+        let Ok(EventBody::ApprovalRequested(ApprovalRequested { gate, .. })) = EventBody::decode(e)
+        else {
+            continue;
+        };
         let key = (e.run_id.to_string(), gate.clone());
         if seen.contains(&key) {
             continue;
@@ -142,10 +150,14 @@ pub fn resolve(
             continue;
         }
         journal.append(
-            NewEvent::now(
+            new_event(
                 run.clone(),
-                EventKind::ApprovalResolved,
-                json!({"gate": p.gate, "approved": approved, "by": by, "reason": reason}),
+                ApprovalResolved {
+                    gate: p.gate.clone(),
+                    approved,
+                    by: by.to_owned(),
+                    reason: reason.to_owned(),
+                },
             ),
             Durability::Sync,
         )?;

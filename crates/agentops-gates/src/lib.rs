@@ -24,24 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use judge::JudgeEnv;
 pub use run::{Next, escalation, feedback_message, run_gates, run_gates_with};
 
-/// A gate's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Verdict {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Warn => "WARN",
-            Verdict::Fail => "FAIL",
-        }
-    }
-}
+pub use agentops_protocol::event::{GateKind, Verdict};
 
 /// What one gate found.
 #[derive(Debug, Clone, Serialize)]
@@ -56,19 +39,6 @@ pub struct GateResult {
     pub duration_ms: f64,
     /// An approval that waits for a person (the verdict is FAIL until then).
     pub pending: bool,
-}
-
-/// The kinds of gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GateKind {
-    Command,
-    Scope,
-    Diff,
-    Secrets,
-    Judge,
-    Council,
-    Approval,
 }
 
 /// A gate's command: a shell string or an argv list.

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentops_core::{EventKind, NewEvent, RunId, SpanId};
+use agentops_core::{RunId, SpanId};
+use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal};
 use serde_json::json;
 
@@ -110,15 +111,20 @@ pub fn run_gates_with(
             pending,
         };
         if let Some(j) = journal {
-            let mut e = NewEvent::now(
+            let mut e = new_event(
                 run.clone(),
-                EventKind::GateVerdict,
-                json!({
-                    "gate": r.name, "kind": r.kind, "verdict": r.verdict, "summary": r.summary,
-                    "evidence": r.evidence, "duration_ms": r.duration_ms, "started_us": started_us,
-                    "base": diff.as_ref().map(|d| d.base.clone()), "pending": r.pending,
-                    "agent": judges.and_then(|j| j.worker.clone()),
-                }),
+                body::GateVerdict {
+                    gate: r.name.clone(),
+                    kind: r.kind,
+                    verdict: r.verdict,
+                    summary: r.summary.clone(),
+                    evidence: r.evidence.clone(),
+                    duration_ms: r.duration_ms,
+                    started_us,
+                    base: diff.as_ref().map(|d| d.base.clone()),
+                    pending: r.pending,
+                    agent: judges.and_then(|j| j.worker.clone()),
+                },
             )
             .in_span(SpanId::generate(), parent.cloned());
             e.ts = started_us;

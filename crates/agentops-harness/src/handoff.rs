@@ -17,6 +17,8 @@ use agentops_core::config::Config;
 use agentops_core::{Event, EventKind, RunId};
 use agentops_knowledge::entry::{self, Entry, EntryType, Provenance};
 use agentops_knowledge::memory::{Knowledge, NewEntry};
+use agentops_protocol::EventBody;
+use agentops_protocol::event::{HookVerdict, LlmCall, SessionEnded};
 use agentops_store::{Journal, Query, RepoLayout};
 use serde::Serialize;
 use serde_json::Value;
@@ -49,65 +51,58 @@ impl Facts {
 pub fn facts(events: &[Event], work_tree: &Path) -> Facts {
     let mut f = Facts::default();
     for e in events {
-        match &e.kind {
-            EventKind::HookReceived => {
-                let input = &e.body["input"];
-                match e.body["event"].as_str().unwrap_or("") {
-                    "UserPromptSubmit" => {
-                        f.prompts += 1;
-                        if f.goal.is_none() {
-                            f.goal = input["prompt"].as_str().map(|s| clip(s, 600));
-                        }
+        let Ok(body) = EventBody::decode(e) else {
+            continue;
+        };
+        match body {
+            EventBody::HookReceived(h) => match h.event.as_str() {
+                "UserPromptSubmit" => {
+                    f.prompts += 1;
+                    if f.goal.is_none() {
+                        f.goal = h.input["prompt"].as_str().map(|s| clip(s, 600));
                     }
-                    "Stop" | "SubagentStop" => {
-                        if e.body["event"] == "Stop"
-                            && let Some(m) = input["last_assistant_message"].as_str()
-                        {
-                            f.last_message = Some(clip(m, 1_200));
-                        }
-                    }
-                    _ => {}
                 }
-            }
-            EventKind::ToolCall => {
-                let name = e.body["name"].as_str().unwrap_or("?").to_owned();
-                let slot = f.tools.entry(name.clone()).or_default();
+                "Stop" => {
+                    if let Some(m) = h.input["last_assistant_message"].as_str() {
+                        f.last_message = Some(clip(m, 1_200));
+                    }
+                }
+                _ => {}
+            },
+            EventBody::ToolCall(t) => {
+                let slot = f.tools.entry(t.name.clone()).or_default();
                 slot.0 += 1;
-                if e.body["ok"] == Value::Bool(false) {
+                if t.is_error {
                     slot.1 += 1;
-                } else if let Some(files) = e.body["files"].as_array() {
-                    for p in files.iter().filter_map(Value::as_str) {
-                        f.files.insert(p.to_owned());
-                    }
+                } else {
+                    f.files.extend(t.files.iter().cloned());
                 }
-                if e.body["files"].is_null() {
+                if t.files.is_empty() {
                     // Ingested tool calls carry their input instead.
-                    for p in written_paths(&name, &e.body["input"]) {
+                    for p in written_paths(&t.name, &t.input) {
                         f.files.insert(relative_to(work_tree, work_tree, &p));
                     }
                 }
             }
-            EventKind::GateVerdict => {
-                if let Some(g) = e.body["gate"].as_str().or_else(|| e.body["name"].as_str()) {
-                    f.gates.insert(
-                        g.to_owned(),
-                        (
-                            e.body["verdict"].as_str().unwrap_or("?").to_owned(),
-                            clip(e.body["summary"].as_str().unwrap_or(""), 200),
-                        ),
-                    );
-                }
+            EventBody::GateVerdict(g) => {
+                f.gates.insert(
+                    g.gate,
+                    (g.verdict.as_str().to_owned(), clip(&g.summary, 200)),
+                );
             }
-            EventKind::HookDecision => match e.body["decision"].as_str() {
-                Some("deny") => f.denied += 1,
-                Some("block") => f.blocked += 1,
-                _ => {}
+            EventBody::HookDecision(d) => match d.decision {
+                HookVerdict::Deny => f.denied += 1,
+                HookVerdict::Block => f.blocked += 1,
+                HookVerdict::Escalate => {}
             },
-            EventKind::LlmCall | EventKind::SessionEnded => {
-                if let Some(m) = e.body["last_message"].as_str() {
-                    f.last_message = Some(clip(m, 1_200));
-                }
-            }
+            EventBody::LlmCall(LlmCall {
+                last_message: Some(m),
+                ..
+            })
+            | EventBody::SessionEnded(SessionEnded {
+                last_message: Some(m),
+                ..
+            }) => f.last_message = Some(clip(&m, 1_200)),
             _ => {}
         }
     }
@@ -244,8 +239,10 @@ pub fn write_for_session(
         .iter()
         .filter(|e| {
             matches!(e.kind, EventKind::ToolCall | EventKind::GateVerdict)
-                || (e.kind == EventKind::HookReceived
-                    && matches!(e.body["event"].as_str(), Some("UserPromptSubmit" | "Stop")))
+                || matches!(
+                    EventBody::decode(e),
+                    Ok(EventBody::HookReceived(h)) if matches!(h.event.as_str(), "UserPromptSubmit" | "Stop")
+                )
         })
         .map(|e| e.seq)
         .max();

@@ -20,6 +20,7 @@ use agentops_core::config::{Config, FailMode};
 use agentops_core::{EventKind, NewEvent, RunId, SpanId};
 use agentops_gates::policy::{CommandPolicy, PolicyDecision};
 use agentops_gates::{Gate, Verdict};
+use agentops_protocol::event::{self as body, HookVerdict, new_event};
 use agentops_store::{Durability, Journal, Query, RepoLayout};
 use serde_json::{Value, json};
 
@@ -468,10 +469,13 @@ fn handle(ctx: &Ctx) -> Result<Reply, String> {
     let journal = Journal::open_for(&ctx.layout, &ctx.config).map_err(|e| e.to_string())?;
     let mut input = ctx.event.clone();
     cap_strings(&mut input, FIELD_CAP);
-    let mut events = vec![NewEvent::now(
+    let mut events = vec![new_event(
         ctx.session.clone(),
-        EventKind::HookReceived,
-        json!({ "harness": ctx.harness, "event": ctx.name, "input": input }),
+        body::HookReceived {
+            harness: ctx.harness,
+            event: ctx.name.clone(),
+            input,
+        },
     )];
     let reply = match ctx.name.as_str() {
         "SessionStart" => session_start(ctx, &journal, &mut events),
@@ -641,6 +645,23 @@ fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVerdict {
     ToolVerdict { tool, decision }
 }
 
+/// A `hook.decision` of `verdict` for this hook call, the rest unset.
+fn decision(ctx: &Ctx, verdict: HookVerdict) -> body::HookDecision {
+    body::HookDecision {
+        harness: ctx.harness,
+        event: ctx.name.clone(),
+        decision: verdict,
+        rule: None,
+        tool: None,
+        reason: None,
+        gates: Vec::new(),
+        attempt: None,
+        blocks: None,
+        cap: None,
+        stop_hook_active: None,
+    }
+}
+
 /// Journals a PreToolUse's denial and answers it.
 fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
     let Some(v) = &ctx.verdict else {
@@ -649,11 +670,14 @@ fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
     match &v.decision {
         PolicyDecision::Allow => Ok(Reply::Silent),
         PolicyDecision::Deny { rule, reason } => {
-            events.push(NewEvent::now(
+            events.push(new_event(
                 ctx.session.clone(),
-                EventKind::HookDecision,
-                json!({ "harness": ctx.harness, "event": ctx.name, "decision": "deny",
-                        "rule": rule, "tool": v.tool, "reason": reason }),
+                body::HookDecision {
+                    rule: Some(rule.clone()),
+                    tool: Some(v.tool.clone()),
+                    reason: Some(reason.clone()),
+                    ..decision(ctx, HookVerdict::Deny)
+                },
             ));
             Ok(Reply::Json(deny(reason)))
         }
@@ -675,22 +699,34 @@ fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
     for f in &mut files {
         *f = relative_to(&ctx.layout.work_tree, &ctx.cwd, f);
     }
-    let mut body = json!({
-        "source": "hook", "harness": ctx.harness, "name": tool, "ok": !failed,
-        "duration_ms": e.get("duration_ms").and_then(Value::as_f64),
-        "command": if is_shell(tool) { tool_command(&input).map(|c| clip(&c, 500)) } else { None },
-        "files": files,
-    });
+    let mut call = body::ToolCall {
+        source: Some("hook".into()),
+        harness: Some(ctx.harness),
+        name: tool.to_owned(),
+        is_error: failed,
+        duration_ms: e.get("duration_ms").and_then(Value::as_f64),
+        command: if is_shell(tool) {
+            tool_command(&input).map(|c| clip(&c, 500))
+        } else {
+            None
+        },
+        files,
+        ..body::ToolCall::default()
+    };
     if failed {
         let err = e
             .get("error")
             .and_then(Value::as_str)
             .or_else(|| e.pointer("/tool_response/error").and_then(Value::as_str))
             .unwrap_or("failed");
-        body["error"] = Value::String(clip(err, 2_000));
-        body["interrupted"] = e.get("is_interrupt").cloned().unwrap_or(Value::Bool(false));
+        call.error = Some(clip(err, 2_000));
+        call.interrupted = Some(
+            e.get("is_interrupt")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        );
     }
-    events.push(NewEvent::now(ctx.session.clone(), EventKind::ToolCall, body).in_span(span, None));
+    events.push(new_event(ctx.session.clone(), call).in_span(span, None));
 }
 
 /// `path` (absolute or relative to `cwd`) relative to the work tree when it
@@ -736,13 +772,21 @@ fn session_start(
         branch.as_deref(),
         model,
     )?;
-    events.push(NewEvent::now(
+    events.push(new_event(
         ctx.session.clone(),
-        EventKind::ContextAssembled,
-        json!({ "harness": ctx.harness, "event": ctx.name, "source": source,
-                "task": injected.query, "budget": injected.budget, "tokens": injected.tokens,
-                "cited": injected.cited, "handoff": injected.handoff, "chars": injected.text.len(),
-                "index": injected.index_note }),
+        body::ContextAssembled {
+            harness: Some(ctx.harness),
+            event: Some(ctx.name.clone()),
+            source: Some(source.to_owned()),
+            task: injected.query.clone(),
+            budget: u64::from(injected.budget),
+            tokens: u64::from(injected.tokens),
+            cited: injected.cited.clone(),
+            handoff: injected.handoff.clone(),
+            chars: Some(injected.text.len()),
+            index: injected.index_note.clone(),
+            ..body::ContextAssembled::default()
+        },
     ));
     if injected.text.is_empty() {
         return Ok(Reply::Silent);
@@ -763,11 +807,16 @@ fn prompt_submit(
         // No transcript yet (first prompt) or unreadable: nothing to say.
         return Ok(Reply::Silent);
     };
-    events.push(NewEvent::now(
+    events.push(new_event(
         ctx.session.clone(),
-        EventKind::ContextGuard,
-        json!({ "harness": ctx.harness, "used": report.used, "window": report.window,
-                "percent": report.percent, "band": report.band.as_str(), "model": report.model }),
+        body::ContextGuard {
+            harness: ctx.harness,
+            used: report.used,
+            window: report.window,
+            percent: report.percent,
+            band: report.band.as_str().to_owned(),
+            model: report.model.clone(),
+        },
     ));
     let pct = report.percent;
     match report.band {
@@ -863,12 +912,15 @@ fn stop(ctx: &Ctx, journal: &Journal, events: &mut Vec<NewEvent>) -> Result<Repl
                 .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
         let count = |s: &str| tokenizer.count(s) as usize;
         let feedback = agentops_gates::feedback_message(&results, 1_000, &count);
-        events.push(NewEvent::now(
+        events.push(new_event(
             ctx.session.clone(),
-            EventKind::HookDecision,
-            json!({ "harness": ctx.harness, "event": ctx.name, "decision": "block",
-                    "gates": names, "attempt": blocks + 1, "cap": cap,
-                    "stop_hook_active": active }),
+            body::HookDecision {
+                gates: names.iter().map(|n| (*n).to_owned()).collect(),
+                attempt: Some(blocks + 1),
+                cap: Some(cap),
+                stop_hook_active: Some(active),
+                ..decision(ctx, HookVerdict::Block)
+            },
         ));
         let reason = format!(
             "{feedback}\nagentops stop gate (block {} of {cap}): fix this before finishing. After {cap} blocks the session may stop and a person is asked to look.",
@@ -879,11 +931,15 @@ fn stop(ctx: &Ctx, journal: &Journal, events: &mut Vec<NewEvent>) -> Result<Repl
         ));
     }
     if !escalated {
-        events.push(NewEvent::now(
+        events.push(new_event(
             ctx.session.clone(),
-            EventKind::HookDecision,
-            json!({ "harness": ctx.harness, "event": ctx.name, "decision": "escalate",
-                    "gates": names, "blocks": blocks, "cap": cap, "stop_hook_active": active }),
+            body::HookDecision {
+                gates: names.iter().map(|n| (*n).to_owned()).collect(),
+                blocks: Some(blocks),
+                cap: Some(cap),
+                stop_hook_active: Some(active),
+                ..decision(ctx, HookVerdict::Escalate)
+            },
         ));
     }
     Ok(Reply::Json(json!({
@@ -924,11 +980,17 @@ fn write_handoff(
         &ctx.event,
     )?;
     if let Some(w) = written {
-        events.push(NewEvent::now(
+        events.push(new_event(
             ctx.session.clone(),
-            EventKind::HandoffWritten,
-            json!({ "harness": ctx.harness, "trigger": trigger, "id": w.id, "path": w.path,
-                    "branch": w.branch, "commit": w.commit, "deferred": w.deferred }),
+            body::HandoffWritten {
+                harness: ctx.harness,
+                trigger: trigger.to_owned(),
+                id: w.id.clone(),
+                path: w.path.clone(),
+                branch: w.branch.clone(),
+                commit: w.commit.clone(),
+                deferred: w.deferred.clone(),
+            },
         ));
     }
     Ok(Reply::Silent)

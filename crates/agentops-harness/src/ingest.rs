@@ -13,8 +13,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 use std::path::Path;
 
-use agentops_core::{EventKind, NewEvent, RunId, SpanId};
+use agentops_core::{NewEvent, RunId, SpanId};
 use agentops_llm::{PriceTable, Usage};
+use agentops_protocol::event::{self as body, new_event};
+use agentops_protocol::stream::{Block, ClaudeLine, CodexEvent, CodexItem, Content};
+use agentops_protocol::{EventBody, Harness};
 use agentops_store::{Durability, Journal, Query};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -156,10 +159,9 @@ impl Builder {
         &mut self,
         session: &str,
         ts: Option<i64>,
-        kind: EventKind,
         span: &str,
         parent: Option<&str>,
-        body: Value,
+        body: impl Into<EventBody>,
     ) {
         let Ok(run) = RunId::parse(session) else {
             return;
@@ -167,7 +169,7 @@ impl Builder {
         let span = SpanId::parse(span).unwrap_or_else(|_| SpanId::generate());
         let parent = parent.and_then(|p| SpanId::parse(p).ok());
         self.ts += 1;
-        let mut e = NewEvent::now(run, kind, body).in_span(span, parent);
+        let mut e = new_event(run, body).in_span(span, parent);
         e.ts = ts.unwrap_or(self.ts);
         if !self.sessions.contains_key(session) {
             self.order.push(session.to_owned());
@@ -203,7 +205,7 @@ struct Call {
     tools: Vec<(String, String, Value)>,
 }
 
-/// Tool results by tool-use id: (ok, error text).
+/// Tool results by tool-use id: (failed, error text).
 type Results = BTreeMap<String, (bool, Option<String>)>;
 
 fn flush_calls(b: &mut Builder, calls: Vec<Call>, results: &Results) {
@@ -212,15 +214,20 @@ fn flush_calls(b: &mut Builder, calls: Vec<Call>, results: &Results) {
         b.push(
             &c.session,
             c.ts,
-            EventKind::LlmCall,
             &c.id,
             None,
-            json!({
-                "source": b.source.as_str(), "provider": "anthropic", "operation": "chat",
-                "model": c.model, "usage": c.usage, "cost_usd": cost,
-                "cost_source": cost.map(|_| "price-table"), "stop_reason": c.stop_reason,
-                "last_message": c.text.as_deref().map(|t| clip(t, 1_200)),
-            }),
+            body::LlmCall {
+                source: Some(b.source.as_str().into()),
+                provider: Some("anthropic".into()),
+                operation: Some("chat".into()),
+                model: c.model.clone(),
+                usage: c.usage,
+                cost_usd: cost,
+                cost_source: cost.map(|_| "price-table".into()),
+                stop_reason: c.stop_reason.clone(),
+                last_message: c.text.as_deref().map(|t| clip(t, 1_200)),
+                ..body::LlmCall::default()
+            },
         );
         let t = b.totals(&c.session);
         t.llm_calls += 1;
@@ -229,10 +236,10 @@ fn flush_calls(b: &mut Builder, calls: Vec<Call>, results: &Results) {
             t.model = c.model.clone();
         }
         for (id, name, input) in c.tools {
-            let (ok, err) = results.get(&id).cloned().unwrap_or((true, None));
+            let (failed, err) = results.get(&id).cloned().unwrap_or((false, None));
             let t = b.totals(&c.session);
             t.tool_calls += 1;
-            if !ok {
+            if failed {
                 t.tool_errors += 1;
             }
             let mut input = input;
@@ -240,16 +247,22 @@ fn flush_calls(b: &mut Builder, calls: Vec<Call>, results: &Results) {
             b.push(
                 &c.session,
                 c.ts,
-                EventKind::ToolCall,
                 &id,
                 Some(&c.id),
-                json!({ "source": b.source.as_str(), "name": name, "ok": ok,
-                        "error": err.map(|e| clip(&e, 2_000)), "input": input }),
+                body::ToolCall {
+                    source: Some(b.source.as_str().into()),
+                    name,
+                    is_error: failed,
+                    error: err.map(|e| clip(&e, 2_000)),
+                    input,
+                    ..body::ToolCall::default()
+                },
             );
         }
     }
 }
 
+/// The text of a tool result's content (a string or text blocks).
 fn content_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -265,12 +278,6 @@ fn content_text(v: &Value) -> Option<String> {
     }
 }
 
-fn timestamp(v: &Value) -> Option<i64> {
-    v.get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(agentops_core::time::parse_rfc3339)
-}
-
 /// Claude Code stream-json and transcripts share the message shapes.
 fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
     let mut calls: Vec<Call> = Vec::new();
@@ -278,43 +285,54 @@ fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
     let mut started: HashSet<String> = HashSet::new();
     let mut prompts: BTreeMap<String, String> = BTreeMap::new();
     for (_, v) in lines {
-        let sid = v
-            .get("session_id")
-            .or_else(|| v.get("sessionId"))
-            .and_then(Value::as_str);
-        let session = b.session_id(sid);
-        let ts = timestamp(v);
-        if !started.contains(&session)
-            && (v["type"] == "system" || v["type"] == "user" || v["type"] == "assistant")
-        {
+        let line = ClaudeLine::from_value(v);
+        let common = line.common();
+        let session = b.session_id(common.session_id.as_deref());
+        let ts = common
+            .timestamp
+            .as_deref()
+            .and_then(agentops_core::time::parse_rfc3339);
+        let opens = matches!(
+            line,
+            ClaudeLine::System(_) | ClaudeLine::User(_) | ClaudeLine::Assistant(_)
+        );
+        if !started.contains(&session) && opens {
             started.insert(session.clone());
-            let init = v["type"] == "system";
+            let start = match &line {
+                ClaudeLine::System(sys) => body::SessionStarted {
+                    model: sys.model.clone(),
+                    cwd: sys.cwd.clone(),
+                    version: sys.claude_code_version.clone().or(sys.version.clone()),
+                    tools: sys.tools.clone(),
+                    permission_mode: sys.permission_mode.clone(),
+                    ..body::SessionStarted::default()
+                },
+                // Transcript lines carry cwd and version too.
+                _ => body::SessionStarted {
+                    cwd: v["cwd"].as_str().map(str::to_owned),
+                    version: v["version"].as_str().map(str::to_owned),
+                    permission_mode: v["permissionMode"].as_str().map(str::to_owned),
+                    ..body::SessionStarted::default()
+                },
+            };
             b.push(
                 &session,
                 ts,
-                EventKind::SessionStarted,
                 "session",
                 None,
-                json!({
-                    "source": b.source.as_str(), "harness": "claude",
-                    "model": if init { v["model"].as_str() } else { None },
-                    "cwd": v["cwd"].as_str(), "version": v["claude_code_version"].as_str().or(v["version"].as_str()),
-                    "tools": if init { v["tools"].clone() } else { Value::Null },
-                    "permission_mode": v["permissionMode"].as_str(),
-                }),
+                body::SessionStarted {
+                    source: b.source.as_str().into(),
+                    harness: Some(Harness::Claude),
+                    ..start
+                },
             );
         }
-        match v["type"].as_str().unwrap_or("") {
-            "assistant" => {
-                let m = &v["message"];
-                let id = m["id"]
-                    .as_str()
-                    .or_else(|| v["uuid"].as_str())
-                    .unwrap_or("")
-                    .to_owned();
-                if id.is_empty() {
+        match line {
+            ClaudeLine::Assistant(a) => {
+                let m = a.message;
+                let Some(id) = m.id.clone().or(a.common.uuid).filter(|i| !i.is_empty()) else {
                     continue;
-                }
+                };
                 let i = match calls
                     .iter()
                     .position(|c| c.id == id && c.session == session)
@@ -331,76 +349,64 @@ fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
                     }
                 };
                 let c = &mut calls[i];
-                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
-                    c.usage = Usage::from_anthropic(u);
+                if let Some(u) = m.usage() {
+                    c.usage = u;
                 }
-                c.model = m["model"].as_str().map(str::to_owned).or(c.model.take());
-                c.stop_reason = m["stop_reason"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or(c.stop_reason.take());
-                if let Some(parts) = m["content"].as_array() {
-                    for p in parts {
-                        match p["type"].as_str() {
-                            Some("text") => c.text = p["text"].as_str().map(str::to_owned),
-                            Some("tool_use") => {
-                                let tid = p["id"].as_str().unwrap_or("").to_owned();
-                                if !tid.is_empty() && !c.tools.iter().any(|t| t.0 == tid) {
-                                    c.tools.push((
-                                        tid,
-                                        p["name"].as_str().unwrap_or("?").to_owned(),
-                                        p["input"].clone(),
-                                    ));
-                                }
-                            }
-                            _ => {}
+                c.model = m.model.clone().or(c.model.take());
+                c.stop_reason = m.stop_reason.clone().or(c.stop_reason.take());
+                for p in m.content.blocks() {
+                    match p {
+                        Block::Text { text } => c.text = Some(text.clone()),
+                        Block::ToolUse { id, name, input }
+                            if !id.is_empty() && !c.tools.iter().any(|t| t.0 == *id) =>
+                        {
+                            let name = if name.is_empty() { "?" } else { name };
+                            c.tools.push((id.clone(), name.to_owned(), input.clone()));
                         }
+                        _ => {}
                     }
                 }
             }
-            "user" => {
-                let content = &v["message"]["content"];
-                if let Some(text) = content.as_str() {
+            ClaudeLine::User(u) => {
+                if let Content::Text(text) = &u.message.content {
                     prompts
                         .entry(session.clone())
-                        .or_insert_with(|| text.to_owned());
+                        .or_insert_with(|| text.clone());
                 }
-                if let Some(parts) = content.as_array() {
-                    for p in parts.iter().filter(|p| p["type"] == "tool_result") {
-                        if let Some(id) = p["tool_use_id"].as_str() {
-                            let err = p["is_error"].as_bool().unwrap_or(false);
-                            results.insert(
-                                id.to_owned(),
-                                (
-                                    !err,
-                                    if err {
-                                        content_text(&p["content"])
-                                    } else {
-                                        None
-                                    },
-                                ),
-                            );
-                        }
+                for p in u.message.content.blocks() {
+                    if let Block::ToolResult {
+                        tool_use_id,
+                        is_error,
+                        content,
+                    } = p
+                        && !tool_use_id.is_empty()
+                    {
+                        results.insert(
+                            tool_use_id.clone(),
+                            (
+                                *is_error,
+                                if *is_error {
+                                    content_text(content)
+                                } else {
+                                    None
+                                },
+                            ),
+                        );
                     }
                 }
             }
-            "result" => {
+            ClaudeLine::Result(r) => {
                 // Responses before the result belong to it.
                 let done: Vec<Call> = std::mem::take(&mut calls);
                 flush_calls(b, done, &results);
-                let usage = v
-                    .get("usage")
-                    .map(Usage::from_anthropic)
-                    .unwrap_or_default();
-                let reported = v["total_cost_usd"].as_f64();
+                let usage = r.usage();
+                let reported = r.total_cost_usd;
                 let mut per_model = serde_json::Map::new();
-                if let Some(mu) = v["modelUsage"].as_object() {
-                    for (model, u) in mu {
-                        per_model.insert(
-                            model.clone(),
-                            json!({ "usage": Usage::from_anthropic(u), "cost_usd": u["costUSD"].as_f64() }),
-                        );
-                    }
+                for (model, u) in r.model_usage.iter().flatten() {
+                    per_model.insert(
+                        model.clone(),
+                        json!({ "usage": Usage::from_anthropic(u), "cost_usd": u["costUSD"].as_f64() }),
+                    );
                 }
                 let t = b.totals(&session);
                 if reported.is_some() {
@@ -417,19 +423,29 @@ fn claude(b: &mut Builder, lines: &[(usize, Value)]) {
                 b.push(
                     &session,
                     ts,
-                    EventKind::SessionEnded,
                     "session-end",
                     Some("session"),
-                    json!({
-                        "source": b.source.as_str(), "harness": "claude", "subtype": v["subtype"].as_str(),
-                        "is_error": v["is_error"].as_bool().unwrap_or(false),
-                        "duration_ms": v["duration_ms"].as_f64(), "duration_api_ms": v["duration_api_ms"].as_f64(),
-                        "num_turns": v["num_turns"].as_u64(), "usage": usage, "model": model,
-                        "cost_usd": reported, "cost_source": reported.map(|_| "reported"),
-                        "model_usage": per_model, "errors": v["errors"].clone(),
-                        "last_message": v["result"].as_str().map(|r| clip(r, 1_200)),
-                        "goal": prompts.get(&session).map(|p| clip(p, 600)),
-                    }),
+                    body::SessionEnded {
+                        source: b.source.as_str().into(),
+                        harness: Some(Harness::Claude),
+                        subtype: r.subtype.clone(),
+                        is_error: r.is_error,
+                        duration_ms: r.duration_ms,
+                        duration_api_ms: r.duration_api_ms,
+                        num_turns: r.num_turns,
+                        usage,
+                        model,
+                        cost_usd: reported,
+                        cost_source: reported.map(|_| "reported".into()),
+                        model_usage: if r.model_usage.is_some() {
+                            Value::Object(per_model)
+                        } else {
+                            Value::Null
+                        },
+                        errors: r.errors.clone(),
+                        last_message: r.result.as_deref().map(|m| clip(m, 1_200)),
+                        goal: prompts.get(&session).map(|p| clip(p, 600)),
+                    },
                 );
             }
             _ => {}
@@ -453,100 +469,130 @@ fn codex(b: &mut Builder, lines: &[(usize, Value)]) {
     let mut error: Option<String> = None;
     let model = b.opts_model.clone();
     let mut started = false;
+    let tool = |name: &str, is_error: bool| body::ToolCall {
+        source: Some("codex-exec".into()),
+        name: name.to_owned(),
+        is_error,
+        ..body::ToolCall::default()
+    };
     for (_, v) in lines {
-        match v["type"].as_str().unwrap_or("") {
-            "thread.started" => {
-                session = b.session_id(v["thread_id"].as_str());
+        match CodexEvent::from_value(v) {
+            CodexEvent::ThreadStarted { thread_id } => {
+                session = b.session_id(thread_id.as_deref());
                 started = true;
                 b.push(
                     &session,
                     None,
-                    EventKind::SessionStarted,
                     "session",
                     None,
-                    json!({
-                        "source": "codex-exec", "harness": "codex", "model": model,
-                    }),
+                    body::SessionStarted {
+                        source: "codex-exec".into(),
+                        harness: Some(Harness::Codex),
+                        model: model.clone(),
+                        ..body::SessionStarted::default()
+                    },
                 );
             }
-            "turn.started" => turn += 1,
-            "item.completed" => {
-                let item = &v["item"];
-                let id = item["id"].as_str().unwrap_or("");
-                let span = format!("turn{turn}-{id}");
+            CodexEvent::TurnStarted => turn += 1,
+            CodexEvent::ItemCompleted(item) => {
+                let span = format!("turn{turn}-{}", item.id());
                 let parent = format!("turn-{turn}");
-                let body = match item["type"].as_str().unwrap_or("") {
-                    "command_execution" => {
-                        let code = item["exit_code"].as_i64();
-                        let ok = code == Some(0);
-                        Some(
-                            json!({ "source": "codex-exec", "name": "shell", "ok": ok, "exit_code": code,
-                            "command": item["command"].as_str().map(|c| clip(c, 500)),
-                            "error": if ok { None } else { item["aggregated_output"].as_str().map(|o| clip(o, 2_000)) } }),
-                        )
+                let call = match item {
+                    CodexItem::CommandExecution {
+                        command,
+                        aggregated_output,
+                        exit_code,
+                        ..
+                    } => {
+                        let failed = exit_code != Some(0);
+                        Some(body::ToolCall {
+                            exit_code,
+                            command: command.as_deref().map(|c| clip(c, 500)),
+                            error: if failed {
+                                aggregated_output.as_deref().map(|o| clip(o, 2_000))
+                            } else {
+                                None
+                            },
+                            ..tool("shell", failed)
+                        })
                     }
-                    "file_change" => {
-                        let files: Vec<&str> = item["changes"]
-                            .as_array()
-                            .map(|a| a.iter().filter_map(|c| c["path"].as_str()).collect())
-                            .unwrap_or_default();
-                        Some(json!({ "source": "codex-exec", "name": "apply_patch",
-                            "ok": item["status"] != "failed", "files": files }))
-                    }
-                    "mcp_tool_call" => Some(json!({ "source": "codex-exec",
-                        "name": format!("{}.{}", item["server"].as_str().unwrap_or("mcp"), item["tool"].as_str().unwrap_or("?")),
-                        "ok": item["status"] != "failed" })),
-                    "web_search" => Some(
-                        json!({ "source": "codex-exec", "name": "web_search", "ok": true,
-                        "query": item["query"].as_str() }),
-                    ),
-                    "agent_message" => {
-                        last_message = item["text"].as_str().map(str::to_owned);
+                    CodexItem::FileChange {
+                        changes, status, ..
+                    } => Some(body::ToolCall {
+                        files: changes.into_iter().map(|c| c.path).collect(),
+                        ..tool("apply_patch", status.as_deref() == Some("failed"))
+                    }),
+                    CodexItem::McpToolCall {
+                        server,
+                        tool: t,
+                        status,
+                        ..
+                    } => Some(tool(
+                        &format!(
+                            "{}.{}",
+                            server.as_deref().unwrap_or("mcp"),
+                            t.as_deref().unwrap_or("?")
+                        ),
+                        status.as_deref() == Some("failed"),
+                    )),
+                    CodexItem::WebSearch { query, .. } => Some(body::ToolCall {
+                        query,
+                        ..tool("web_search", false)
+                    }),
+                    CodexItem::AgentMessage { text, .. } => {
+                        last_message = Some(text);
                         None
                     }
-                    "error" => {
-                        error = item["message"].as_str().map(str::to_owned);
+                    CodexItem::Error { message, .. } => {
+                        error = message;
                         None
                     }
-                    _ => None,
+                    CodexItem::Reasoning { .. } | CodexItem::Other => None,
                 };
-                if let Some(body) = body {
-                    let ok = body["ok"] == Value::Bool(true);
+                if let Some(call) = call {
                     let t = b.totals(&session);
                     t.tool_calls += 1;
-                    if !ok {
+                    if call.is_error {
                         t.tool_errors += 1;
                     }
-                    b.push(
-                        &session,
-                        None,
-                        EventKind::ToolCall,
-                        &span,
-                        Some(&parent),
-                        body,
-                    );
+                    b.push(&session, None, &span, Some(&parent), call);
                 }
             }
-            "turn.completed" | "turn.failed" => {
-                let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
+            ev @ (CodexEvent::TurnCompleted { .. } | CodexEvent::TurnFailed { .. }) => {
+                let (usage, failed) = match ev {
+                    CodexEvent::TurnFailed { message, usage } => {
+                        error = message.or(error);
+                        (usage, true)
+                    }
+                    CodexEvent::TurnCompleted { usage } => (usage, false),
+                    _ => (Usage::default(), false),
+                };
                 let cost = b.cost(model.as_deref(), &usage);
-                let failed = v["type"] == "turn.failed";
-                if failed {
-                    error = v["error"]["message"].as_str().map(str::to_owned).or(error);
-                }
-                b.push(&session, None, EventKind::LlmCall, &format!("turn-{turn}"), None, json!({
-                    "source": "codex-exec", "provider": "openai", "operation": "chat", "model": model,
-                    "usage": usage, "cost_usd": cost, "cost_source": cost.map(|_| "price-table"),
-                    "error": if failed { error.clone() } else { None },
-                    "last_message": last_message.as_deref().map(|t| clip(t, 1_200)),
-                }));
+                b.push(
+                    &session,
+                    None,
+                    &format!("turn-{turn}"),
+                    None,
+                    body::LlmCall {
+                        source: Some("codex-exec".into()),
+                        provider: Some("openai".into()),
+                        operation: Some("chat".into()),
+                        model: model.clone(),
+                        usage,
+                        cost_usd: cost,
+                        cost_source: cost.map(|_| "price-table".into()),
+                        error: if failed { error.clone() } else { None },
+                        last_message: last_message.as_deref().map(|t| clip(t, 1_200)),
+                        ..body::LlmCall::default()
+                    },
+                );
                 let t = b.totals(&session);
                 t.llm_calls += 1;
                 t.usage.add(&usage);
                 t.model = model.clone();
             }
-            "error" => error = v["message"].as_str().map(str::to_owned),
-            _ => {}
+            CodexEvent::Error { message } => error = message,
+            CodexEvent::ItemStarted(_) | CodexEvent::Other { .. } => {}
         }
     }
     if !started && b.sessions.is_empty() {
@@ -561,11 +607,25 @@ fn codex(b: &mut Builder, lines: &[(usize, Value)]) {
     } else {
         "unknown: pass --model to price it".into()
     });
-    b.push(&session, None, EventKind::SessionEnded, "session-end", Some("session"), json!({
-        "source": "codex-exec", "harness": "codex", "usage": usage, "model": model, "num_turns": turn,
-        "cost_usd": cost, "cost_source": cost.map(|_| "price-table"), "is_error": error.is_some(),
-        "errors": error.map(|e| vec![e]), "last_message": last_message.as_deref().map(|t| clip(t, 1_200)),
-    }));
+    b.push(
+        &session,
+        None,
+        "session-end",
+        Some("session"),
+        body::SessionEnded {
+            source: "codex-exec".into(),
+            harness: Some(Harness::Codex),
+            usage,
+            model,
+            num_turns: Some(u64::from(turn)),
+            cost_usd: cost,
+            cost_source: cost.map(|_| "price-table".into()),
+            is_error: error.is_some(),
+            errors: error.map_or(Value::Null, |e| json!([e])),
+            last_message: last_message.as_deref().map(|t| clip(t, 1_200)),
+            ..body::SessionEnded::default()
+        },
+    );
 }
 
 /// Reads `reader` (named `name` in errors) as `source` and journals it.

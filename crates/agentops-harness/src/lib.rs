@@ -16,38 +16,7 @@ pub mod install;
 pub mod json;
 pub mod sessions;
 
-use std::fmt;
-
-/// A coding harness agentops integrates with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Harness {
-    Claude,
-    Codex,
-}
-
-impl Harness {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "claude" => Some(Self::Claude),
-            "codex" => Some(Self::Codex),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Claude => "claude",
-            Self::Codex => "codex",
-        }
-    }
-}
-
-impl fmt::Display for Harness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use agentops_protocol::Harness;
 
 /// Cuts every string in `v` longer than `max` bytes (on a character
 /// boundary), saying how much was cut, so that one huge tool output never

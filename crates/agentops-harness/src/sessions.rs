@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use agentops_core::{Event, EventKind};
 use agentops_llm::{PriceTable, Usage};
+use agentops_protocol::EventBody;
+use agentops_protocol::event::HookVerdict;
 use agentops_store::{Journal, Query, StoreError};
 use serde::Serialize;
-use serde_json::Value;
 
 /// One harness session.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -86,64 +87,71 @@ pub fn summarise(id: String, events: &[Event], prices: &PriceTable) -> Option<Se
     let mut ended_usage: Option<Usage> = None;
     let mut reported_ms: Option<f64> = None;
     for e in events {
+        let Ok(body) = EventBody::decode(e) else {
+            continue;
+        };
+        let harness = match &body {
+            EventBody::HookReceived(b) => Some(b.harness),
+            EventBody::HookDecision(b) => Some(b.harness),
+            EventBody::HandoffWritten(b) => Some(b.harness),
+            EventBody::ToolCall(b) => b.harness,
+            EventBody::SessionStarted(b) => b.harness,
+            EventBody::SessionEnded(b) => b.harness,
+            _ => None,
+        };
         if s.harness.is_empty()
-            && let Some(h) = e.body["harness"].as_str()
+            && let Some(h) = harness
         {
-            s.harness = h.to_owned();
+            s.harness = h.as_str().to_owned();
         }
-        match &e.kind {
-            EventKind::HookReceived => {
-                match e.body["event"].as_str() {
-                    Some("UserPromptSubmit") => s.prompts += 1,
-                    Some("SessionEnd") => s.ended = true,
+        match body {
+            EventBody::HookReceived(h) => {
+                match h.event.as_str() {
+                    "UserPromptSubmit" => s.prompts += 1,
+                    "SessionEnd" => s.ended = true,
                     _ => {}
                 }
                 if s.model.is_none() {
-                    s.model = e.body["input"]["model"].as_str().map(str::to_owned);
+                    s.model = h.input["model"].as_str().map(str::to_owned);
                 }
             }
-            EventKind::ToolCall => {
+            EventBody::ToolCall(t) => {
                 s.tools += 1;
-                if e.body["ok"] == Value::Bool(false) {
+                if t.is_error {
                     s.tool_errors += 1;
                 }
             }
-            EventKind::LlmCall => {
+            EventBody::LlmCall(c) => {
                 s.llm_calls += 1;
-                let u: Usage = serde_json::from_value(e.body["usage"].clone()).unwrap_or_default();
-                s.usage.add(&u);
-                let model = e.body["model"].as_str();
-                if let Some(m) = model {
-                    s.model = Some(m.to_owned());
+                s.usage.add(&c.usage);
+                if let Some(m) = &c.model {
+                    s.model = Some(m.clone());
                 }
-                if let Some(c) = e.body["cost_usd"]
-                    .as_f64()
-                    .or_else(|| model.and_then(|m| prices.cost(m, &u)))
+                if let Some(cost) = c
+                    .cost_usd
+                    .or_else(|| c.model.as_deref().and_then(|m| prices.cost(m, &c.usage)))
                 {
-                    call_cost += c;
+                    call_cost += cost;
                     call_cost_known = true;
                 }
             }
-            EventKind::SessionStarted => {
-                if let Some(m) = e.body["model"].as_str() {
-                    s.model = Some(m.to_owned());
+            EventBody::SessionStarted(st) => {
+                if let Some(m) = st.model {
+                    s.model = Some(m);
                 }
             }
-            EventKind::SessionEnded => {
+            EventBody::SessionEnded(end) => {
                 s.ended = true;
-                reported = e.body["cost_usd"].as_f64().or(reported);
-                ended_usage = serde_json::from_value(e.body["usage"].clone()).ok();
-                reported_ms = e.body["duration_ms"].as_f64();
+                reported = end.cost_usd.or(reported);
+                ended_usage = Some(end.usage);
+                reported_ms = end.duration_ms;
             }
-            EventKind::HookDecision => match e.body["decision"].as_str() {
-                Some("deny") => s.denied += 1,
-                Some("block") => s.blocked += 1,
-                Some("escalate") => s.escalated = true,
-                _ => {}
+            EventBody::HookDecision(d) => match d.decision {
+                HookVerdict::Deny => s.denied += 1,
+                HookVerdict::Block => s.blocked += 1,
+                HookVerdict::Escalate => s.escalated = true,
             },
-            EventKind::HandoffWritten => {
-                s.handoff = e.body["id"].as_str().map(str::to_owned);
-            }
+            EventBody::HandoffWritten(h) => s.handoff = Some(h.id),
             _ => {}
         }
     }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use agentops_core::config::{Config, MemoryCommit};
 use agentops_core::redact::Redactor;
-use agentops_core::{EntryId, EventKind, NewEvent};
+use agentops_core::{EntryId, EventKind};
+use agentops_protocol::event::KnowledgeWrite;
 use agentops_store::{Durability, Journal, RepoLayout};
 use serde::Serialize;
 
@@ -362,17 +363,8 @@ impl Knowledge {
     fn journal(&self, journal: Option<&Journal>, o: &mut WriteOutcome, source: &Provenance) {
         let Some(j) = journal else { return };
         let run = source.journal_run();
-        let body = serde_json::json!({
-            "entry": o.id,
-            "path": o.path,
-            "action": o.action,
-            "commit": o.commit,
-            "branch": o.branch,
-            "deferred": o.deferred,
-            "agent": source.agent,
-        });
         if let Err(e) = j.append(
-            NewEvent::now(run, EventKind::KnowledgeWrite, body),
+            agentops_protocol::event::new_event(run, write_body(o, source, false)),
             Durability::Configured,
         ) {
             o.warnings.push(format!(
@@ -473,10 +465,9 @@ impl Knowledge {
             .unwrap_or_default()
             .iter()
             .filter_map(|e| {
-                e.body
-                    .get("commit")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_owned)
+                agentops_protocol::event::decode::<KnowledgeWrite>(e)
+                    .ok()
+                    .and_then(|w| w.commit)
             })
             .collect();
         for o in &orphans {
@@ -603,12 +594,8 @@ impl Knowledge {
         source: &Provenance,
     ) {
         let Some(j) = journal else { return };
-        let body = serde_json::json!({
-            "entry": o.id, "path": o.path, "action": o.action, "commit": o.commit,
-            "branch": o.branch, "deferred": o.deferred, "agent": source.agent, "recovered": true,
-        });
         if let Err(e) = j.append(
-            NewEvent::now(source.journal_run(), EventKind::KnowledgeWrite, body),
+            agentops_protocol::event::new_event(source.journal_run(), write_body(o, source, true)),
             Durability::Configured,
         ) {
             o.warnings.push(format!(
@@ -902,4 +889,17 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KnowledgeError> {
         let _ = std::fs::remove_file(&tmp);
         io(path)(e)
     })
+}
+/// The `knowledge.write` body of a done write.
+fn write_body(o: &WriteOutcome, source: &Provenance, recovered: bool) -> KnowledgeWrite {
+    KnowledgeWrite {
+        entry: o.id.clone(),
+        path: o.path.clone(),
+        action: o.action.clone(),
+        commit: o.commit.clone(),
+        branch: o.branch.clone(),
+        deferred: o.deferred.clone(),
+        agent: source.agent.clone(),
+        recovered,
+    }
 }

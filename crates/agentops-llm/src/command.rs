@@ -11,19 +11,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use agentops_protocol::Harness;
+use agentops_protocol::stream::{Block, ClaudeLine, ClaudeResult, CodexEvent, CodexItem};
 
 use crate::error::{ErrorKind, LlmError};
 use crate::types::{Part, Request, Response, Role};
 use crate::{Backend, Usage};
 
-/// Which command.
+/// Which command a [`CommandBackend`] runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Harness {
-    /// `claude -p --output-format stream-json --verbose`, task on stdin.
-    Claude,
-    /// `codex exec --json -`, task on stdin.
-    Codex,
+pub enum Program {
+    /// A known harness: `claude -p --output-format stream-json --verbose`
+    /// or `codex exec --json -`, the task on stdin.
+    Harness(Harness),
     /// Any argv; the task is written to a file whose path replaces
     /// `{task_file}` in the arguments (or is appended), and is in
     /// `AGENTOPS_TASK_FILE`. Standard output is the answer.
@@ -33,7 +33,7 @@ pub enum Harness {
 /// A command harness run in `workdir`.
 #[derive(Debug, Clone)]
 pub struct CommandBackend {
-    pub harness: Harness,
+    pub program: Program,
     pub workdir: PathBuf,
     pub timeout: Duration,
     /// Passed as `--model` / `-m` when set.
@@ -117,8 +117,8 @@ pub fn task_text(req: &Request) -> String {
 
 impl CommandBackend {
     fn argv(&self, task_file: &std::path::Path) -> Vec<String> {
-        let mut v: Vec<String> = match &self.harness {
-            Harness::Claude => [
+        let mut v: Vec<String> = match &self.program {
+            Program::Harness(Harness::Claude) => [
                 "claude",
                 "-p",
                 "--output-format",
@@ -129,10 +129,10 @@ impl CommandBackend {
             ]
             .map(String::from)
             .to_vec(),
-            Harness::Codex => ["codex", "exec", "--json", "--full-auto"]
+            Program::Harness(Harness::Codex) => ["codex", "exec", "--json", "--full-auto"]
                 .map(String::from)
                 .to_vec(),
-            Harness::Argv(a) => {
+            Program::Argv(a) => {
                 let tf = task_file.display().to_string();
                 let mut out: Vec<String> =
                     a.iter().map(|x| x.replace("{task_file}", &tf)).collect();
@@ -144,7 +144,7 @@ impl CommandBackend {
         };
         if let Some(m) = &self.model {
             v.push(
-                if self.harness == Harness::Codex {
+                if self.program == Program::Harness(Harness::Codex) {
                     "-m"
                 } else {
                     "--model"
@@ -153,7 +153,7 @@ impl CommandBackend {
             );
             v.push(m.clone());
         }
-        if self.harness == Harness::Codex {
+        if self.program == Program::Harness(Harness::Codex) {
             v.push("-".into());
         }
         v
@@ -162,10 +162,10 @@ impl CommandBackend {
 
 impl Backend for CommandBackend {
     fn provider(&self) -> &str {
-        match self.harness {
-            Harness::Claude => "claude-code",
-            Harness::Codex => "codex",
-            Harness::Argv(_) => "command",
+        match self.program {
+            Program::Harness(Harness::Claude) => "claude-code",
+            Program::Harness(Harness::Codex) => "codex",
+            Program::Argv(_) => "command",
         }
     }
 
@@ -225,7 +225,7 @@ impl Backend for CommandBackend {
         let child = Arc::new(Mutex::new(child));
         let done = Arc::new(AtomicBool::new(false));
         let timed_out = Arc::new(AtomicBool::new(false));
-        let stdin_task = matches!(self.harness, Harness::Claude | Harness::Codex).then_some(task);
+        let stdin_task = matches!(self.program, Program::Harness(_)).then_some(task);
         let writer = std::thread::spawn(move || {
             if let (Some(mut w), Some(t)) = (stdin, stdin_task) {
                 let _ = w.write_all(t.as_bytes());
@@ -263,7 +263,7 @@ impl Backend for CommandBackend {
                 }
             })
         };
-        let mut parser = StreamParser::new(&self.harness);
+        let mut parser = StreamParser::new(&self.program);
         if let Some(out) = stdout {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 parser.line(&line, on_text);
@@ -303,11 +303,12 @@ impl Backend for CommandBackend {
     }
 }
 
-/// Reads a harness's standard output line by line.
+/// Reads a harness's standard output line by line, through the stream
+/// types both this backend and ingest use.
 struct StreamParser {
-    harness: Harness,
+    program: Program,
     text: String,
-    result: Option<Value>,
+    result: Option<ClaudeResult>,
     usage: Usage,
     model: String,
     id: String,
@@ -315,9 +316,9 @@ struct StreamParser {
 }
 
 impl StreamParser {
-    fn new(h: &Harness) -> Self {
+    fn new(p: &Program) -> Self {
         Self {
-            harness: h.clone(),
+            program: p.clone(),
             text: String::new(),
             result: None,
             usage: Usage::default(),
@@ -328,63 +329,49 @@ impl StreamParser {
     }
 
     fn line(&mut self, line: &str, on_text: &mut dyn FnMut(&str)) {
-        if let Harness::Argv(_) = self.harness {
-            self.text.push_str(line);
-            self.text.push('\n');
-            on_text(line);
-            return;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            return;
-        };
-        match (&self.harness, v["type"].as_str().unwrap_or("")) {
-            (Harness::Claude, "system") => {
-                if let Some(m) = v["model"].as_str() {
-                    self.model = m.to_owned();
-                }
-                if let Some(s) = v["session_id"].as_str() {
-                    self.id = s.to_owned();
-                }
+        let harness = match self.program {
+            Program::Argv(_) => {
+                self.text.push_str(line);
+                self.text.push('\n');
+                on_text(line);
+                return;
             }
-            (Harness::Claude, "assistant") => {
-                for b in v
-                    .pointer("/message/content")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(t) = b["text"].as_str() {
-                        on_text(t);
+            Program::Harness(h) => h,
+        };
+        match harness {
+            Harness::Claude => match ClaudeLine::parse(line) {
+                Ok(ClaudeLine::System(s)) => {
+                    if let Some(m) = s.model {
+                        self.model = m;
+                    }
+                    if let Some(id) = s.common.session_id {
+                        self.id = id;
                     }
                 }
-            }
-            (Harness::Claude, "result") => self.result = Some(v),
-            (Harness::Codex, "thread.started") => {
-                if let Some(s) = v["thread_id"].as_str() {
-                    self.id = s.to_owned();
+                Ok(ClaudeLine::Assistant(a)) => {
+                    for b in a.message.content.blocks() {
+                        if let Block::Text { text } = b {
+                            on_text(text);
+                        }
+                    }
                 }
-            }
-            (Harness::Codex, "item.completed") => {
-                if v.pointer("/item/type").and_then(Value::as_str) == Some("agent_message")
-                    && let Some(t) = v.pointer("/item/text").and_then(Value::as_str)
-                {
-                    on_text(t);
-                    self.text = t.to_owned();
+                Ok(ClaudeLine::Result(r)) => self.result = Some(r),
+                _ => {}
+            },
+            Harness::Codex => match CodexEvent::parse(line) {
+                Ok(CodexEvent::ThreadStarted {
+                    thread_id: Some(id),
+                }) => self.id = id,
+                Ok(CodexEvent::ItemCompleted(CodexItem::AgentMessage { text, .. })) => {
+                    on_text(&text);
+                    self.text = text;
                 }
-            }
-            (Harness::Codex, "turn.completed") => {
-                self.usage.add(&Usage::from_openai(&v["usage"]));
-            }
-            (Harness::Codex, "turn.failed" | "error") => {
-                self.failed = Some(
-                    v.pointer("/error/message")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("the turn failed")
-                        .to_owned(),
-                );
-            }
-            _ => {}
+                Ok(CodexEvent::TurnCompleted { usage }) => self.usage.add(&usage),
+                Ok(CodexEvent::TurnFailed { message, .. } | CodexEvent::Error { message }) => {
+                    self.failed = Some(message.unwrap_or_else(|| "the turn failed".into()));
+                }
+                _ => {}
+            },
         }
     }
 
@@ -415,8 +402,8 @@ impl StreamParser {
                 ),
             )
         };
-        match self.harness {
-            Harness::Claude => {
+        match self.program {
+            Program::Harness(Harness::Claude) => {
                 let Some(r) = self.result else {
                     return Err(fail(format!(
                         "`claude` ended (exit {}) without a `result` event",
@@ -424,27 +411,27 @@ impl StreamParser {
                     )));
                 };
                 let model_name = r
-                    .get("modelUsage")
-                    .and_then(Value::as_object)
+                    .model_usage
+                    .as_ref()
                     .and_then(|m| m.keys().next().cloned())
                     .unwrap_or(model_name);
-                let subtype = r["subtype"].as_str().unwrap_or("success");
+                let subtype = r.subtype.as_deref().unwrap_or("success");
                 Ok(Response {
-                    id: r["session_id"].as_str().map_or(self.id, str::to_owned),
+                    id: r.common.session_id.clone().unwrap_or(self.id),
                     model: model_name,
                     content: vec![Part::Text {
-                        text: r["result"].as_str().unwrap_or_default().to_owned(),
+                        text: r.result.clone().unwrap_or_default(),
                     }],
                     stop_reason: if subtype == "success" {
                         "end_turn".into()
                     } else {
                         subtype.to_owned()
                     },
-                    usage: Usage::from_anthropic(&r["usage"]),
-                    reported_cost_usd: r["total_cost_usd"].as_f64(),
+                    usage: r.usage(),
+                    reported_cost_usd: r.total_cost_usd,
                 })
             }
-            Harness::Codex => {
+            Program::Harness(Harness::Codex) => {
                 if let Some(f) = self.failed {
                     return Err(fail(format!("`codex exec` failed: {f}")));
                 }
@@ -463,7 +450,7 @@ impl StreamParser {
                     reported_cost_usd: None,
                 })
             }
-            Harness::Argv(a) => {
+            Program::Argv(a) => {
                 if code != Some(0) {
                     return Err(fail(format!(
                         "`{}` exited with {}",

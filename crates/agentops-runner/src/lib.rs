@@ -12,6 +12,7 @@ pub mod run;
 pub mod spec;
 pub mod state;
 pub mod tools;
+pub mod view;
 
 pub use run::{
     LandReport, Outcome, Progress, ProgressEvent, ResumeOptions, RunContext, StartOptions, cancel,

@@ -12,14 +12,15 @@ use agentops_core::config::Config;
 use agentops_core::{EventKind, NewEvent, RunId, SpanId};
 use agentops_gates::{Gate, GateResult, Next, Verdict};
 use agentops_llm::{Backend, BackendSpec, Message, Part, PriceTable, Request, Response, Role};
+use agentops_protocol::EventBody;
+use agentops_protocol::event::{self as body, ControlAction, new_event};
 use agentops_store::{Durability, Journal, Query, RepoLayout};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::RunError;
 use crate::git::{checkpoint, checkpoint_paths, git, reset_to};
 use crate::spec::{self, Agent, Budget};
-use crate::state::{self, PhaseDone, RunState, RunStatus, Spent, Started};
+use crate::state::{self, PauseReason, PhaseDone, RunState, RunStatus, Spent, Started};
 use crate::tools::{KnowledgeSearch, ToolEnv};
 
 /// What a run reports as it goes (the CLI renders it).
@@ -72,7 +73,7 @@ pub enum ProgressEvent {
         live_calls: u32,
     },
     Paused {
-        reason: String,
+        reason: PauseReason,
         detail: String,
     },
     Finished {
@@ -129,7 +130,7 @@ pub enum Outcome {
     },
     Paused {
         run: String,
-        reason: String,
+        reason: PauseReason,
         detail: String,
     },
     Failed {
@@ -161,12 +162,36 @@ fn merge_budget(base: Budget, over: Budget) -> Budget {
     }
 }
 
-fn event(run: &RunId, kind: EventKind, body: serde_json::Value) -> NewEvent {
-    NewEvent::now(run.clone(), kind, body)
+fn event(run: &RunId, body: impl Into<EventBody>) -> NewEvent {
+    new_event(run.clone(), body)
 }
 
-fn other(kind: &str) -> EventKind {
-    EventKind::Other(kind.to_owned())
+/// An event kind by its stored name.
+fn kind(name: &str) -> EventKind {
+    name.parse()
+        .unwrap_or_else(|_| EventKind::Other(name.to_owned()))
+}
+
+/// The fields every `llm.call` of a phase turn carries.
+fn call_body(
+    key: &str,
+    phase: &str,
+    attempt: u32,
+    turn: u32,
+    agent: &Agent,
+    backend: &dyn Backend,
+    model: &str,
+) -> body::LlmCall {
+    body::LlmCall {
+        key: Some(key.to_owned()),
+        phase: Some(phase.to_owned()),
+        attempt: Some(attempt),
+        turn: Some(turn),
+        agent: Some(agent.spec.name.clone()),
+        provider: Some(backend.provider().to_owned()),
+        model: Some(model.to_owned()),
+        ..body::LlmCall::default()
+    }
 }
 
 /// Starts a run of `opts.workflow` and executes it.
@@ -272,9 +297,10 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         worktree,
         backend: opts.backend.clone(),
     };
-    let body = serde_json::to_value(&started).map_err(|e| RunError::State(e.to_string()))?;
-    ctx.journal
-        .append(event(&id, EventKind::RunStarted, body), Durability::Sync)?;
+    let body = started
+        .to_body()
+        .map_err(|e| RunError::State(e.to_string()))?;
+    ctx.journal.append(event(&id, body), Durability::Sync)?;
     let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), &id)?;
     execute(ctx, st, false)
 }
@@ -289,7 +315,10 @@ pub fn resume(ctx: &RunContext<'_>, id: &RunId, opts: &ResumeOptions) -> Result<
         )));
     }
     let extra = match &st.status {
-        RunStatus::Paused { reason, .. } if reason == "escalation" => {
+        RunStatus::Paused {
+            reason: PauseReason::Escalation,
+            ..
+        } => {
             // A person looked at it: give the phase another round of attempts.
             st.started
                 .workflow
@@ -305,8 +334,11 @@ pub fn resume(ctx: &RunContext<'_>, id: &RunId, opts: &ResumeOptions) -> Result<
     ctx.journal.append(
         event(
             id,
-            EventKind::RunResumed,
-            json!({"from": st.status.label(), "budget": budget, "extra_attempts": extra}),
+            body::RunResumed {
+                from: st.status.label().to_owned(),
+                budget: Some(budget),
+                extra_attempts: extra,
+            },
         ),
         Durability::Sync,
     )?;
@@ -323,8 +355,10 @@ pub fn pause(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<Strin
             journal.append(
                 event(
                     id,
-                    EventKind::RunPaused,
-                    json!({"reason": "requested", "detail": "paused while interrupted"}),
+                    body::RunPaused {
+                        reason: PauseReason::Requested,
+                        detail: "paused while interrupted".into(),
+                    },
                 ),
                 Durability::Sync,
             )?;
@@ -334,7 +368,12 @@ pub fn pause(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<Strin
         }
         RunStatus::Running => {
             journal.append(
-                event(id, other(state::RUN_CONTROL), json!({"action": "pause"})),
+                event(
+                    id,
+                    body::RunControl {
+                        action: ControlAction::Pause,
+                    },
+                ),
                 Durability::Sync,
             )?;
             Ok(format!("asked run {id} to pause at its next step"))
@@ -359,17 +398,19 @@ pub fn cancel(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<Stri
     }
     if st.status == RunStatus::Running && !st.interrupted(&layout.state_dir()) {
         journal.append(
-            event(id, other(state::RUN_CONTROL), json!({"action": "cancel"})),
+            event(
+                id,
+                body::RunControl {
+                    action: ControlAction::Cancel,
+                },
+            ),
             Durability::Sync,
         )?;
         return Ok(format!(
             "asked run {id} to stop; it is cancelled at its next step"
         ));
     }
-    journal.append(
-        event(id, EventKind::RunCompleted, json!({"status": "cancelled"})),
-        Durability::Sync,
-    )?;
+    journal.append(event(id, body::RunCompleted::Cancelled), Durability::Sync)?;
     Ok(format!(
         "run {id} cancelled (branch {} kept)",
         st.started.branch
@@ -444,8 +485,11 @@ pub fn land(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<LandRe
     journal.append(
         event(
             id,
-            other(state::RUN_LANDED),
-            json!({"into": base, "commit": commit, "how": how}),
+            body::RunLanded {
+                into: base.clone(),
+                commit: commit.clone(),
+                how: how.clone(),
+            },
         ),
         Durability::Sync,
     )?;
@@ -501,7 +545,7 @@ struct Shared<'a> {
 
 enum PhaseResult {
     Done(PhaseDone),
-    Paused { reason: String, detail: String },
+    Paused { reason: PauseReason, detail: String },
     Stopped,
     Cancelled,
 }
@@ -525,8 +569,9 @@ fn execute(ctx: &RunContext<'_>, mut st: RunState, resumed: bool) -> Result<Outc
             ctx.journal.append(
                 event(
                     &id,
-                    other("run.orphans_stopped"),
-                    json!({"process_groups": killed}),
+                    body::RunOrphansStopped {
+                        process_groups: killed.iter().map(|&g| i64::from(g)).collect(),
+                    },
                 ),
                 Durability::Sync,
             )?;
@@ -667,7 +712,7 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
                 })
                 .collect()
         });
-        let mut pause: Option<(String, String)> = None;
+        let mut pause: Option<(PauseReason, String)> = None;
         let mut cancelled = false;
         for (p, r) in results {
             match r {
@@ -684,8 +729,10 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
                     sh.ctx.journal.append(
                         event(
                             id,
-                            EventKind::RunCompleted,
-                            json!({"status": "failed", "error": error, "phase": p}),
+                            body::RunCompleted::Failed {
+                                error: error.clone(),
+                                phase: Some(p.clone()),
+                            },
                         ),
                         Durability::Sync,
                     )?;
@@ -695,10 +742,9 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
             }
         }
         if cancelled {
-            sh.ctx.journal.append(
-                event(id, EventKind::RunCompleted, json!({"status": "cancelled"})),
-                Durability::Sync,
-            )?;
+            sh.ctx
+                .journal
+                .append(event(id, body::RunCompleted::Cancelled), Durability::Sync)?;
             finish_progress(sh, "cancelled", None);
             return Ok(Outcome::Cancelled { run });
         }
@@ -706,8 +752,10 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
             sh.ctx.journal.append(
                 event(
                     id,
-                    EventKind::RunPaused,
-                    json!({"reason": reason, "detail": detail}),
+                    body::RunPaused {
+                        reason: reason.clone(),
+                        detail: detail.clone(),
+                    },
                 ),
                 Durability::Sync,
             )?;
@@ -743,8 +791,10 @@ fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
     sh.ctx.journal.append(
         event(
             id,
-            EventKind::RunCompleted,
-            json!({"status": "completed", "commit": commit, "gates_passed": true}),
+            body::RunCompleted::Completed {
+                commit: commit.clone(),
+                gates_passed: true,
+            },
         ),
         Durability::Sync,
     )?;
@@ -1064,17 +1114,23 @@ fn check_stop(
     }
     let controls = sh.ctx.journal.read(&Query {
         run_id: Some(sh.st.id.clone()),
-        kinds: vec![other(state::RUN_CONTROL)],
+        kinds: vec![kind(state::RUN_CONTROL)],
         after_seq: Some(sh.st.segment_seq),
         ..Query::default()
     })?;
     if let Some(c) = controls.last() {
         sh.stop.store(true, Ordering::Relaxed);
-        return Ok(Some(if c.body["action"] == "cancel" {
+        let cancel = matches!(
+            body::decode::<body::RunControl>(c),
+            Ok(body::RunControl {
+                action: ControlAction::Cancel
+            })
+        );
+        return Ok(Some(if cancel {
             PhaseResult::Cancelled
         } else {
             PhaseResult::Paused {
-                reason: "requested".into(),
+                reason: PauseReason::Requested,
                 detail: "paused on request (`agentops pause`)".into(),
             }
         }));
@@ -1088,7 +1144,7 @@ fn check_stop(
     let secs = (sh.st.active_us as f64 / 1e6) + sh.segment.elapsed().as_secs_f64();
     let over = |what: &str, used: String, limit: String, scope: &str| {
         Some(PhaseResult::Paused {
-            reason: "budget".into(),
+            reason: PauseReason::Budget,
             detail: format!(
                 "{scope} {what} budget spent ({used} of {limit}); resume with a larger one: agentops resume {} --budget-{what} N",
                 sh.st.id
@@ -1173,7 +1229,7 @@ fn run_phase(
         Err(e) => {
             sh.stop.store(true, Ordering::Relaxed);
             return Ok(PhaseResult::Paused {
-                reason: "error".into(),
+                reason: PauseReason::Error,
                 detail: e.to_string(),
             });
         }
@@ -1225,8 +1281,17 @@ fn run_phase(
             attempt,
         });
         sh.ctx.journal.append(
-            event(id, EventKind::StepStarted, json!({"phase": phase, "attempt": attempt, "agent": agent.spec.name, "model": model, "provider": backend.provider()}))
-                .in_span(phase_span.clone(), None),
+            event(
+                id,
+                body::StepStarted {
+                    phase: phase.to_owned(),
+                    attempt,
+                    agent: agent.spec.name.clone(),
+                    model: model.clone(),
+                    provider: backend.provider().to_owned(),
+                },
+            )
+            .in_span(phase_span.clone(), None),
             Durability::Relaxed,
         )?;
         let first = phase_message(sh, phase, agent, summaries, feedback.as_deref())?;
@@ -1273,27 +1338,51 @@ fn run_phase(
                         Ok(r) => r,
                         Err(e) => {
                             sh.ctx.journal.append(
-                                event(id, EventKind::LlmCall, json!({"key": key, "phase": phase, "attempt": attempt, "turn": turn, "agent": agent.spec.name,
-                                    "provider": backend.provider(), "model": model, "error": e.to_string(), "error_type": e.kind.as_str(), "replayable": false,
-                                    "usage": agentops_llm::Usage::default(), "cost_usd": 0.0}))
-                                    .in_span(SpanId::generate(), Some(phase_span.clone())),
+                                event(
+                                    id,
+                                    body::LlmCall {
+                                        error: Some(e.to_string()),
+                                        error_type: Some(e.kind.as_str().to_owned()),
+                                        replayable: Some(false),
+                                        cost_usd: Some(0.0),
+                                        ..call_body(
+                                            &key,
+                                            phase,
+                                            attempt,
+                                            turn,
+                                            agent,
+                                            backend.as_ref(),
+                                            &model,
+                                        )
+                                    },
+                                )
+                                .in_span(SpanId::generate(), Some(phase_span.clone())),
                                 Durability::Sync,
                             )?;
                             sh.stop.store(true, Ordering::Relaxed);
                             return Ok(PhaseResult::Paused {
-                                reason: "error".into(),
+                                reason: PauseReason::Error,
                                 detail: format!("phase {phase}: {e}"),
                             });
                         }
                     };
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     let cost = call_cost(sh, &model, &r);
-                    let mut ev = event(id, EventKind::LlmCall, json!({
-                        "key": key, "phase": phase, "attempt": attempt, "turn": turn, "agent": agent.spec.name,
-                        "provider": backend.provider(), "model": model, "response_model": r.model, "response_id": r.id,
-                        "usage": r.usage, "cost_usd": cost, "duration_ms": ms, "replayable": !backend.has_side_effects(),
-                        "stop_reason": r.stop_reason, "response": r, "messages": req.messages.len(),
-                    }))
+                    let mut ev = event(
+                        id,
+                        body::LlmCall {
+                            response_model: Some(r.model.clone()),
+                            response_id: Some(r.id.clone()),
+                            usage: r.usage,
+                            cost_usd: Some(cost),
+                            duration_ms: Some(ms),
+                            replayable: Some(!backend.has_side_effects()),
+                            stop_reason: Some(r.stop_reason.clone()),
+                            response: Some(r.clone()),
+                            messages: Some(req.messages.len()),
+                            ..call_body(&key, phase, attempt, turn, agent, backend.as_ref(), &model)
+                        },
+                    )
                     .in_span(SpanId::generate(), Some(phase_span.clone()));
                     ev.ts = started_us;
                     // Durable before any tool acts on it: a kill after this
@@ -1350,9 +1439,24 @@ fn run_phase(
                 let mut out_s = out.content.clone();
                 out_s.truncate(out_s.floor_char_boundary(2_048));
                 sh.ctx.journal.append(
-                    event(id, EventKind::ToolCall, json!({"phase": phase, "attempt": attempt, "turn": turn, "tool": name, "tool_use_id": tid,
-                        "input": input_s, "output": out_s, "is_error": out.is_error, "wrote": out.wrote, "duration_ms": t.elapsed().as_secs_f64() * 1000.0, "agent": agent.spec.name}))
-                        .in_span(SpanId::generate(), Some(phase_span.clone())),
+                    event(
+                        id,
+                        body::ToolCall {
+                            phase: Some(phase.to_owned()),
+                            attempt: Some(attempt),
+                            turn: Some(turn),
+                            agent: Some(agent.spec.name.clone()),
+                            name: name.clone(),
+                            tool_use_id: Some(tid.clone()),
+                            input: serde_json::Value::String(input_s),
+                            output: Some(out_s),
+                            is_error: out.is_error,
+                            files: out.wrote.clone(),
+                            duration_ms: Some(t.elapsed().as_secs_f64() * 1000.0),
+                            ..body::ToolCall::default()
+                        },
+                    )
+                    .in_span(SpanId::generate(), Some(phase_span.clone())),
                     Durability::Relaxed,
                 )?;
                 sh.ctx.progress.event(&ProgressEvent::ToolCall {
@@ -1405,7 +1509,7 @@ fn run_phase(
         if let Some(pending) = results.iter().find(|r| r.pending) {
             sh.stop.store(true, Ordering::Relaxed);
             return Ok(PhaseResult::Paused {
-                reason: "approval".into(),
+                reason: PauseReason::Approval,
                 detail: format!(
                     "phase {phase}: gate `{}` waits for a person: agentops approve {id} --gate {} (then agentops resume {id})",
                     pending.name, pending.name
@@ -1436,10 +1540,27 @@ fn run_phase(
                     ))
                     .into_owned();
                 sh.ctx.journal.append(
-                    event(id, EventKind::StepCompleted, json!({"phase": phase, "attempt": attempt, "commit": commit, "summary": summary,
-                        "usage": phase_usage, "cost_usd": phase_cost, "duration_ms": phase_start.elapsed().as_secs_f64() * 1000.0,
-                        "agent": agent.spec.name, "gates": results.iter().map(|r| json!({"gate": r.name, "verdict": r.verdict})).collect::<Vec<_>>()}))
-                        .in_span(phase_span.clone(), None),
+                    event(
+                        id,
+                        body::StepCompleted {
+                            phase: phase.to_owned(),
+                            attempt,
+                            commit: commit.clone(),
+                            summary: summary.clone(),
+                            usage: phase_usage,
+                            cost_usd: phase_cost,
+                            duration_ms: phase_start.elapsed().as_secs_f64() * 1000.0,
+                            agent: agent.spec.name.clone(),
+                            gates: results
+                                .iter()
+                                .map(|r| body::GateOutcome {
+                                    gate: r.name.clone(),
+                                    verdict: r.verdict,
+                                })
+                                .collect(),
+                        },
+                    )
+                    .in_span(phase_span.clone(), None),
                     Durability::Sync,
                 )?;
                 sh.ctx.progress.event(&ProgressEvent::PhaseCompleted {
@@ -1464,8 +1585,12 @@ fn run_phase(
                 sh.ctx.journal.append(
                     event(
                         id,
-                        other(state::STEP_RETRY),
-                        json!({"phase": phase, "attempt": attempt, "feedback": f, "agent": agent.spec.name}),
+                        body::StepRetry {
+                            phase: phase.to_owned(),
+                            attempt,
+                            feedback: f.clone(),
+                            agent: agent.spec.name.clone(),
+                        },
                     )
                     .in_span(phase_span.clone(), None),
                     Durability::Relaxed,
@@ -1484,7 +1609,7 @@ fn run_phase(
                     .map(|r| r.name.as_str())
                     .collect();
                 return Ok(PhaseResult::Paused {
-                    reason: "escalation".into(),
+                    reason: PauseReason::Escalation,
                     detail: format!(
                         "phase {phase} failed gate(s) {} after {attempt} attempts; look at the worktree, then `agentops resume {id}` (more attempts) or `agentops cancel {id}`.\n{f}",
                         failed.join(", ")
@@ -1494,7 +1619,7 @@ fn run_phase(
         }
     }
     Ok(PhaseResult::Paused {
-        reason: "escalation".into(),
+        reason: PauseReason::Escalation,
         detail: format!("phase {phase}: no attempts left"),
     })
 }

@@ -21,16 +21,7 @@ pub const TOOLS: &[&str] = &[
     "record_learning",
 ];
 
-/// Spending limits; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Budget {
-    pub tokens: Option<u64>,
-    pub usd: Option<f64>,
-    pub seconds: Option<u64>,
-    /// Model calls.
-    pub turns: Option<u64>,
-}
+pub use agentops_protocol::event::Budget;
 
 /// What context an agent gets injected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

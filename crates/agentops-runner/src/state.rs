@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use agentops_core::{Event, EventKind, RunId};
 use agentops_gates::GateSpec;
 use agentops_llm::{Response, Usage};
+use agentops_protocol::EventBody;
+use agentops_protocol::event as body;
 use agentops_store::{Journal, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::RunError;
 use crate::spec::{Agent, Budget, WorkflowSpec};
 
-/// Custom event kinds of the runner (beyond the core ones).
-pub const STEP_RETRY: &str = "step.retry";
-pub const RUN_CONTROL: &str = "run.control";
-pub const RUN_LANDED: &str = "run.landed";
+pub use agentops_protocol::event::PauseReason;
+pub use agentops_protocol::event::kinds::{RUN_CONTROL, RUN_LANDED, STEP_RETRY};
 
 /// What `run.started` records: everything needed to resume, whatever
 /// happens to the files afterwards.
@@ -36,6 +36,63 @@ pub struct Started {
     pub backend: Option<String>,
 }
 
+impl Started {
+    /// The `run.started` body: the specs as their own serialisations.
+    pub fn to_body(&self) -> Result<body::RunStarted, serde_json::Error> {
+        let map = |m: &BTreeMap<String, serde_json::Value>| m.clone();
+        let agents: BTreeMap<String, serde_json::Value> = self
+            .agents
+            .iter()
+            .map(|(k, a)| Ok((k.clone(), serde_json::to_value(a)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        let gates: BTreeMap<String, serde_json::Value> = self
+            .gates
+            .iter()
+            .map(|(k, g)| Ok((k.clone(), serde_json::to_value(g)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        Ok(body::RunStarted {
+            workflow: serde_json::to_value(&self.workflow)?,
+            agents: map(&agents),
+            gates,
+            goal: self.goal.clone(),
+            vars: self.vars.clone(),
+            base_commit: self.base_commit.clone(),
+            base_branch: self.base_branch.clone(),
+            branch: self.branch.clone(),
+            worktree: self.worktree.clone(),
+            budget: self.budget,
+            backend: self.backend.clone(),
+        })
+    }
+
+    /// Reads the specs back out of a `run.started` body.
+    pub fn from_body(b: body::RunStarted) -> Result<Self, serde_json::Error> {
+        let agents = b
+            .agents
+            .into_iter()
+            .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        let gates = b
+            .gates
+            .into_iter()
+            .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        Ok(Started {
+            workflow: serde_json::from_value(b.workflow)?,
+            agents,
+            gates,
+            goal: b.goal,
+            vars: b.vars,
+            base_commit: b.base_commit,
+            base_branch: b.base_branch,
+            branch: b.branch,
+            worktree: b.worktree,
+            budget: b.budget,
+            backend: b.backend,
+        })
+    }
+}
+
 /// The branch of run `id`.
 pub fn branch_of(id: &RunId) -> String {
     format!("agentops/run/{id}")
@@ -53,7 +110,7 @@ pub enum RunStatus {
     /// Executing now, or killed while executing (see [`RunState::interrupted`]).
     Running,
     Paused {
-        reason: String,
+        reason: PauseReason,
         detail: String,
     },
     Completed {
@@ -163,8 +220,10 @@ impl RunState {
             .iter()
             .find(|e| e.kind == EventKind::RunStarted)
             .ok_or_else(|| RunError::NotFound(format!("no run `{id}` (see `agentops runs`)")))?;
-        let mut started: Started = serde_json::from_value(first.body.clone())
-            .map_err(|_| err_decode(first, "run.started"))?;
+        let mut started = body::decode::<body::RunStarted>(first)
+            .ok()
+            .and_then(|b| Started::from_body(b).ok())
+            .ok_or_else(|| err_decode(first, "run.started"))?;
         started.branch = branch_of(id);
         started.worktree = worktree_of(state_dir, id);
         let mut st = RunState {
@@ -187,76 +246,67 @@ impl RunState {
         let mut segment_start = first.ts;
         for e in events {
             st.last_ts = st.last_ts.max(e.ts);
-            match e.kind.as_str() {
-                "llm.call" => {
-                    let b = &e.body;
-                    let usage: Usage =
-                        serde_json::from_value(b["usage"].clone()).unwrap_or_default();
-                    let cost = b["cost_usd"].as_f64().unwrap_or(0.0);
-                    st.spent.add(&usage, cost);
-                    let phase = b["phase"].as_str().unwrap_or_default().to_owned();
+            // A body that does not fit its kind is skipped, as before the
+            // bodies were typed: one odd event never hides a run.
+            let Ok(b) = EventBody::decode(e) else {
+                continue;
+            };
+            match b {
+                EventBody::LlmCall(c) => {
+                    let cost = c.cost_usd.unwrap_or(0.0);
+                    st.spent.add(&c.usage, cost);
                     st.spent_by_phase
-                        .entry(phase)
+                        .entry(c.phase.clone().unwrap_or_default())
                         .or_default()
-                        .add(&usage, cost);
+                        .add(&c.usage, cost);
                     st.calls += 1;
-                    if b["replayable"].as_bool().unwrap_or(false)
-                        && let (Some(k), Ok(r)) = (
-                            b["key"].as_str(),
-                            serde_json::from_value::<Response>(b["response"].clone()),
-                        )
+                    if c.replayable == Some(true)
+                        && let (Some(k), Some(r)) = (c.key, c.response)
                     {
-                        st.recorded.entry(k.to_owned()).or_default().push_back(r);
+                        st.recorded.entry(k).or_default().push_back(r);
                     }
                 }
-                "step.completed" => {
-                    let b = &e.body;
-                    let phase = b["phase"].as_str().unwrap_or_default().to_owned();
-                    let commit = b["commit"].as_str().unwrap_or_default().to_owned();
-                    st.last_checkpoint = Some(commit.clone());
+                EventBody::StepCompleted(d) => {
+                    st.last_checkpoint = Some(d.commit.clone());
                     st.completed.insert(
-                        phase,
+                        d.phase,
                         PhaseDone {
-                            commit,
-                            summary: b["summary"].as_str().unwrap_or_default().to_owned(),
-                            attempt: b["attempt"].as_u64().unwrap_or(1) as u32,
-                            usage: serde_json::from_value(b["usage"].clone()).unwrap_or_default(),
-                            cost_usd: b["cost_usd"].as_f64().unwrap_or(0.0),
+                            commit: d.commit,
+                            summary: d.summary,
+                            attempt: d.attempt.max(1),
+                            usage: d.usage,
+                            cost_usd: d.cost_usd,
                         },
                     );
                 }
-                "run.paused" => {
+                EventBody::RunPaused(p) => {
                     st.active_us += e.ts - segment_start;
                     segment_start = e.ts;
                     st.status = RunStatus::Paused {
-                        reason: e.body["reason"].as_str().unwrap_or_default().to_owned(),
-                        detail: e.body["detail"].as_str().unwrap_or_default().to_owned(),
+                        reason: p.reason,
+                        detail: p.detail,
                     };
                 }
-                "run.resumed" => {
+                EventBody::RunResumed(r) => {
                     segment_start = e.ts;
                     st.segment_seq = e.seq;
                     st.status = RunStatus::Running;
-                    if let Ok(b) = serde_json::from_value::<Budget>(e.body["budget"].clone()) {
+                    if let Some(b) = r.budget {
                         st.budget = b;
                     }
-                    st.extra_attempts += e.body["extra_attempts"].as_u64().unwrap_or(0) as u32;
+                    st.extra_attempts += r.extra_attempts;
                 }
-                "run.completed" => {
-                    st.status = match e.body["status"].as_str().unwrap_or("") {
-                        "completed" => RunStatus::Completed {
-                            commit: e.body["commit"].as_str().unwrap_or_default().to_owned(),
-                        },
-                        "cancelled" => RunStatus::Cancelled,
-                        _ => RunStatus::Failed {
-                            error: e.body["error"].as_str().unwrap_or_default().to_owned(),
-                        },
+                EventBody::RunCompleted(c) => {
+                    st.status = match c {
+                        body::RunCompleted::Completed { commit, .. } => {
+                            RunStatus::Completed { commit }
+                        }
+                        body::RunCompleted::Cancelled => RunStatus::Cancelled,
+                        body::RunCompleted::Failed { error, .. } => RunStatus::Failed { error },
                     };
                 }
-                RUN_LANDED => {
-                    st.status = RunStatus::Landed {
-                        commit: e.body["commit"].as_str().unwrap_or_default().to_owned(),
-                    };
+                EventBody::RunLanded(l) => {
+                    st.status = RunStatus::Landed { commit: l.commit };
                 }
                 _ => {}
             }
@@ -327,7 +377,7 @@ pub fn list_runs(
         let st = RunState::load(journal, state_dir, &s.run_id)?;
         let mut status = st.status.label().to_owned();
         let detail = match &st.status {
-            RunStatus::Paused { reason, .. } => reason.clone(),
+            RunStatus::Paused { reason, .. } => reason.to_string(),
             RunStatus::Failed { error } => error.chars().take(80).collect(),
             _ => String::new(),
         };

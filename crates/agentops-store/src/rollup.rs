@@ -205,4 +205,56 @@ mod tests {
         assert_eq!(day_of(DAY_US * 3 + 5), 3);
         assert_eq!(day_of(-1), -1);
     }
+
+    /// The rollup reads what today's writers store (the protocol's types),
+    /// and what older releases stored (`ok` for a tool result).
+    #[test]
+    fn reads_what_the_protocol_writes() {
+        use agentops_protocol::event as p;
+        let failed = serde_json::to_value(p::ToolCall {
+            name: "Bash".into(),
+            is_error: true,
+            duration_ms: Some(3.0),
+            ..p::ToolCall::default()
+        })
+        .unwrap();
+        let (_, _, d) = delta(&EventKind::ToolCall, &failed).unwrap();
+        assert_eq!((d.tool_calls, d.tool_errors), (1, 1));
+        let (_, _, old) =
+            delta(&EventKind::ToolCall, &json!({"name": "Bash", "ok": false})).unwrap();
+        assert_eq!(old.tool_errors, 1);
+        let call = serde_json::to_value(p::LlmCall {
+            model: Some("m".into()),
+            agent: Some("a".into()),
+            usage: agentops_protocol::Usage {
+                input_tokens: 10,
+                output_tokens: 3,
+                cache_read_tokens: 4,
+                cache_creation_tokens: 0,
+            },
+            cost_usd: Some(0.5),
+            ..p::LlmCall::default()
+        })
+        .unwrap();
+        let (agent, model, d) = delta(&EventKind::LlmCall, &call).unwrap();
+        assert_eq!((agent.as_str(), model.as_str()), ("a", "m"));
+        assert_eq!(
+            (
+                d.input_tokens,
+                d.output_tokens,
+                d.cache_read_tokens,
+                d.cost_usd,
+                d.llm_errors
+            ),
+            (10, 3, 4, 0.5, 0)
+        );
+        let retry = p::EventBody::from(p::StepRetry {
+            phase: "x".into(),
+            attempt: 1,
+            feedback: String::new(),
+            agent: "a".into(),
+        });
+        let (_, _, d) = delta(&retry.kind(), &retry.to_value()).unwrap();
+        assert_eq!(d.retries, 1);
+    }
 }

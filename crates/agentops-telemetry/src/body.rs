@@ -463,4 +463,103 @@ mod tests {
         assert_eq!(b.workflow.0, None);
         assert_eq!(b.errors.0, Scalar::None);
     }
+
+    /// The fast reader and the protocol's writers agree on names and types:
+    /// what today's writers store is what spans read.
+    #[test]
+    fn reads_what_the_protocol_writes() {
+        use agentops_protocol::event as p;
+        let tool = serde_json::to_value(p::ToolCall {
+            name: "Bash".into(),
+            is_error: true,
+            error: Some("exit 1".into()),
+            duration_ms: Some(12.5),
+            agent: Some("coder".into()),
+            command: Some("false".into()),
+            ..p::ToolCall::default()
+        })
+        .unwrap();
+        let b = Body::from_value(&tool);
+        assert_eq!(
+            (
+                b.name.str(),
+                b.is_error.bool(),
+                b.error.str(),
+                b.duration_ms.f64()
+            ),
+            (Some("Bash"), Some(true), Some("exit 1"), Some(12.5))
+        );
+        assert_eq!(
+            (b.agent.str(), b.command.str()),
+            (Some("coder"), Some("false"))
+        );
+        let call = serde_json::to_value(p::LlmCall {
+            model: Some("gpt-4.1".into()),
+            agent: Some("planner".into()),
+            usage: agentops_protocol::Usage {
+                input_tokens: 10,
+                output_tokens: 3,
+                cache_read_tokens: 4,
+                cache_creation_tokens: 1,
+            },
+            cost_usd: Some(0.25),
+            duration_ms: Some(40.0),
+            error_type: Some("rate_limit".into()),
+            ..p::LlmCall::default()
+        })
+        .unwrap();
+        let b = Body::from_value(&call);
+        assert_eq!(b.usage.0.as_ref().unwrap().counts(), (10, 3, 4, 1));
+        assert_eq!(
+            (
+                b.model.str(),
+                b.agent.str(),
+                b.cost_usd.f64(),
+                b.error_type.str()
+            ),
+            (
+                Some("gpt-4.1"),
+                Some("planner"),
+                Some(0.25),
+                Some("rate_limit")
+            )
+        );
+        let gate = serde_json::to_value(p::GateVerdict {
+            gate: "tests".into(),
+            kind: p::GateKind::Command,
+            verdict: p::Verdict::Fail,
+            summary: "1 failed".into(),
+            evidence: serde_json::Value::Null,
+            duration_ms: 5.0,
+            started_us: 1,
+            base: None,
+            pending: false,
+            agent: None,
+        })
+        .unwrap();
+        let b = Body::from_value(&gate);
+        assert_eq!(
+            (
+                b.gate.str(),
+                b.verdict.str(),
+                b.kind.str(),
+                b.pending.bool()
+            ),
+            (Some("tests"), Some("FAIL"), Some("command"), Some(false))
+        );
+        let guard = serde_json::to_value(p::ContextGuard {
+            harness: agentops_protocol::Harness::Codex,
+            used: 90,
+            window: 200,
+            percent: 45.0,
+            band: "red".into(),
+            model: None,
+        })
+        .unwrap();
+        let b = Body::from_value(&guard);
+        assert_eq!(
+            (b.harness.str(), b.percent.f64(), b.band.str()),
+            (Some("codex"), Some(45.0), Some("red"))
+        );
+    }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use agentops_context::packet::{self, Decision, PacketRequest};
 use agentops_context::tokens::TokenizerKind;
 use agentops_context::{KnowledgeIndex, Refresh, SearchFilter};
-use agentops_core::{EventKind, NewEvent};
 use agentops_knowledge::{EntryType, Maturity};
+use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal};
 
 use super::knowledge::{fail, journal, open, provenance, render_write};
@@ -170,15 +170,20 @@ pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, F
     let run = source.journal_run();
     let count = |d: Decision| p.explain.iter().filter(|x| x.decision == d).count();
     j.append(
-        NewEvent::now(
+        new_event(
             run,
-            EventKind::ContextAssembled,
-            serde_json::json!({
-                "task": args.task, "budget": budget, "tokens": p.tokens, "cited": p.cited,
-                "full": count(Decision::Full), "summary": count(Decision::Summary),
-                "title": count(Decision::Title), "dropped": count(Decision::Dropped),
-                "agent": source.agent,
-            }),
+            body::ContextAssembled {
+                task: args.task.clone(),
+                budget: u64::from(budget),
+                tokens: u64::from(p.tokens),
+                cited: p.cited.clone(),
+                full: Some(count(Decision::Full)),
+                summary: Some(count(Decision::Summary)),
+                title: Some(count(Decision::Title)),
+                dropped: Some(count(Decision::Dropped)),
+                agent: source.agent.clone(),
+                ..body::ContextAssembled::default()
+            },
         ),
         Durability::Configured,
     )
@@ -262,10 +267,14 @@ pub fn feedback(
     let source = provenance(source);
     let run = source.journal_run();
     j.append(
-        NewEvent::now(
+        new_event(
             run,
-            EventKind::KnowledgeFeedback,
-            serde_json::json!({"entry": e.id, "signal": signal, "utility": u.value, "events": u.events}),
+            body::KnowledgeFeedback {
+                entry: e.id.to_string(),
+                signal: signal.to_string(),
+                utility: u.value,
+                events: u64::from(u.events),
+            },
         ),
         Durability::Configured,
     )

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use agentops_core::{EventKind, RunId};
+use agentops_core::RunId;
 use agentops_runner::spec;
 use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError, RunState};
-use agentops_store::{Journal, Query, RepoLayout};
+use agentops_store::{Journal, RepoLayout};
 
 use super::knowledge::{journal, journal_read};
 use super::{Code, Failure, Flags, open_project};
@@ -630,29 +630,21 @@ fn render_run(
     recording: bool,
     out: &Output,
 ) -> Result<Code, Failure> {
-    let id = id.clone();
-    let events = j.read(&Query::run(id.clone())).map_err(Failure::failed)?;
     if recording {
-        for e in events
-            .iter()
-            .filter(|e| e.kind == EventKind::LlmCall && e.body.get("response").is_some())
-        {
-            let line = serde_json::json!({"key": e.body["key"], "response": e.body["response"]});
+        for r in agentops_runner::view::recording(j, id).map_err(fail)? {
+            let line = serde_json::json!({"key": r.key, "response": r.response});
             write_out(&format!("{line}\n"));
         }
         return Ok(Code::Ok);
     }
-    let st = RunState::from_events(&id, &layout.state_dir(), &events).map_err(fail)?;
-    let mut status = st.status.label().to_owned();
-    if st.interrupted(&layout.state_dir()) {
-        status = "interrupted".into();
-    }
+    let d = agentops_runner::view::run_detail(j, &layout.state_dir(), id).map_err(fail)?;
+    let (st, status) = (&d.state, &d.status);
     if out.json {
         out.json(&serde_json::json!({
             "run": id, "status": status, "state": st.status, "workflow": st.started.workflow.name, "goal": st.started.goal,
             "branch": st.started.branch, "worktree": st.started.worktree, "base_commit": st.started.base_commit,
             "tokens": st.spent.tokens, "cost_usd": st.spent.usd, "calls": st.calls, "budget": st.budget,
-            "phases": st.completed, "events": events.len(),
+            "phases": st.completed, "events": d.events,
         }));
         return Ok(Code::Ok);
     }
@@ -680,64 +672,11 @@ fn render_run(
         ));
     }
     out.line("");
-    for e in &events {
-        let b = &e.body;
-        let line = match e.kind.as_str() {
-            "run.started" => "run started".to_owned(),
-            "run.resumed" => format!("resumed (was {})", b["from"].as_str().unwrap_or("")),
-            "run.paused" => format!("paused: {}", b["reason"].as_str().unwrap_or("")),
-            "step.started" => format!(
-                "▸ {} attempt {} ({}, {})",
-                b["phase"].as_str().unwrap_or(""),
-                b["attempt"],
-                b["agent"].as_str().unwrap_or(""),
-                b["model"].as_str().unwrap_or("")
-            ),
-            "llm.call" if b.get("error").is_some() => format!(
-                "    model call failed: {}",
-                b["error_type"].as_str().unwrap_or("")
-            ),
-            "llm.call" => format!(
-                "    model call turn {}: {} in / {} out tokens, ${:.4}, {:.0} ms",
-                b["turn"],
-                b["usage"]["input_tokens"],
-                b["usage"]["output_tokens"],
-                b["cost_usd"].as_f64().unwrap_or(0.0),
-                b["duration_ms"].as_f64().unwrap_or(0.0)
-            ),
-            "tool.call" => format!(
-                "      tool {}{}",
-                b["tool"].as_str().unwrap_or(""),
-                if b["is_error"].as_bool().unwrap_or(false) {
-                    " (error)"
-                } else {
-                    ""
-                }
-            ),
-            "gate.verdict" => format!(
-                "    gate {}: {} — {}",
-                b["gate"].as_str().unwrap_or(""),
-                b["verdict"].as_str().unwrap_or(""),
-                b["summary"].as_str().unwrap_or("")
-            ),
-            "step.retry" => "    retry with the gates' evidence as feedback".to_owned(),
-            "step.completed" => format!(
-                "✓ {} checkpoint {}",
-                b["phase"].as_str().unwrap_or(""),
-                b["commit"]
-                    .as_str()
-                    .unwrap_or("")
-                    .chars()
-                    .take(10)
-                    .collect::<String>()
-            ),
-            "run.completed" => format!("run {}", b["status"].as_str().unwrap_or("")),
-            "run.landed" => format!("landed into {}", b["into"].as_str().unwrap_or("")),
-            _ => continue,
-        };
+    for t in &d.timeline {
         out.line(&format!(
-            "  {} {line}",
-            agentops_core::time::rfc3339(e.ts).get(11..19).unwrap_or("")
+            "  {} {}",
+            agentops_core::time::rfc3339(t.ts).get(11..19).unwrap_or(""),
+            t.step.text()
         ));
     }
     Ok(Code::Ok)
