@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use agentops_core::{EventKind, NewEvent, RunId, SpanId};
 use agentops_store::{Durability, Journal, Query, RepoLayout};
 use agentops_telemetry::export::{ExportOptions, Exporter};
-use agentops_telemetry::receiver::Receiver;
+use agentops_testkit::otlp_receiver::Receiver;
 use serde_json::json;
 
 use crate::corpus::git;

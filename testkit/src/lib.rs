@@ -8,6 +8,9 @@
 /// SSE, answering from a script keyed by turn, recording every request).
 pub use agentops_llm::scripted as model;
 
+pub mod otlp_receiver;
+pub mod store_conformance;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -317,7 +317,7 @@ fn context_packet_budget_tiers_explain_and_journal() {
         agentops_store::sqlite_open_options(false),
     )
     .unwrap();
-    use agentops_store::Store;
+    use agentops_store::EventLog;
     let events = store
         .read(&agentops_store::Query {
             kinds: vec![agentops_core::EventKind::ContextAssembled],

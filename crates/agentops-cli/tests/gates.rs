@@ -91,7 +91,7 @@ fn verdicts_are_journaled() {
         agentops_store::sqlite_open_options(false),
     )
     .unwrap();
-    use agentops_store::Store;
+    use agentops_store::EventLog;
     let ev = store
         .read(&agentops_store::Query {
             kinds: vec![agentops_core::EventKind::GateVerdict],

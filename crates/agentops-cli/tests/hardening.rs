@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use agentops_telemetry::receiver::Receiver;
 use agentops_testkit::TestContext;
 use agentops_testkit::model::{Reply, Script, ScriptedServer};
+use agentops_testkit::otlp_receiver::Receiver;
 use serde_json::json;
 
 mod common;

@@ -167,7 +167,7 @@ fn every_write_is_journaled_with_its_commit() {
         agentops_store::sqlite_open_options(false),
     )
     .unwrap();
-    use agentops_store::Store;
+    use agentops_store::EventLog;
     let events = store
         .read(&agentops_store::Query {
             kinds: vec![agentops_core::EventKind::KnowledgeWrite],

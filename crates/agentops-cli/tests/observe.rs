@@ -7,9 +7,9 @@
 use std::collections::HashSet;
 
 use agentops_runner::demo;
-use agentops_telemetry::receiver::Receiver;
 use agentops_testkit::TestContext;
 use agentops_testkit::model::ScriptedServer;
+use agentops_testkit::otlp_receiver::Receiver;
 use serde_json::Value;
 
 mod common;

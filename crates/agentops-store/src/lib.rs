@@ -4,7 +4,6 @@
 //!
 //! Every event body is redacted by [`Journal`] before any backend sees it.
 
-pub mod conformance;
 mod error;
 pub mod layout;
 pub mod project;
@@ -81,9 +80,11 @@ pub struct RawRef<'r> {
     pub body: &'r str,
 }
 
-/// A journal backend. Implementations store what they are given verbatim;
-/// redaction is [`Journal`]'s job.
-pub trait Store: Send + Sync {
+/// The event log: the append-only journal itself. What every backend must
+/// have; the other traits are what the views and exporters add on top.
+/// Implementations store what they are given verbatim; redaction is
+/// [`Journal`]'s job.
+pub trait EventLog: Send + Sync {
     /// Appends events in one transaction; returns their `seq` numbers in order.
     fn append_batch(
         &self,
@@ -103,6 +104,10 @@ pub trait Store: Send + Sync {
     fn last_seq(&self) -> Result<i64, StoreError>;
     /// Number of events.
     fn count(&self) -> Result<u64, StoreError>;
+}
+
+/// Knowledge utility: feedback moves an entry's score.
+pub trait Feedback: Send + Sync {
     /// The utility of each of `ids` that has had feedback.
     fn utility(
         &self,
@@ -117,8 +122,17 @@ pub trait Store: Send + Sync {
         alpha: f64,
         ts: i64,
     ) -> Result<Utility, StoreError>;
-    /// The metrics rollup from UTC day `since_day` on (see [`rollup`]).
+}
+
+/// The metrics rollup, kept current by appends (see [`rollup`]).
+pub trait Rollups: Send + Sync {
+    /// The rollup from UTC day `since_day` on.
     fn rollup(&self, since_day: i64) -> Result<Vec<RollupRow>, StoreError>;
+}
+
+/// Exporter (and forwarder) watermarks with leases, so that two processes
+/// never ship the same events.
+pub trait ExportLeases: Send + Sync {
     /// Every exporter's watermark: (name, seq, updated µs).
     fn watermarks(&self) -> Result<Vec<(String, i64, i64)>, StoreError>;
     /// Claims exporter `name` for `owner` until `until_us` unless another
@@ -143,6 +157,12 @@ pub trait Store: Send + Sync {
     /// Gives up `owner`'s lease on exporter `name`.
     fn release_export(&self, name: &str, owner: &str) -> Result<(), StoreError>;
 }
+
+/// A whole backend: every trait above. Implemented for anything that has
+/// them all; [`Journal`] holds one.
+pub trait Store: EventLog + Feedback + Rollups + ExportLeases {}
+
+impl<T: EventLog + Feedback + Rollups + ExportLeases> Store for T {}
 
 /// How useful an entry has proved: an EMA of feedback in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -9,7 +9,10 @@ use agentops_core::config::Synchronous;
 use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
-use crate::{Durability, Query, RawRef, RollupRow, Store, StoreError, Sums, Utility};
+use crate::{
+    Durability, EventLog, ExportLeases, Feedback, Query, RawRef, RollupRow, Rollups, StoreError,
+    Sums, Utility,
+};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -709,7 +712,7 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-impl Store for SqliteStore {
+impl EventLog for SqliteStore {
     fn append_batch(
         &self,
         events: &[NewEvent],
@@ -848,6 +851,20 @@ impl Store for SqliteStore {
         })
     }
 
+    fn last_seq(&self) -> Result<i64, StoreError> {
+        self.with_conn(|c| {
+            c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+        })
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.with_conn(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+impl Feedback for SqliteStore {
     fn utility(
         &self,
         ids: &[&str],
@@ -906,7 +923,9 @@ impl Store for SqliteStore {
             })
         })
     }
+}
 
+impl Rollups for SqliteStore {
     fn rollup(&self, since_day: i64) -> Result<Vec<RollupRow>, StoreError> {
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
@@ -952,7 +971,9 @@ impl Store for SqliteStore {
             rows.collect()
         })
     }
+}
 
+impl ExportLeases for SqliteStore {
     fn watermarks(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
@@ -1034,17 +1055,5 @@ impl Store for SqliteStore {
             )
         })?;
         Ok(())
-    }
-
-    fn last_seq(&self) -> Result<i64, StoreError> {
-        self.with_conn(|c| {
-            c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
-        })
-    }
-
-    fn count(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            self.with_conn(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))?;
-        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

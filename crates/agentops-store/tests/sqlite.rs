@@ -10,8 +10,9 @@ use agentops_core::config::Synchronous;
 use agentops_core::{EventKind, NewEvent, RunId};
 use agentops_store::sqlite_open_options as opts;
 use agentops_store::{
-    Durability, Query, SCHEMA_VERSION, SqliteStore, Store, StoreError, conformance,
+    Durability, EventLog, Feedback, Query, SCHEMA_VERSION, SqliteStore, Store, StoreError,
 };
+use agentops_testkit::store_conformance as conformance;
 use pretty_assertions::assert_eq;
 
 fn open(path: &Path) -> Result<SqliteStore, StoreError> {

@@ -9,7 +9,6 @@ pub mod alerts;
 pub mod body;
 pub mod export;
 pub mod otlp;
-pub mod receiver;
 pub mod span;
 pub mod view;
 

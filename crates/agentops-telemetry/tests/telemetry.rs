@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use agentops_core::{EventKind, NewEvent, RunId, SpanId};
 use agentops_store::{Durability, Journal, Query, SqliteStore};
 use agentops_telemetry::export::{ExportOptions, Exporter};
-use agentops_telemetry::receiver::Receiver;
 use agentops_telemetry::span::{AttrValue, Builder, Input, hex};
 use agentops_telemetry::{ExportError, Protocol, SpanKind, build, view};
+use agentops_testkit::otlp_receiver::Receiver;
 use serde_json::json;
 
 fn journal(dir: &tempfile::TempDir) -> Journal {

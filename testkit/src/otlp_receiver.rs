@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use agentops_llm::scripted::{HttpRequest, read_request, respond};
 
-use crate::otlp::{self, Decoded};
+use agentops_telemetry::otlp::{self, Decoded};
 
 #[derive(Debug, Default)]
 struct State {
