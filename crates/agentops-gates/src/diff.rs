@@ -3,7 +3,6 @@
 //! counts, and the added lines with their line numbers.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -44,32 +43,11 @@ pub struct Diff {
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, GateError> {
-    let out = Command::new("git")
-        .args(["-c", "core.quotePath=false"])
-        .args(args)
-        .current_dir(root)
-        .output()
-        .map_err(|e| GateError::Git(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(GateError::Git(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out.stdout)
+    agentops_git::cmd::run_bytes(root, args).map_err(|e| GateError::Git(e.to_string()))
 }
 
 fn git_ok(root: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
+    agentops_git::cmd::output_ok(root, args)
 }
 
 /// The default base: the merge-base of HEAD with the default branch

@@ -129,31 +129,7 @@ pub fn parse_verdict(text: &str, threshold: f64) -> Option<Judgement> {
 }
 
 fn patch(root: &Path, base: &str) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["diff", "--no-color", "--no-ext-diff", "-M", base, "--"])
-        .output();
-    let mut p = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let untracked = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["ls-files", "--others", "--exclude-standard"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for f in untracked.lines().take(200) {
-        if let Ok(t) = std::fs::read_to_string(root.join(f)) {
-            p.push_str(&format!("--- /dev/null\n+++ b/{f}\n"));
-            for l in t.lines() {
-                p.push('+');
-                p.push_str(l);
-                p.push('\n');
-            }
-        }
-    }
+    let p = agentops_git::cmd::patch_with_untracked(root, base);
     let p = agentops_core::redact::redact(&p).into_owned();
     if p.len() > MAX_DIFF_CHARS {
         let mut cut = MAX_DIFF_CHARS;

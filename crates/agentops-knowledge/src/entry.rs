@@ -22,7 +22,7 @@
 //! the id from the file name.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use agentops_core::EntryId;
 use serde::{Deserialize, Serialize};
@@ -631,11 +631,7 @@ pub fn generated_path(id: &EntryId) -> Option<String> {
     ))
 }
 
-/// Joins a relative entry path onto the work tree.
-pub fn absolute(work_tree: &Path, rel: &str) -> PathBuf {
-    rel.split('/')
-        .fold(work_tree.to_path_buf(), |p, c| p.join(c))
-}
+pub use agentops_git::repo::absolute;
 
 /// Builds a body from the standard sections, skipping empty ones.
 pub fn body_from_sections(title: &str, sections: &[(&str, Option<&str>)], extra: &str) -> String {

@@ -4,8 +4,8 @@
 //! and every other file as they were.
 
 pub mod entry;
-pub mod git;
-pub mod locks;
+pub use agentops_git::locks;
+pub use agentops_git::repo as git;
 pub mod memory;
 
 pub use entry::{Entry, EntryError, EntryType, Maturity, Provenance};

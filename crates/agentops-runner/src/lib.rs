@@ -30,6 +30,8 @@ pub enum RunError {
     Config(String),
     #[error("{0}")]
     Git(String),
+    #[error(transparent)]
+    GitCommand(#[from] agentops_git::CommandError),
     #[error("journal: {0}")]
     Store(#[from] agentops_store::StoreError),
     #[error("{0}")]

@@ -3,7 +3,6 @@
 //! server and dashboard.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use agentops_core::config::{self, Config, ConfigError, LoadOptions};
 use serde::Serialize;
@@ -320,26 +319,22 @@ pub fn doctor(dir: &Path, flags: FlagOverrides) -> Vec<Check> {
 }
 
 fn check_git() -> Check {
-    let out = Command::new("git").arg("--version").output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-            match parse_git_version(&text) {
-                Some(v) if v >= MIN_GIT => Check::new("git", CheckStatus::Pass, text, None),
-                Some(_) => Check::new(
-                    "git",
-                    CheckStatus::Fail,
-                    format!("{text} is older than {}.{}", MIN_GIT.0, MIN_GIT.1),
-                    Some(format!("install git {}.{} or newer", MIN_GIT.0, MIN_GIT.1)),
-                ),
-                None => Check::new(
-                    "git",
-                    CheckStatus::Warn,
-                    format!("cannot read the version in `{text}`"),
-                    None,
-                ),
-            }
-        }
+    match agentops_git::cmd::version() {
+        Ok(text) => match parse_git_version(&text) {
+            Some(v) if v >= MIN_GIT => Check::new("git", CheckStatus::Pass, text, None),
+            Some(_) => Check::new(
+                "git",
+                CheckStatus::Fail,
+                format!("{text} is older than {}.{}", MIN_GIT.0, MIN_GIT.1),
+                Some(format!("install git {}.{} or newer", MIN_GIT.0, MIN_GIT.1)),
+            ),
+            None => Check::new(
+                "git",
+                CheckStatus::Warn,
+                format!("cannot read the version in `{text}`"),
+                None,
+            ),
+        },
         _ => Check::new(
             "git",
             CheckStatus::Fail,

@@ -264,15 +264,7 @@ pub fn decide(
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::process::Command::new("git")
-                .args(["config", "user.name"])
-                .current_dir(&layout.work_tree)
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                .filter(|n| !n.is_empty())
-        })
+        .or_else(|| agentops_git::cmd::user_name(&layout.work_tree))
         .unwrap_or_else(|| "someone".into());
     let decided = agentops_gates::approval::resolve(
         &j,

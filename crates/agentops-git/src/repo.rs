@@ -497,7 +497,7 @@ impl Repo {
             {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(crate::entry::absolute(work_tree, p)) else {
+            let Ok(bytes) = std::fs::read(absolute(work_tree, p)) else {
                 continue;
             };
             let on_disk =
@@ -695,7 +695,7 @@ impl Repo {
         index.remove_entries(|_, p, _| paths.contains(&p));
         for c in changes {
             let Some(bytes) = &c.content else { continue };
-            let file = crate::entry::absolute(&work_tree, &c.path);
+            let file = absolute(&work_tree, &c.path);
             // The index records the file as it is in the work tree, so the
             // entry is only clean when the work tree holds what we committed.
             let on_disk = std::fs::read(&file).ok();
@@ -1107,6 +1107,12 @@ impl Drop for IndexLock {
             let _ = std::fs::remove_file(&self.lock_path);
         }
     }
+}
+
+/// Joins a repository-relative path (`/`-separated) onto the work tree.
+pub fn absolute(work_tree: &Path, rel: &str) -> PathBuf {
+    rel.split('/')
+        .fold(work_tree.to_path_buf(), |p, c| p.join(c))
 }
 
 #[cfg(test)]
