@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod output;
+mod shared;
 
 use std::process::ExitCode;
 

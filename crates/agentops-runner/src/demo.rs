@@ -256,3 +256,219 @@ pub fn start_model() -> Result<ScriptedServer, RunError> {
     ScriptedServer::start(script())
         .map_err(|e| RunError::Config(format!("cannot start the scripted model server: {e}")))
 }
+
+/// What the demo says as it goes, for a front end to render.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// The scratch repository.
+    Scratch { dir: PathBuf },
+    /// The model: the scripted stand-in at `url`, or the real `backend`.
+    Model {
+        scripted_url: Option<String>,
+        backend: Option<String>,
+    },
+    /// Learnings written, one commit each.
+    Knowledge { learnings: usize },
+    /// The search index is built.
+    Indexed,
+    /// The workflow starts with a budget of `turns` model calls.
+    Running { turns: u64 },
+    /// The run paused on its budget, as scripted; it resumes now.
+    Paused { reason: crate::state::PauseReason },
+}
+
+/// After the resume: requests the scripted model saw before and after the
+/// pause, and the model calls recorded in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    pub before: usize,
+    pub after: usize,
+    pub calls: u64,
+}
+
+/// How the demo ended.
+pub struct DemoReport {
+    pub dir: PathBuf,
+    pub layout: agentops_store::RepoLayout,
+    pub config: agentops_core::config::Config,
+    pub run: agentops_core::RunId,
+    /// The resumed run's outcome.
+    pub outcome: crate::Outcome,
+    /// `git log --oneline` of the run branch.
+    pub commits: Vec<String>,
+    /// With the scripted model: what the resume paid for and replayed.
+    pub replayed: Option<Replayed>,
+    pub kept: bool,
+    /// A kept repository's config now says the scripted model is gone.
+    pub scripted_gone: bool,
+    /// Removes the scratch repository when dropped (unless kept).
+    pub guard: Option<tempfile::TempDir>,
+}
+
+/// The demo's options.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// A real backend instead of the scripted stand-in.
+    pub backend: Option<String>,
+    /// Keep the repository here.
+    pub keep: Option<PathBuf>,
+}
+
+/// The goal the demo's run works on.
+pub const GOAL: &str = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
+
+/// Runs the whole demo: a scratch project, knowledge, an index, a run that
+/// pauses on its budget and resumes. `note` hears each stage; `progress`
+/// hears the run.
+pub fn run(
+    opts: &DemoOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    progress: &dyn crate::Progress,
+    note: &mut dyn FnMut(Note),
+) -> Result<DemoReport, RunError> {
+    use crate::spec::Budget;
+    let (dir, guard) = scratch(opts.keep.as_deref())?;
+    note(Note::Scratch { dir: dir.clone() });
+    write_project(&dir)?;
+    let layout =
+        agentops_store::RepoLayout::discover(&dir).map_err(|e| RunError::Config(e.to_string()))?;
+    agentops_store::project::init(&layout, Default::default())
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let server = match opts.backend {
+        None => Some(start_model()?),
+        Some(_) => None,
+    };
+    let config_path = layout.project_config();
+    let mut cfg_text = std::fs::read_to_string(&config_path).unwrap_or_default();
+    cfg_text.push_str(GATES);
+    if let Some(s) = &server {
+        let line = format!("[llm]\nopenai_base_url = \"{}\"\n", s.openai_base());
+        cfg_text = if cfg_text.contains("\n[llm]\n") {
+            cfg_text.replacen("\n[llm]\n", &format!("\n{line}"), 1)
+        } else {
+            format!("{cfg_text}\n{line}")
+        };
+    }
+    std::fs::write(&config_path, cfg_text)
+        .map_err(|e| RunError::Config(format!("{}: {e}", config_path.display())))?;
+    crate::git::git(&dir, &["add", "-A"])?;
+    crate::git::git(&dir, &["commit", "-q", "-m", "agentops: init, gates"])?;
+    note(Note::Model {
+        scripted_url: server.as_ref().map(ScriptedServer::url),
+        backend: opts.backend.clone(),
+    });
+    let config = agentops_store::project::load_config(Some(&layout), Vec::new())
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    // Factor I: knowledge, committed.
+    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone())
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let j = agentops_store::Journal::open_for(&layout, &config)?;
+    for (title, body, tags) in LEARNINGS {
+        k.learn(
+            agentops_knowledge::NewEntry {
+                kind: Some(agentops_knowledge::EntryType::Learning),
+                title: (*title).into(),
+                body: (*body).into(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            Some(&j),
+        )
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    }
+    note(Note::Knowledge {
+        learnings: LEARNINGS.len(),
+    });
+    agentops_context::index::KnowledgeIndex::open(&layout, &config, true, false)
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    note(Note::Indexed);
+    let ctx = crate::RunContext {
+        layout: &layout,
+        config: &config,
+        journal: &j,
+        env,
+        progress,
+    };
+    note(Note::Running { turns: 4 });
+    let first = crate::start(
+        &ctx,
+        &crate::StartOptions {
+            workflow: "feature".into(),
+            goal: GOAL.into(),
+            budget: Budget {
+                turns: Some(4),
+                ..Budget::default()
+            },
+            backend: opts.backend.clone(),
+            ..Default::default()
+        },
+    )?;
+    let crate::Outcome::Paused { run, reason, .. } = first else {
+        return Err(RunError::State(format!(
+            "the demo run did not pause on its budget as scripted: {first:?}"
+        )));
+    };
+    note(Note::Paused { reason });
+    let id = agentops_core::RunId::parse(&run).map_err(|e| RunError::State(e.to_string()))?;
+    let before = server.as_ref().map_or(0, ScriptedServer::count);
+    let outcome = crate::resume(
+        &ctx,
+        &id,
+        &crate::ResumeOptions {
+            budget: Budget {
+                turns: Some(100),
+                ..Budget::default()
+            },
+        },
+    )?;
+    let replayed = match &server {
+        Some(s) => Some(Replayed {
+            before,
+            after: s.count() - before,
+            calls: crate::RunState::load(&j, &layout.state_dir(), &id)?.calls,
+        }),
+        None => None,
+    };
+    let mut scripted_gone = false;
+    let commits = crate::git::git(&dir, &["log", "--oneline", &crate::state::branch_of(&id)])
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if opts.keep.is_some()
+        && let Some(s) = &server
+    {
+        // The scripted stand-in stops with this process: leave a config
+        // that says so, not one pointing at a dead port.
+        let line = format!("openai_base_url = \"{}\"", s.openai_base());
+        let text = std::fs::read_to_string(&config_path).unwrap_or_default();
+        let gone = format!(
+            "# The demo's model was a scripted stand-in at {}, gone when the demo ended.\n# To run this workflow again, point openai_base_url at an OpenAI-compatible\n# server and set OPENAI_API_KEY, or pass --backend (e.g. anthropic:claude-sonnet-4-5\n# with ANTHROPIC_API_KEY, or command:claude).\n# {line}",
+            s.openai_base()
+        );
+        if std::fs::write(&config_path, text.replace(&line, &gone)).is_ok() {
+            let _ = crate::git::git(
+                &dir,
+                &[
+                    "commit",
+                    "-q",
+                    "-am",
+                    "agentops demo: the scripted model is gone",
+                ],
+            );
+        }
+        scripted_gone = true;
+    }
+    Ok(DemoReport {
+        dir,
+        layout,
+        config,
+        run: id,
+        outcome,
+        commits,
+        replayed,
+        kept: opts.keep.is_some(),
+        scripted_gone,
+        guard,
+    })
+}

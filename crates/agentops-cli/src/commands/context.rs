@@ -10,10 +10,12 @@ use agentops_knowledge::{EntryType, Maturity};
 use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal};
 
-use super::knowledge::{fail, journal, open, provenance, render_write};
 use super::{Code, Failure, Flags};
 use crate::cli::{ContextArgs, SourceArgs};
 use crate::output::Output;
+use crate::shared::{
+    journal, journal_read, knowledge_failure as fail, open, provenance, render_write,
+};
 
 /// Candidates taken from BM25 before re-ranking.
 const CANDIDATES: usize = 50;
@@ -89,7 +91,7 @@ fn open_index(
     let j = if write {
         journal(&layout, &config)?
     } else {
-        super::knowledge::journal_read(&layout, &config)?
+        journal_read(&layout, &config)?
     };
     Ok((idx, j, layout, config))
 }

@@ -4,10 +4,10 @@ use agentops_core::RunId;
 use agentops_gates::policy::{CommandPolicy, PolicyDecision};
 use agentops_gates::{Gate, Verdict};
 
-use super::knowledge::{journal, provenance};
 use super::{Code, Failure, Flags, cwd};
 use crate::cli::{CheckCommand, DecideArgs, GateCommand};
 use crate::output::Output;
+use crate::shared::{journal, provenance};
 
 pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, config) = super::open_project(flags)?;

@@ -7,10 +7,10 @@ use agentops_harness::install::{self, Scope};
 use agentops_harness::{Harness, ingest as ing};
 use agentops_store::RepoLayout;
 
-use super::knowledge::journal;
 use super::{Code, Failure, Flags, cwd};
 use crate::cli::{HandoffCommand, HooksCommand, IngestCommand};
 use crate::output::{self, Output};
+use crate::shared::{journal, journal_read, open, parse_since};
 
 fn harness_of(s: &str) -> Result<Harness, Failure> {
     Harness::parse(s)
@@ -252,10 +252,10 @@ pub fn sessions(
 ) -> Result<Code, Failure> {
     let (layout, config) = super::open_project(flags)?;
     let since_ts = match &since {
-        Some(s) => Some(super::knowledge::parse_since(s)?),
+        Some(s) => Some(parse_since(s)?),
         None => None,
     };
-    let j = super::knowledge::journal_read(&layout, &config)?;
+    let j = journal_read(&layout, &config)?;
     let mut all = agentops_harness::sessions::list(&j, since_ts).map_err(Failure::failed)?;
     all.truncate(limit);
     if out.json {
@@ -331,7 +331,7 @@ pub fn handoff(cmd: HandoffCommand, flags: &Flags, out: &Output) -> Result<Code,
             }
         }
         HandoffCommand::Show { id } => {
-            let (_, k, _) = super::knowledge::open(flags)?;
+            let (_, k, _) = open(flags)?;
             let e = k.find(&id).map_err(Failure::failed)?;
             if e.kind != agentops_knowledge::entry::EntryType::Handoff {
                 return Err(Failure::usage(format!(

@@ -3,55 +3,15 @@
 use std::io::{IsTerminal, Read};
 
 use agentops_knowledge::entry::{self, EntryType, Maturity};
-use agentops_knowledge::{Filter, Knowledge, KnowledgeError, NewEntry, Provenance, WriteOutcome};
-use agentops_store::{Journal, RepoLayout};
+use agentops_knowledge::{Filter, NewEntry};
+use agentops_store::Journal;
 
 use super::{Code, Failure, Flags};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
 use crate::output::Output;
-
-pub(crate) fn open(
-    flags: &Flags,
-) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
-    let (layout, config) = super::open_project(flags)?;
-    let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
-    Ok((layout, k, config))
-}
-
-pub(crate) fn journal(
-    layout: &RepoLayout,
-    config: &agentops_core::config::Config,
-) -> Result<Journal, Failure> {
-    Journal::open_for(layout, config).map_err(Failure::failed)
-}
-
-/// The journal for a command that only reads: opened read-only, so it works
-/// on a read-only `.git/agentops/`; a damaged or missing journal is an error
-/// (exit 1, the message `doctor` gives), never an empty answer.
-pub(crate) fn journal_read(
-    layout: &RepoLayout,
-    config: &agentops_core::config::Config,
-) -> Result<Journal, Failure> {
-    Journal::open_read(layout, config).map_err(Failure::failed)
-}
-
-pub(crate) fn fail(e: KnowledgeError) -> Failure {
-    match e {
-        KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),
-        KnowledgeError::NotFound { .. }
-        | KnowledgeError::Git(_)
-        | KnowledgeError::Io { .. }
-        | KnowledgeError::Store(_) => Failure::failed(e),
-    }
-}
-
-pub(crate) fn provenance(s: SourceArgs) -> Provenance {
-    Provenance {
-        run: s.run.filter(|v| !v.is_empty()),
-        session: s.session.filter(|v| !v.is_empty()),
-        agent: s.agent.filter(|v| !v.is_empty()),
-    }
-}
+use crate::shared::{
+    journal, knowledge_failure as fail, open, parse_since, provenance, render_write,
+};
 
 fn read_body(args: &LearnArgs) -> Result<String, Failure> {
     let extra = if args.edit {
@@ -194,30 +154,6 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
     }
     render_write(&o, out, "learned");
     Ok(Code::Ok)
-}
-
-pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
-    for w in &o.warnings {
-        out.warn(w);
-    }
-    if out.json {
-        out.json(o);
-        return;
-    }
-    out.line(&format!("{verb} {}", o.id));
-    out.line(&format!("  file    {}", o.path));
-    match (&o.commit, &o.deferred) {
-        (Some(c), _) => out.line(&format!(
-            "  commit  {} on {}",
-            &c[..c.len().min(12)],
-            o.branch.as_deref().unwrap_or("HEAD")
-        )),
-        (None, Some(reason)) => out.important(&format!(
-            "  not committed: {reason}. Commit it yourself when ready: git add {} && git commit",
-            o.path
-        )),
-        (None, None) => {}
-    }
 }
 
 pub fn run(cmd: KnowledgeCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
@@ -368,15 +304,4 @@ fn maturity(
     };
     render_write(&o, out, verb);
     Ok(Code::Ok)
-}
-
-pub(crate) fn parse_since(s: &str) -> Result<i64, Failure> {
-    if let Some(age) = agentops_core::time::parse_age(s) {
-        return Ok(agentops_core::time::now_micros() - age);
-    }
-    agentops_core::time::parse_rfc3339(s).ok_or_else(|| {
-        Failure::usage(format!(
-            "--since `{s}`: use a date (2026-11-01) or an age (7d, 12h, 2w)"
-        ))
-    })
 }

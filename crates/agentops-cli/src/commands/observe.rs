@@ -4,11 +4,10 @@ use agentops_core::RunId;
 use agentops_store::{Journal, Query};
 use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
 
-use super::knowledge::{journal, journal_read};
-use super::runs::env_lookup;
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::ExportCommand;
 use crate::output::{Output, write_out};
+use crate::shared::{env_lookup, journal, journal_read, parse_since};
 
 /// The width to fit: `--width`, the terminal's, `COLUMNS`, else 100.
 fn width(flag: Option<usize>) -> usize {
@@ -70,7 +69,7 @@ pub fn stats(
     out: &Output,
 ) -> Result<Code, Failure> {
     let by = view::By::parse(by).ok_or_else(|| Failure::usage(format!("--by {by}: unknown")))?;
-    let from = super::knowledge::parse_since(since)?;
+    let from = parse_since(since)?;
     let (layout, config) = open_project(flags)?;
     let j = journal_read(&layout, &config)?;
     let rows = j
@@ -185,46 +184,5 @@ pub fn export(cmd: ExportCommand, flags: &Flags, out: &Output) -> Result<Code, F
             "{e}; run `agentops export otlp` again (or with --follow)"
         ))),
         Err(e) => Err(Failure::failed(e)),
-    }
-}
-
-/// Starts the background exporter of `agentops run` when an endpoint is
-/// configured and `telemetry.export_in_run` is on.
-pub(crate) fn background(
-    layout: &agentops_store::RepoLayout,
-    config: &agentops_core::config::Config,
-    out: &Output,
-) -> Option<export::Background> {
-    if !config.telemetry.export_in_run {
-        return None;
-    }
-    let mut opts = match export::resolve(&config.telemetry, &env_lookup, None, None, &[]) {
-        Ok(Some(o)) => o,
-        Ok(None) => return None,
-        Err(e) => {
-            out.warn(&format!(
-                "telemetry: {e}; spans are not exported during this run"
-            ));
-            return None;
-        }
-    };
-    opts.timeout = std::time::Duration::from_secs(3);
-    let (layout, config) = (layout.clone(), config.clone());
-    Some(export::Background::start(
-        Box::new(move || Journal::open_for(&layout, &config)),
-        opts,
-    ))
-}
-
-/// Says what the background exporter did.
-pub(crate) fn finish_background(bg: Option<export::Background>, out: &Output) {
-    let Some(bg) = bg else { return };
-    let r = bg.finish();
-    match r.error {
-        None => out.line(&format!("exported {} spans to {}", r.spans, r.endpoint)),
-        Some(e) => out.warn(&format!(
-            "export to {}: {e} (the spans wait in the journal; `agentops export otlp` sends them)",
-            r.endpoint
-        )),
     }
 }

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use agentops_core::RunId;
 use agentops_runner::spec;
-use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError, RunState};
+use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError};
 use agentops_store::{Journal, RepoLayout};
 
-use super::knowledge::{journal, journal_read};
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, WorkflowsCommand};
 use crate::output::{Output, write_err, write_out};
+use crate::shared::{background, env_lookup, finish_background, journal, journal_read};
 
 fn fail(e: RunError) -> Failure {
     Failure {
@@ -26,10 +26,6 @@ fn fail(e: RunError) -> Failure {
         },
         message: e.to_string(),
     }
-}
-
-pub(crate) fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
 }
 
 /// Progress as lines on stderr (a terminal), JSON lines on stdout
@@ -426,7 +422,7 @@ fn budget(b: &BudgetArgs) -> spec::Budget {
     }
 }
 
-fn report(outcome: &Outcome, out: &Output) -> Code {
+fn report_outcome(outcome: &Outcome, out: &Output) -> Code {
     if out.json {
         if let Ok(s) = serde_json::to_string(outcome) {
             write_out(&format!("{s}\n"));
@@ -497,7 +493,7 @@ fn drive(
         env: &env_lookup,
         progress: &reporter,
     };
-    let bg = super::observe::background(&layout, &config, out);
+    let bg = background(&layout, &config, out);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         s.spawn(|| reporter.heartbeat(&stop));
@@ -505,8 +501,8 @@ fn drive(
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         o
     });
-    super::observe::finish_background(bg, out);
-    Ok(report(&outcome.map_err(fail)?, out))
+    finish_background(bg, out);
+    Ok(report_outcome(&outcome.map_err(fail)?, out))
 }
 
 fn find(j: &Journal, run: &str) -> Result<RunId, Failure> {
@@ -683,77 +679,12 @@ fn render_run(
 }
 
 pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Result<Code, Failure> {
-    use agentops_runner::demo;
+    use agentops_runner::demo::{self, Note};
     let say = |s: &str| {
         if !out.json {
             out.line(s);
         }
     };
-    let (dir, _guard) = demo::scratch(keep.as_deref()).map_err(fail)?;
-    say(&format!(
-        "agentops demo — a scratch repository at {}",
-        dir.display()
-    ));
-    demo::write_project(&dir).map_err(fail)?;
-    let layout = RepoLayout::discover(&dir).map_err(Failure::failed)?;
-    agentops_store::project::init(&layout, Default::default()).map_err(Failure::failed)?;
-    let server = if backend.is_none() {
-        Some(demo::start_model().map_err(fail)?)
-    } else {
-        None
-    };
-    let mut cfg_text = std::fs::read_to_string(layout.project_config()).unwrap_or_default();
-    cfg_text.push_str(demo::GATES);
-    if let Some(s) = &server {
-        let line = format!("[llm]\nopenai_base_url = \"{}\"\n", s.openai_base());
-        cfg_text = if cfg_text.contains("\n[llm]\n") {
-            cfg_text.replacen("\n[llm]\n", &format!("\n{line}"), 1)
-        } else {
-            format!("{cfg_text}\n{line}")
-        };
-    }
-    std::fs::write(layout.project_config(), cfg_text).map_err(Failure::failed)?;
-    agentops_runner::git::git(&dir, &["add", "-A"]).map_err(fail)?;
-    agentops_runner::git::git(&dir, &["commit", "-q", "-m", "agentops: init, gates"])
-        .map_err(fail)?;
-    match &server {
-        Some(s) => say(&format!(
-            "model: a SCRIPTED stand-in — a real HTTP server on {} speaking the OpenAI chat-completions wire format, answering from a fixed script (no key, no network). Run `agentops demo --backend anthropic:claude-sonnet-4-5` (ANTHROPIC_API_KEY), `--backend openai:gpt-4.1-mini` (OPENAI_API_KEY) or `--backend command:claude` for the real thing.",
-            s.url()
-        )),
-        None => say(&format!(
-            "model: {} (real)",
-            backend.as_deref().unwrap_or("")
-        )),
-    }
-    let config =
-        agentops_store::project::load_config(Some(&layout), Vec::new()).map_err(Failure::usage)?;
-    // Factor I: knowledge, committed.
-    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone())
-        .map_err(Failure::failed)?;
-    let j = journal(&layout, &config)?;
-    for (title, body, tags) in demo::LEARNINGS {
-        k.learn(
-            agentops_knowledge::NewEntry {
-                kind: Some(agentops_knowledge::EntryType::Learning),
-                title: (*title).into(),
-                body: (*body).into(),
-                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-                ..Default::default()
-            },
-            Some(&j),
-        )
-        .map_err(Failure::failed)?;
-    }
-    say(&format!(
-        "1. knowledge: {} learnings written to .agents/learnings/, one commit each",
-        demo::LEARNINGS.len()
-    ));
-    agentops_context::index::KnowledgeIndex::open(&layout, &config, true, false)
-        .map_err(Failure::failed)?;
-    say(
-        "2. context: search index built; every phase gets a packet of the learnings relevant to its task",
-    );
     let reporter = Reporter::with(if out.json {
         Mode::Json
     } else if out.quiet {
@@ -761,112 +692,62 @@ pub fn demo(backend: Option<String>, keep: Option<PathBuf>, out: &Output) -> Res
     } else {
         Mode::Terminal
     });
-    let ctx = RunContext {
-        layout: &layout,
-        config: &config,
-        journal: &j,
-        env: &env_lookup,
-        progress: &reporter,
-    };
-    say(
-        "3. run: workflow `feature` (plan → implement → review) with a budget of 4 model calls, so it pauses midway",
-    );
-    let goal = "greet.sh must greet as 'Hello, NAME!' and refuse an empty name";
-    let first = agentops_runner::start(
-        &ctx,
-        &agentops_runner::StartOptions {
-            workflow: "feature".into(),
-            goal: goal.into(),
-            budget: spec::Budget {
-                turns: Some(4),
-                ..spec::Budget::default()
-            },
-            backend: backend.clone(),
-            ..Default::default()
-        },
-    )
+    let opts = demo::DemoOptions { backend, keep };
+    let report = demo::run(&opts, &env_lookup, &reporter, &mut |n| match n {
+        Note::Scratch { dir } => say(&format!(
+            "agentops demo — a scratch repository at {}",
+            dir.display()
+        )),
+        Note::Model {
+            scripted_url: Some(url),
+            ..
+        } => say(&format!(
+            "model: a SCRIPTED stand-in — a real HTTP server on {url} speaking the OpenAI chat-completions wire format, answering from a fixed script (no key, no network). Run `agentops demo --backend anthropic:claude-sonnet-4-5` (ANTHROPIC_API_KEY), `--backend openai:gpt-4.1-mini` (OPENAI_API_KEY) or `--backend command:claude` for the real thing."
+        )),
+        Note::Model { backend, .. } => say(&format!(
+            "model: {} (real)",
+            backend.as_deref().unwrap_or("")
+        )),
+        Note::Knowledge { learnings } => say(&format!(
+            "1. knowledge: {learnings} learnings written to .agents/learnings/, one commit each"
+        )),
+        Note::Indexed => say(
+            "2. context: search index built; every phase gets a packet of the learnings relevant to its task",
+        ),
+        Note::Running { turns } => say(&format!(
+            "3. run: workflow `feature` (plan → implement → review) with a budget of {turns} model calls, so it pauses midway"
+        )),
+        Note::Paused { reason } => say(&format!(
+            "4. paused ({reason}) with exit code 3 — as `agentops run` would; resuming with a larger budget:"
+        )),
+    })
     .map_err(fail)?;
-    let run_id = match &first {
-        Outcome::Paused { run, reason, .. } => {
-            say(&format!(
-                "4. paused ({reason}) with exit code 3 — as `agentops run` would; resuming with a larger budget:"
-            ));
-            run.clone()
-        }
-        other => {
-            report(other, out);
-            return Err(Failure::failed(
-                "the demo run did not pause on its budget as scripted",
-            ));
-        }
-    };
-    let id = RunId::parse(&run_id).map_err(Failure::failed)?;
-    let before = server
-        .as_ref()
-        .map_or(0, agentops_llm::scripted::ScriptedServer::count);
-    let outcome = agentops_runner::resume(
-        &ctx,
-        &id,
-        &agentops_runner::ResumeOptions {
-            budget: spec::Budget {
-                turns: Some(100),
-                ..spec::Budget::default()
-            },
-        },
-    )
-    .map_err(fail)?;
-    let code = report(&outcome, out);
-    if let Some(s) = &server {
-        let after = s.count();
-        let st = RunState::load(&j, &layout.state_dir(), &id).map_err(fail)?;
+    let code = report_outcome(&report.outcome, out);
+    if let Some(r) = report.replayed {
         say(&format!(
             "5. resume: the worktree went back to the last checkpoint; recorded calls were answered from the journal — the model server saw {} requests before the pause and {} after, {} calls recorded in all",
-            before,
-            after - before,
-            st.calls
+            r.before, r.after, r.calls
         ));
     }
     say("6. the trace:");
     if !out.json {
-        render_run(&layout, &j, &id, false, out)?;
-        let log = agentops_runner::git::git(
-            &dir,
-            &["log", "--oneline", &format!("agentops/run/{run_id}")],
-        )
-        .unwrap_or_default();
+        let j = journal(&report.layout, &report.config)?;
+        render_run(&report.layout, &j, &report.run, false, out)?;
         say("\ncommits on the run branch (one checkpoint per completed step):");
-        for l in log.lines() {
+        for l in &report.commits {
             say(&format!("  {l}"));
         }
     }
-    if keep.is_some() {
-        if let Some(s) = &server {
-            // The scripted stand-in stops with this process: leave a config
-            // that says so, not one pointing at a dead port.
-            let line = format!("openai_base_url = \"{}\"", s.openai_base());
-            let text = std::fs::read_to_string(layout.project_config()).unwrap_or_default();
-            let note = format!(
-                "# The demo's model was a scripted stand-in at {}, gone when the demo ended.\n# To run this workflow again, point openai_base_url at an OpenAI-compatible\n# server and set OPENAI_API_KEY, or pass --backend (e.g. anthropic:claude-sonnet-4-5\n# with ANTHROPIC_API_KEY, or command:claude).\n# {line}",
-                s.openai_base()
-            );
-            if std::fs::write(layout.project_config(), text.replace(&line, &note)).is_ok() {
-                let _ = agentops_runner::git::git(
-                    &dir,
-                    &[
-                        "commit",
-                        "-q",
-                        "-am",
-                        "agentops demo: the scripted model is gone",
-                    ],
-                );
-            }
-            say(
-                "the scripted model stopped with the demo: .agents/config.toml says how to point the kept repository at a real one",
-            );
-        }
+    if report.scripted_gone {
+        say(
+            "the scripted model stopped with the demo: .agents/config.toml says how to point the kept repository at a real one",
+        );
+    }
+    if report.kept {
         say(&format!(
-            "\nkept: cd {} && agentops show {run_id}; agentops land {run_id}",
-            dir.display()
+            "\nkept: cd {} && agentops show {run}; agentops land {run}",
+            report.dir.display(),
+            run = report.run
         ));
     } else {
         say(

@@ -1,0 +1,135 @@
+//! What several commands share: opening the project, its knowledge and its
+//! journal; provenance flags; `--since`; rendering a memory write; the
+//! background exporter of a run. Commands import this module, never each
+//! other.
+
+use agentops_knowledge::{Knowledge, KnowledgeError, Provenance, WriteOutcome};
+use agentops_store::{Journal, RepoLayout};
+use agentops_telemetry::export;
+
+use crate::cli::SourceArgs;
+use crate::commands::{Failure, Flags};
+use crate::output::Output;
+
+pub(crate) fn open(
+    flags: &Flags,
+) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
+    let (layout, config) = crate::commands::open_project(flags)?;
+    let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
+    Ok((layout, k, config))
+}
+
+pub(crate) fn journal(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+) -> Result<Journal, Failure> {
+    Journal::open_for(layout, config).map_err(Failure::failed)
+}
+
+/// The journal for a command that only reads: opened read-only, so it works
+/// on a read-only `.git/agentops/`; a damaged or missing journal is an error
+/// (exit 1, the message `doctor` gives), never an empty answer.
+pub(crate) fn journal_read(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+) -> Result<Journal, Failure> {
+    Journal::open_read(layout, config).map_err(Failure::failed)
+}
+
+pub(crate) fn knowledge_failure(e: KnowledgeError) -> Failure {
+    match e {
+        KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),
+        KnowledgeError::NotFound { .. }
+        | KnowledgeError::Git(_)
+        | KnowledgeError::Io { .. }
+        | KnowledgeError::Store(_) => Failure::failed(e),
+    }
+}
+
+pub(crate) fn provenance(s: SourceArgs) -> Provenance {
+    Provenance {
+        run: s.run.filter(|v| !v.is_empty()),
+        session: s.session.filter(|v| !v.is_empty()),
+        agent: s.agent.filter(|v| !v.is_empty()),
+    }
+}
+
+pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
+    for w in &o.warnings {
+        out.warn(w);
+    }
+    if out.json {
+        out.json(o);
+        return;
+    }
+    out.line(&format!("{verb} {}", o.id));
+    out.line(&format!("  file    {}", o.path));
+    match (&o.commit, &o.deferred) {
+        (Some(c), _) => out.line(&format!(
+            "  commit  {} on {}",
+            &c[..c.len().min(12)],
+            o.branch.as_deref().unwrap_or("HEAD")
+        )),
+        (None, Some(reason)) => out.important(&format!(
+            "  not committed: {reason}. Commit it yourself when ready: git add {} && git commit",
+            o.path
+        )),
+        (None, None) => {}
+    }
+}
+
+pub(crate) fn parse_since(s: &str) -> Result<i64, Failure> {
+    if let Some(age) = agentops_core::time::parse_age(s) {
+        return Ok(agentops_core::time::now_micros() - age);
+    }
+    agentops_core::time::parse_rfc3339(s).ok_or_else(|| {
+        Failure::usage(format!(
+            "--since `{s}`: use a date (2026-11-01) or an age (7d, 12h, 2w)"
+        ))
+    })
+}
+
+pub(crate) fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Starts the background exporter of `agentops run` when an endpoint is
+/// configured and `telemetry.export_in_run` is on.
+pub(crate) fn background(
+    layout: &agentops_store::RepoLayout,
+    config: &agentops_core::config::Config,
+    out: &Output,
+) -> Option<export::Background> {
+    if !config.telemetry.export_in_run {
+        return None;
+    }
+    let mut opts = match export::resolve(&config.telemetry, &env_lookup, None, None, &[]) {
+        Ok(Some(o)) => o,
+        Ok(None) => return None,
+        Err(e) => {
+            out.warn(&format!(
+                "telemetry: {e}; spans are not exported during this run"
+            ));
+            return None;
+        }
+    };
+    opts.timeout = std::time::Duration::from_secs(3);
+    let (layout, config) = (layout.clone(), config.clone());
+    Some(export::Background::start(
+        Box::new(move || Journal::open_for(&layout, &config)),
+        opts,
+    ))
+}
+
+/// Says what the background exporter did.
+pub(crate) fn finish_background(bg: Option<export::Background>, out: &Output) {
+    let Some(bg) = bg else { return };
+    let r = bg.finish();
+    match r.error {
+        None => out.line(&format!("exported {} spans to {}", r.spans, r.endpoint)),
+        Some(e) => out.warn(&format!(
+            "export to {}: {e} (the spans wait in the journal; `agentops export otlp` sends them)",
+            r.endpoint
+        )),
+    }
+}
