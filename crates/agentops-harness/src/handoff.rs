@@ -23,7 +23,8 @@ use agentops_store::{Journal, Query, RepoLayout};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::hook::{CommitGuard, current_branch, relative_to, written_paths};
+use crate::commit_guard::CommitGuard;
+use crate::paths::{current_branch, relative_to, written_paths};
 use crate::{Harness, clip};
 
 /// What one session did, read from the journal.

@@ -9,11 +9,13 @@
 //!   and Claude Code transcripts into sessions and spans with tokens and cost;
 //! - [`sessions`]: the harness sessions the journal knows.
 
+mod commit_guard;
 pub mod handoff;
 pub mod hook;
 pub mod ingest;
 pub mod install;
 pub mod json;
+pub mod paths;
 pub mod sessions;
 
 pub use agentops_protocol::Harness;

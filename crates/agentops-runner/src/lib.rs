@@ -6,6 +6,7 @@
 //! The state of a run is derived from its journal events (DESIGN.md, "Runs,
 //! checkpoints and resume"); nothing else is kept.
 
+pub mod budget;
 pub mod demo;
 pub mod git;
 pub mod run;

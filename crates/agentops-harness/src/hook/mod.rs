@@ -1,0 +1,532 @@
+//! `agentops hook claude|codex`: one harness event on stdin, at most one
+//! answer on stdout.
+//!
+//! The rules that keep it out of the agent's way:
+//! - every event is journaled (redacted, long strings cut), grouped by the
+//!   harness's session id;
+//! - malformed input, an internal error or the time limit mean: exit 0, nothing
+//!   on stdout, one line in `<git-common-dir>/agentops/hooks.log` — the agent
+//!   goes on — unless `policy.fail = "closed"`, which denies a PreToolUse it
+//!   could not check;
+//! - outside a git repository or an agentops project it does nothing at all.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use agentops_core::RunId;
+use agentops_core::config::{Config, FailMode};
+use agentops_gates::Gate;
+use agentops_protocol::event::{self as body, HookVerdict, new_event};
+use agentops_store::{Durability, Journal, RepoLayout};
+use serde_json::{Value, json};
+
+use crate::{Harness, cap_strings};
+
+mod post_tool_use;
+mod pre_tool_use;
+mod session_end;
+mod session_start;
+mod stop;
+mod user_prompt_submit;
+
+pub use crate::commit_guard::{COMMITTING, CommitGuard};
+pub use crate::paths::{current_branch, patch_paths, relative_to, written_paths};
+use crate::paths::{is_shell, tool_command};
+use post_tool_use::*;
+use pre_tool_use::*;
+use session_end::*;
+use session_start::*;
+use stop::*;
+use user_prompt_submit::*;
+
+/// Larger inputs are not parsed (a hook event is a few KiB).
+pub const MAX_INPUT: usize = 16 << 20;
+/// Claude Code's cap on `additionalContext`.
+pub const CONTEXT_CHAR_CAP: usize = 10_000;
+/// Longest string kept in a journaled hook event.
+const FIELD_CAP: usize = 4_096;
+
+/// What the hook process does when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub exit_code: u8,
+}
+
+/// One invocation of the hook.
+pub struct Invocation {
+    pub harness: Harness,
+    pub input: Vec<u8>,
+    /// The input was longer than [`MAX_INPUT`] and was not read in full.
+    pub oversized: bool,
+    /// The process's working directory (used when the event has no `cwd`).
+    pub cwd: PathBuf,
+}
+
+struct Ctx {
+    harness: Harness,
+    name: String,
+    event: Value,
+    layout: RepoLayout,
+    config: Config,
+    session: RunId,
+    cwd: PathBuf,
+    stop_gates: Vec<Gate>,
+    /// A PreToolUse's policy verdict, made before the worker starts.
+    verdict: Option<ToolVerdict>,
+}
+
+enum Reply {
+    Silent,
+    Json(Value),
+}
+
+/// Handles one event, within its time limit.
+pub fn run(inv: Invocation) -> Outcome {
+    let started = Instant::now();
+    let fallback_layout = || RepoLayout::discover(&inv.cwd).ok();
+    if inv.oversized {
+        log_error(
+            fallback_layout().as_ref(),
+            inv.harness,
+            "?",
+            &format!("input larger than {MAX_INPUT} bytes; ignored"),
+        );
+        return Outcome::default();
+    }
+    let event: Value = match serde_json::from_slice(&inv.input) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            log_error(
+                fallback_layout().as_ref(),
+                inv.harness,
+                "?",
+                "stdin: the event is not a JSON object; ignored",
+            );
+            return Outcome::default();
+        }
+        Err(e) => {
+            let layout = fallback_layout();
+            log_error(
+                layout.as_ref(),
+                inv.harness,
+                "?",
+                &format!(
+                    "stdin:{}:{}: malformed event JSON ({}); ignored",
+                    e.line(),
+                    e.column(),
+                    if e.is_eof() {
+                        "truncated"
+                    } else {
+                        "syntax error"
+                    }
+                ),
+            );
+            // Fail closed only when the policy says so; the event is unknown,
+            // so the answer is the universal one: exit 2 blocks a PreToolUse.
+            let closed = layout
+                .as_ref()
+                .is_some_and(|l| fail_mode(l) == FailMode::Closed);
+            if closed {
+                return Outcome {
+                    stdout: None,
+                    stderr: Some("agentops could not read this hook event (malformed JSON) and policy.fail = \"closed\": blocked. Try again.".into()),
+                    exit_code: 2,
+                };
+            }
+            return Outcome::default();
+        }
+    };
+    let name = event
+        .get("hook_event_name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let cwd = event
+        .get("cwd")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| inv.cwd.clone());
+    let Ok(layout) = RepoLayout::discover(&cwd) else {
+        return Outcome::default();
+    };
+    if !layout.agents_dir().is_dir() {
+        // Not an agentops project: stay out of the way.
+        return Outcome::default();
+    }
+    // A configuration that cannot be read never switches the policy off: the
+    // built-in rules apply, `policy.fail` is read leniently, and the agent is
+    // told once per session.
+    let (config, config_error) =
+        match agentops_store::project::load_config(Some(&layout), Vec::new()) {
+            Ok(c) => (c, None),
+            Err(e) => {
+                let msg = e.to_string();
+                log_error(Some(&layout), inv.harness, &name, &msg);
+                let mut c = Config::default();
+                c.policy.fail = fail_mode(&layout);
+                (c, Some(msg))
+            }
+        };
+    let session = event
+        .get("session_id")
+        .or_else(|| event.get("thread_id"))
+        .and_then(Value::as_str)
+        .and_then(|s| RunId::parse(s).ok())
+        .unwrap_or_else(|| {
+            RunId::parse(&format!("{}-unknown-session", inv.harness))
+                .unwrap_or_else(|_| RunId::generate())
+        });
+    let mut limit = Duration::from_millis(config.hooks.timeout_ms);
+    let mut stop_gates = Vec::new();
+    if name == "Stop" || name == "SubagentStop" {
+        let wanted = if name == "Stop" {
+            &config.hooks.stop_gates
+        } else {
+            &config.hooks.subagent_stop_gates
+        };
+        if !wanted.is_empty() {
+            match select_gates(&layout, wanted) {
+                Ok(g) => {
+                    let secs: u64 = g
+                        .iter()
+                        .map(|g| {
+                            g.spec
+                                .timeout_s
+                                .unwrap_or(agentops_gates::DEFAULT_TIMEOUT_S)
+                        })
+                        .sum();
+                    limit = limit.max(Duration::from_secs(secs + 5));
+                    stop_gates = g;
+                }
+                Err(e) => log_error(Some(&layout), inv.harness, &name, &e),
+            }
+        }
+    }
+    if name == "PreCompact" || name == "SessionEnd" {
+        // These may write a handoff (a memory write).
+        limit = limit.max(Duration::from_secs(15));
+    }
+    let closed_on_error = name == "PreToolUse" && config.policy.fail == FailMode::Closed;
+    let mut ctx = Ctx {
+        harness: inv.harness,
+        name: name.clone(),
+        event,
+        layout: layout.clone(),
+        config,
+        session,
+        cwd,
+        stop_gates,
+        verdict: None,
+    };
+    // The policy verdict is made here, before anything that can fail or hang
+    // (the journal, the time limit): whatever happens after, it holds.
+    if name == "PreToolUse" {
+        ctx.verdict = Some(pre_tool_verdict(&ctx, config_error.as_deref()));
+    }
+    let verdict_reply = ctx.verdict.as_ref().and_then(ToolVerdict::reply);
+    let notice = config_error
+        .as_deref()
+        .filter(|_| first_notice(&layout, &ctx.session, "config"))
+        .map(|e| {
+            format!(
+                "agentops: the project's configuration cannot be read, so agentops runs on its built-in defaults (the built-in policy still applies{}). Ask the user to fix it (`agentops doctor` says the same): {e}",
+                if ctx.config.policy.fail == FailMode::Closed {
+                    "; policy.fail = \"closed\" denies what it cannot check"
+                } else {
+                    ""
+                }
+            )
+        });
+    let with_notice = |o: Outcome| add_notice(o, notice.as_deref());
+    let fallback = |why: &str| match &verdict_reply {
+        Some(v) => Outcome {
+            stdout: Some(v.to_string()),
+            stderr: None,
+            exit_code: 0,
+        },
+        None => fail_outcome(closed_on_error, why),
+    };
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name("agentops-hook".into())
+        .spawn(move || {
+            let r = handle(&ctx);
+            let _ = tx.send(r);
+        });
+    if let Err(e) = worker {
+        log_error(
+            Some(&layout),
+            inv.harness,
+            &name,
+            &format!("cannot start: {e}"),
+        );
+        return with_notice(fallback("could not start"));
+    }
+    let remaining = limit.saturating_sub(started.elapsed());
+    let result = match rx.recv_timeout(remaining) {
+        Ok(r) => Some(r),
+        Err(mpsc::RecvTimeoutError::Timeout) if COMMITTING.load(Ordering::SeqCst) => {
+            // Never abandon a commit half-way: give it a little longer.
+            rx.recv_timeout(Duration::from_secs(10)).ok()
+        }
+        Err(_) => None,
+    };
+    with_notice(match result {
+        Some(Ok(Reply::Silent)) => Outcome::default(),
+        Some(Ok(Reply::Json(v))) => Outcome {
+            stdout: Some(v.to_string()),
+            stderr: None,
+            exit_code: 0,
+        },
+        Some(Err(e)) => {
+            log_error(Some(&layout), inv.harness, &name, &e);
+            fallback(&e)
+        }
+        None => {
+            let why = if started.elapsed() >= limit {
+                format!(
+                    "timed out after {} ms; the agent went on",
+                    limit.as_millis()
+                )
+            } else {
+                "internal error (the handler stopped unexpectedly); the agent went on".into()
+            };
+            log_error(Some(&layout), inv.harness, &name, &why);
+            fallback(&why)
+        }
+    })
+}
+
+/// `policy.fail` of the project, read leniently (see
+/// [`agentops_core::config::lenient_fail_mode`]).
+fn fail_mode(layout: &RepoLayout) -> FailMode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    agentops_core::config::lenient_fail_mode(&agentops_core::config::LoadOptions {
+        project_file: Some(layout.project_config()),
+        user_file: agentops_core::config::user_config_path(&env),
+        env,
+        flags: Vec::new(),
+    })
+}
+
+/// Adds `notice` as the reply's `systemMessage` (shown to the user, not the
+/// model), keeping whatever else the reply says.
+fn add_notice(mut o: Outcome, notice: Option<&str>) -> Outcome {
+    let Some(notice) = notice else { return o };
+    if o.exit_code != 0 {
+        return o;
+    }
+    let mut v = o
+        .stdout
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    v["systemMessage"] = Value::String(notice.to_owned());
+    o.stdout = Some(v.to_string());
+    o
+}
+
+/// Whether this is the first time `what` is said to `session`: a marker file
+/// per session in the state directory (or the temporary directory when that
+/// is not writable). Unrecorded means said again, never silence.
+fn first_notice(layout: &RepoLayout, session: &RunId, what: &str) -> bool {
+    let name = format!("{session}.{what}");
+    let dirs = [
+        layout.state_dir().join("notices"),
+        std::env::temp_dir().join(format!(
+            "agentops-notices-{}",
+            agentops_core::ids::hex(&fnv(layout.git_dir.as_os_str().as_encoded_bytes()))
+        )),
+    ];
+    for d in dirs {
+        let p = d.join(&name);
+        if p.exists() {
+            return false;
+        }
+        if std::fs::create_dir_all(&d).is_ok()
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .is_ok()
+        {
+            return true;
+        }
+    }
+    true
+}
+
+fn fnv(bytes: &[u8]) -> [u8; 8] {
+    // FNV-1a: a short stable name, not a security property.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.to_be_bytes()
+}
+
+fn fail_outcome(closed: bool, why: &str) -> Outcome {
+    if !closed {
+        return Outcome::default();
+    }
+    Outcome {
+        stdout: Some(deny(&format!(
+            "agentops could not check this tool call ({why}) and the project's policy.fail = \"closed\" denies what it cannot check. Try again; if it persists, ask the user to look at .git/agentops/hooks.log."
+        )).to_string()),
+        stderr: None,
+        exit_code: 0,
+    }
+}
+
+fn deny(reason: &str) -> Value {
+    json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    })
+}
+
+fn context_reply(event: &str, text: &str) -> Value {
+    json!({
+        "hookSpecificOutput": {
+            "hookEventName": event,
+            "additionalContext": clip_chars(text, CONTEXT_CHAR_CAP - 100),
+        }
+    })
+}
+
+/// At most `max` characters, cut at a line end where possible.
+fn clip_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut end = s
+        .char_indices()
+        .nth(max - 40)
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    if let Some(nl) = s[..end].rfind('\n') {
+        end = nl;
+    }
+    format!("{}\n[… cut to stay under the harness's limit]", &s[..end])
+}
+
+fn select_gates(layout: &RepoLayout, names: &[String]) -> Result<Vec<Gate>, String> {
+    let all = agentops_gates::load(&layout.agents_dir()).map_err(|e| e.to_string())?;
+    names
+        .iter()
+        .map(|n| {
+            all.get(n).cloned().ok_or_else(|| {
+                format!(
+                    "hooks.stop_gates names `{n}`, which is not a gate; defined: {}",
+                    all.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Appends one line to the hook error log (best effort; rotated at 1 MiB).
+pub fn log_error(layout: Option<&RepoLayout>, harness: Harness, event: &str, message: &str) {
+    let path = error_log_path(layout);
+    let Some(path) = path else { return };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1 << 20) {
+        let _ = std::fs::rename(&path, path.with_extension("log.1"));
+    }
+    let line = format!(
+        "{} {harness} {} {}\n",
+        agentops_core::time::rfc3339(agentops_core::time::now_micros()),
+        if event.is_empty() { "?" } else { event },
+        agentops_core::redact::builtin()
+            .redact(message)
+            .replace('\n', " ")
+    );
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Where hook errors are logged: `<git-common-dir>/agentops/hooks.log`, or the
+/// user's state directory outside a repository.
+pub fn error_log_path(layout: Option<&RepoLayout>) -> Option<PathBuf> {
+    if let Some(l) = layout {
+        return Some(l.state_dir().join("hooks.log"));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("agentops/hooks.log"))
+}
+
+fn handle(ctx: &Ctx) -> Result<Reply, String> {
+    let journal = Journal::open_for(&ctx.layout, &ctx.config).map_err(|e| e.to_string())?;
+    let mut input = ctx.event.clone();
+    cap_strings(&mut input, FIELD_CAP);
+    let mut events = vec![new_event(
+        ctx.session.clone(),
+        body::HookReceived {
+            harness: ctx.harness,
+            event: ctx.name.clone(),
+            input,
+        },
+    )];
+    let reply = match ctx.name.as_str() {
+        "SessionStart" => session_start(ctx, &journal, &mut events),
+        "UserPromptSubmit" => prompt_submit(ctx, &journal, &mut events),
+        "PreToolUse" => pre_tool(ctx, &mut events),
+        "PostToolUse" | "PostToolUseFailure" => {
+            post_tool(ctx, &mut events);
+            Ok(Reply::Silent)
+        }
+        "Stop" | "SubagentStop" => stop(ctx, &journal, &mut events),
+        "PreCompact" | "SessionEnd" => {
+            // Journal the event first: the handoff reads the session from it.
+            journal
+                .append_batch(std::mem::take(&mut events), Durability::Configured)
+                .map_err(|e| e.to_string())?;
+            write_handoff(ctx, &journal, ctx.name.as_str(), &mut events)
+        }
+        _ => Ok(Reply::Silent),
+    };
+    if !events.is_empty() {
+        journal
+            .append_batch(events, Durability::Configured)
+            .map_err(|e| e.to_string())?;
+    }
+    reply
+}
+
+/// A `hook.decision` of `verdict` for this hook call, the rest unset.
+fn decision(ctx: &Ctx, verdict: HookVerdict) -> body::HookDecision {
+    body::HookDecision {
+        harness: ctx.harness,
+        event: ctx.name.clone(),
+        decision: verdict,
+        rule: None,
+        tool: None,
+        reason: None,
+        gates: Vec::new(),
+        attempt: None,
+        blocks: None,
+        cap: None,
+        stop_hook_active: None,
+    }
+}

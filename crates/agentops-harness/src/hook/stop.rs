@@ -1,0 +1,104 @@
+//! Stop and SubagentStop: the stop gates, blocking up to a cap, then escalating.
+
+use agentops_core::{EventKind, NewEvent};
+use agentops_gates::{Gate, Verdict};
+use agentops_protocol::event::{self as body, HookVerdict, new_event};
+use agentops_store::{Journal, Query};
+use serde_json::{Value, json};
+
+use super::*;
+
+pub(super) fn stop(
+    ctx: &Ctx,
+    journal: &Journal,
+    events: &mut Vec<NewEvent>,
+) -> Result<Reply, String> {
+    if ctx.stop_gates.is_empty() {
+        return Ok(Reply::Silent);
+    }
+    let prior = journal
+        .read(&Query {
+            run_id: Some(ctx.session.clone()),
+            kinds: vec![EventKind::HookDecision],
+            ..Query::default()
+        })
+        .map_err(|e| e.to_string())?;
+    let decision_of = |e: &agentops_core::Event| {
+        e.body
+            .get("decision")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let blocks = prior
+        .iter()
+        .filter(|e| decision_of(e).as_deref() == Some("block"))
+        .count() as u64;
+    let escalated = prior
+        .iter()
+        .any(|e| decision_of(e).as_deref() == Some("escalate"));
+    let active = ctx
+        .event
+        .get("stop_hook_active")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let selected: Vec<&Gate> = ctx.stop_gates.iter().collect();
+    let results = agentops_gates::run_gates(
+        &selected,
+        &ctx.layout.work_tree,
+        None,
+        Some(journal),
+        &ctx.session,
+    )
+    .map_err(|e| e.to_string())?;
+    let failing: Vec<_> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail && !r.pending)
+        .collect();
+    if failing.is_empty() {
+        return Ok(Reply::Silent);
+    }
+    let names: Vec<&str> = failing.iter().map(|r| r.name.as_str()).collect();
+    let cap = ctx.config.hooks.max_stop_blocks;
+    if blocks < cap {
+        let tokenizer =
+            agentops_context::tokens::TokenizerKind::parse(&ctx.config.context.tokenizer)
+                .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
+        let count = |s: &str| tokenizer.count(s) as usize;
+        let feedback = agentops_gates::feedback_message(&results, 1_000, &count);
+        events.push(new_event(
+            ctx.session.clone(),
+            body::HookDecision {
+                gates: names.iter().map(|n| (*n).to_owned()).collect(),
+                attempt: Some(blocks + 1),
+                cap: Some(cap),
+                stop_hook_active: Some(active),
+                ..decision(ctx, HookVerdict::Block)
+            },
+        ));
+        let reason = format!(
+            "{feedback}\nagentops stop gate (block {} of {cap}): fix this before finishing. After {cap} blocks the session may stop and a person is asked to look.",
+            blocks + 1
+        );
+        return Ok(Reply::Json(
+            json!({ "decision": "block", "reason": reason }),
+        ));
+    }
+    if !escalated {
+        events.push(new_event(
+            ctx.session.clone(),
+            body::HookDecision {
+                gates: names.iter().map(|n| (*n).to_owned()).collect(),
+                blocks: Some(blocks),
+                cap: Some(cap),
+                stop_hook_active: Some(active),
+                ..decision(ctx, HookVerdict::Escalate)
+            },
+        ));
+    }
+    Ok(Reply::Json(json!({
+        "systemMessage": format!(
+            "agentops: stop gates still failing after {blocks} blocks ({}); letting the agent stop. A person should look: `agentops sessions`, `agentops gate run {}`.",
+            names.join(", "), names.join(" ")
+        )
+    })))
+}
