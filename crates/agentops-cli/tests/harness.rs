@@ -58,8 +58,10 @@ fn every_hook_fixture() {
     names.retain(|n| n != "user-prompt-submit.json");
     names.insert(0, "user-prompt-submit.json".into());
     assert!(names.len() >= 18);
+    let mut replies = String::new();
     for name in &names {
         let r = hook(&ctx, &event(&ctx, name));
+        replies.push_str(&format!("{name}: {}\n", r.stdout.trim_end()));
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert_eq!(r.stderr, "", "{name}");
         match name.as_str() {
@@ -111,6 +113,19 @@ fn every_hook_fixture() {
     // The text view lists the session too.
     let r = ctx.run(&["sessions"]);
     assert!(r.stdout.contains("7f3c2a10"), "{}", r.stdout);
+    // What the harness and the user see, pinned.
+    let mut settings = ctx.insta_settings();
+    for (re, to) in [
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?", "[DATE]"),
+        (r"\b20\d{6}\b", "[YYYYMMDD]"),
+        (r"\b20\d\d-\d\d-\d\d\b", "[DAY]"),
+        (r"\b\d+s\b", "[SECONDS]"),
+    ] {
+        settings.add_filter(re, to);
+    }
+    let _g = settings.bind_to_scope();
+    insta::assert_snapshot!("hook_replies", replies);
+    insta::assert_snapshot!("sessions_after_hooks", r.stdout);
 }
 
 #[test]

@@ -540,6 +540,40 @@ fn demo_runs_end_to_end_offline_and_says_what_stands_in() {
         .unwrap();
     let v: Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(v[0]["status"], "completed");
+    // What users see, pinned: the demo's story, and each view of its run.
+    let id = v[0]["id"].as_str().unwrap().to_owned();
+    let d = dir.to_str().unwrap();
+    let mut settings = ctx.insta_settings();
+    for (re, to) in [
+        (r"\b01[0-9a-hjkmnp-tv-z]{24}\b", "[RUN]"),
+        (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d", "[DATE]"),
+        (r"[█▒·]+", "[BAR]"),
+        (r"\b[0-9a-f]{7,12}\b", "[SHA]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"\[DURATION\] +", "[DURATION] "),
+        (r" +\[DURATION\]", " [DURATION]"),
+    ] {
+        settings.add_filter(re, to);
+    }
+    let _g = settings.bind_to_scope();
+    insta::assert_snapshot!("demo_story", r.stdout);
+    insta::assert_snapshot!("demo_runs", ctx.run(&["-C", d, "runs"]).ok());
+    insta::assert_snapshot!("demo_show", ctx.run(&["-C", d, "show", &id]).ok());
+    insta::assert_snapshot!(
+        "demo_trace",
+        ctx.run(&["-C", d, "trace", &id, "--width", "120"]).ok()
+    );
+    let gate = ctx.run(&["-C", d, "gate", "run", "tests", "scope"]);
+    insta::assert_snapshot!(
+        "demo_gate_run",
+        format!("exit {}\n{}", gate.code, gate.stdout)
+    );
+    let status = ctx.run(&["-C", d, "status"]);
+    insta::assert_snapshot!(
+        "demo_status",
+        format!("exit {}\n{}", status.code, status.stdout)
+    );
     let again = ctx.run(&["demo", "--keep", dir.to_str().unwrap()]);
     assert_eq!(again.code, 2, "a non-empty directory is refused");
 }
