@@ -50,8 +50,6 @@ pub enum IndexError {
     Io { path: PathBuf, reason: String },
     #[error("search index: {0}")]
     Tantivy(String),
-    #[error("configuration: context.tokenizer `{0}` is not known; allowed: o200k, cl100k")]
-    Tokenizer(String),
 }
 
 impl From<tantivy::TantivyError> for IndexError {
@@ -269,8 +267,7 @@ impl KnowledgeIndex {
         let start = Instant::now();
         // Before anything slow: racy states are judged from here.
         let _ = now_ns();
-        let tokenizer = TokenizerKind::parse(&config.context.tokenizer)
-            .ok_or_else(|| IndexError::Tokenizer(config.context.tokenizer.clone()))?;
+        let tokenizer = TokenizerKind::of(config.context.tokenizer);
         let dir = layout.state_dir().join("index");
         let mut refresh = Refresh::default();
         if !rebuild && !writable(&dir) {

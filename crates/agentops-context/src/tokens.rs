@@ -11,7 +11,15 @@ pub enum TokenizerKind {
 }
 
 impl TokenizerKind {
-    /// Parses a configured name.
+    /// The configured tokenizer.
+    pub fn of(t: agentops_core::config::Tokenizer) -> Self {
+        match t {
+            agentops_core::config::Tokenizer::O200k => Self::O200k,
+            agentops_core::config::Tokenizer::Cl100k => Self::Cl100k,
+        }
+    }
+
+    /// Parses a name (`o200k`, `cl100k_base`, …).
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "o200k" | "o200k_base" => Some(Self::O200k),

@@ -218,8 +218,8 @@ pub struct ContextConfig {
     pub window: u64,
     /// Freshness halves every this many days.
     pub half_life_days: f64,
-    /// `o200k` or `cl100k`: how tokens are counted.
-    pub tokenizer: String,
+    /// How tokens are counted.
+    pub tokenizer: Tokenizer,
     /// At most this many entries get their full body in a packet.
     pub full_entries: u64,
     /// Context windows by model name prefix, overriding the built-in table.
@@ -320,7 +320,7 @@ impl Default for Config {
                 packet_max: 4_000,
                 window: 200_000,
                 half_life_days: 90.0,
-                tokenizer: "o200k".into(),
+                tokenizer: Tokenizer::O200k,
                 full_entries: 5,
                 windows: std::collections::BTreeMap::new(),
             },
@@ -414,10 +414,12 @@ struct ContextLayer {
     windows: Option<std::collections::BTreeMap<String, u64>>,
 }
 
-/// Tokenizers agentops can count with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Tokenizers agentops can count with (`context.tokenizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Tokenizer {
+pub enum Tokenizer {
+    /// OpenAI's o200k_base (GPT-4o and later); the default.
+    #[default]
     O200k,
     Cl100k,
 }
@@ -1135,10 +1137,7 @@ fn apply(cfg: &mut Config, layer: Layer, at: &dyn Fn(&str) -> String) -> Result<
             cfg.context.half_life_days = v;
         }
         if let Some(t) = c.tokenizer {
-            cfg.context.tokenizer = match t {
-                Tokenizer::O200k => "o200k".into(),
-                Tokenizer::Cl100k => "cl100k".into(),
-            };
+            cfg.context.tokenizer = t;
         }
         if let Some(w) = c.windows {
             for (model, tokens) in w {
@@ -1344,6 +1343,7 @@ pub fn commented_template() -> String {
 # endpoint = "http://127.0.0.1:6006"   # Phoenix; a collector: http://127.0.0.1:4318
 # protocol = "http/protobuf"            # or "http/json"
 # project = "agentops"                  # Phoenix project
+# headers = { "x-team" = "infra" }      # extra headers (API keys: OTEL_EXPORTER_OTLP_HEADERS)
 # export_in_run = true                  # export in the background of `agentops run`
 
 # Thresholds of `agentops status` (exit 1 when one fires).
@@ -1603,7 +1603,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.context.packet_max, 2000);
-        assert_eq!(cfg.context.tokenizer, "cl100k");
+        assert_eq!(cfg.context.tokenizer, Tokenizer::Cl100k);
         assert_eq!(cfg.context.windows.get("my-model"), Some(&32000));
         let p = write(dir.path(), "d.toml", "[context]\n\npacket_max = 5\n");
         let err = load(&LoadOptions {
@@ -1627,5 +1627,47 @@ mod tests {
         assert!(!valid_branch_name("../x"));
         assert!(!valid_branch_name("-x"));
         assert!(!valid_branch_name("a b"));
+    }
+
+    /// Every key is documented in docs/configuration.md, in the commented
+    /// template `init` writes, and reachable as an `AGENTOPS_*` variable; and
+    /// the reference documents no key this version does not know.
+    #[test]
+    fn every_key_is_documented_templated_and_nothing_else_is() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let template = commented_template();
+        for (key, _) in KEYS {
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/configuration.md lacks `{key}`"
+            );
+            if key.contains('<') {
+                continue;
+            }
+            let (section, name) = key.split_once('.').unwrap();
+            let in_section = template
+                .split(&format!("[{section}]"))
+                .nth(1)
+                .is_some_and(|rest| {
+                    rest.split("\n[")
+                        .next()
+                        .unwrap_or("")
+                        .contains(&format!("# {name} ="))
+                });
+            assert!(in_section, "the template lacks `{name}` in [{section}]");
+            assert_eq!(
+                env_name(key),
+                format!("AGENTOPS_{}", key.replace('.', "_").to_uppercase())
+            );
+        }
+        // Rows of the reference tables name known keys only.
+        for line in docs.lines().filter(|l| l.starts_with("| `")) {
+            let key = line.trim_start_matches("| `").split('`').next().unwrap();
+            let known = KEYS.iter().any(|(k, _)| *k == key)
+                || key.starts_with("prices.")
+                || key.starts_with("gates.")
+                || !key.contains('.');
+            assert!(known, "docs/configuration.md documents unknown key `{key}`");
+        }
     }
 }

@@ -282,8 +282,7 @@ pub fn agents(cmd: AgentsCommand, flags: &Flags, out: &Output) -> Result<Code, F
             }
         }
         AgentsCommand::Lint => {
-            let tk = agentops_context::tokens::TokenizerKind::parse(&config.context.tokenizer)
-                .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
+            let tk = agentops_context::tokens::TokenizerKind::of(config.context.tokenizer);
             let count = |s: &str| tk.count(s);
             let findings: Vec<spec::Finding> = agents
                 .values()

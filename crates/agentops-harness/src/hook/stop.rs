@@ -60,9 +60,7 @@ pub(super) fn stop(
     let names: Vec<&str> = failing.iter().map(|r| r.name.as_str()).collect();
     let cap = ctx.config.hooks.max_stop_blocks;
     if blocks < cap {
-        let tokenizer =
-            agentops_context::tokens::TokenizerKind::parse(&ctx.config.context.tokenizer)
-                .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
+        let tokenizer = agentops_context::tokens::TokenizerKind::of(ctx.config.context.tokenizer);
         let count = |s: &str| tokenizer.count(s) as usize;
         let feedback = agentops_gates::feedback_message(&results, 1_000, &count);
         events.push(new_event(

@@ -64,8 +64,7 @@ pub(super) fn execute(
         worktree: wt.display().to_string(),
         resumed,
     });
-    let tokenizer = agentops_context::tokens::TokenizerKind::parse(&ctx.config.context.tokenizer)
-        .unwrap_or(agentops_context::tokens::TokenizerKind::O200k);
+    let tokenizer = agentops_context::tokens::TokenizerKind::of(ctx.config.context.tokenizer);
     let count = move |s: &str| tokenizer.count(s) as usize;
     let index = agentops_context::index::KnowledgeIndex::open(ctx.layout, ctx.config, false, false)
         .ok()
