@@ -237,6 +237,16 @@ impl TestContext {
         ]
     }
 
+    /// [`Self::insta_settings`] plus `extra` (regex, replacement) filters,
+    /// applied after this context's own.
+    pub fn insta_settings_with(&self, extra: &[(&str, &str)]) -> insta::Settings {
+        let mut s = self.insta_settings();
+        for (re, rep) in extra {
+            s.add_filter(re, *rep);
+        }
+        s
+    }
+
     /// insta settings with [`Self::filters`] applied; bind to scope in a test.
     pub fn insta_settings(&self) -> insta::Settings {
         let mut s = insta::Settings::clone_current();

@@ -55,95 +55,12 @@ pub fn rollups(fresh: &dyn Fn() -> Box<dyn Store>) -> Outcome {
 /// Every check, trait by trait, each on a fresh empty store from `fresh`;
 /// and the [`Journal`] over it redacts.
 pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) -> Outcome {
-    event_log(&|| Box::new(Boxed(fresh())) as Box<dyn EventLog>)?;
-    feedback(&|| Box::new(Boxed(fresh())) as Box<dyn Feedback>)?;
-    export(&|| Box::new(Boxed(fresh())) as Box<dyn ExportLeases>)?;
+    // Trait upcasting: a whole store seen through one of its traits.
+    event_log(&|| fresh() as Box<dyn EventLog>)?;
+    feedback(&|| fresh() as Box<dyn Feedback>)?;
+    export(&|| fresh() as Box<dyn ExportLeases>)?;
     rollups(fresh)?;
     journal_redacts(fresh())
-}
-
-/// A boxed store seen through one of its traits.
-struct Boxed(Box<dyn Store>);
-
-impl EventLog for Boxed {
-    fn append_batch(
-        &self,
-        events: &[NewEvent],
-        durability: Durability,
-    ) -> Result<Vec<i64>, agentops_store::StoreError> {
-        self.0.append_batch(events, durability)
-    }
-    fn read(&self, query: &Query) -> Result<Vec<agentops_core::Event>, agentops_store::StoreError> {
-        self.0.read(query)
-    }
-    fn scan(
-        &self,
-        query: &Query,
-        f: &mut dyn FnMut(agentops_store::RawRef<'_>),
-    ) -> Result<(), agentops_store::StoreError> {
-        self.0.scan(query, f)
-    }
-    fn positions(
-        &self,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, String)>, agentops_store::StoreError> {
-        self.0.positions(after_seq, limit)
-    }
-    fn last_seq(&self) -> Result<i64, agentops_store::StoreError> {
-        self.0.last_seq()
-    }
-    fn count(&self) -> Result<u64, agentops_store::StoreError> {
-        self.0.count()
-    }
-}
-
-impl Feedback for Boxed {
-    fn utility(
-        &self,
-        ids: &[&str],
-    ) -> Result<
-        std::collections::HashMap<String, agentops_store::Utility>,
-        agentops_store::StoreError,
-    > {
-        self.0.utility(ids)
-    }
-    fn apply_feedback(
-        &self,
-        id: &str,
-        target: f64,
-        alpha: f64,
-        ts: i64,
-    ) -> Result<agentops_store::Utility, agentops_store::StoreError> {
-        self.0.apply_feedback(id, target, alpha, ts)
-    }
-}
-
-impl ExportLeases for Boxed {
-    fn watermarks(&self) -> Result<Vec<(String, i64, i64)>, agentops_store::StoreError> {
-        self.0.watermarks()
-    }
-    fn claim_export(
-        &self,
-        name: &str,
-        owner: &str,
-        now_us: i64,
-        until_us: i64,
-    ) -> Result<Option<i64>, agentops_store::StoreError> {
-        self.0.claim_export(name, owner, now_us, until_us)
-    }
-    fn advance_export(
-        &self,
-        name: &str,
-        owner: &str,
-        seq: i64,
-        until_us: i64,
-    ) -> Result<bool, agentops_store::StoreError> {
-        self.0.advance_export(name, owner, seq, until_us)
-    }
-    fn release_export(&self, name: &str, owner: &str) -> Result<(), agentops_store::StoreError> {
-        self.0.release_export(name, owner)
-    }
 }
 
 /// An event comes back exactly as written, with a positive `seq`.

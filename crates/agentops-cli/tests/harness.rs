@@ -114,15 +114,12 @@ fn every_hook_fixture() {
     let r = ctx.run(&["sessions"]);
     assert!(r.stdout.contains("7f3c2a10"), "{}", r.stdout);
     // What the harness and the user see, pinned.
-    let mut settings = ctx.insta_settings();
-    for (re, to) in [
+    let settings = ctx.insta_settings_with(&[
         (r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?", "[DATE]"),
         (r"\b20\d{6}\b", "[YYYYMMDD]"),
         (r"\b20\d\d-\d\d-\d\d\b", "[DAY]"),
         (r"\b\d+s\b", "[SECONDS]"),
-    ] {
-        settings.add_filter(re, to);
-    }
+    ]);
     let _g = settings.bind_to_scope();
     insta::assert_snapshot!("hook_replies", replies);
     insta::assert_snapshot!("sessions_after_hooks", r.stdout);

@@ -543,8 +543,7 @@ fn demo_runs_end_to_end_offline_and_says_what_stands_in() {
     // What users see, pinned: the demo's story, and each view of its run.
     let id = v[0]["id"].as_str().unwrap().to_owned();
     let d = dir.to_str().unwrap();
-    let mut settings = ctx.insta_settings();
-    for (re, to) in [
+    let settings = ctx.insta_settings_with(&[
         (r"\b01[0-9a-hjkmnp-tv-z]{24}\b", "[RUN]"),
         (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
         (r"\d{4}-\d\d-\d\d \d\d:\d\d", "[DATE]"),
@@ -553,9 +552,7 @@ fn demo_runs_end_to_end_offline_and_says_what_stands_in() {
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
         (r"\[DURATION\] +", "[DURATION] "),
         (r" +\[DURATION\]", " [DURATION]"),
-    ] {
-        settings.add_filter(re, to);
-    }
+    ]);
     let _g = settings.bind_to_scope();
     insta::assert_snapshot!("demo_story", r.stdout);
     insta::assert_snapshot!("demo_runs", ctx.run(&["-C", d, "runs"]).ok());

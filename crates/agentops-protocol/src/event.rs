@@ -135,14 +135,15 @@ impl<'de> Deserialize<'de> for PauseReason {
 }
 
 /// What `run.started` records: everything needed to resume, whatever happens
-/// to the files afterwards. The spec snapshots are the runner's and gates'
-/// own serialisations (their types live in those crates); here they are
-/// carried as JSON.
+/// to the files afterwards. The spec types belong to the runner and gates
+/// (and change with the spec format): here they are parameters, JSON by
+/// default, and the runner reads the body with its own types
+/// (`RunStarted<WorkflowSpec, Agent, GateSpec>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunStarted {
-    pub workflow: Value,
-    pub agents: BTreeMap<String, Value>,
-    pub gates: BTreeMap<String, Value>,
+pub struct RunStarted<W = Value, A = Value, G = Value> {
+    pub workflow: W,
+    pub agents: BTreeMap<String, A>,
+    pub gates: BTreeMap<String, G>,
     pub goal: String,
     pub vars: BTreeMap<String, String>,
     pub base_commit: String,

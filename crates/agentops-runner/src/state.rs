@@ -9,7 +9,7 @@ use agentops_llm::{Response, Usage};
 use agentops_protocol::EventBody;
 use agentops_protocol::event as body;
 use agentops_store::{Journal, Query};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::RunError;
 use crate::spec::{Agent, Budget, WorkflowSpec};
@@ -17,81 +17,8 @@ use crate::spec::{Agent, Budget, WorkflowSpec};
 pub use agentops_protocol::event::PauseReason;
 pub use agentops_protocol::event::kinds::{RUN_CONTROL, RUN_LANDED, STEP_RETRY};
 
-/// What `run.started` records: everything needed to resume, whatever
-/// happens to the files afterwards.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
-    pub workflow: WorkflowSpec,
-    pub agents: BTreeMap<String, Agent>,
-    pub gates: BTreeMap<String, GateSpec>,
-    pub goal: String,
-    pub vars: BTreeMap<String, String>,
-    pub base_commit: String,
-    pub base_branch: Option<String>,
-    pub branch: String,
-    pub worktree: PathBuf,
-    pub budget: Budget,
-    /// Overrides every agent's backend (`--backend`).
-    #[serde(default)]
-    pub backend: Option<String>,
-}
-
-impl Started {
-    /// The `run.started` body: the specs as their own serialisations.
-    pub fn to_body(&self) -> Result<body::RunStarted, serde_json::Error> {
-        let map = |m: &BTreeMap<String, serde_json::Value>| m.clone();
-        let agents: BTreeMap<String, serde_json::Value> = self
-            .agents
-            .iter()
-            .map(|(k, a)| Ok((k.clone(), serde_json::to_value(a)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        let gates: BTreeMap<String, serde_json::Value> = self
-            .gates
-            .iter()
-            .map(|(k, g)| Ok((k.clone(), serde_json::to_value(g)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        Ok(body::RunStarted {
-            workflow: serde_json::to_value(&self.workflow)?,
-            agents: map(&agents),
-            gates,
-            goal: self.goal.clone(),
-            vars: self.vars.clone(),
-            base_commit: self.base_commit.clone(),
-            base_branch: self.base_branch.clone(),
-            branch: self.branch.clone(),
-            worktree: self.worktree.clone(),
-            budget: self.budget,
-            backend: self.backend.clone(),
-        })
-    }
-
-    /// Reads the specs back out of a `run.started` body.
-    pub fn from_body(b: body::RunStarted) -> Result<Self, serde_json::Error> {
-        let agents = b
-            .agents
-            .into_iter()
-            .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        let gates = b
-            .gates
-            .into_iter()
-            .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        Ok(Started {
-            workflow: serde_json::from_value(b.workflow)?,
-            agents,
-            gates,
-            goal: b.goal,
-            vars: b.vars,
-            base_commit: b.base_commit,
-            base_branch: b.base_branch,
-            branch: b.branch,
-            worktree: b.worktree,
-            budget: b.budget,
-            backend: b.backend,
-        })
-    }
-}
+/// What `run.started` records, with the runner's and gates' spec types.
+pub type Started = body::RunStarted<WorkflowSpec, Agent, GateSpec>;
 
 /// The branch of run `id`.
 pub fn branch_of(id: &RunId) -> String {
@@ -220,10 +147,8 @@ impl RunState {
             .iter()
             .find(|e| e.kind == EventKind::RunStarted)
             .ok_or_else(|| RunError::NotFound(format!("no run `{id}` (see `agentops runs`)")))?;
-        let mut started = body::decode::<body::RunStarted>(first)
-            .ok()
-            .and_then(|b| Started::from_body(b).ok())
-            .ok_or_else(|| err_decode(first, "run.started"))?;
+        let mut started =
+            body::decode::<Started>(first).map_err(|_| err_decode(first, "run.started"))?;
         started.branch = branch_of(id);
         started.worktree = worktree_of(state_dir, id);
         let mut st = RunState {

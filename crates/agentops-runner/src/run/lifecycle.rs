@@ -118,10 +118,11 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         worktree,
         backend: opts.backend.clone(),
     };
-    let body = started
-        .to_body()
-        .map_err(|e| RunError::State(e.to_string()))?;
-    ctx.journal.append(event(&id, body), Durability::Sync)?;
+    let body = serde_json::to_value(&started).map_err(|e| RunError::State(e.to_string()))?;
+    ctx.journal.append(
+        NewEvent::now(id.clone(), EventKind::RunStarted, body),
+        Durability::Sync,
+    )?;
     let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), &id)?;
     execute(ctx, st, false)
 }
