@@ -1,20 +1,68 @@
-//! What several commands share: opening the project, its knowledge and its
+//! What several commands share: the exit codes and `Failure`, opening the project, its knowledge and its
 //! journal; provenance flags; `--since`; rendering a memory write; the
 //! background exporter of a run. Commands import this module, never each
 //! other.
 
 use agentops_knowledge::{Knowledge, KnowledgeError, Provenance, WriteOutcome};
-use agentops_store::{Journal, RepoLayout};
+use agentops_store::{Journal, RepoLayout, project};
 use agentops_telemetry::export;
 
 use crate::cli::SourceArgs;
-use crate::commands::{Failure, Flags};
 use crate::output::Output;
+
+/// Exit codes (see `agentops --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+    /// Paused: waiting for a person.
+    Paused = 3,
+}
+
+/// An error that ends the command, with its exit code.
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: Code::Usage,
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn failed(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: Code::Failure,
+            message: e.to_string(),
+        }
+    }
+}
+
+pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
+    std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
+}
+
+/// The repository around the current directory and its configuration.
+pub(crate) fn open_project(
+    flags: &Flags,
+) -> Result<(RepoLayout, agentops_core::config::Config), Failure> {
+    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
+    let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
+    Ok((layout, config))
+}
+
+/// Configuration overrides from global flags.
+pub type Flags = [(String, String, String)];
 
 pub(crate) fn open(
     flags: &Flags,
 ) -> Result<(RepoLayout, Knowledge, agentops_core::config::Config), Failure> {
-    let (layout, config) = crate::commands::open_project(flags)?;
+    let (layout, config) = open_project(flags)?;
     let k = Knowledge::new(layout.clone(), config.clone()).map_err(Failure::usage)?;
     Ok((layout, k, config))
 }

@@ -14,54 +14,8 @@ mod knowledge;
 mod observe;
 mod runs;
 
-/// Exit codes (see `agentops --help`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    Ok = 0,
-    Failure = 1,
-    Usage = 2,
-    /// Paused: waiting for a person.
-    Paused = 3,
-}
-
-/// An error that ends the command, with its exit code.
-pub struct Failure {
-    pub code: Code,
-    pub message: String,
-}
-
-impl Failure {
-    pub(crate) fn usage(e: impl std::fmt::Display) -> Self {
-        Self {
-            code: Code::Usage,
-            message: e.to_string(),
-        }
-    }
-
-    pub(crate) fn failed(e: impl std::fmt::Display) -> Self {
-        Self {
-            code: Code::Failure,
-            message: e.to_string(),
-        }
-    }
-}
-
-pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
-    std::env::current_dir()
-        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
-}
-
-/// The repository around the current directory and its configuration.
-pub(crate) fn open_project(
-    flags: &Flags,
-) -> Result<(RepoLayout, agentops_core::config::Config), Failure> {
-    let layout = RepoLayout::discover(&cwd()?).map_err(Failure::usage)?;
-    let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
-    Ok((layout, config))
-}
-
-/// Configuration overrides from global flags.
-pub type Flags = [(String, String, String)];
+pub use crate::shared::{Code, Failure, Flags};
+pub(crate) use crate::shared::{cwd, open_project};
 
 /// `agentops hook <harness>` without argument parsing (see `main`).
 pub fn hook_fast(harness: &str) -> Code {
