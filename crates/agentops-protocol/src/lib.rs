@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod harness;
+pub mod hook;
 pub mod model;
 pub mod stream;
 

@@ -19,6 +19,7 @@ use agentops_core::RunId;
 use agentops_core::config::{Config, FailMode};
 use agentops_gates::Gate;
 use agentops_protocol::event::{self as body, HookVerdict, new_event};
+use agentops_protocol::hook::{HookInput, HookOutput};
 use agentops_store::{Durability, Journal, RepoLayout};
 use serde_json::{Value, json};
 
@@ -69,7 +70,10 @@ pub struct Invocation {
 struct Ctx {
     harness: Harness,
     name: String,
+    /// The raw event, for the journal.
     event: Value,
+    /// What agentops reads of it.
+    input: HookInput,
     layout: RepoLayout,
     config: Config,
     session: RunId,
@@ -172,10 +176,10 @@ pub fn run(inv: Invocation) -> Outcome {
                 (c, Some(msg))
             }
         };
-    let session = event
-        .get("session_id")
-        .or_else(|| event.get("thread_id"))
-        .and_then(Value::as_str)
+    let input = HookInput::from_value(&event);
+    let session = input
+        .session_id
+        .as_deref()
         .and_then(|s| RunId::parse(s).ok())
         .unwrap_or_else(|| {
             RunId::parse(&format!("{}-unknown-session", inv.harness))
@@ -216,6 +220,7 @@ pub fn run(inv: Invocation) -> Outcome {
         harness: inv.harness,
         name: name.clone(),
         event,
+        input,
         layout: layout.clone(),
         config,
         session,
@@ -386,22 +391,11 @@ fn fail_outcome(closed: bool, why: &str) -> Outcome {
 }
 
 fn deny(reason: &str) -> Value {
-    json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "deny",
-            "permissionDecisionReason": reason,
-        }
-    })
+    HookOutput::deny(reason).to_value()
 }
 
 fn context_reply(event: &str, text: &str) -> Value {
-    json!({
-        "hookSpecificOutput": {
-            "hookEventName": event,
-            "additionalContext": clip_chars(text, CONTEXT_CHAR_CAP - 100),
-        }
-    })
+    HookOutput::context(event, clip_chars(text, CONTEXT_CHAR_CAP - 100)).to_value()
 }
 
 /// At most `max` characters, cut at a line end where possible.

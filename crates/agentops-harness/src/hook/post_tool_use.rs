@@ -2,24 +2,22 @@
 
 use agentops_core::{NewEvent, SpanId};
 use agentops_protocol::event::{self as body, new_event};
-use serde_json::Value;
 
 use crate::clip;
 
 use super::*;
 
 pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
-    let e = &ctx.event;
-    let tool = e.get("tool_name").and_then(Value::as_str).unwrap_or("?");
-    let input = e.get("tool_input").cloned().unwrap_or(Value::Null);
-    let failed = ctx.name == "PostToolUseFailure"
-        || e.pointer("/tool_response/success").and_then(Value::as_bool) == Some(false);
+    let e = &ctx.input;
+    let tool = e.tool_name.as_deref().unwrap_or("?");
+    let input = &e.tool_input;
+    let failed = ctx.name == "PostToolUseFailure" || e.tool_failed;
     let span = e
-        .get("tool_use_id")
-        .and_then(Value::as_str)
+        .tool_use_id
+        .as_deref()
         .and_then(|s| SpanId::parse(s).ok())
         .unwrap_or_else(SpanId::generate);
-    let mut files = written_paths(tool, &input);
+    let mut files = written_paths(tool, input);
     for f in &mut files {
         *f = relative_to(&ctx.layout.work_tree, &ctx.cwd, f);
     }
@@ -28,9 +26,9 @@ pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
         harness: Some(ctx.harness),
         name: tool.to_owned(),
         is_error: failed,
-        duration_ms: e.get("duration_ms").and_then(Value::as_f64),
+        duration_ms: e.duration_ms,
         command: if is_shell(tool) {
-            tool_command(&input).map(|c| clip(&c, 500))
+            tool_command(input).map(|c| clip(&c, 500))
         } else {
             None
         },
@@ -38,17 +36,8 @@ pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
         ..body::ToolCall::default()
     };
     if failed {
-        let err = e
-            .get("error")
-            .and_then(Value::as_str)
-            .or_else(|| e.pointer("/tool_response/error").and_then(Value::as_str))
-            .unwrap_or("failed");
-        call.error = Some(clip(err, 2_000));
-        call.interrupted = Some(
-            e.get("is_interrupt")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        );
+        call.error = Some(clip(e.error.as_deref().unwrap_or("failed"), 2_000));
+        call.interrupted = Some(e.is_interrupt);
     }
     events.push(new_event(ctx.session.clone(), call).in_span(span, None));
 }

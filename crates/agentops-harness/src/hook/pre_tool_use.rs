@@ -38,7 +38,7 @@ pub(super) fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVer
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let input = ctx.event.get("tool_input").cloned().unwrap_or(Value::Null);
+    let input = ctx.input.tool_input.clone();
     let mut unchecked = config_error.map(|e| format!("the configuration cannot be read: {e}"));
     let mut decision = PolicyDecision::Allow;
     if is_shell(&tool) {

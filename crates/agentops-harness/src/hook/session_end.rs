@@ -5,7 +5,6 @@ use std::path::Path;
 use agentops_core::NewEvent;
 use agentops_protocol::event::{self as body, new_event};
 use agentops_store::Journal;
-use serde_json::Value;
 
 use crate::{Harness, handoff};
 
@@ -22,7 +21,7 @@ pub(super) fn write_handoff(
     }
     if ctx.harness == Harness::Claude
         && trigger != "context-critical"
-        && let Some(t) = ctx.event.get("transcript_path").and_then(Value::as_str)
+        && let Some(t) = ctx.input.transcript_path.as_deref()
     {
         // Best effort: tokens and cost of the session from its transcript.
         let _ = crate::ingest::ingest_transcript_file(

@@ -18,7 +18,7 @@ pub(super) fn session_start(
         .get("source")
         .and_then(Value::as_str)
         .unwrap_or("startup");
-    let model = ctx.event.get("model").and_then(Value::as_str);
+    let model = ctx.input.model.as_deref();
     let injected = crate::handoff::session_context(
         &ctx.layout,
         &ctx.config,

@@ -4,7 +4,6 @@ use agentops_core::{EventKind, NewEvent};
 use agentops_gates::{Gate, Verdict};
 use agentops_protocol::event::{self as body, HookVerdict, new_event};
 use agentops_store::{Journal, Query};
-use serde_json::{Value, json};
 
 use super::*;
 
@@ -24,23 +23,18 @@ pub(super) fn stop(
         })
         .map_err(|e| e.to_string())?;
     let decision_of = |e: &agentops_core::Event| {
-        e.body
-            .get("decision")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        body::decode::<body::HookDecision>(e)
+            .ok()
+            .map(|d| d.decision)
     };
     let blocks = prior
         .iter()
-        .filter(|e| decision_of(e).as_deref() == Some("block"))
+        .filter(|e| decision_of(e) == Some(HookVerdict::Block))
         .count() as u64;
     let escalated = prior
         .iter()
-        .any(|e| decision_of(e).as_deref() == Some("escalate"));
-    let active = ctx
-        .event
-        .get("stop_hook_active")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+        .any(|e| decision_of(e) == Some(HookVerdict::Escalate));
+    let active = ctx.input.stop_hook_active;
     let selected: Vec<&Gate> = ctx.stop_gates.iter().collect();
     let results = agentops_gates::run_gates(
         &selected,
@@ -77,9 +71,7 @@ pub(super) fn stop(
             "{feedback}\nagentops stop gate (block {} of {cap}): fix this before finishing. After {cap} blocks the session may stop and a person is asked to look.",
             blocks + 1
         );
-        return Ok(Reply::Json(
-            json!({ "decision": "block", "reason": reason }),
-        ));
+        return Ok(Reply::Json(HookOutput::block(reason).to_value()));
     }
     if !escalated {
         events.push(new_event(
@@ -93,10 +85,12 @@ pub(super) fn stop(
             },
         ));
     }
-    Ok(Reply::Json(json!({
-        "systemMessage": format!(
+    Ok(Reply::Json(
+        HookOutput::message(format!(
             "agentops: stop gates still failing after {blocks} blocks ({}); letting the agent stop. A person should look: `agentops sessions`, `agentops gate run {}`.",
-            names.join(", "), names.join(" ")
-        )
-    })))
+            names.join(", "),
+            names.join(" ")
+        ))
+        .to_value(),
+    ))
 }

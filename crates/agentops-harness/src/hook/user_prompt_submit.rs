@@ -6,7 +6,6 @@ use agentops_context::guard::Band;
 use agentops_core::{EventKind, NewEvent};
 use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal, Query};
-use serde_json::Value;
 
 use super::*;
 
@@ -15,7 +14,7 @@ pub(super) fn prompt_submit(
     journal: &Journal,
     events: &mut Vec<NewEvent>,
 ) -> Result<Reply, String> {
-    let Some(path) = ctx.event.get("transcript_path").and_then(Value::as_str) else {
+    let Some(path) = ctx.input.transcript_path.as_deref() else {
         return Ok(Reply::Silent);
     };
     let Ok(report) = agentops_context::guard::guard(Path::new(path), None, &ctx.config.context)
@@ -52,7 +51,10 @@ pub(super) fn prompt_submit(
                 })
                 .map_err(|e| e.to_string())?
                 .iter()
-                .any(|e| e.body.get("trigger").and_then(Value::as_str) == Some("context-critical"));
+                .any(|e| {
+                    body::decode::<body::HandoffWritten>(e)
+                        .is_ok_and(|h| h.trigger == "context-critical")
+                });
             let mut note = String::new();
             if !already && ctx.config.hooks.handoffs {
                 // The handoff reads this session from the journal: write what we have.
