@@ -97,6 +97,14 @@ kinds! {
     SessionStarted => "session.started",
     /// A harness session ended, with its totals.
     SessionEnded => "session.ended",
+    /// A phase attempt failed its gates and runs again with feedback.
+    StepRetry => "step.retry",
+    /// A pause or cancel asked of a running run.
+    RunControl => "run.control",
+    /// A run's branch was merged into its base.
+    RunLanded => "run.landed",
+    /// Harness processes a killed run left were stopped on resume.
+    RunOrphansStopped => "run.orphans_stopped",
 }
 
 /// A dotted event kind that is not well formed.

@@ -20,18 +20,6 @@ use serde_json::Value;
 use crate::harness::Harness;
 use crate::model::{Response, Usage};
 
-/// Event kinds of the runner beyond the core set, by their stored names.
-pub mod kinds {
-    /// A phase attempt failed its gates and runs again with feedback.
-    pub const STEP_RETRY: &str = "step.retry";
-    /// A pause or cancel asked of a running run.
-    pub const RUN_CONTROL: &str = "run.control";
-    /// A run's branch was merged into its base.
-    pub const RUN_LANDED: &str = "run.landed";
-    /// Harness processes a killed run left were stopped on resume.
-    pub const RUN_ORPHANS_STOPPED: &str = "run.orphans_stopped";
-}
-
 /// Spending limits; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -713,7 +701,7 @@ pub struct SessionEnded {
 }
 
 macro_rules! bodies {
-    ($($(#[$doc:meta])* $variant:ident($ty:ty) => $kind:expr,)*) => {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) => $kind:path,)*) => {
         /// A journal event's body, by kind.
         // Bodies are decoded one at a time and consumed at once, never kept
         // in bulk, so boxing the large `llm.call` would only add allocations.
@@ -729,7 +717,7 @@ macro_rules! bodies {
             /// The kind this body is stored under.
             pub fn kind(&self) -> EventKind {
                 match self {
-                    $(EventBody::$variant(_) => kind_of($kind),)*
+                    $(EventBody::$variant(_) => $kind,)*
                     EventBody::Other(k, _) => k.clone(),
                 }
             }
@@ -744,15 +732,11 @@ macro_rules! bodies {
 
             /// Decodes `body` stored under `kind`.
             pub fn decode_parts(kind: &EventKind, body: &Value) -> Result<Self, BodyError> {
-                let name = kind.as_str();
-                $(
-                    if name == kind_of($kind).as_str() {
-                        return <$ty>::deserialize(body)
-                            .map(EventBody::$variant)
-                            .map_err(|e| BodyError { kind: name.to_owned(), message: e.to_string() });
-                    }
-                )*
-                Ok(EventBody::Other(kind.clone(), body.clone()))
+                let fit = |e: serde_json::Error| BodyError { kind: kind.as_str().to_owned(), message: e.to_string() };
+                match kind {
+                    $($kind => <$ty>::deserialize(body).map(EventBody::$variant).map_err(fit),)*
+                    _ => Ok(EventBody::Other(kind.clone(), body.clone())),
+                }
             }
         }
 
@@ -766,39 +750,17 @@ macro_rules! bodies {
     };
 }
 
-/// `EventKind` for either a core kind or a runner kind name.
-fn kind_of(k: impl IntoKind) -> EventKind {
-    k.into_kind()
-}
-
-trait IntoKind {
-    fn into_kind(self) -> EventKind;
-}
-
-impl IntoKind for EventKind {
-    fn into_kind(self) -> EventKind {
-        self
-    }
-}
-
-impl IntoKind for &str {
-    fn into_kind(self) -> EventKind {
-        self.parse()
-            .unwrap_or_else(|_| EventKind::Other(self.to_owned()))
-    }
-}
-
 bodies! {
     RunStarted(RunStarted) => EventKind::RunStarted,
     RunResumed(RunResumed) => EventKind::RunResumed,
     RunPaused(RunPaused) => EventKind::RunPaused,
-    RunControl(RunControl) => kinds::RUN_CONTROL,
+    RunControl(RunControl) => EventKind::RunControl,
     RunCompleted(RunCompleted) => EventKind::RunCompleted,
-    RunLanded(RunLanded) => kinds::RUN_LANDED,
-    RunOrphansStopped(RunOrphansStopped) => kinds::RUN_ORPHANS_STOPPED,
+    RunLanded(RunLanded) => EventKind::RunLanded,
+    RunOrphansStopped(RunOrphansStopped) => EventKind::RunOrphansStopped,
     StepStarted(StepStarted) => EventKind::StepStarted,
     StepCompleted(StepCompleted) => EventKind::StepCompleted,
-    StepRetry(StepRetry) => kinds::STEP_RETRY,
+    StepRetry(StepRetry) => EventKind::StepRetry,
     LlmCall(LlmCall) => EventKind::LlmCall,
     ToolCall(ToolCall) => EventKind::ToolCall,
     GateVerdict(GateVerdict) => EventKind::GateVerdict,

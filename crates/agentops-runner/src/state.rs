@@ -15,7 +15,6 @@ use crate::RunError;
 use crate::spec::{Agent, Budget, WorkflowSpec};
 
 pub use agentops_protocol::event::PauseReason;
-pub use agentops_protocol::event::kinds::{RUN_CONTROL, RUN_LANDED, STEP_RETRY};
 
 /// What `run.started` records, with the runner's and gates' spec types.
 pub type Started = body::RunStarted<WorkflowSpec, Agent, GateSpec>;

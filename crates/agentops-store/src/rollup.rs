@@ -133,7 +133,7 @@ pub fn delta(kind: &EventKind, body: &Value) -> Option<(String, String, Sums)> {
             d.step_ms = f("duration_ms");
             d.step_ms_max = d.step_ms;
         }
-        EventKind::Other(k) if k == "step.retry" => d.retries = 1,
+        EventKind::StepRetry => d.retries = 1,
         _ => return None,
     }
     Some((agent, model, d))

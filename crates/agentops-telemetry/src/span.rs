@@ -592,7 +592,7 @@ impl Builder {
                 sp.set_opt("agentops.commit", body.commit.str());
                 done(sp, e.seq);
             }
-            EventKind::Other(k) if k == "step.retry" => {
+            EventKind::StepRetry => {
                 if let Some(&i) = self.by_key.get(key_of(e).as_ref()) {
                     let sp = &mut self.spans[i];
                     sp.events.push(SpanEvent {

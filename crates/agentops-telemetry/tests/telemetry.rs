@@ -196,7 +196,7 @@ fn raw_reads_build_what_parsed_events_build() {
             ev(&odd, 5, EventKind::RunResumed, json!([])),
             ev(&odd, 6, EventKind::ToolCall, json!({"name": "Bash", "ok": false, "errors": [1], "duration_ms": 1e3}))
                 .in_span(SpanId::generate(), Some(p.clone())),
-            ev(&odd, 7, EventKind::Other("step.retry".into()), json!({"feedback": "again"})).in_span(p.clone(), None),
+            ev(&odd, 7, EventKind::StepRetry, json!({"feedback": "again"})).in_span(p.clone(), None),
             ev(&odd, 8, EventKind::GateVerdict, json!({"gate": "g", "verdict": "FAIL", "pending": "no"}))
                 .in_span(SpanId::generate(), Some(SpanId::generate())),
         ],

@@ -178,12 +178,6 @@ fn event(run: &RunId, body: impl Into<EventBody>) -> NewEvent {
     new_event(run.clone(), body)
 }
 
-/// An event kind by its stored name.
-fn kind(name: &str) -> EventKind {
-    name.parse()
-        .unwrap_or_else(|_| EventKind::Other(name.to_owned()))
-}
-
 /// The fields every `llm.call` of a phase turn carries.
 fn call_body(
     key: &str,

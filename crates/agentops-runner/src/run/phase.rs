@@ -13,7 +13,7 @@ use agentops_store::{Durability, Query};
 use crate::RunError;
 use crate::git::{checkpoint, checkpoint_paths};
 use crate::spec::Agent;
-use crate::state::{self, PauseReason, PhaseDone};
+use crate::state::{PauseReason, PhaseDone};
 use crate::tools::ToolEnv;
 
 use super::*;
@@ -29,7 +29,7 @@ pub(super) fn check_stop(
     }
     let controls = sh.ctx.journal.read(&Query {
         run_id: Some(sh.st.id.clone()),
-        kinds: vec![kind(state::RUN_CONTROL)],
+        kinds: vec![EventKind::RunControl],
         after_seq: Some(sh.st.segment_seq),
         ..Query::default()
     })?;
