@@ -7,6 +7,7 @@ pub mod event;
 pub mod ids;
 pub mod redact;
 pub mod time;
+pub mod toml_span;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{EntryId, IdError, RunId, SpanId};

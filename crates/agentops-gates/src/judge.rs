@@ -145,6 +145,7 @@ fn patch(root: &Path, base: &str) -> String {
 /// Runs one judge: (verdict, summary, evidence).
 pub fn judge(
     g: &Gate,
+    spec: &crate::JudgeCheck,
     root: &Path,
     base: &str,
     env: Option<&JudgeEnv<'_>>,
@@ -152,7 +153,6 @@ pub fn judge(
     let Some(env) = env else {
         return (Verdict::Fail, "judge gates need the model configuration; run them through `agentops gate run` or a workflow".into(), json!({}));
     };
-    let spec = &g.spec;
     if let (Some(a), Some(w)) = (&spec.agent, &env.worker)
         && a == w
     {
@@ -165,14 +165,12 @@ pub fn judge(
             json!({"judge": a}),
         );
     }
-    let backend_str = spec.backend.clone().unwrap_or_default();
+    let backend_str = spec.backend.clone();
     let bspec = match BackendSpec::parse(&backend_str) {
         Ok(b) => b,
         Err(m) => return (Verdict::Fail, format!("backend: {m}"), json!({})),
     };
-    let rubric_path = env
-        .agents_dir
-        .join(spec.rubric.as_deref().unwrap_or_default());
+    let rubric_path = env.agents_dir.join(&spec.rubric);
     let rubric = match std::fs::read_to_string(&rubric_path) {
         Ok(r) => r,
         Err(e) => {
@@ -203,7 +201,7 @@ pub fn judge(
             );
         }
     };
-    let threshold = spec.threshold.unwrap_or(0.7);
+    let threshold = spec.threshold();
     let req = Request {
         model: bspec.model().unwrap_or(&backend_str).to_owned(),
         system: "You are a strict reviewer acting as a validation gate. Judge the change only against the rubric. Answer with one JSON object and nothing else: {\"score\": <0..1>, \"verdict\": \"PASS\"|\"WARN\"|\"FAIL\", \"reasons\": [\"…\"]}".into(),
@@ -252,26 +250,26 @@ pub fn judge(
 }
 
 /// How a council decides.
-pub fn consensus(rule: &str, verdicts: &[Verdict]) -> Verdict {
+pub fn consensus(rule: crate::CouncilRule, verdicts: &[Verdict]) -> Verdict {
+    use crate::CouncilRule;
     let pass = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
     let fail = verdicts.iter().filter(|v| **v == Verdict::Fail).count();
     match rule {
-        "all-pass" => {
+        CouncilRule::AllPass => {
             if pass == verdicts.len() {
                 Verdict::Pass
             } else {
                 Verdict::Fail
             }
         }
-        "majority" => {
+        CouncilRule::Majority => {
             if pass * 2 > verdicts.len() {
                 Verdict::Pass
             } else {
                 Verdict::Fail
             }
         }
-        // any-fail-blocks
-        _ => {
+        CouncilRule::AnyFailBlocks => {
             if fail > 0 {
                 Verdict::Fail
             } else if pass == verdicts.len() {
@@ -282,9 +280,6 @@ pub fn consensus(rule: &str, verdicts: &[Verdict]) -> Verdict {
         }
     }
 }
-
-/// The consensus rules a council accepts.
-pub const RULES: &[&str] = &["all-pass", "majority", "any-fail-blocks"];
 
 #[cfg(test)]
 mod tests {
@@ -318,12 +313,13 @@ mod tests {
 
     #[test]
     fn consensus_rules() {
+        use crate::CouncilRule::*;
         use Verdict::*;
-        assert_eq!(consensus("all-pass", &[Pass, Pass]), Pass);
-        assert_eq!(consensus("all-pass", &[Pass, Warn]), Fail);
-        assert_eq!(consensus("majority", &[Pass, Pass, Fail]), Pass);
-        assert_eq!(consensus("majority", &[Pass, Fail, Warn]), Fail);
-        assert_eq!(consensus("any-fail-blocks", &[Pass, Warn]), Warn);
-        assert_eq!(consensus("any-fail-blocks", &[Pass, Pass, Fail]), Fail);
+        assert_eq!(consensus(AllPass, &[Pass, Pass]), Pass);
+        assert_eq!(consensus(AllPass, &[Pass, Warn]), Fail);
+        assert_eq!(consensus(Majority, &[Pass, Pass, Fail]), Pass);
+        assert_eq!(consensus(Majority, &[Pass, Fail, Warn]), Fail);
+        assert_eq!(consensus(AnyFailBlocks, &[Pass, Warn]), Warn);
+        assert_eq!(consensus(AnyFailBlocks, &[Pass, Pass, Fail]), Fail);
     }
 }

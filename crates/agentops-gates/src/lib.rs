@@ -15,6 +15,7 @@ pub mod diff;
 pub mod judge;
 pub mod policy;
 mod run;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use judge::JudgeEnv;
 pub use run::{Next, escalation, feedback_message, run_gates, run_gates_with};
+pub use spec::{Check, CommandCheck, CouncilRule, DiffLimits, GateSpec, JudgeCheck, RawGateSpec};
 
 pub use agentops_protocol::event::{GateKind, Verdict};
 
@@ -60,45 +62,6 @@ pub enum Severity {
     Warn,
 }
 
-/// One gate as written in configuration.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GateSpec {
-    pub kind: GateKind,
-    pub description: Option<String>,
-    /// `command`: what to run.
-    pub command: Option<CommandSpec>,
-    /// `command`: where to run it, relative to the work tree.
-    pub dir: Option<String>,
-    /// `command`: seconds before it is killed (default 600).
-    pub timeout_s: Option<u64>,
-    /// `scope`: globs every changed path must match.
-    pub allow: Option<Vec<String>>,
-    /// `scope`, `secrets`: globs of paths to refuse (scope) or skip (secrets).
-    pub deny: Option<Vec<String>>,
-    /// `diff`: limits on changed files and changed lines (added + deleted).
-    pub max_files: Option<u64>,
-    pub max_lines: Option<u64>,
-    /// `diff`: WARN above these.
-    pub warn_files: Option<u64>,
-    pub warn_lines: Option<u64>,
-    /// `judge`: the model, as `openai:<model>` / `anthropic:<model>`.
-    pub backend: Option<String>,
-    /// `judge`: the judge's name as an agent; a judge may not judge the work
-    /// of the agent with this name.
-    pub agent: Option<String>,
-    /// `judge`: the rubric file, relative to `.agents/`.
-    pub rubric: Option<String>,
-    /// `judge`: the score at or above which the change passes (default 0.7).
-    pub threshold: Option<f64>,
-    /// `council`: the judge gates that vote.
-    pub judges: Option<Vec<String>>,
-    /// `council`: `all-pass`, `majority` (default) or `any-fail-blocks`.
-    pub rule: Option<String>,
-    #[serde(default)]
-    pub severity: Severity,
-}
-
 /// A validated gate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Gate {
@@ -124,41 +87,10 @@ pub enum GateError {
 #[derive(Deserialize)]
 struct Doc {
     #[serde(default)]
-    gates: BTreeMap<String, GateSpec>,
+    gates: BTreeMap<String, RawGateSpec>,
 }
 
-fn line_of(src: &str, offset: usize) -> usize {
-    1 + src.as_bytes()[..offset.min(src.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-}
-
-/// The line of `key` in `[gates.<gate>]`, or of the table header.
-fn locate(src: &str, gate: &str, key: Option<&str>) -> usize {
-    let header = format!("[gates.{gate}]");
-    let mut in_table = false;
-    let mut header_line = 1;
-    for (i, l) in src.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            in_table = t == header;
-            if in_table {
-                header_line = i + 1;
-            }
-            continue;
-        }
-        if in_table
-            && let Some(k) = key
-            && t.split('=').next().map(str::trim) == Some(k)
-        {
-            return i + 1;
-        }
-    }
-    header_line
-}
-
-fn globs(pats: &[String]) -> Result<globset::GlobSet, String> {
+pub(crate) fn globs(pats: &[String]) -> Result<globset::GlobSet, String> {
     let mut b = globset::GlobSetBuilder::new();
     for p in pats {
         let g = globset::GlobBuilder::new(p)
@@ -172,14 +104,23 @@ fn globs(pats: &[String]) -> Result<globset::GlobSet, String> {
 
 fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Result<(), GateError> {
     let doc: Doc = toml::from_str(src).map_err(|e| GateError::Config {
-        location: format!("{}:{}", path.display(), e.span().map_or(1, |s| line_of(src, s.start))),
-        message: format!(
-            "{}; gate keys: kind, description, command, dir, timeout_s, allow, deny, max_files, max_lines, warn_files, warn_lines, backend, agent, rubric, threshold, judges, rule, severity",
-            e.message().trim()
+        location: format!(
+            "{}:{}",
+            path.display(),
+            e.span()
+                .map_or(1, |s| agentops_core::toml_span::line_col(src, s.start).0)
         ),
+        message: format!("{}; gate keys: {}", e.message().trim(), spec::GATE_KEYS),
     })?;
-    for (name, spec) in doc.gates {
-        let at = |key: Option<&str>| format!("{}:{}", path.display(), locate(src, &name, key));
+    let spans = agentops_core::toml_span::Spans::new(src);
+    for (name, raw) in doc.gates {
+        let at = |key: Option<&str>| {
+            let line = match key {
+                Some(k) => spans.key_line(&["gates", &name, k]),
+                None => spans.key_line(&["gates", &name]),
+            };
+            format!("{}:{line}", path.display())
+        };
         let bad = |key: &str, message: String| GateError::Config {
             location: at(Some(key)),
             message: format!("gates.{name}.{key}: {message}"),
@@ -190,105 +131,17 @@ fn parse_file(path: &Path, src: &str, out: &mut BTreeMap<String, Gate>) -> Resul
                 message: format!("gate name `{name}`: use letters, digits, `-`, `_`"),
             });
         }
-        match spec.kind {
-            GateKind::Command => {
-                match &spec.command {
-                    None => {
-                        return Err(bad(
-                            "command",
-                            "a command gate needs `command` (a shell string or an argv list)"
-                                .into(),
-                        ));
-                    }
-                    Some(CommandSpec::Argv(v)) if v.is_empty() => {
-                        return Err(bad("command", "the argv list is empty".into()));
-                    }
-                    Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
-                        return Err(bad("command", "the command is empty".into()));
-                    }
-                    Some(_) => {}
-                }
-                if spec.timeout_s == Some(0) {
-                    return Err(bad("timeout_s", "must be at least 1 second".into()));
-                }
-            }
-            GateKind::Scope => {
-                let allow = spec.allow.as_deref().unwrap_or_default();
-                if allow.is_empty() {
-                    return Err(bad("allow", "a scope gate needs `allow`: globs of the paths changes may touch, e.g. [\"src/**\"]".into()));
-                }
-                globs(allow).map_err(|m| bad("allow", m))?;
-                globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
-            }
-            GateKind::Diff => {
-                if spec.max_files.is_none()
-                    && spec.max_lines.is_none()
-                    && spec.warn_files.is_none()
-                    && spec.warn_lines.is_none()
-                {
-                    return Err(bad("max_lines", "a diff gate needs at least one of max_files, max_lines, warn_files, warn_lines".into()));
-                }
-            }
-            GateKind::Secrets => {
-                globs(spec.deny.as_deref().unwrap_or_default()).map_err(|m| bad("deny", m))?;
-            }
-            GateKind::Approval => {}
-            GateKind::Judge => {
-                let Some(b) = &spec.backend else {
-                    return Err(bad(
-                        "backend",
-                        "a judge gate needs `backend`, e.g. \"anthropic:claude-haiku-4-5\"".into(),
-                    ));
-                };
-                let parsed = agentops_llm::BackendSpec::parse(b).map_err(|m| bad("backend", m))?;
-                if !matches!(
-                    parsed,
-                    agentops_llm::BackendSpec::OpenAi { .. }
-                        | agentops_llm::BackendSpec::Anthropic { .. }
-                        | agentops_llm::BackendSpec::Replay { .. }
-                ) {
-                    return Err(bad(
-                        "backend",
-                        "a judge needs a model API backend (openai:, anthropic: or replay:)".into(),
-                    ));
-                }
-                let Some(r) = &spec.rubric else {
-                    return Err(bad("rubric", "a judge gate needs `rubric`: a file relative to .agents/ saying what passes".into()));
-                };
-                let dir = path.parent().unwrap_or(Path::new("."));
-                if !dir.join(r).is_file() {
-                    return Err(bad(
-                        "rubric",
-                        format!(
-                            "`{}` does not exist (the path is relative to .agents/)",
-                            dir.join(r).display()
-                        ),
-                    ));
-                }
-                if let Some(t) = spec.threshold
-                    && !(0.0..=1.0).contains(&t)
-                {
-                    return Err(bad(
-                        "threshold",
-                        format!("{t} is out of range; allowed: 0 to 1"),
-                    ));
-                }
-            }
-            GateKind::Council => {
-                if spec.judges.as_ref().is_none_or(Vec::is_empty) {
-                    return Err(bad(
-                        "judges",
-                        "a council needs `judges`: the names of judge gates that vote".into(),
-                    ));
-                }
-                if let Some(r) = &spec.rule
-                    && !judge::RULES.contains(&r.as_str())
-                {
-                    return Err(bad(
-                        "rule",
-                        format!("`{r}` is not a rule; allowed: {}", judge::RULES.join(", ")),
-                    ));
-                }
+        let spec = GateSpec::try_from(raw).map_err(|p| bad(p.key, p.message))?;
+        if let Check::Judge(j) = &spec.check {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if !dir.join(&j.rubric).is_file() {
+                return Err(bad(
+                    "rubric",
+                    format!(
+                        "`{}` does not exist (the path is relative to .agents/)",
+                        dir.join(&j.rubric).display()
+                    ),
+                ));
             }
         }
         let defined_at = at(None);
@@ -328,10 +181,10 @@ pub fn load(agents_dir: &Path) -> Result<BTreeMap<String, Gate>, GateError> {
         parse_file(&path, &src, &mut out)?;
     }
     // A council's judges must be judge gates.
-    for g in out.values().filter(|g| g.spec.kind == GateKind::Council) {
-        for j in g.spec.judges.iter().flatten() {
+    for g in out.values() {
+        for j in g.spec.judges() {
             match out.get(j) {
-                Some(x) if x.spec.kind == GateKind::Judge => {}
+                Some(x) if x.spec.kind() == GateKind::Judge => {}
                 _ => {
                     return Err(GateError::Config {
                         location: g.defined_at.clone(),

@@ -12,6 +12,8 @@ use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal};
 use serde_json::json;
 
+use crate::{Check, CommandCheck, CouncilRule, DiffLimits};
+
 use crate::diff::{self, Diff};
 use crate::{CommandSpec, Gate, GateError, GateKind, GateResult, Severity, Verdict};
 
@@ -56,7 +58,7 @@ pub fn run_gates_with(
 ) -> Result<Vec<GateResult>, GateError> {
     let needs_diff = gates.iter().any(|g| {
         matches!(
-            g.spec.kind,
+            g.spec.kind(),
             GateKind::Scope
                 | GateKind::Diff
                 | GateKind::Secrets
@@ -75,18 +77,18 @@ pub fn run_gates_with(
         let start = Instant::now();
         let started_us = agentops_core::time::now_micros();
         let mut pending = false;
-        let (verdict, summary, evidence) = match (g.spec.kind, &diff) {
-            (GateKind::Approval, _) => {
+        let (verdict, summary, evidence) = match (&g.spec.check, &diff) {
+            (Check::Approval, _) => {
                 let (v, s, e, p) = approval_gate(g, journal, run);
                 pending = p;
                 (v, s, e)
             }
-            (GateKind::Command, _) => command_gate(g, root),
-            (GateKind::Scope, Some(d)) => scope_gate(g, root, d),
-            (GateKind::Diff, Some(d)) => diff_gate(g, d),
-            (GateKind::Secrets, Some(d)) => secrets_gate(g, d),
-            (GateKind::Judge, Some(d)) => {
-                let (v, s, e) = crate::judge::judge(g, root, &d.base, judges);
+            (Check::Command(c), _) => command_gate(g, c, root),
+            (Check::Scope { allow, deny }, Some(d)) => scope_gate(g, allow, deny, root, d),
+            (Check::Diff(limits), Some(d)) => diff_gate(g, limits, d),
+            (Check::Secrets { skip }, Some(d)) => secrets_gate(g, skip, d),
+            (Check::Judge(j), Some(d)) => {
+                let (v, s, e) = crate::judge::judge(g, j, root, &d.base, judges);
                 let v = if v == Verdict::Fail {
                     failing(g.spec.severity)
                 } else {
@@ -94,16 +96,30 @@ pub fn run_gates_with(
                 };
                 (v, s, e)
             }
-            (GateKind::Council, Some(d)) => council_gate(g, all, root, &d.base, judges),
-            (kind, _) => (
+            (
+                Check::Council {
+                    judges: names,
+                    rule,
+                },
+                Some(d),
+            ) => council_gate(
+                g,
+                names,
+                rule.unwrap_or_default(),
+                all,
+                root,
+                &d.base,
+                judges,
+            ),
+            (_, None) => (
                 Verdict::Fail,
-                format!("internal: the {kind:?} gate ran without a diff"),
+                format!("internal: the {:?} gate ran without a diff", g.spec.kind()),
                 json!({}),
             ),
         };
         let r = GateResult {
             name: g.name.clone(),
-            kind: g.spec.kind,
+            kind: g.spec.kind(),
             verdict,
             summary,
             evidence,
@@ -139,27 +155,36 @@ pub fn run_gates_with(
 
 fn council_gate(
     g: &Gate,
+    names: &[String],
+    rule: CouncilRule,
     all: &[&Gate],
     root: &Path,
     base: &str,
     env: Option<&crate::JudgeEnv<'_>>,
 ) -> (Verdict, String, serde_json::Value) {
-    let rule = g.spec.rule.clone().unwrap_or_else(|| "majority".into());
     let mut votes = Vec::new();
     let mut verdicts = Vec::new();
-    for name in g.spec.judges.iter().flatten() {
-        let Some(j) = all.iter().find(|x| &x.name == name) else {
+    for name in names {
+        let judge = all
+            .iter()
+            .find(|x| &x.name == name)
+            .and_then(|x| match &x.spec.check {
+                Check::Judge(j) => Some((*x, j)),
+                _ => None,
+            });
+        let Some((j, check)) = judge else {
             votes.push(
                 json!({"judge": name, "verdict": "FAIL", "summary": "not a defined judge gate"}),
             );
             verdicts.push(Verdict::Fail);
             continue;
         };
-        let (v, summary, evidence) = crate::judge::judge(j, root, base, env);
+        let (v, summary, evidence) = crate::judge::judge(j, check, root, base, env);
         votes.push(json!({"judge": name, "verdict": v, "summary": summary, "score": evidence.get("score")}));
         verdicts.push(v);
     }
-    let v = crate::judge::consensus(&rule, &verdicts);
+    let v = crate::judge::consensus(rule, &verdicts);
+    let rule = rule.as_str();
     let v = if v == Verdict::Fail {
         failing(g.spec.severity)
     } else {
@@ -254,9 +279,15 @@ fn approval_gate(
     }
 }
 
-fn scope_gate(g: &Gate, root: &Path, d: &Diff) -> (Verdict, String, serde_json::Value) {
-    let allow = crate::compile_globs(g.spec.allow.as_deref().unwrap_or_default());
-    let deny = crate::compile_globs(g.spec.deny.as_deref().unwrap_or_default());
+fn scope_gate(
+    g: &Gate,
+    allowed: &[String],
+    denied: &[String],
+    root: &Path,
+    d: &Diff,
+) -> (Verdict, String, serde_json::Value) {
+    let allow = crate::compile_globs(allowed);
+    let deny = crate::compile_globs(denied);
     let root_c = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut offending = Vec::new();
     for f in &d.files {
@@ -288,7 +319,6 @@ fn scope_gate(g: &Gate, root: &Path, d: &Diff) -> (Verdict, String, serde_json::
             }
         }
     }
-    let allowed = g.spec.allow.clone().unwrap_or_default();
     if offending.is_empty() {
         (
             Verdict::Pass,
@@ -312,13 +342,13 @@ fn scope_gate(g: &Gate, root: &Path, d: &Diff) -> (Verdict, String, serde_json::
     }
 }
 
-fn diff_gate(g: &Gate, d: &Diff) -> (Verdict, String, serde_json::Value) {
+fn diff_gate(g: &Gate, l: &DiffLimits, d: &Diff) -> (Verdict, String, serde_json::Value) {
     let files = d.files.len() as u64;
     let lines: u64 = d.files.iter().map(|f| f.added + f.deleted).sum();
     let over = |v: u64, lim: Option<u64>| lim.is_some_and(|l| v > l);
-    let verdict = if over(files, g.spec.max_files) || over(lines, g.spec.max_lines) {
+    let verdict = if over(files, l.max_files) || over(lines, l.max_lines) {
         failing(g.spec.severity)
-    } else if over(files, g.spec.warn_files) || over(lines, g.spec.warn_lines) {
+    } else if over(files, l.warn_files) || over(lines, l.warn_lines) {
         Verdict::Warn
     } else {
         Verdict::Pass
@@ -328,19 +358,19 @@ fn diff_gate(g: &Gate, d: &Diff) -> (Verdict, String, serde_json::Value) {
         verdict,
         format!(
             "{files} files (max {}), {lines} lines (max {})",
-            lim(g.spec.max_files),
-            lim(g.spec.max_lines)
+            lim(l.max_files),
+            lim(l.max_lines)
         ),
         json!({
-            "files": files, "lines": lines, "max_files": g.spec.max_files, "max_lines": g.spec.max_lines,
-            "warn_files": g.spec.warn_files, "warn_lines": g.spec.warn_lines,
+            "files": files, "lines": lines, "max_files": l.max_files, "max_lines": l.max_lines,
+            "warn_files": l.warn_files, "warn_lines": l.warn_lines,
             "binary_files": d.files.iter().filter(|f| f.binary).count(),
         }),
     )
 }
 
-fn secrets_gate(g: &Gate, d: &Diff) -> (Verdict, String, serde_json::Value) {
-    let skip = crate::compile_globs(g.spec.deny.as_deref().unwrap_or_default());
+fn secrets_gate(g: &Gate, skipped: &[String], d: &Diff) -> (Verdict, String, serde_json::Value) {
+    let skip = crate::compile_globs(skipped);
     let r = agentops_core::redact::builtin();
     let mut found = Vec::new();
     let mut by_file: std::collections::BTreeMap<&str, Vec<&diff::AddedLine>> = Default::default();
@@ -383,21 +413,20 @@ struct Tail {
     total: u64,
 }
 
-fn command_gate(g: &Gate, root: &Path) -> (Verdict, String, serde_json::Value) {
+fn command_gate(g: &Gate, c: &CommandCheck, root: &Path) -> (Verdict, String, serde_json::Value) {
     use std::os::unix::process::CommandExt;
-    let dir = g
-        .spec
+    let dir = c
         .dir
         .as_deref()
         .map_or_else(|| root.to_path_buf(), |d| root.join(d));
-    let timeout = Duration::from_secs(g.spec.timeout_s.unwrap_or(crate::DEFAULT_TIMEOUT_S));
-    let (mut cmd, shown) = match &g.spec.command {
-        Some(CommandSpec::Shell(s)) => {
+    let timeout = Duration::from_secs(c.timeout_s());
+    let (mut cmd, shown) = match &c.command {
+        CommandSpec::Shell(s) => {
             let mut c = Command::new("sh");
             c.arg("-c").arg(s);
             (c, s.clone())
         }
-        Some(CommandSpec::Argv(v)) if !v.is_empty() => {
+        CommandSpec::Argv(v) if !v.is_empty() => {
             let mut c = Command::new(&v[0]);
             c.args(&v[1..]);
             (c, v.join(" "))

@@ -186,36 +186,12 @@ pub struct SpecError {
     pub message: String,
 }
 
-fn line_of(src: &str, offset: usize) -> usize {
-    1 + src.as_bytes()[..offset.min(src.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-}
-
-/// The line of `key` inside table `table` (`None`: top level), or of the
-/// table header when the key is absent.
+/// The line of `key` inside table `table` (dotted, `None`: top level), or of
+/// the table header when the key is absent.
 pub fn locate(src: &str, table: Option<&str>, key: Option<&str>) -> usize {
-    let mut current: Option<String> = None;
-    let mut header_line = 1;
-    for (i, l) in src.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            let name = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
-            if Some(name.as_str()) == table {
-                header_line = i + 1;
-            }
-            current = Some(name);
-            continue;
-        }
-        if current.as_deref() == table
-            && let Some(k) = key
-            && t.split('=').next().map(|s| s.trim().trim_matches('"')) == Some(k)
-        {
-            return i + 1;
-        }
-    }
-    header_line
+    let mut path: Vec<&str> = table.map(|t| t.split('.').collect()).unwrap_or_default();
+    path.extend(key);
+    agentops_core::toml_span::Spans::new(src).key_line(&path)
 }
 
 fn parse_toml<T: for<'de> Deserialize<'de>>(
@@ -227,7 +203,8 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
         location: format!(
             "{}:{}",
             path.display(),
-            e.span().map_or(1, |s| line_of(src, s.start))
+            e.span()
+                .map_or(1, |s| agentops_core::toml_span::line_col(src, s.start).0)
         ),
         message: format!("{}; keys: {keys}", e.message().trim()),
     })
@@ -651,11 +628,11 @@ fn judge_conflicts(w: &Workflow, gates: &BTreeMap<String, agentops_gates::Gate>)
         for g in &p.gates {
             let Some(gate) = gates.get(g) else { continue };
             let mut judges = vec![gate];
-            for j in gate.spec.judges.iter().flatten() {
+            for j in gate.spec.judges() {
                 judges.extend(gates.get(j));
             }
             for j in judges {
-                if j.spec.agent.as_deref() == Some(p.agent.as_str()) {
+                if j.spec.judge_agent() == Some(p.agent.as_str()) {
                     out.push(SpecError {
                         location: format!("{file}:{}", locate(&w.src, Some(&format!("phases.{name}")), Some("gates"))),
                         message: format!(

@@ -26,7 +26,7 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
                 out.line(&format!(
                     "{:<16} {:<8} {}  ({})",
                     g.name,
-                    format!("{:?}", g.spec.kind).to_lowercase(),
+                    format!("{:?}", g.spec.kind()).to_lowercase(),
                     what,
                     g.defined_at
                 ));

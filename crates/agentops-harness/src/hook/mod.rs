@@ -196,14 +196,7 @@ pub fn run(inv: Invocation) -> Outcome {
         if !wanted.is_empty() {
             match select_gates(&layout, wanted) {
                 Ok(g) => {
-                    let secs: u64 = g
-                        .iter()
-                        .map(|g| {
-                            g.spec
-                                .timeout_s
-                                .unwrap_or(agentops_gates::DEFAULT_TIMEOUT_S)
-                        })
-                        .sum();
+                    let secs: u64 = g.iter().map(|g| g.spec.time_limit_s()).sum();
                     limit = limit.max(Duration::from_secs(secs + 5));
                     stop_gates = g;
                 }

@@ -85,10 +85,8 @@ pub(super) fn preflight(
             }
             seen.push(g);
             let Some(gate) = gates.get(g) else { continue };
-            if let Some(js) = &gate.spec.judges {
-                names.extend(js.iter());
-            }
-            if let Some(b) = &gate.spec.backend {
+            names.extend(gate.spec.judges());
+            if let Some(b) = gate.spec.judge_backend() {
                 key_check(ctx, b, None, None).map_err(|e| {
                     RunError::Config(format!(
                         "phase {name}: gate `{g}` (judge backend {b}): {e}; nothing was started"

@@ -103,7 +103,7 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
                         g == *k
                             || gates
                                 .get(g)
-                                .is_some_and(|c| c.spec.judges.iter().flatten().any(|j| j == *k))
+                                .is_some_and(|c| c.spec.judges().iter().any(|j| j == *k))
                     })
             })
             .map(|(k, g)| (k.clone(), g.spec.clone()))
