@@ -1,20 +1,28 @@
 //! Runs: the types a front end uses (context, options, progress, outcome)
 //! and, in submodules with one job each, the lifecycle API, the scheduler,
-//! the phase and its turn loop, prompts, backends and the summary.
+//! the phase, its turn loop, tool dispatch and checkpoint, prompts, backends
+//! and the summary (budget policy is `crate::budget`, landing is in the
+//! lifecycle).
 
 mod backend;
+mod checkpoint;
+mod dispatch;
 mod lifecycle;
 mod phase;
 mod prompt;
 mod schedule;
 mod summary;
+mod turn;
 
 use backend::*;
+use checkpoint::*;
+use dispatch::*;
 pub use lifecycle::{LandReport, cancel, gc, land, pause, resume, start};
 use phase::*;
 use prompt::*;
 use schedule::*;
 use summary::*;
+use turn::*;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -217,6 +225,7 @@ struct Shared<'a> {
     gates: BTreeMap<String, Gate>,
 }
 
+#[derive(Debug)]
 enum PhaseResult {
     Done(PhaseDone),
     Paused { reason: PauseReason, detail: String },

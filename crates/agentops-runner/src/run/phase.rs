@@ -1,20 +1,19 @@
 //! One phase attempt: the turn loop (replay cache, model calls, tool dispatch), its gates, its checkpoint.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use agentops_core::SpanId;
 use agentops_gates::{Gate, GateResult, Next, Verdict};
-use agentops_llm::{Message, Part, Request, Role};
+use agentops_llm::{Backend, Message, Request, Response};
 use agentops_protocol::event::{self as body, ControlAction};
 use agentops_store::{Durability, Query};
 
 use crate::RunError;
-use crate::git::{checkpoint, checkpoint_paths};
 use crate::spec::Agent;
 use crate::state::{PauseReason, PhaseDone};
-use crate::tools::ToolEnv;
+use crate::tools::{ToolEnv, ToolOutput};
 
 use super::*;
 
@@ -130,11 +129,17 @@ pub(super) fn run_phase(
     let (mut live, mut replayed) = (0u32, 0u32);
     // What the step changed: known paths when every change went through our
     // file tools, else everything (a command or a harness ran).
-    let mut wrote: BTreeSet<String> = BTreeSet::new();
-    let mut all_files = backend.has_side_effects();
+    let mut changes = Changes {
+        all_files: backend.has_side_effects(),
+        ..Changes::default()
+    };
     let mut phase_usage = agentops_llm::Usage::default();
     let mut phase_cost = 0.0;
     let phase_span = SpanId::generate();
+    let limits = Turns {
+        max_turns: agent.spec.max_turns,
+        offers_tools: backend.offers_tools(),
+    };
     for attempt in 1..=max_attempts {
         sh.ctx.progress.event(&ProgressEvent::PhaseStarted {
             phase: phase.into(),
@@ -156,186 +161,34 @@ pub(super) fn run_phase(
             Durability::Relaxed,
         )?;
         let first = phase_message(sh, phase, agent, summaries, feedback.as_deref())?;
-        let mut messages = vec![Message::user(first)];
-        let mut last_text = String::new();
-        for turn in 0..agent.spec.max_turns {
-            let req = Request {
-                model: model.clone(),
-                system: system_prompt(agent),
-                messages: messages.clone(),
-                tools: tools.clone(),
-                max_tokens: agent.spec.max_tokens,
-                temperature: agent.spec.temperature,
-            };
-            let key = req.key_redacted(sh.ctx.journal.redactor());
-            let from_journal = if backend.has_side_effects() {
-                None
-            } else {
-                sh.recorded
-                    .lock()
-                    .ok()
-                    .and_then(|mut m| m.get_mut(&key).and_then(VecDeque::pop_front))
-            };
-            let resp = match from_journal {
-                Some(r) => {
-                    replayed += 1;
-                    sh.ctx.progress.event(&ProgressEvent::ModelCall {
-                        phase: phase.into(),
-                        turn,
-                        tokens: r.usage.total(),
-                        cost_usd: 0.0,
-                        ms: 0.0,
-                        replayed: true,
-                    });
-                    r
-                }
-                None => {
-                    if let Some(stop) = check_stop(sh, phase, agent)? {
-                        return Ok(stop);
-                    }
-                    let t = Instant::now();
-                    let started_us = agentops_core::time::now_micros();
-                    let r = match backend.complete(&req, &mut |_| {}) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            sh.ctx.journal.append(
-                                event(
-                                    id,
-                                    body::LlmCall {
-                                        error: Some(e.to_string()),
-                                        error_type: Some(e.kind.as_str().to_owned()),
-                                        replayable: Some(false),
-                                        cost_usd: Some(0.0),
-                                        ..call_body(
-                                            &key,
-                                            phase,
-                                            attempt,
-                                            turn,
-                                            agent,
-                                            backend.as_ref(),
-                                            &model,
-                                        )
-                                    },
-                                )
-                                .in_span(SpanId::generate(), Some(phase_span.clone())),
-                                Durability::Sync,
-                            )?;
-                            sh.stop.store(true, Ordering::Relaxed);
-                            return Ok(PhaseResult::Paused {
-                                reason: PauseReason::Error,
-                                detail: format!("phase {phase}: {e}"),
-                            });
-                        }
-                    };
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let cost = call_cost(sh, &model, &r);
-                    let mut ev = event(
-                        id,
-                        body::LlmCall {
-                            response_model: Some(r.model.clone()),
-                            response_id: Some(r.id.clone()),
-                            usage: r.usage,
-                            cost_usd: Some(cost),
-                            duration_ms: Some(ms),
-                            replayable: Some(!backend.has_side_effects()),
-                            stop_reason: Some(r.stop_reason.clone()),
-                            response: Some(r.clone()),
-                            messages: Some(req.messages.len()),
-                            ..call_body(&key, phase, attempt, turn, agent, backend.as_ref(), &model)
-                        },
-                    )
-                    .in_span(SpanId::generate(), Some(phase_span.clone()));
-                    ev.ts = started_us;
-                    // Durable before any tool acts on it: a kill after this
-                    // line never pays for the call again.
-                    sh.ctx.journal.append(ev, Durability::Sync)?;
-                    if let Ok(mut g) = sh.spent.lock() {
-                        g.0.add(&r.usage, cost);
-                        g.1.entry(phase.to_owned()).or_default().add(&r.usage, cost);
-                    }
-                    live += 1;
-                    sh.ctx.progress.event(&ProgressEvent::ModelCall {
-                        phase: phase.into(),
-                        turn,
-                        tokens: r.usage.total(),
-                        cost_usd: cost,
-                        ms,
-                        replayed: false,
-                    });
-                    r
-                }
-            };
-            phase_usage.add(&resp.usage);
-            phase_cost += call_cost(sh, &model, &resp);
-            last_text = resp.text();
-            messages.push(resp.as_message());
-            let uses: Vec<(String, String, serde_json::Value)> = resp
-                .tool_uses()
-                .into_iter()
-                .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.clone()))
-                .collect();
-            if uses.is_empty() || !backend.offers_tools() {
-                break;
-            }
-            let mut results = Vec::new();
-            for (tid, name, input) in uses {
-                let t = Instant::now();
-                let out = if agent.spec.tools.contains(&name) {
-                    if name == "run_command" {
-                        // A command can change any file: commit with `git add -A`.
-                        all_files = true;
-                    }
-                    let o = env.execute(&name, &input);
-                    wrote.extend(o.wrote.iter().cloned());
-                    o
-                } else {
-                    crate::tools::ToolOutput {
-                        content: format!("tool `{name}` is not available to this agent"),
-                        is_error: true,
-                        wrote: vec![],
-                    }
-                };
-                let mut input_s = input.to_string();
-                input_s.truncate(input_s.floor_char_boundary(2_048));
-                let mut out_s = out.content.clone();
-                out_s.truncate(out_s.floor_char_boundary(2_048));
-                sh.ctx.journal.append(
-                    event(
-                        id,
-                        body::ToolCall {
-                            phase: Some(phase.to_owned()),
-                            attempt: Some(attempt),
-                            turn: Some(turn),
-                            agent: Some(agent.spec.name.clone()),
-                            name: name.clone(),
-                            tool_use_id: Some(tid.clone()),
-                            input: serde_json::Value::String(input_s),
-                            output: Some(out_s),
-                            is_error: out.is_error,
-                            files: out.wrote.clone(),
-                            duration_ms: Some(t.elapsed().as_secs_f64() * 1000.0),
-                            ..body::ToolCall::default()
-                        },
-                    )
-                    .in_span(SpanId::generate(), Some(phase_span.clone())),
-                    Durability::Relaxed,
-                )?;
-                sh.ctx.progress.event(&ProgressEvent::ToolCall {
-                    phase: phase.into(),
-                    tool: name.clone(),
-                    ok: !out.is_error,
-                });
-                results.push(Part::ToolResult {
-                    tool_use_id: tid,
-                    content: out.content,
-                    is_error: out.is_error,
-                });
-            }
-            messages.push(Message {
-                role: Role::User,
-                content: results,
-            });
-        }
+        let req = Request {
+            model: model.clone(),
+            system: system_prompt(agent),
+            messages: vec![Message::user(first)],
+            tools: tools.clone(),
+            max_tokens: agent.spec.max_tokens,
+            temperature: agent.spec.temperature,
+        };
+        let mut host = PhaseHost {
+            sh,
+            phase,
+            attempt,
+            agent,
+            backend: backend.as_ref(),
+            model: &model,
+            env: &env,
+            span: &phase_span,
+            changes: &mut changes,
+        };
+        let turns = match run_turns(&mut host, limits, req)? {
+            Ok(t) => t,
+            Err(stop) => return Ok(stop),
+        };
+        live += turns.live;
+        replayed += turns.replayed;
+        phase_usage.add(&turns.usage);
+        phase_cost += turns.cost_usd;
+        let last_text = turns.last_text;
         // Gates on the worktree against the run's base.
         let results: Vec<GateResult> = if gates.is_empty() {
             Vec::new()
@@ -379,15 +232,7 @@ pub(super) fn run_phase(
         }
         match agentops_gates::escalation(&results, attempt, max_attempts, 1_000, sh.count) {
             Next::Proceed => {
-                let commit = {
-                    let _g = sh.commit_lock.lock();
-                    let msg = format!("agentops: {phase} (run {id}, attempt {attempt})");
-                    if all_files {
-                        checkpoint(&s.worktree, &msg)?
-                    } else {
-                        checkpoint_paths(&s.worktree, &s.branch, &wrote, &msg)?
-                    }
-                };
+                let commit = commit_checkpoint(sh, phase, attempt, &changes)?;
                 // The summary reaches later phases, the run summary and git:
                 // redacted here, once.
                 let summary = sh
@@ -483,4 +328,159 @@ pub(super) fn run_phase(
         reason: PauseReason::Escalation,
         detail: format!("phase {phase}: no attempts left"),
     })
+}
+
+/// The turn loop's effects inside a phase attempt: the journal's replay
+/// cache, live calls journaled before any tool acts on them, tools.
+struct PhaseHost<'a, 's> {
+    sh: &'a Shared<'s>,
+    phase: &'a str,
+    attempt: u32,
+    agent: &'a Agent,
+    backend: &'a dyn Backend,
+    model: &'a str,
+    env: &'a ToolEnv<'a>,
+    span: &'a SpanId,
+    changes: &'a mut Changes,
+}
+
+impl TurnHost for PhaseHost<'_, '_> {
+    fn key(&self, req: &Request) -> String {
+        req.key_redacted(self.sh.ctx.journal.redactor())
+    }
+
+    fn recorded(&mut self, key: &str) -> Option<Response> {
+        if self.backend.has_side_effects() {
+            return None;
+        }
+        self.sh
+            .recorded
+            .lock()
+            .ok()
+            .and_then(|mut m| m.get_mut(key).and_then(VecDeque::pop_front))
+    }
+
+    fn replayed(&mut self, turn: u32, r: &Response) {
+        self.sh.ctx.progress.event(&ProgressEvent::ModelCall {
+            phase: self.phase.into(),
+            turn,
+            tokens: r.usage.total(),
+            cost_usd: 0.0,
+            ms: 0.0,
+            replayed: true,
+        });
+    }
+
+    fn call(
+        &mut self,
+        req: &Request,
+        key: &str,
+        turn: u32,
+    ) -> Result<Result<Response, PhaseResult>, RunError> {
+        let (sh, phase, attempt, agent) = (self.sh, self.phase, self.attempt, self.agent);
+        let id = &sh.st.id;
+        if let Some(stop) = check_stop(sh, phase, agent)? {
+            return Ok(Err(stop));
+        }
+        let call = || call_body(key, phase, attempt, turn, agent, self.backend, self.model);
+        let t = Instant::now();
+        let started_us = agentops_core::time::now_micros();
+        let r = match self.backend.complete(req, &mut |_| {}) {
+            Ok(r) => r,
+            Err(e) => {
+                sh.ctx.journal.append(
+                    event(
+                        id,
+                        body::LlmCall {
+                            error: Some(e.to_string()),
+                            error_type: Some(e.kind.as_str().to_owned()),
+                            replayable: Some(false),
+                            cost_usd: Some(0.0),
+                            ..call()
+                        },
+                    )
+                    .in_span(SpanId::generate(), Some(self.span.clone())),
+                    Durability::Sync,
+                )?;
+                sh.stop.store(true, Ordering::Relaxed);
+                return Ok(Err(PhaseResult::Paused {
+                    reason: PauseReason::Error,
+                    detail: format!("phase {phase}: {e}"),
+                }));
+            }
+        };
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let cost = call_cost(sh, self.model, &r);
+        let mut ev = event(
+            id,
+            body::LlmCall {
+                response_model: Some(r.model.clone()),
+                response_id: Some(r.id.clone()),
+                usage: r.usage,
+                cost_usd: Some(cost),
+                duration_ms: Some(ms),
+                replayable: Some(!self.backend.has_side_effects()),
+                stop_reason: Some(r.stop_reason.clone()),
+                response: Some(r.clone()),
+                messages: Some(req.messages.len()),
+                ..call()
+            },
+        )
+        .in_span(SpanId::generate(), Some(self.span.clone()));
+        ev.ts = started_us;
+        // Durable before any tool acts on it: a kill after this line never
+        // pays for the call again.
+        sh.ctx.journal.append(ev, Durability::Sync)?;
+        if let Ok(mut g) = sh.spent.lock() {
+            g.0.add(&r.usage, cost);
+            g.1.entry(phase.to_owned()).or_default().add(&r.usage, cost);
+        }
+        sh.ctx.progress.event(&ProgressEvent::ModelCall {
+            phase: phase.into(),
+            turn,
+            tokens: r.usage.total(),
+            cost_usd: cost,
+            ms,
+            replayed: false,
+        });
+        Ok(Ok(r))
+    }
+
+    fn cost(&self, r: &Response) -> f64 {
+        call_cost(self.sh, self.model, r)
+    }
+
+    fn tool(
+        &mut self,
+        turn: u32,
+        tid: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<ToolOutput, RunError> {
+        let t = Instant::now();
+        let env = self.env;
+        let out = dispatch(&self.agent.spec.tools, name, input, self.changes, |n, i| {
+            env.execute(n, i)
+        });
+        self.sh.ctx.journal.append(
+            event(
+                &self.sh.st.id,
+                body::ToolCall {
+                    phase: Some(self.phase.to_owned()),
+                    attempt: Some(self.attempt),
+                    turn: Some(turn),
+                    agent: Some(self.agent.spec.name.clone()),
+                    ..tool_body(name, tid, input, &out, t.elapsed().as_secs_f64() * 1000.0)
+                },
+            )
+            .in_span(SpanId::generate(), Some(self.span.clone())),
+            Durability::Relaxed,
+        )?;
+        self.sh.ctx.progress.event(&ProgressEvent::ToolCall {
+            phase: self.phase.into(),
+            tool: name.to_owned(),
+            ok: !out.is_error,
+        });
+        Ok(out)
+    }
 }
