@@ -19,6 +19,7 @@ use agentops_knowledge::entry::{self, Entry, EntryType, Provenance};
 use agentops_knowledge::memory::{Knowledge, NewEntry};
 use agentops_protocol::EventBody;
 use agentops_protocol::event::{HookVerdict, LlmCall, SessionEnded};
+use agentops_protocol::hook::ToolKind;
 use agentops_store::{Journal, Query, RepoLayout};
 use serde::Serialize;
 use serde_json::Value;
@@ -80,7 +81,7 @@ pub fn facts(events: &[Event], work_tree: &Path) -> Facts {
                 }
                 if t.files.is_empty() {
                     // Ingested tool calls carry their input instead.
-                    for p in written_paths(&t.name, &t.input) {
+                    for p in written_paths(ToolKind::of(t.harness, &t.name), &t.input) {
                         f.files.insert(relative_to(work_tree, work_tree, &p));
                     }
                 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use agentops_protocol::hook::ToolKind;
 use agentops_store::RepoLayout;
 use serde_json::Value;
 
@@ -40,32 +41,25 @@ pub fn patch_paths(patch: &str) -> Vec<String> {
 }
 
 /// Files a tool call writes, as the tool gave them.
-pub fn written_paths(tool: &str, input: &Value) -> Vec<String> {
+pub fn written_paths(tool: ToolKind, input: &Value) -> Vec<String> {
     match tool {
-        "Write" | "Edit" | "MultiEdit" => input
+        ToolKind::File => input
             .get("file_path")
             .and_then(Value::as_str)
             .map(|p| vec![p.to_owned()])
             .unwrap_or_default(),
-        "NotebookEdit" => input
+        ToolKind::Notebook => input
             .get("notebook_path")
             .and_then(Value::as_str)
             .map(|p| vec![p.to_owned()])
             .unwrap_or_default(),
-        "apply_patch" => ["patch", "input", "command"]
+        ToolKind::Patch => ["patch", "input", "command"]
             .iter()
             .filter_map(|k| input.get(*k).and_then(Value::as_str))
             .flat_map(patch_paths)
             .collect(),
-        _ => Vec::new(),
+        ToolKind::Shell | ToolKind::Other => Vec::new(),
     }
-}
-
-pub fn is_shell(tool: &str) -> bool {
-    matches!(
-        tool,
-        "Bash" | "shell" | "local_shell" | "exec_command" | "unified_exec"
-    )
 }
 
 /// `path` (absolute or relative to `cwd`) relative to the work tree when it

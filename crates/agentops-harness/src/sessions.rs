@@ -1,6 +1,7 @@
 //! The harness sessions the journal knows: from hooks and from ingested
 //! streams, with duration, tools, tokens, cost and gate blocks.
 
+use agentops_protocol::hook::HookEvent;
 use std::collections::BTreeMap;
 
 use agentops_core::{Event, EventKind};
@@ -106,9 +107,9 @@ pub fn summarise(id: String, events: &[Event], prices: &PriceTable) -> Option<Se
         }
         match body {
             EventBody::HookReceived(h) => {
-                match h.event.as_str() {
-                    "UserPromptSubmit" => s.prompts += 1,
-                    "SessionEnd" => s.ended = true,
+                match HookEvent::parse(&h.event) {
+                    HookEvent::UserPromptSubmit => s.prompts += 1,
+                    HookEvent::SessionEnd => s.ended = true,
                     _ => {}
                 }
                 if s.model.is_none() {

@@ -19,7 +19,7 @@ use agentops_core::RunId;
 use agentops_core::config::{Config, FailMode};
 use agentops_gates::Gate;
 use agentops_protocol::event::{self as body, HookVerdict, new_event};
-use agentops_protocol::hook::{HookInput, HookOutput};
+use agentops_protocol::hook::{EventInput, HookEvent, HookEventInput, HookOutput, ToolKind};
 use agentops_store::{Durability, Journal, RepoLayout};
 use serde_json::{Value, json};
 
@@ -33,8 +33,8 @@ mod stop;
 mod user_prompt_submit;
 
 pub use crate::commit_guard::{COMMITTING, CommitGuard};
+use crate::paths::tool_command;
 pub use crate::paths::{current_branch, patch_paths, relative_to, written_paths};
-use crate::paths::{is_shell, tool_command};
 use post_tool_use::*;
 use pre_tool_use::*;
 use session_end::*;
@@ -69,11 +69,10 @@ pub struct Invocation {
 
 struct Ctx {
     harness: Harness,
-    name: String,
     /// The raw event, for the journal.
     event: Value,
-    /// What agentops reads of it.
-    input: HookInput,
+    /// What agentops reads of it, typed by event.
+    input: HookEventInput,
     layout: RepoLayout,
     config: Config,
     session: RunId,
@@ -176,7 +175,7 @@ pub fn run(inv: Invocation) -> Outcome {
                 (c, Some(msg))
             }
         };
-    let input = HookInput::from_value(&event);
+    let input = HookEventInput::read(inv.harness, &name, &event);
     let session = input
         .session_id
         .as_deref()
@@ -187,11 +186,11 @@ pub fn run(inv: Invocation) -> Outcome {
         });
     let mut limit = Duration::from_millis(config.hooks.timeout_ms);
     let mut stop_gates = Vec::new();
-    if name == "Stop" || name == "SubagentStop" {
-        let wanted = if name == "Stop" {
-            &config.hooks.stop_gates
-        } else {
+    if let EventInput::Stop { subagent, .. } = input.data {
+        let wanted = if subagent {
             &config.hooks.subagent_stop_gates
+        } else {
+            &config.hooks.stop_gates
         };
         if !wanted.is_empty() {
             match select_gates(&layout, wanted) {
@@ -204,14 +203,14 @@ pub fn run(inv: Invocation) -> Outcome {
             }
         }
     }
-    if name == "PreCompact" || name == "SessionEnd" {
+    if input.data == EventInput::Checkpoint {
         // These may write a handoff (a memory write).
         limit = limit.max(Duration::from_secs(15));
     }
-    let closed_on_error = name == "PreToolUse" && config.policy.fail == FailMode::Closed;
+    let closed_on_error =
+        input.event == HookEvent::PreToolUse && config.policy.fail == FailMode::Closed;
     let mut ctx = Ctx {
         harness: inv.harness,
-        name: name.clone(),
         event,
         input,
         layout: layout.clone(),
@@ -223,7 +222,7 @@ pub fn run(inv: Invocation) -> Outcome {
     };
     // The policy verdict is made here, before anything that can fail or hang
     // (the journal, the time limit): whatever happens after, it holds.
-    if name == "PreToolUse" {
+    if let EventInput::PreToolUse(_) = ctx.input.data {
         ctx.verdict = Some(pre_tool_verdict(&ctx, config_error.as_deref()));
     }
     let verdict_reply = ctx.verdict.as_ref().and_then(ToolVerdict::reply);
@@ -387,7 +386,7 @@ fn deny(reason: &str) -> Value {
     HookOutput::deny(reason).to_value()
 }
 
-fn context_reply(event: &str, text: &str) -> Value {
+fn context_reply(event: &HookEvent, text: &str) -> Value {
     HookOutput::context(event, clip_chars(text, CONTEXT_CHAR_CAP - 100)).to_value()
 }
 
@@ -471,27 +470,27 @@ fn handle(ctx: &Ctx) -> Result<Reply, String> {
         ctx.session.clone(),
         body::HookReceived {
             harness: ctx.harness,
-            event: ctx.name.clone(),
+            event: ctx.input.event.to_string(),
             input,
         },
     )];
-    let reply = match ctx.name.as_str() {
-        "SessionStart" => session_start(ctx, &journal, &mut events),
-        "UserPromptSubmit" => prompt_submit(ctx, &journal, &mut events),
-        "PreToolUse" => pre_tool(ctx, &mut events),
-        "PostToolUse" | "PostToolUseFailure" => {
+    let reply = match &ctx.input.data {
+        EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
+        EventInput::UserPromptSubmit { .. } => prompt_submit(ctx, &journal, &mut events),
+        EventInput::PreToolUse(_) => pre_tool(ctx, &mut events),
+        EventInput::PostToolUse { .. } => {
             post_tool(ctx, &mut events);
             Ok(Reply::Silent)
         }
-        "Stop" | "SubagentStop" => stop(ctx, &journal, &mut events),
-        "PreCompact" | "SessionEnd" => {
+        EventInput::Stop { .. } => stop(ctx, &journal, &mut events),
+        EventInput::Checkpoint => {
             // Journal the event first: the handoff reads the session from it.
             journal
                 .append_batch(std::mem::take(&mut events), Durability::Configured)
                 .map_err(|e| e.to_string())?;
-            write_handoff(ctx, &journal, ctx.name.as_str(), &mut events)
+            write_handoff(ctx, &journal, ctx.input.event.as_str(), &mut events)
         }
-        _ => Ok(Reply::Silent),
+        EventInput::Other => Ok(Reply::Silent),
     };
     if !events.is_empty() {
         journal
@@ -505,7 +504,7 @@ fn handle(ctx: &Ctx) -> Result<Reply, String> {
 fn decision(ctx: &Ctx, verdict: HookVerdict) -> body::HookDecision {
     body::HookDecision {
         harness: ctx.harness,
-        event: ctx.name.clone(),
+        event: ctx.input.event.to_string(),
         decision: verdict,
         rule: None,
         tool: None,

@@ -8,16 +8,26 @@ use crate::clip;
 use super::*;
 
 pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
-    let e = &ctx.input;
-    let tool = e.tool_name.as_deref().unwrap_or("?");
-    let input = &e.tool_input;
-    let failed = ctx.name == "PostToolUseFailure" || e.tool_failed;
-    let span = e
-        .tool_use_id
-        .as_deref()
-        .and_then(|s| SpanId::parse(s).ok())
-        .unwrap_or_else(SpanId::generate);
-    let mut files = written_paths(tool, input);
+    let EventInput::PostToolUse {
+        tool: t,
+        failed,
+        error,
+        is_interrupt,
+        duration_ms,
+    } = &ctx.input.data
+    else {
+        return;
+    };
+    let (tool, input, failed) = (
+        if t.name.is_empty() { "?" } else { &t.name },
+        &t.input,
+        *failed,
+    );
+    let span =
+        t.id.as_deref()
+            .and_then(|s| SpanId::parse(s).ok())
+            .unwrap_or_else(SpanId::generate);
+    let mut files = written_paths(t.kind, input);
     for f in &mut files {
         *f = relative_to(&ctx.layout.work_tree, &ctx.cwd, f);
     }
@@ -26,8 +36,8 @@ pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
         harness: Some(ctx.harness),
         name: tool.to_owned(),
         is_error: failed,
-        duration_ms: e.duration_ms,
-        command: if is_shell(tool) {
+        duration_ms: *duration_ms,
+        command: if t.kind == ToolKind::Shell {
             tool_command(input).map(|c| clip(&c, 500))
         } else {
             None
@@ -36,8 +46,8 @@ pub(super) fn post_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) {
         ..body::ToolCall::default()
     };
     if failed {
-        call.error = Some(clip(e.error.as_deref().unwrap_or("failed"), 2_000));
-        call.interrupted = Some(e.is_interrupt);
+        call.error = Some(clip(error.as_deref().unwrap_or("failed"), 2_000));
+        call.interrupted = Some(*is_interrupt);
     }
     events.push(new_event(ctx.session.clone(), call).in_span(span, None));
 }

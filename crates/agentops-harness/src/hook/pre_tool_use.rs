@@ -32,16 +32,13 @@ impl ToolVerdict {
 /// project boundary still apply, and `policy.fail = "closed"` denies what
 /// they allow (the project's own rules could not be checked).
 pub(super) fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVerdict {
-    let tool = ctx
-        .event
-        .get("tool_name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let input = ctx.input.tool_input.clone();
+    let (tool, kind, input) = match ctx.input.tool() {
+        Some(t) => (t.name.clone(), t.kind, t.input.clone()),
+        None => (String::new(), ToolKind::Other, Value::Null),
+    };
     let mut unchecked = config_error.map(|e| format!("the configuration cannot be read: {e}"));
     let mut decision = PolicyDecision::Allow;
-    if is_shell(&tool) {
+    if kind == ToolKind::Shell {
         if let Some(cmd) = tool_command(&input) {
             let policy = match CommandPolicy::from_config(&ctx.config.policy) {
                 Ok(p) => p,
@@ -53,7 +50,7 @@ pub(super) fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVer
             decision = policy.check(&cmd);
         }
     } else {
-        let paths = written_paths(&tool, &input);
+        let paths = written_paths(kind, &input);
         if !paths.is_empty() {
             let scope = match agentops_gates::policy::write_scope(&ctx.config.policy.write_scope) {
                 Ok(s) => s,
@@ -78,7 +75,7 @@ pub(super) fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVer
     }
     if let (PolicyDecision::Allow, Some(why)) = (&decision, unchecked)
         && ctx.config.policy.fail == FailMode::Closed
-        && (is_shell(&tool) || !written_paths(&tool, &input).is_empty())
+        && (kind == ToolKind::Shell || !written_paths(kind, &input).is_empty())
     {
         decision = PolicyDecision::Deny {
             rule: "fail-closed".into(),

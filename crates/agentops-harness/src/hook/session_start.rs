@@ -18,7 +18,10 @@ pub(super) fn session_start(
         .get("source")
         .and_then(Value::as_str)
         .unwrap_or("startup");
-    let model = ctx.input.model.as_deref();
+    let model = match &ctx.input.data {
+        EventInput::SessionStart { model, .. } => model.as_deref(),
+        _ => None,
+    };
     let injected = crate::handoff::session_context(
         &ctx.layout,
         &ctx.config,
@@ -30,7 +33,7 @@ pub(super) fn session_start(
         ctx.session.clone(),
         body::ContextAssembled {
             harness: Some(ctx.harness),
-            event: Some(ctx.name.clone()),
+            event: Some(ctx.input.event.to_string()),
             source: Some(source.to_owned()),
             task: injected.query.clone(),
             budget: u64::from(injected.budget),
@@ -45,5 +48,8 @@ pub(super) fn session_start(
     if injected.text.is_empty() {
         return Ok(Reply::Silent);
     }
-    Ok(Reply::Json(context_reply("SessionStart", &injected.text)))
+    Ok(Reply::Json(context_reply(
+        &HookEvent::SessionStart,
+        &injected.text,
+    )))
 }

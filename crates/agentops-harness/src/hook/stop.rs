@@ -34,7 +34,13 @@ pub(super) fn stop(
     let escalated = prior
         .iter()
         .any(|e| decision_of(e) == Some(HookVerdict::Escalate));
-    let active = ctx.input.stop_hook_active;
+    let active = matches!(
+        ctx.input.data,
+        EventInput::Stop {
+            stop_hook_active: true,
+            ..
+        }
+    );
     let selected: Vec<&Gate> = ctx.stop_gates.iter().collect();
     let results = agentops_gates::run_gates(
         &selected,

@@ -37,7 +37,7 @@ pub(super) fn prompt_submit(
     match report.band {
         Band::Green | Band::Amber => Ok(Reply::Silent),
         Band::Red => Ok(Reply::Json(context_reply(
-            "UserPromptSubmit",
+            &HookEvent::UserPromptSubmit,
             &format!(
                 "agentops context guard: the context window is {pct:.0}% full (red: over 40%). Wrap up: finish the current step, commit or record what you learned (agentops learn), and avoid reading large files. A handoff will carry the state to a fresh session."
             ),
@@ -68,7 +68,7 @@ pub(super) fn prompt_submit(
                     " A handoff for the next session has been written to .agents/handoffs/.".into();
             }
             Ok(Reply::Json(context_reply(
-                "UserPromptSubmit",
+                &HookEvent::UserPromptSubmit,
                 &format!(
                     "agentops context guard: the context window is {pct:.0}% full (critical: over 60%). Stop starting new work: finish or revert the current edit, run the tests, and tell the user to continue in a fresh session (/clear or a new session picks up the handoff).{note}"
                 ),
