@@ -46,22 +46,29 @@ const WRITER_HEAP: usize = 64 * 1024 * 1024;
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("{path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest (or the file list) could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("search index: {0}")]
-    Tantivy(String),
-}
-
-impl From<tantivy::TantivyError> for IndexError {
-    fn from(e: tantivy::TantivyError) -> Self {
-        IndexError::Tantivy(e.to_string())
-    }
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index: index could not be opened")]
+    Unopened,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-    move |e| IndexError::Io {
+    move |source| IndexError::Io {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     }
 }
 
@@ -319,7 +326,7 @@ impl KnowledgeIndex {
             )?);
         }
         let Some(mut k) = opened else {
-            return Err(IndexError::Tantivy("index could not be opened".into()));
+            return Err(IndexError::Unopened);
         };
         let full = full || refresh.rebuilt.is_some();
         k.refresh(layout, full, &mut refresh)?;
@@ -367,10 +374,11 @@ impl KnowledgeIndex {
         let Ok(text) = std::fs::read(&mpath) else {
             return Ok(None);
         };
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| IndexError::Io {
-            path: mpath.clone(),
-            reason: e.to_string(),
-        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| IndexError::Manifest {
+                path: mpath.clone(),
+                source,
+            })?;
         if manifest.format != FORMAT || manifest.tokenizer != tokenizer.name() {
             return Ok(None);
         }
@@ -511,9 +519,9 @@ impl KnowledgeIndex {
         let tmp = self
             .dir
             .join(format!(".manifest.{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec(&self.manifest).map_err(|e| IndexError::Io {
+        let bytes = serde_json::to_vec(&self.manifest).map_err(|source| IndexError::Manifest {
             path: p.clone(),
-            reason: e.to_string(),
+            source,
         })?;
         std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &p).map_err(io(&p))
@@ -544,9 +552,9 @@ impl KnowledgeIndex {
             return Ok(());
         }
         let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec(files).map_err(|e| IndexError::Io {
+        let bytes = serde_json::to_vec(files).map_err(|source| IndexError::Manifest {
             path: p.clone(),
-            reason: e.to_string(),
+            source,
         })?;
         std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &p).map_err(io(&p))

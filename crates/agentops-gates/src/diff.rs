@@ -43,7 +43,7 @@ pub struct Diff {
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, GateError> {
-    agentops_git::cmd::run_bytes(root, args).map_err(|e| GateError::Git(e.to_string()))
+    Ok(agentops_git::cmd::run_bytes(root, args)?)
 }
 
 fn git_ok(root: &Path, args: &[&str]) -> Option<String> {

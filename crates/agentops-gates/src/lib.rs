@@ -78,10 +78,14 @@ pub enum GateError {
     Config { location: String, message: String },
     #[error("no gate named `{name}`; defined: {}", if defined.is_empty() { "none (add [gates.<name>] to .agents/config.toml)".to_owned() } else { defined.join(", ") })]
     Unknown { name: String, defined: Vec<String> },
-    #[error("{0}")]
-    Git(String),
-    #[error("{path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Git(#[from] agentops_git::CommandError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Deserialize)]
@@ -172,10 +176,7 @@ pub fn load(agents_dir: &Path) -> Result<BTreeMap<String, Gate>, GateError> {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                return Err(GateError::Io {
-                    path,
-                    reason: e.to_string(),
-                });
+                return Err(GateError::Io { path, source: e });
             }
         };
         parse_file(&path, &src, &mut out)?;

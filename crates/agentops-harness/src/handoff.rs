@@ -228,10 +228,8 @@ pub fn write_for_session(
     session: &RunId,
     trigger: &str,
     event: &Value,
-) -> Result<Option<Written>, String> {
-    let events = journal
-        .read(&Query::run(session.clone()))
-        .map_err(|e| e.to_string())?;
+) -> Result<Option<Written>, crate::error::HarnessError> {
+    let events = journal.read(&Query::run(session.clone()))?;
     let last_handoff = events
         .iter()
         .filter(|e| e.kind == EventKind::HandoffWritten)
@@ -272,25 +270,23 @@ pub fn write_for_session(
             tags.push(t);
         }
     }
-    let k = Knowledge::new(layout.clone(), config.clone()).map_err(|e| e.to_string())?;
+    let k = Knowledge::new(layout.clone(), config.clone())?;
     let _guard = CommitGuard::enter();
-    let out = k
-        .learn(
-            NewEntry {
-                kind: Some(EntryType::Handoff),
-                title,
-                body,
-                tags,
-                supersedes: Vec::new(),
-                source: Provenance {
-                    run: None,
-                    session: Some(session.as_str().to_owned()),
-                    agent: Some(harness.as_str().to_owned()),
-                },
+    let out = k.learn(
+        NewEntry {
+            kind: Some(EntryType::Handoff),
+            title,
+            body,
+            tags,
+            supersedes: Vec::new(),
+            source: Provenance {
+                run: None,
+                session: Some(session.as_str().to_owned()),
+                agent: Some(harness.as_str().to_owned()),
             },
-            Some(journal),
-        )
-        .map_err(|e| e.to_string())?;
+        },
+        Some(journal),
+    )?;
     Ok(Some(Written {
         id: out.id,
         path: out.path,
@@ -389,7 +385,7 @@ pub fn session_context(
     journal: &Journal,
     branch: Option<&str>,
     model: Option<&str>,
-) -> Result<Injection, String> {
+) -> Result<Injection, crate::error::HarnessError> {
     let mut inj = Injection::default();
     let window = agentops_context::guard::window_for(model, &config.context).0;
     let budget = u32::try_from(config.hooks.injection_budget)
@@ -452,12 +448,9 @@ pub fn session_context(
                     .into()
             });
         } else if index_dir.is_dir() {
-            let (idx, _) =
-                KnowledgeIndex::open(layout, config, false, false).map_err(|e| e.to_string())?;
+            let (idx, _) = KnowledgeIndex::open(layout, config, false, false)?;
             let utility = |ids: &[&str]| journal.utility_scores(ids);
-            let hits = idx
-                .search(&inj.query, &SearchFilter::default(), 50, &utility)
-                .map_err(|e| e.to_string())?;
+            let hits = idx.search(&inj.query, &SearchFilter::default(), 50, &utility)?;
             let hits: Vec<_> = hits
                 .into_iter()
                 .filter(|h| h.entry.kind != EntryType::Handoff)

@@ -54,7 +54,7 @@ pub enum IngestError {
     #[error("{name}: {reason}")]
     Read { name: String, reason: String },
     #[error("journal: {0}")]
-    Journal(String),
+    Journal(#[from] agentops_store::StoreError),
     #[error(
         "{name}: this is not a {expected} stream; it looks like {found}: use `agentops ingest {found} {name}`"
     )]
@@ -699,8 +699,7 @@ pub fn ingest(
         let events = b.sessions.remove(s).unwrap_or_default();
         let Ok(run) = RunId::parse(s) else { continue };
         let have: HashSet<String> = journal
-            .read(&Query::run(run))
-            .map_err(|e| IngestError::Journal(e.to_string()))?
+            .read(&Query::run(run))?
             .into_iter()
             .filter_map(|e| e.span_id.map(|s| format!("{}:{}", e.kind, s)))
             .collect();
@@ -722,9 +721,7 @@ pub fn ingest(
     }
     report.added = batch.len();
     if !batch.is_empty() {
-        journal
-            .append_batch(batch, Durability::Configured)
-            .map_err(|e| IngestError::Journal(e.to_string()))?;
+        journal.append_batch(batch, Durability::Configured)?;
     }
     Ok(report)
 }

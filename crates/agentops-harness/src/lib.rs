@@ -10,6 +10,7 @@
 //! - [`sessions`]: the harness sessions the journal knows.
 
 mod commit_guard;
+pub mod error;
 pub mod handoff;
 pub mod hook;
 pub mod ingest;

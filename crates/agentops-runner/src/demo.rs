@@ -208,10 +208,9 @@ pub fn write_project(dir: &Path) -> Result<(), RunError> {
     for (path, text) in FILES {
         let p = dir.join(path);
         if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d)
-                .map_err(|e| RunError::Git(format!("{}: {e}", d.display())))?;
+            std::fs::create_dir_all(d).map_err(RunError::io(d))?;
         }
-        std::fs::write(&p, text).map_err(|e| RunError::Git(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, text).map_err(RunError::io(&p))?;
     }
     g(&["add", "-A"])?;
     g(&["commit", "-q", "-m", "greet: initial version"])?;
@@ -232,15 +231,14 @@ pub fn scratch(keep: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir
                     p.display()
                 )));
             }
-            std::fs::create_dir_all(p)
-                .map_err(|e| RunError::Config(format!("{}: {e}", p.display())))?;
+            std::fs::create_dir_all(p).map_err(RunError::io(p))?;
             Ok((p.canonicalize().unwrap_or_else(|_| p.to_path_buf()), None))
         }
         None => {
             let t = tempfile::Builder::new()
                 .prefix("agentops-demo-")
                 .tempdir()
-                .map_err(|e| RunError::Config(e.to_string()))?;
+                .map_err(RunError::io(std::env::temp_dir()))?;
             Ok((
                 t.path()
                     .canonicalize()
@@ -253,8 +251,7 @@ pub fn scratch(keep: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir
 
 /// Starts the stand-in model.
 pub fn start_model() -> Result<ScriptedServer, RunError> {
-    ScriptedServer::start(script())
-        .map_err(|e| RunError::Config(format!("cannot start the scripted model server: {e}")))
+    ScriptedServer::start(script()).map_err(RunError::ScriptedServer)
 }
 
 /// What the demo says as it goes, for a front end to render.
@@ -330,10 +327,8 @@ pub fn run(
     let (dir, guard) = scratch(opts.keep.as_deref())?;
     note(Note::Scratch { dir: dir.clone() });
     write_project(&dir)?;
-    let layout =
-        agentops_store::RepoLayout::discover(&dir).map_err(|e| RunError::Config(e.to_string()))?;
-    agentops_store::project::init(&layout, Default::default())
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    let layout = agentops_store::RepoLayout::discover(&dir)?;
+    agentops_store::project::init(&layout, Default::default())?;
     let server = match opts.backend {
         None => Some(start_model()?),
         Some(_) => None,
@@ -349,19 +344,16 @@ pub fn run(
             format!("{cfg_text}\n{line}")
         };
     }
-    std::fs::write(&config_path, cfg_text)
-        .map_err(|e| RunError::Config(format!("{}: {e}", config_path.display())))?;
+    std::fs::write(&config_path, cfg_text).map_err(RunError::io(&config_path))?;
     crate::git::git(&dir, &["add", "-A"])?;
     crate::git::git(&dir, &["commit", "-q", "-m", "agentops: init, gates"])?;
     note(Note::Model {
         scripted_url: server.as_ref().map(ScriptedServer::url),
         backend: opts.backend.clone(),
     });
-    let config = agentops_store::project::load_config(Some(&layout), Vec::new())
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    let config = agentops_store::project::load_config(Some(&layout), Vec::new())?;
     // Factor I: knowledge, committed.
-    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone())
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    let k = agentops_knowledge::Knowledge::new(layout.clone(), config.clone())?;
     let j = agentops_store::Journal::open_for(&layout, &config)?;
     for (title, body, tags) in LEARNINGS {
         k.learn(
@@ -373,14 +365,12 @@ pub fn run(
                 ..Default::default()
             },
             Some(&j),
-        )
-        .map_err(|e| RunError::Config(e.to_string()))?;
+        )?;
     }
     note(Note::Knowledge {
         learnings: LEARNINGS.len(),
     });
-    agentops_context::index::KnowledgeIndex::open(&layout, &config, true, false)
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    agentops_context::index::KnowledgeIndex::open(&layout, &config, true, false)?;
     note(Note::Indexed);
     let ctx = crate::RunContext {
         layout: &layout,
@@ -409,7 +399,7 @@ pub fn run(
         )));
     };
     note(Note::Paused { reason });
-    let id = agentops_core::RunId::parse(&run).map_err(|e| RunError::State(e.to_string()))?;
+    let id = agentops_core::RunId::parse(&run)?;
     let before = server.as_ref().map_or(0, ScriptedServer::count);
     let outcome = crate::resume(
         &ctx,

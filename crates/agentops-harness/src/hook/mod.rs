@@ -199,7 +199,7 @@ pub fn run(inv: Invocation) -> Outcome {
                     limit = limit.max(Duration::from_secs(secs + 5));
                     stop_gates = g;
                 }
-                Err(e) => log_error(Some(&layout), inv.harness, &name, &e),
+                Err(e) => log_error(Some(&layout), inv.harness, &name, &e.to_string()),
             }
         }
     }
@@ -281,6 +281,7 @@ pub fn run(inv: Invocation) -> Outcome {
             exit_code: 0,
         },
         Some(Err(e)) => {
+            let e = e.to_string();
             log_error(Some(&layout), inv.harness, &name, &e);
             fallback(&e)
         }
@@ -406,17 +407,20 @@ fn clip_chars(s: &str, max: usize) -> String {
     format!("{}\n[… cut to stay under the harness's limit]", &s[..end])
 }
 
-fn select_gates(layout: &RepoLayout, names: &[String]) -> Result<Vec<Gate>, String> {
-    let all = agentops_gates::load(&layout.agents_dir()).map_err(|e| e.to_string())?;
+fn select_gates(
+    layout: &RepoLayout,
+    names: &[String],
+) -> Result<Vec<Gate>, crate::error::HarnessError> {
+    let all = agentops_gates::load(&layout.agents_dir())?;
     names
         .iter()
         .map(|n| {
-            all.get(n).cloned().ok_or_else(|| {
-                format!(
-                    "hooks.stop_gates names `{n}`, which is not a gate; defined: {}",
-                    all.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            })
+            all.get(n)
+                .cloned()
+                .ok_or_else(|| crate::error::HarnessError::UnknownStopGate {
+                    name: n.clone(),
+                    defined: all.keys().cloned().collect(),
+                })
         })
         .collect()
 }
@@ -462,8 +466,8 @@ pub fn error_log_path(layout: Option<&RepoLayout>) -> Option<PathBuf> {
     Some(state.join("agentops/hooks.log"))
 }
 
-fn handle(ctx: &Ctx) -> Result<Reply, String> {
-    let journal = Journal::open_for(&ctx.layout, &ctx.config).map_err(|e| e.to_string())?;
+fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
+    let journal = Journal::open_for(&ctx.layout, &ctx.config)?;
     let mut input = ctx.event.clone();
     cap_strings(&mut input, FIELD_CAP);
     let mut events = vec![new_event(
@@ -485,17 +489,13 @@ fn handle(ctx: &Ctx) -> Result<Reply, String> {
         EventInput::Stop { .. } => stop(ctx, &journal, &mut events),
         EventInput::Checkpoint => {
             // Journal the event first: the handoff reads the session from it.
-            journal
-                .append_batch(std::mem::take(&mut events), Durability::Configured)
-                .map_err(|e| e.to_string())?;
+            journal.append_batch(std::mem::take(&mut events), Durability::Configured)?;
             write_handoff(ctx, &journal, ctx.input.event.as_str(), &mut events)
         }
         EventInput::Other => Ok(Reply::Silent),
     };
     if !events.is_empty() {
-        journal
-            .append_batch(events, Durability::Configured)
-            .map_err(|e| e.to_string())?;
+        journal.append_batch(events, Durability::Configured)?;
     }
     reply
 }

@@ -88,7 +88,10 @@ pub(super) fn pre_tool_verdict(ctx: &Ctx, config_error: Option<&str>) -> ToolVer
 }
 
 /// Journals a PreToolUse's denial and answers it.
-pub(super) fn pre_tool(ctx: &Ctx, events: &mut Vec<NewEvent>) -> Result<Reply, String> {
+pub(super) fn pre_tool(
+    ctx: &Ctx,
+    events: &mut Vec<NewEvent>,
+) -> Result<Reply, crate::error::HarnessError> {
     let Some(v) = &ctx.verdict else {
         return Ok(Reply::Silent);
     };

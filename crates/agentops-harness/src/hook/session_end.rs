@@ -15,7 +15,7 @@ pub(super) fn write_handoff(
     journal: &Journal,
     trigger: &str,
     events: &mut Vec<NewEvent>,
-) -> Result<Reply, String> {
+) -> Result<Reply, crate::error::HarnessError> {
     if !ctx.config.hooks.handoffs {
         return Ok(Reply::Silent);
     }

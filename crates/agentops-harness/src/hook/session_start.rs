@@ -11,7 +11,7 @@ pub(super) fn session_start(
     ctx: &Ctx,
     journal: &Journal,
     events: &mut Vec<NewEvent>,
-) -> Result<Reply, String> {
+) -> Result<Reply, crate::error::HarnessError> {
     let branch = current_branch(&ctx.layout);
     let source = ctx
         .event

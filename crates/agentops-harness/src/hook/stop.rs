@@ -11,17 +11,15 @@ pub(super) fn stop(
     ctx: &Ctx,
     journal: &Journal,
     events: &mut Vec<NewEvent>,
-) -> Result<Reply, String> {
+) -> Result<Reply, crate::error::HarnessError> {
     if ctx.stop_gates.is_empty() {
         return Ok(Reply::Silent);
     }
-    let prior = journal
-        .read(&Query {
-            run_id: Some(ctx.session.clone()),
-            kinds: vec![EventKind::HookDecision],
-            ..Query::default()
-        })
-        .map_err(|e| e.to_string())?;
+    let prior = journal.read(&Query {
+        run_id: Some(ctx.session.clone()),
+        kinds: vec![EventKind::HookDecision],
+        ..Query::default()
+    })?;
     let decision_of = |e: &agentops_core::Event| {
         body::decode::<body::HookDecision>(e)
             .ok()
@@ -48,8 +46,7 @@ pub(super) fn stop(
         None,
         Some(journal),
         &ctx.session,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let failing: Vec<_> = results
         .iter()
         .filter(|r| r.verdict == Verdict::Fail && !r.pending)

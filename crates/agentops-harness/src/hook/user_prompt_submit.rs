@@ -13,7 +13,7 @@ pub(super) fn prompt_submit(
     ctx: &Ctx,
     journal: &Journal,
     events: &mut Vec<NewEvent>,
-) -> Result<Reply, String> {
+) -> Result<Reply, crate::error::HarnessError> {
     let Some(path) = ctx.input.transcript_path.as_deref() else {
         return Ok(Reply::Silent);
     };
@@ -48,8 +48,7 @@ pub(super) fn prompt_submit(
                     run_id: Some(ctx.session.clone()),
                     kinds: vec![EventKind::HandoffWritten],
                     ..Query::default()
-                })
-                .map_err(|e| e.to_string())?
+                })?
                 .iter()
                 .any(|e| {
                     body::decode::<body::HandoffWritten>(e)
@@ -58,9 +57,7 @@ pub(super) fn prompt_submit(
             let mut note = String::new();
             if !already && ctx.config.hooks.handoffs {
                 // The handoff reads this session from the journal: write what we have.
-                journal
-                    .append_batch(std::mem::take(events), Durability::Configured)
-                    .map_err(|e| e.to_string())?;
+                journal.append_batch(std::mem::take(events), Durability::Configured)?;
                 let mut more = Vec::new();
                 write_handoff(ctx, journal, "context-critical", &mut more)?;
                 events.extend(more);

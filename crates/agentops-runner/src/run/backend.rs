@@ -150,7 +150,9 @@ pub(super) fn build_backend(
         key_env: agent.spec.api_key_env.clone(),
         children_file: Some(children_file(&sh.ctx.layout.state_dir(), &sh.st.id)),
     };
-    let b = agentops_llm::build(&bspec, &o)
-        .map_err(|e| RunError::Config(format!("agent {}: {e}", agent.spec.name)))?;
+    let b = agentops_llm::build(&bspec, &o).map_err(|source| RunError::Backend {
+        agent: agent.spec.name.clone(),
+        source,
+    })?;
     Ok((b, model))
 }

@@ -21,7 +21,10 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     let workflow =
         spec::load_workflow(&agents_dir, &opts.workflow).map_err(|e| RunError::Spec(vec![e]))?;
     let (agents, agent_errors) = spec::load_agents_checked(&agents_dir);
-    let gates = agentops_gates::load(&agents_dir).map_err(|e| RunError::Config(e.to_string()))?;
+    let gates = agentops_gates::load(&agents_dir).map_err(|source| RunError::Gates {
+        context: String::new(),
+        source,
+    })?;
     let errs = spec::validate(&workflow, &agents, &agent_errors, &gates);
     if !errs.is_empty() {
         return Err(RunError::Spec(errs));
@@ -51,7 +54,10 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
             &format!("{}^{{commit}}", opts.base.as_deref().unwrap_or("HEAD")),
         ],
     )
-    .map_err(|e| RunError::Config(format!("--base: {e}")))?;
+    .map_err(|e| match e {
+        RunError::GitCommand(c) => RunError::Base(c),
+        other => other,
+    })?;
     let base_branch = if opts.base.is_none() {
         git(&root, &["symbolic-ref", "--short", "-q", "HEAD"]).ok()
     } else {
@@ -67,12 +73,11 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         &agentops_core::ids::Ulid::generate()
             .to_string()
             .to_ascii_lowercase(),
-    )
-    .map_err(|e| RunError::State(e.to_string()))?;
+    )?;
     let branch = state::branch_of(&id);
     let worktree = state::worktree_of(&ctx.layout.state_dir(), &id);
-    std::fs::create_dir_all(ctx.layout.state_dir().join("worktrees"))
-        .map_err(|e| RunError::Git(e.to_string()))?;
+    let worktrees = ctx.layout.state_dir().join("worktrees");
+    std::fs::create_dir_all(&worktrees).map_err(RunError::io(&worktrees))?;
     git(
         &root,
         &[
@@ -118,7 +123,7 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         worktree,
         backend: opts.backend.clone(),
     };
-    let body = serde_json::to_value(&started).map_err(|e| RunError::State(e.to_string()))?;
+    let body = serde_json::to_value(&started)?;
     ctx.journal.append(
         NewEvent::now(id.clone(), EventKind::RunStarted, body),
         Durability::Sync,
@@ -279,7 +284,7 @@ pub fn land(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<LandRe
                 "{base} has uncommitted changes; commit or stash them, then land again"
             )));
         }
-        if let Err(e) = git(
+        if let Err(source) = agentops_git::cmd::run(
             root,
             &[
                 "merge",
@@ -291,14 +296,22 @@ pub fn land(layout: &RepoLayout, journal: &Journal, id: &RunId) -> Result<LandRe
             ],
         ) {
             let _ = git(root, &["merge", "--abort"]);
-            return Err(RunError::Git(format!(
-                "the merge into {base} conflicts; nothing changed ({e})"
-            )));
+            return Err(RunError::GitStep {
+                message: format!("the merge into {base} conflicts; nothing changed"),
+                source,
+            });
         }
         "merge"
     } else {
-        git(root, &["fetch", "-q", ".", &format!("{}:{base}", st.started.branch)]).map_err(|e| {
-            RunError::Git(format!("{base} moved since the run started and is not checked out; check it out and land again ({e})"))
+        agentops_git::cmd::run(
+            root,
+            &["fetch", "-q", ".", &format!("{}:{base}", st.started.branch)],
+        )
+        .map_err(|source| RunError::GitStep {
+            message: format!(
+                "{base} moved since the run started and is not checked out; check it out and land again"
+            ),
+            source,
         })?;
         "fast-forward"
     }

@@ -210,7 +210,10 @@ pub(super) fn run_phase(
                 Some(&judges),
                 Some(&phase_span),
             )
-            .map_err(|e| RunError::Config(format!("phase {phase}: gates: {e}")))?
+            .map_err(|source| RunError::Gates {
+                context: format!("phase {phase}: gates: "),
+                source,
+            })?
         };
         for r in &results {
             sh.ctx.progress.event(&ProgressEvent::Gate {

@@ -140,7 +140,7 @@ pub(super) fn children_file(state_dir: &Path, id: &RunId) -> std::path::PathBuf 
 pub(super) fn acquire_lock(state_dir: &Path, id: &RunId) -> Result<File, RunError> {
     let p = RunState::lock_path(state_dir, id);
     if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).map_err(|e| RunError::State(format!("{}: {e}", d.display())))?;
+        std::fs::create_dir_all(d).map_err(RunError::io(d))?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -148,7 +148,7 @@ pub(super) fn acquire_lock(state_dir: &Path, id: &RunId) -> Result<File, RunErro
         .read(true)
         .write(true)
         .open(&p)
-        .map_err(|e| RunError::State(format!("{}: {e}", p.display())))?;
+        .map_err(RunError::io(&p))?;
     f.try_lock()
         .map_err(|_| RunError::Busy(format!("run {id} is being executed by another process")))?;
     Ok(f)
@@ -250,9 +250,9 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
     let rel = format!(".agents/runs/{id}.md");
     let path = wt.join(&rel);
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| RunError::Git(e.to_string()))?;
+        std::fs::create_dir_all(d).map_err(RunError::io(d))?;
     }
-    std::fs::write(&path, summary).map_err(|e| RunError::Git(e.to_string()))?;
+    std::fs::write(&path, summary).map_err(RunError::io(&path))?;
     let commit = checkpoint_paths(
         wt,
         &sh.st.started.branch,
