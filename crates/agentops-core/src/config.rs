@@ -646,6 +646,18 @@ mod tests {
         p
     }
 
+    /// The error of loading `text` as the project file `name`.
+    fn load_err(dir: &Path, name: &str, text: &str) -> (PathBuf, String) {
+        let p = write(dir, name, text);
+        let err = load(&LoadOptions {
+            project_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        (p, err)
+    }
+
     #[test]
     fn fail_mode_is_read_leniently_from_broken_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -805,13 +817,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "config.toml", "[store]\nurll = \"x\"\n");
-        let err = load(&LoadOptions {
-            project_file: Some(p.clone()),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let (p, err) = load_err(dir.path(), "config.toml", "[store]\nurll = \"x\"\n");
         assert!(
             err.starts_with(&format!("{}:2:1: key `store.urll`", p.display())),
             "{err}"
@@ -840,13 +846,7 @@ mod tests {
             )),
             "{err}"
         );
-        let p = write(dir.path(), "c2.toml", "[store]\nurl = \"postgres://x\"\n");
-        let err = load(&LoadOptions {
-            project_file: Some(p.clone()),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let (p, err) = load_err(dir.path(), "c2.toml", "[store]\nurl = \"postgres://x\"\n");
         assert!(
             err.starts_with(&format!("{}:2: key `store.url`", p.display())),
             "{err}"
@@ -877,13 +877,7 @@ mod tests {
     #[test]
     fn syntax_error_is_located() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "config.toml", "[store]\nurl = \n");
-        let err = load(&LoadOptions {
-            project_file: Some(p.clone()),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let (p, err) = load_err(dir.path(), "config.toml", "[store]\nurl = \n");
         assert!(err.starts_with(&format!("{}:2:", p.display())), "{err}");
     }
 
@@ -903,13 +897,7 @@ mod tests {
         assert_eq!(cfg.context.packet_max, 2000);
         assert_eq!(cfg.context.tokenizer, Tokenizer::Cl100k);
         assert_eq!(cfg.context.windows.get("my-model"), Some(&32000));
-        let p = write(dir.path(), "d.toml", "[context]\n\npacket_max = 5\n");
-        let err = load(&LoadOptions {
-            project_file: Some(p.clone()),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let (p, err) = load_err(dir.path(), "d.toml", "[context]\n\npacket_max = 5\n");
         assert!(
             err.starts_with(&format!(
                 "{}:3: key `context.packet_max`: 5 is out of range",

@@ -17,6 +17,8 @@ use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, WorkflowsCommand};
 use crate::output::{Output, write_err, write_out};
 use crate::shared::{background, env_lookup, finish_background, journal, journal_read};
 
+use agentops_protocol::event::ControlAction;
+
 fn fail(e: RunError) -> Failure {
     Failure {
         code: if e.exit_code() == 2 {
@@ -520,13 +522,17 @@ pub fn resume(run: &str, b: &BudgetArgs, flags: &Flags, out: &Output) -> Result<
     })
 }
 
-pub fn control(run: &str, action: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+pub fn control(
+    run: &str,
+    action: ControlAction,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
     let (layout, _, j) = open(flags)?;
     let id = find(&j, run)?;
-    let msg = if action == "pause" {
-        agentops_runner::pause(&layout, &j, &id)
-    } else {
-        agentops_runner::cancel(&layout, &j, &id)
+    let msg = match action {
+        ControlAction::Pause => agentops_runner::pause(&layout, &j, &id),
+        ControlAction::Cancel => agentops_runner::cancel(&layout, &j, &id),
     }
     .map_err(fail)?;
     if out.json {
