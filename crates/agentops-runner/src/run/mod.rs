@@ -7,6 +7,7 @@
 mod backend;
 mod checkpoint;
 mod dispatch;
+mod land;
 mod lifecycle;
 mod phase;
 mod prompt;
@@ -17,7 +18,8 @@ mod turn;
 use backend::*;
 use checkpoint::*;
 use dispatch::*;
-pub use lifecycle::{LandReport, cancel, gc, land, pause, resume, start};
+pub use land::{LandReport, land};
+pub use lifecycle::{cancel, gc, pause, resume, start};
 use phase::*;
 use prompt::*;
 use schedule::*;
