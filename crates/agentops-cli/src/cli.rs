@@ -57,8 +57,8 @@ impl Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up agentops in this git repository: `.agents/` (knowledge, agents,
-    /// workflows, a commented config.toml) and the journal under the git dir.
-    /// Safe to run again: it never rewrites what exists.
+    /// workflows, a commented config.toml), the journal and the search index
+    /// under the git dir. Safe to run again: it never rewrites what exists.
     Init,
     /// Check that agentops can work here: git, the repository, the
     /// configuration, the journal (including an integrity check) and the
@@ -147,6 +147,11 @@ pub enum Command {
     Hooks(HooksCommand),
     /// Handle one harness hook event: the event JSON on stdin, the answer on
     /// stdout. Installed by `agentops hooks install`; not for typing by hand.
+    ///
+    /// SessionStart injects the branch's handoff and a packet searched with the
+    /// branch's recent work (or a briefing of the best entries);
+    /// UserPromptSubmit injects the entries relevant to the prompt
+    /// (hooks.prompt_budget) and runs the context guard (docs/harness.md).
     ///
     /// It never gets in the agent's way: malformed input, an internal error or
     /// its time limit (hooks.timeout_ms) mean exit 0 and nothing on stdout,

@@ -102,6 +102,26 @@ pub(crate) fn provenance(s: SourceArgs) -> Provenance {
     }
 }
 
+/// Brings the search index up to date after a memory write, in-process (only
+/// the changed folder is read again); what could not be done is a warning of
+/// the write, which stands either way.
+pub(crate) fn index_after_write(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+    warnings: &mut Vec<String>,
+) {
+    use agentops_context::catchup::{CatchUp, after_write};
+    match after_write(layout, config) {
+        Ok(CatchUp::Current(..)) => {}
+        Ok(CatchUp::TooLarge { entries }) => warnings.push(format!(
+            "the search index is not built yet ({entries}+ entries): run `agentops index`"
+        )),
+        Err(e) => warnings.push(format!(
+            "the write is done, but the search index could not be updated: {e}"
+        )),
+    }
+}
+
 pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {
     for w in &o.warnings {
         out.warn(w);

@@ -479,3 +479,31 @@ fn a_rewrite_within_the_same_clock_tick_is_not_missed() {
     assert_eq!(r["updated"], 1, "{r}");
     assert_eq!(search_ids(&ctx, "omega"), vec!["racy".to_owned()]);
 }
+
+/// A memory write keeps the index current at once, without loading a
+/// tokenizer (its tokens are estimated, over the real count); a full check
+/// counts them exactly.
+#[test]
+fn a_memory_write_updates_the_index_and_a_full_check_counts_its_tokens() {
+    let ctx = TestContext::new(env!("CARGO_BIN_EXE_agentops"));
+    assert_eq!(ctx.run(&["init", "-q"]).code, 0);
+    let manifest = || -> serde_json::Value {
+        let p = ctx.git_dir().join("agentops/index/manifest.json");
+        serde_json::from_slice(&std::fs::read(p).expect("init built the index")).unwrap()
+    };
+    let r = ctx.run(&[
+        "learn",
+        "Retry with jittered backoff",
+        "--body",
+        "Spread retries with full jitter after an outage.",
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest();
+    assert_eq!(m["entries"], 1);
+    assert_eq!(m["estimated"].as_array().map(Vec::len), Some(1), "{m}");
+    let search = ctx.run(&["search", "jitter", "--json"]);
+    assert!(search.ok().contains("Retry with jittered backoff"));
+    assert_eq!(ctx.run(&["index", "-q"]).code, 0);
+    assert_eq!(manifest()["estimated"].as_array().map(Vec::len), Some(0));
+}

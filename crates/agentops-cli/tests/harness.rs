@@ -453,6 +453,198 @@ fn handoff_at_session_end_is_injected_at_the_next_session_start() {
     assert_eq!(ctx.run(&["handoff", "latest", "--any"]).code, 0);
 }
 
+/// Writes `n` unrelated learnings as files in one commit (a repository with
+/// a few hundred entries, without a few hundred processes).
+fn unrelated_learnings(ctx: &TestContext, n: usize) {
+    let topics = [
+        "css grid layout",
+        "pdf export fonts",
+        "locale date formats",
+        "image thumbnails",
+        "csv import quoting",
+    ];
+    for i in 0..n {
+        let topic = topics[i % topics.len()];
+        let id = format!("learning-20250101-note-{i:03}");
+        ctx.write(
+            &format!(".agents/learnings/2025-01/{id}.md"),
+            &format!(
+                "---\nid: {id}\ntype: learning\ntitle: Note {i} on {topic}\ntags: []\ncreated: \"2025-01-01T00:00:00Z\"\nmaturity: provisional\n---\n\n# Note {i} on {topic}\n\nHow {topic} behaves in case {i}.\n"
+            ),
+        );
+    }
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "notes"]);
+}
+
+fn injected(r: &Run) -> String {
+    let v = json_of(r);
+    v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_learning_recorded_on_main_reaches_the_first_session() {
+    let ctx = ctx();
+    // `init` built the index: the first session never waits for one.
+    assert!(ctx.git_dir().join("agentops/index/manifest.json").is_file());
+    let r = ctx.run(&[
+        "learn",
+        "Retry with jittered exponential backoff",
+        "--body",
+        "After an outage every client retried in the same second; spread retries with full jitter.",
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // On main, no handoff, nothing to search with: the briefing brings it.
+    let text = injected(&hook(&ctx, &event(&ctx, "session-start-startup.json")));
+    assert!(
+        text.contains("Retry with jittered exponential backoff"),
+        "{text}"
+    );
+    let assembled = ctx.run(&["sessions", "--json"]);
+    assert_eq!(assembled.code, 0);
+}
+
+#[test]
+fn the_branchs_recent_work_finds_the_entry_among_hundreds() {
+    let ctx = ctx();
+    unrelated_learnings(&ctx, 300);
+    let r = ctx.run(&[
+        "learn",
+        "Retry with jittered exponential backoff",
+        "--body",
+        "The payment client retried in lockstep after an outage; spread retries with full jitter.",
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Newer unrelated entries push it out of a plain briefing...
+    unrelated_learnings_newer(&ctx);
+    // ...but the branch's commits and changed paths are about retries.
+    ctx.write("src/payment/retry_backoff.rs", "pub fn backoff() {}\n");
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "payment client: retry with backoff"]);
+    // A budget the fresh notes alone would fill: the entry comes first
+    // because the query found it, not because a briefing had room.
+    ctx.write(".agents/config.toml", "[hooks]\ninjection_budget = 400\n");
+    let text = injected(&hook(&ctx, &event(&ctx, "session-start-startup.json")));
+    let at = text.find("Retry with jittered exponential backoff");
+    let fresh = text.find("Fresh note");
+    assert!(at.is_some(), "{text}");
+    assert!(fresh.is_none_or(|f| at < Some(f)), "{text}");
+}
+
+/// Ten entries fresher than anything else, none about retries.
+fn unrelated_learnings_newer(ctx: &TestContext) {
+    for i in 0..10 {
+        let id = format!("learning-20261130-fresh-{i}");
+        ctx.write(
+            &format!(".agents/learnings/2026-11/{id}.md"),
+            &format!(
+                "---\nid: {id}\ntype: learning\ntitle: Fresh note {i} on print styles\ntags: []\ncreated: \"2099-01-01T00:00:00Z\"\nmaturity: established\n---\n\n# Fresh note {i} on print styles\n\n{}\n",
+                "Print stylesheets hide the navigation. ".repeat(40)
+            ),
+        );
+    }
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "print notes"]);
+}
+
+#[test]
+fn a_session_that_only_talked_leaves_the_last_handoff_in_place() {
+    let ctx = ctx();
+    for e in [
+        "user-prompt-submit.json",
+        "pre-tool-use-edit.json",
+        "post-tool-use.json",
+        "stop.json",
+        "session-end.json",
+    ] {
+        assert_eq!(hook(&ctx, &event(&ctx, e)).code, 0, "{e}");
+    }
+    let first = ctx.run(&["handoff", "latest"]).ok().to_owned();
+    // Another session: one prompt, one answer, no tools.
+    let other = |e: &str| {
+        event(&ctx, e).replace(
+            "7f3c2a10-5b2e-4c1e-9a57-2f0d8e6b1c44",
+            "0a0a0a0a-talk-only-session",
+        )
+    };
+    for e in ["user-prompt-submit.json", "stop.json", "session-end.json"] {
+        let input = other(e);
+        assert!(
+            input.contains("0a0a0a0a-talk-only-session"),
+            "{e} names no session to replace"
+        );
+        assert_eq!(hook(&ctx, &input).code, 0, "{e}");
+    }
+    assert_eq!(ctx.run(&["handoff", "latest"]).ok(), first.as_str());
+    let handoffs = ctx
+        .git(&["log", "--format=%s", "--", ".agents/handoffs"])
+        .lines()
+        .filter(|l| l.contains("learn handoff-"))
+        .count();
+    assert_eq!(handoffs, 1);
+}
+
+#[test]
+fn prompts_pull_in_relevant_knowledge_once() {
+    let ctx = ctx();
+    for (title, body) in [
+        (
+            "Retry with jittered exponential backoff",
+            "The payment client retried in lockstep after an outage; spread retries with full jitter.",
+        ),
+        (
+            "CSS grid for the settings page",
+            "Use grid-template-areas for the settings layout.",
+        ),
+    ] {
+        let r = ctx.run(&["learn", title, "--body", body, "-q"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let prompt = |session: &str, text: &str| {
+        let input = json!({"session_id": session, "hook_event_name": "UserPromptSubmit",
+            "cwd": ctx.root, "prompt": text});
+        hook(&ctx, &input.to_string())
+    };
+    let r = prompt("s-jit", "Add retries with backoff to the payment client");
+    let text = injected(&r);
+    assert!(
+        text.contains("Retry with jittered exponential backoff"),
+        "{text}"
+    );
+    assert!(!text.contains("CSS grid"), "{text}");
+    // Within the per-prompt budget (~3 characters per token at most).
+    assert!(text.chars().count() <= 800 * 4, "{}", text.len());
+    // Already given to this session: not again.
+    let again = prompt(
+        "s-jit",
+        "More retries with backoff for the payment client please",
+    );
+    assert!(!again.stdout.contains("jittered"), "{}", again.stdout);
+    // Nothing relevant: nothing injected.
+    assert_eq!(
+        prompt("s-jit-2", "Write the release notes for version 3").stdout,
+        ""
+    );
+    // Another session gets it again; a zero budget turns it off.
+    assert!(
+        injected(&prompt(
+            "s-jit-3",
+            "retries and backoff in the payment client"
+        ))
+        .contains("jittered")
+    );
+    ctx.write(".agents/config.toml", "[hooks]\nprompt_budget = 0\n");
+    assert_eq!(
+        prompt("s-jit-4", "retries and backoff in the payment client").stdout,
+        ""
+    );
+}
+
 #[test]
 fn session_start_injects_a_packet_within_budget() {
     let ctx = ctx();

@@ -24,7 +24,7 @@ use agentops_knowledge::{Entry, EntryType, Maturity, Provenance};
 use agentops_store::RepoLayout;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
@@ -38,10 +38,12 @@ use crate::tokens::TokenizerKind;
 use crate::{rank, render};
 
 /// Bumped when the schema or the manifest changes shape: the index is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const ANALYZER: &str = "agentops";
 const MAX_QUERY_TERMS: usize = 64;
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// How long a reader waits for another process's index writer.
+const WRITER_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +110,8 @@ fn schema() -> (Schema, Fields) {
         tag: b.add_text_field("tag", STRING),
         body: b.add_text_field("body", text),
         maturity: b.add_text_field("maturity", STRING | STORED),
-        created: b.add_i64_field("created", num.clone()),
+        // Fast: the briefing takes the freshest entries without a query.
+        created: b.add_i64_field("created", num.clone().set_fast()),
         tok_full: b.add_u64_field("tok_full", num.clone()),
         tok_summary: b.add_u64_field("tok_summary", num.clone()),
         tok_title: b.add_u64_field("tok_title", num),
@@ -180,6 +183,29 @@ struct Manifest {
     /// Files that could not be parsed: path → problem.
     broken: BTreeMap<String, String>,
     entries: u64,
+    /// Entries indexed right after a memory write, with token counts
+    /// estimated (no tokenizer loaded on that path); the next full check
+    /// (`agentops index`) counts them exactly.
+    #[serde(default)]
+    estimated: std::collections::BTreeSet<String>,
+}
+
+/// How an entry's tokens are counted when it is indexed.
+#[derive(Debug, Clone, Copy)]
+enum Count {
+    Exact(TokenizerKind),
+    /// About 3 characters per token, rounded up: over, not under, the real
+    /// count, so a packet never outgrows its budget.
+    Estimate,
+}
+
+impl Count {
+    fn count(self, text: &str) -> u32 {
+        match self {
+            Count::Exact(t) => t.count(text),
+            Count::Estimate => u32::try_from(text.chars().count().div_ceil(3)).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// What bringing the index up to date did.
@@ -271,6 +297,21 @@ impl KnowledgeIndex {
         full: bool,
         rebuild: bool,
     ) -> Result<(Self, Refresh), IndexError> {
+        Self::open_waiting(layout, config, full, rebuild, WRITER_WAIT)
+    }
+
+    /// [`KnowledgeIndex::open`] that waits at most `wait` for another
+    /// process's index writer before using the index as it is (`stale`).
+    /// `wait` zero is the after-a-memory-write mode: it also estimates the
+    /// new entries' tokens instead of loading a tokenizer (a full check
+    /// counts them exactly later).
+    pub fn open_waiting(
+        layout: &RepoLayout,
+        config: &Config,
+        full: bool,
+        rebuild: bool,
+        wait: Duration,
+    ) -> Result<(Self, Refresh), IndexError> {
         let start = Instant::now();
         // Before anything slow: racy states are judged from here.
         let _ = now_ns();
@@ -329,7 +370,7 @@ impl KnowledgeIndex {
             return Err(IndexError::Unopened);
         };
         let full = full || refresh.rebuilt.is_some();
-        k.refresh(layout, full, &mut refresh)?;
+        k.refresh(layout, full, &mut refresh, wait)?;
         refresh.entries = k.manifest.entries;
         // Each message names its file (and line and field where known).
         refresh.warnings.extend(k.manifest.broken.values().cloned());
@@ -498,7 +539,12 @@ impl KnowledgeIndex {
         let mut writer: IndexWriter = index.writer(WRITER_HEAP)?;
         let now = agentops_core::time::now_micros();
         for e in entries {
-            writer.add_document(doc_for(&f, e, e.created.unwrap_or(now), tokenizer))?;
+            writer.add_document(doc_for(
+                &f,
+                e,
+                e.created.unwrap_or(now),
+                Count::Exact(tokenizer),
+            ))?;
         }
         writer.commit()?;
         let mut manifest = Self::fresh_manifest(tokenizer);
@@ -637,6 +683,7 @@ impl KnowledgeIndex {
         layout: &RepoLayout,
         full: bool,
         out: &mut Refresh,
+        wait: Duration,
     ) -> Result<(), IndexError> {
         let head_tree = Self::head_tree(&layout.work_tree);
         let full = full || head_tree != self.manifest.head_tree;
@@ -647,7 +694,9 @@ impl KnowledgeIndex {
         // Often nothing really changed (a racy folder listed again, a folder
         // touched without its entries changing): find out read-only, and
         // then only record the fresher states, without the index writer.
+        let recount = full && !self.manifest.estimated.is_empty();
         if gone.is_empty()
+            && !recount
             && let Some(confirmed) = self.unchanged(&changed)
         {
             for (d, files) in &confirmed {
@@ -659,7 +708,7 @@ impl KnowledgeIndex {
         }
         // Changes: take the writer (one process at a time), then look again,
         // since another process may have done the work while we waited.
-        let Some(mut writer) = self.take_writer()? else {
+        let Some(mut writer) = self.take_writer(wait)? else {
             out.stale = true;
             return Ok(());
         };
@@ -700,13 +749,16 @@ impl KnowledgeIndex {
                     seen.push(name.clone());
                     let rel = format!("{d}/{name}");
                     let prev = files.get(&name);
-                    let same_stat = prev.is_some_and(|p| {
-                        let now = file_state(&meta, String::new());
-                        !p.racy
-                            && p.mtime_ns == now.mtime_ns
-                            && p.size == now.size
-                            && p.ino == now.ino
-                    });
+                    // A full check counts what a write only estimated.
+                    let recount = full && self.manifest.estimated.contains(&rel);
+                    let same_stat = !recount
+                        && prev.is_some_and(|p| {
+                            let now = file_state(&meta, String::new());
+                            !p.racy
+                                && p.mtime_ns == now.mtime_ns
+                                && p.size == now.size
+                                && p.ino == now.ino
+                        });
                     if same_stat {
                         continue;
                     }
@@ -720,7 +772,7 @@ impl KnowledgeIndex {
                         }
                     };
                     let hash = content_hash(&bytes);
-                    if prev.is_some_and(|p| p.hash == hash) {
+                    if !recount && prev.is_some_and(|p| p.hash == hash) {
                         files.insert(name, file_state(&meta, hash));
                         continue;
                     }
@@ -733,12 +785,14 @@ impl KnowledgeIndex {
                             let created = entry
                                 .created
                                 .unwrap_or_else(|| (mtime_ns(&meta) / 1000) as i64);
-                            writer.add_document(doc_for(
-                                &self.f,
-                                &entry,
-                                created,
-                                self.tokenizer,
-                            ))?;
+                            let count = if wait.is_zero() {
+                                self.manifest.estimated.insert(rel.clone());
+                                Count::Estimate
+                            } else {
+                                self.manifest.estimated.remove(&rel);
+                                Count::Exact(self.tokenizer)
+                            };
+                            writer.add_document(doc_for(&self.f, &entry, created, count))?;
                             self.manifest.broken.remove(&rel);
                             if prev.is_some() {
                                 out.updated += 1;
@@ -822,8 +876,8 @@ impl KnowledgeIndex {
     }
 
     /// The index writer, waiting up to 5 s for another process to finish.
-    fn take_writer(&self) -> Result<Option<IndexWriter>, IndexError> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+    fn take_writer(&self, wait: Duration) -> Result<Option<IndexWriter>, IndexError> {
+        let deadline = Instant::now() + wait;
         loop {
             match self.index.writer::<TantivyDocument>(WRITER_HEAP) {
                 Ok(w) => return Ok(Some(w)),
@@ -970,6 +1024,78 @@ impl KnowledgeIndex {
         Ok(hits)
     }
 
+    /// The best entries without a query, for a session that has nothing to
+    /// search with (or found too little): the `freshest` newest entries that
+    /// are not handoffs or deprecated, ranked by freshness, utility and
+    /// maturity (relevance 1 for all).
+    pub fn briefing(
+        &self,
+        freshest: usize,
+        utility: &dyn Fn(&[&str]) -> HashMap<String, f64>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let searcher = self.reader.searcher();
+        let skip = |field: Field, value: &str| -> (Occur, Box<dyn Query>) {
+            (
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+            )
+        };
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+            skip(self.f.kind, EntryType::Handoff.as_str()),
+            skip(
+                self.f.maturity,
+                agentops_knowledge::entry::Maturity::Deprecated.as_str(),
+            ),
+        ]);
+        let top: Vec<(Option<i64>, tantivy::DocAddress)> = searcher.search(
+            &query,
+            &TopDocs::with_limit(freshest.max(1))
+                .order_by_fast_field::<i64>("created", tantivy::Order::Desc),
+        )?;
+        let now = agentops_core::time::now_micros();
+        let mut docs = Vec::with_capacity(top.len());
+        for (created, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            docs.push((created.unwrap_or(now), doc));
+        }
+        let ids: Vec<String> = docs.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let util = utility(&id_refs);
+        let mut hits = Vec::with_capacity(docs.len());
+        for ((created, doc), id) in docs.into_iter().zip(ids) {
+            let Some(entry) = self.entry_from(&doc) else {
+                continue;
+            };
+            let age_days = (now - created) as f64 / 86_400e6;
+            let u = util
+                .get(&id)
+                .copied()
+                .unwrap_or(agentops_store::Utility::START);
+            let score = rank::score(1.0, age_days, self.half_life_days, u, entry.maturity);
+            hits.push(Hit {
+                score,
+                snippet: String::new(),
+                tokens_full: self.num(&doc, self.f.tok_full),
+                tokens_summary: self.num(&doc, self.f.tok_summary),
+                tokens_title: self.num(&doc, self.f.tok_title),
+                summary: self.text(&doc, self.f.summary),
+                entry,
+            });
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total
+                .partial_cmp(&a.score.total)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.entry.id.cmp(&b.entry.id))
+        });
+        Ok(hits)
+    }
+
     /// Fills in the snippets of `hits` for `text`: about 160 characters of
     /// the body around the first match, matches in `**bold**`. A plain scan
     /// for the query's words (matched on their first letters, so `retries`
@@ -1023,7 +1149,7 @@ impl KnowledgeIndex {
 /// How much of an entry's body is indexed (and so can reach a packet).
 const INDEX_BODY_MAX: usize = 64 * 1024;
 
-fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: TokenizerKind) -> TantivyDocument {
+fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: Count) -> TantivyDocument {
     // Nothing unredacted reaches the index, even from a file a person wrote.
     let r = agentops_core::redact::builtin();
     // A huge entry is indexed by its first INDEX_BODY_MAX bytes: one 20 MB

@@ -206,6 +206,55 @@ pub fn patch_with_untracked(root: &Path, base: &str) -> String {
     p
 }
 
+/// What the branch has been about lately: the subjects of its last
+/// `commits` commits and the paths they and the work tree changed (memory
+/// commits and `.agents/` paths left out: they are agentops's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentWork {
+    pub subjects: Vec<String>,
+    pub paths: Vec<String>,
+}
+
+/// Reads [`RecentWork`] with one `git log` and one `git status` (no pager,
+/// no untracked scan). Anything git cannot say is left out: a fresh
+/// repository has no commits.
+pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
+    let mut out = RecentWork::default();
+    let n = format!("-n{commits}");
+    if let Some(log) = output_ok(
+        dir,
+        &["log", &n, "--no-merges", "--format=%x1e%s", "--name-only"],
+    ) {
+        for block in log.split('\u{1e}').filter(|b| !b.trim().is_empty()) {
+            let mut lines = block.lines();
+            let subject = lines.next().unwrap_or("").trim();
+            if subject.is_empty() || subject.starts_with("agentops:") {
+                continue;
+            }
+            out.subjects.push(subject.to_owned());
+            out.paths.extend(
+                lines
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+    }
+    // Not `output_ok`: a status line starts with a space that trimming would eat.
+    if let Ok(status) = run(dir, &["status", "--porcelain", "--untracked-files=no"]) {
+        out.paths.extend(
+            status
+                .lines()
+                .filter_map(|l| l.get(3..))
+                .map(|p| p.rsplit(" -> ").next().unwrap_or(p).trim().to_owned()),
+        );
+    }
+    out.paths.retain(|p| !p.starts_with(".agents/"));
+    let mut seen = std::collections::BTreeSet::new();
+    out.paths.retain(|p| seen.insert(p.clone()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,14 +235,21 @@ pub fn write_for_session(
         .filter(|e| e.kind == EventKind::HandoffWritten)
         .map(|e| e.seq)
         .max();
+    // Work is a tool call (file changes come through them) or gate
+    // activity: a session that only talked writes no handoff at its end, so
+    // it never replaces a substantive one as the latest. A full context
+    // (the guard's critical band, a compaction) is work by itself: the
+    // prompts so far are what the next session must know.
+    let long = matches!(trigger, "context-critical" | "PreCompact");
     let last_work = events
         .iter()
         .filter(|e| {
             matches!(e.kind, EventKind::ToolCall | EventKind::GateVerdict)
-                || matches!(
-                    EventBody::decode(e),
-                    Ok(EventBody::HookReceived(h)) if matches!(h.event.as_str(), "UserPromptSubmit" | "Stop")
-                )
+                || (long
+                    && matches!(
+                        EventBody::decode(e),
+                        Ok(EventBody::HookReceived(h)) if h.event == "UserPromptSubmit"
+                    ))
         })
         .map(|e| e.seq)
         .max();
@@ -287,6 +294,9 @@ pub fn write_for_session(
         },
         Some(journal),
     )?;
+    // The next session's briefing searches it: keep the index current
+    // (in-process, only the handoffs folder is read again).
+    let _ = agentops_context::catchup::after_write(layout, config);
     Ok(Some(Written {
         id: out.id,
         path: out.path,
@@ -368,6 +378,57 @@ pub struct Injection {
     pub cited: Vec<String>,
     pub handoff: Option<String>,
     pub index_note: Option<String>,
+    /// The packet was filled with the best entries (the query found too
+    /// little, or there was nothing to search with).
+    pub briefing: bool,
+}
+
+/// Fewer query hits than this and the briefing tops the packet up.
+const BRIEFING_BELOW: usize = 3;
+/// How many of the freshest entries the briefing ranks.
+const BRIEFING_POOL: usize = 300;
+
+/// A path as query words: its folders and its file name without extension.
+fn path_words(p: &str) -> String {
+    let p = p
+        .rsplit_once('.')
+        .map_or(p, |(stem, ext)| if ext.contains('/') { p } else { stem });
+    p.replace(['/', '-', '_', '.'], " ")
+}
+
+/// The index, current: caught up in-process (built, when it is missing and
+/// the repository small); a note instead when it is being built elsewhere or
+/// too large to build on the hook's clock (then built in the background).
+fn open_index(
+    layout: &RepoLayout,
+    config: &Config,
+    index_dir: &Path,
+) -> Result<KnowledgeIndex, String> {
+    if !agentops_context::catchup::exists(layout) && index_dir.is_dir() {
+        // A folder without its manifest is an index being built (by a
+        // background `agentops index`): opening it would start a second build.
+        let recent = std::fs::metadata(index_dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(60));
+        if recent {
+            return Err(
+                "the search index is being built in the background; the handoff alone this time"
+                    .into(),
+            );
+        }
+    }
+    match agentops_context::catchup::catch_up(layout, config) {
+        Ok(agentops_context::catchup::CatchUp::Current(idx, _)) => Ok(*idx),
+        Ok(agentops_context::catchup::CatchUp::TooLarge { entries }) => {
+            spawn_index(layout);
+            Err(format!(
+                "no search index yet and more than {entries} entries: started `agentops index` in the background"
+            ))
+        }
+        Err(e) => Err(format!("the search index could not be opened: {e}")),
+    }
 }
 
 /// Tokens of text not in the index, estimated without a tokenizer (loading
@@ -385,6 +446,7 @@ pub fn session_context(
     journal: &Journal,
     branch: Option<&str>,
     model: Option<&str>,
+    first_prompt: Option<&str>,
 ) -> Result<Injection, crate::error::HarnessError> {
     let mut inj = Injection::default();
     let window = agentops_context::guard::window_for(model, &config.context).0;
@@ -425,57 +487,60 @@ pub fn session_context(
     {
         query_words.push(b.replace(['/', '-', '_'], " "));
     }
-    inj.query = clip(&query_words.join(" "), 400);
+    // What the branch has been about: recent commit subjects and the paths
+    // they and the work tree changed (file stems and folders as words).
+    let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8);
+    query_words.extend(recent.subjects.iter().take(8).cloned());
+    query_words.extend(recent.paths.iter().take(40).map(|p| path_words(p)));
+    if let Some(p) = first_prompt {
+        query_words.insert(0, clip(p, 400));
+    }
+    inj.query = clip(&query_words.join(" "), 800);
     let index_dir = layout.state_dir().join("index");
     let remaining = budget.saturating_sub(used).saturating_sub(60);
-    if !inj.query.trim().is_empty() && remaining > 100 {
-        // A folder without its manifest is an index being built (by the
-        // background `agentops index` an earlier session started): opening
-        // it would start a second build on the hook's clock.
-        let building = index_dir.is_dir() && !index_dir.join("manifest.json").is_file();
-        if building {
-            let recent = std::fs::metadata(&index_dir)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age < std::time::Duration::from_secs(60));
-            inj.index_note = Some(if recent {
-                "the search index is being built in the background; the handoff alone this time"
-                    .into()
-            } else {
-                spawn_index(layout);
-                "the search index was left half-built: started `agentops index` in the background"
-                    .into()
-            });
-        } else if index_dir.is_dir() {
-            let (idx, _) = KnowledgeIndex::open(layout, config, false, false)?;
-            let utility = |ids: &[&str]| journal.utility_scores(ids);
-            let hits = idx.search(&inj.query, &SearchFilter::default(), 50, &utility)?;
-            let hits: Vec<_> = hits
-                .into_iter()
-                .filter(|h| h.entry.kind != EntryType::Handoff)
-                .collect();
-            if !hits.is_empty() {
-                let p = packet::assemble(
-                    &hits,
-                    idx.fixed_tokens(),
-                    &PacketRequest {
-                        budget: remaining,
-                        full_entries: usize::try_from(config.context.full_entries).unwrap_or(5),
-                    },
-                );
-                if !p.cited.is_empty() {
-                    text.push_str("\n## Knowledge for this work (agentops context packet)\n\n");
-                    text.push_str(p.text.trim());
-                    text.push('\n');
-                    used += p.tokens + 20;
-                    inj.cited = p.cited;
+    if remaining > 100 {
+        match open_index(layout, config, &index_dir) {
+            Ok(idx) => {
+                let utility = |ids: &[&str]| journal.utility_scores(ids);
+                let mut hits: Vec<_> = if inj.query.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    idx.search(&inj.query, &SearchFilter::default(), 50, &utility)?
+                        .into_iter()
+                        .filter(|h| h.entry.kind != EntryType::Handoff)
+                        .collect()
+                };
+                // Too little found (or nothing to search with): the best
+                // entries by maturity, utility and freshness fill the budget.
+                if hits.len() < BRIEFING_BELOW {
+                    inj.briefing = true;
+                    let have: BTreeSet<String> =
+                        hits.iter().map(|h| h.entry.id.to_string()).collect();
+                    hits.extend(
+                        idx.briefing(BRIEFING_POOL, &utility)?
+                            .into_iter()
+                            .filter(|h| !have.contains(&h.entry.id.to_string())),
+                    );
+                }
+                if !hits.is_empty() {
+                    let p = packet::assemble(
+                        &hits,
+                        idx.fixed_tokens(),
+                        &PacketRequest {
+                            budget: remaining,
+                            full_entries: usize::try_from(config.context.full_entries).unwrap_or(5),
+                        },
+                    );
+                    if !p.cited.is_empty() {
+                        text.push_str("\n## Knowledge for this work (agentops context packet)\n\n");
+                        text.push_str(p.text.trim());
+                        text.push('\n');
+                        used += p.tokens + 20;
+                        inj.cited = p.cited;
+                    }
                 }
             }
-        } else {
-            inj.index_note =
-                Some("no search index yet: started `agentops index` in the background".into());
-            spawn_index(layout);
+            Err(note) => inj.index_note = Some(note),
         }
     }
     if !text.is_empty() {

@@ -10,7 +10,8 @@ use super::{Code, Failure, Flags};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
 use crate::output::Output;
 use crate::shared::{
-    journal, knowledge_failure as fail, open, parse_since, provenance, render_write,
+    index_after_write, journal, knowledge_failure as fail, open, parse_since, provenance,
+    render_write,
 };
 
 fn read_body(args: &LearnArgs) -> Result<String, Failure> {
@@ -147,6 +148,7 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
         source: provenance(args.source),
     };
     let mut o = k.learn(new, j.as_ref()).map_err(fail)?;
+    index_after_write(&layout, &config, &mut o.warnings);
     if let Some(e) = journal_error {
         o.warnings.push(format!(
             "the write is done, but the journal could not record it: {e}"
@@ -286,9 +288,12 @@ fn maturity(
 ) -> Result<Code, Failure> {
     let (layout, k, config) = open(flags)?;
     let j = journal(&layout, &config)?;
-    let o = k
+    let mut o = k
         .set_maturity(id, m, &provenance(source), Some(&j))
         .map_err(fail)?;
+    if o.changed {
+        index_after_write(&layout, &config, &mut o.warnings);
+    }
     if !o.changed {
         if out.json {
             out.json(&o);

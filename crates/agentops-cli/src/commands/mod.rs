@@ -118,6 +118,16 @@ fn init(flags: &Flags, out: &Output) -> Result<Code, Failure> {
         project::InitError::Layout(_) | project::InitError::Config(_) => Failure::usage(e),
         project::InitError::Io { .. } | project::InitError::Store(_) => Failure::failed(e),
     })?;
+    // The search index exists from the start, so the first session's
+    // briefing never waits for it.
+    let mut warnings = Vec::new();
+    match project::load_config(Some(&layout), flags.to_vec()) {
+        Ok(config) => crate::shared::index_after_write(&layout, &config, &mut warnings),
+        Err(e) => warnings.push(format!("the search index was not built: {e}")),
+    }
+    for w in &warnings {
+        out.warn(w);
+    }
     if out.json {
         out.json(&report);
         return Ok(Code::Ok);

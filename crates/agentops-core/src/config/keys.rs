@@ -352,6 +352,12 @@ config_table! {
         /// Most tokens SessionStart injects (latest handoff + context packet); the text
         /// also stays under the harness's 10,000-character cap (about 2,500 tokens).
         injection_budget: u64 = 2_000, Rule::Whole { unit: "tokens", lo: 0, hi: 2_500 };
+        /// Most tokens UserPromptSubmit injects of knowledge relevant to the prompt
+        /// (0: none); never past 40% of the window with what the transcript uses.
+        prompt_budget: u64 = 800, Rule::Whole { unit: "tokens", lo: 0, hi: 2_500 };
+        /// The share of a prompt's content words an entry must contain to be injected
+        /// at UserPromptSubmit (at least two words).
+        prompt_min_match: f64 = 0.34, Rule::Number { what: "a fraction", lo: 0.0, hi: 1.0, note: "" };
         /// Gates that must pass before the agent may stop; on FAIL the Stop is blocked
         /// and the evidence goes back to the agent.
         stop_gates: Vec<String> = Vec::new(), Rule::Text("a list of gate names"), example "[\"tests\"]";

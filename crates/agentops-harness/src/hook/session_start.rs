@@ -22,12 +22,15 @@ pub(super) fn session_start(
         EventInput::SessionStart { model, .. } => model.as_deref(),
         _ => None,
     };
+    // Harnesses that start a session with its first prompt pass it.
+    let prompt = ctx.event.get("prompt").and_then(Value::as_str);
     let injected = crate::handoff::session_context(
         &ctx.layout,
         &ctx.config,
         journal,
         branch.as_deref(),
         model,
+        prompt,
     )?;
     events.push(new_event(
         ctx.session.clone(),

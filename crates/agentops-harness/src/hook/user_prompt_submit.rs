@@ -1,4 +1,6 @@
-//! UserPromptSubmit: the context guard.
+//! UserPromptSubmit: the context guard, and just-in-time knowledge: the
+//! entries relevant to what the user asked, not injected before in this
+//! session, within `hooks.prompt_budget` and the 40% rule.
 
 use std::path::Path;
 
@@ -14,13 +16,14 @@ pub(super) fn prompt_submit(
     journal: &Journal,
     events: &mut Vec<NewEvent>,
 ) -> Result<Reply, crate::error::HarnessError> {
-    let Some(path) = ctx.input.transcript_path.as_deref() else {
-        return Ok(Reply::Silent);
-    };
-    let Ok(report) = agentops_context::guard::guard(Path::new(path), None, &ctx.config.context)
-    else {
-        // No transcript yet (first prompt) or unreadable: nothing to say.
-        return Ok(Reply::Silent);
+    let report =
+        ctx.input.transcript_path.as_deref().and_then(|p| {
+            agentops_context::guard::guard(Path::new(p), None, &ctx.config.context).ok()
+        });
+    let Some(report) = report else {
+        // No transcript yet (the first prompt) or unreadable: no guard, but
+        // the prompt still brings its knowledge in.
+        return just_in_time(ctx, journal, events, 0, ctx.config.context.window);
     };
     events.push(new_event(
         ctx.session.clone(),
@@ -35,7 +38,7 @@ pub(super) fn prompt_submit(
     ));
     let pct = report.percent;
     match report.band {
-        Band::Green | Band::Amber => Ok(Reply::Silent),
+        Band::Green | Band::Amber => just_in_time(ctx, journal, events, report.used, report.window),
         Band::Red => Ok(Reply::Json(context_reply(
             &HookEvent::UserPromptSubmit,
             &format!(
@@ -72,4 +75,85 @@ pub(super) fn prompt_submit(
             )))
         }
     }
+}
+
+/// Knowledge for the prompt: entries the search ranks and the prompt's words
+/// cover, not already given to this session, within the prompt budget. The
+/// index is searched as it is (never built on this path).
+fn just_in_time(
+    ctx: &Ctx,
+    journal: &Journal,
+    events: &mut Vec<NewEvent>,
+    used: u64,
+    window: u64,
+) -> Result<Reply, crate::error::HarnessError> {
+    use agentops_context::packet::{self, PacketRequest};
+    use agentops_context::relevance::{content_words, coverage};
+    use agentops_context::{KnowledgeIndex, SearchFilter};
+    let EventInput::UserPromptSubmit {
+        prompt: Some(prompt),
+    } = &ctx.input.data
+    else {
+        return Ok(Reply::Silent);
+    };
+    let budget = packet::default_budget(ctx.config.hooks.prompt_budget, window, used);
+    let words = content_words(prompt);
+    if budget < 100 || words.is_empty() || !agentops_context::catchup::exists(&ctx.layout) {
+        return Ok(Reply::Silent);
+    }
+    let given: std::collections::BTreeSet<String> = journal
+        .read(&Query {
+            run_id: Some(ctx.session.clone()),
+            kinds: vec![EventKind::ContextAssembled],
+            ..Query::default()
+        })?
+        .iter()
+        .filter_map(|e| body::decode::<body::ContextAssembled>(e).ok())
+        .flat_map(|c| c.cited)
+        .collect();
+    let (idx, _) = KnowledgeIndex::open(&ctx.layout, &ctx.config, false, false)?;
+    let utility = |ids: &[&str]| journal.utility_scores(ids);
+    let min = ctx.config.hooks.prompt_min_match;
+    let hits: Vec<_> = idx
+        .search(prompt, &SearchFilter::default(), 20, &utility)?
+        .into_iter()
+        .filter(|h| h.entry.kind != agentops_knowledge::entry::EntryType::Handoff)
+        .filter(|h| !given.contains(h.entry.id.as_str()))
+        .filter(|h| coverage(&words, &h.entry).relevant(min))
+        .collect();
+    if hits.is_empty() {
+        return Ok(Reply::Silent);
+    }
+    let p = packet::assemble(
+        &hits,
+        idx.fixed_tokens(),
+        &PacketRequest {
+            budget,
+            full_entries: usize::try_from(ctx.config.context.full_entries).unwrap_or(5),
+        },
+    );
+    if p.cited.is_empty() {
+        return Ok(Reply::Silent);
+    }
+    let text = format!(
+        "agentops: knowledge for this request (expand with `agentops knowledge show <id>`)\n\n{}\n",
+        p.text.trim()
+    );
+    events.push(new_event(
+        ctx.session.clone(),
+        body::ContextAssembled {
+            harness: Some(ctx.harness),
+            event: Some(ctx.input.event.to_string()),
+            task: crate::clip(prompt, 400),
+            budget: u64::from(budget),
+            tokens: u64::from(p.tokens),
+            cited: p.cited.clone(),
+            chars: Some(text.len()),
+            ..body::ContextAssembled::default()
+        },
+    ));
+    Ok(Reply::Json(context_reply(
+        &HookEvent::UserPromptSubmit,
+        &text,
+    )))
 }
