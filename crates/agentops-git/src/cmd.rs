@@ -221,10 +221,20 @@ pub struct RecentWork {
 pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
     let mut out = RecentWork::default();
     let n = format!("-n{commits}");
-    if let Some(log) = output_ok(
-        dir,
-        &["log", &n, "--no-merges", "--format=%x1e%s", "--name-only"],
-    ) {
+    // `.agents/` is excluded by pathspec: memory-only commits are not even
+    // listed, and a bulk import of entries costs nothing here.
+    let outside = ["--", ".", ":(exclude).agents"];
+    let log_args: Vec<&str> = [
+        "log",
+        n.as_str(),
+        "--no-merges",
+        "--format=%x1e%s",
+        "--name-only",
+    ]
+    .into_iter()
+    .chain(outside)
+    .collect();
+    if let Some(log) = output_ok(dir, &log_args) {
         for block in log.split('\u{1e}').filter(|b| !b.trim().is_empty()) {
             let mut lines = block.lines();
             let subject = lines.next().unwrap_or("").trim();
@@ -241,7 +251,11 @@ pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
         }
     }
     // Not `output_ok`: a status line starts with a space that trimming would eat.
-    if let Ok(status) = run(dir, &["status", "--porcelain", "--untracked-files=no"]) {
+    let status_args: Vec<&str> = ["status", "--porcelain", "--untracked-files=no"]
+        .into_iter()
+        .chain(outside)
+        .collect();
+    if let Ok(status) = run(dir, &status_args) {
         out.paths.extend(
             status
                 .lines()
