@@ -997,31 +997,34 @@ impl KnowledgeIndex {
                 .get_first(self.f.created)
                 .and_then(|v| v.as_i64())
                 .unwrap_or(now);
-            let age_days = (now - created) as f64 / 86_400e6;
-            let u = util
-                .get(&id)
-                .copied()
-                .unwrap_or(agentops_store::Utility::START);
-            let score = rank::score(bm25, age_days, self.half_life_days, u, entry.maturity);
-            hits.push(Hit {
-                score,
-                snippet: String::new(),
-                tokens_full: self.num(&doc, self.f.tok_full),
-                tokens_summary: self.num(&doc, self.f.tok_summary),
-                tokens_title: self.num(&doc, self.f.tok_title),
-                summary: self.text(&doc, self.f.summary),
-                entry,
-            });
+            let u = util.get(&id).copied();
+            hits.push(self.hit(&doc, entry, bm25, now - created, u));
         }
-        hits.sort_by(|a, b| {
-            b.score
-                .total
-                .partial_cmp(&a.score.total)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| a.entry.id.cmp(&b.entry.id))
-                .then_with(|| a.entry.path.cmp(&b.entry.path))
-        });
+        sort_hits(&mut hits);
         Ok(hits)
+    }
+
+    /// A hit for `doc`: its score (relevance `relevance`, age `age_us`,
+    /// utility `u` or the start value) and its token counts.
+    fn hit(
+        &self,
+        doc: &TantivyDocument,
+        entry: Entry,
+        relevance: f64,
+        age_us: i64,
+        u: Option<f64>,
+    ) -> Hit {
+        let u = u.unwrap_or(agentops_store::Utility::START);
+        let age_days = age_us as f64 / 86_400e6;
+        Hit {
+            score: rank::score(relevance, age_days, self.half_life_days, u, entry.maturity),
+            snippet: String::new(),
+            tokens_full: self.num(doc, self.f.tok_full),
+            tokens_summary: self.num(doc, self.f.tok_summary),
+            tokens_title: self.num(doc, self.f.tok_title),
+            summary: self.text(doc, self.f.summary),
+            entry,
+        }
     }
 
     /// The best entries without a query, for a session that has nothing to
@@ -1070,29 +1073,10 @@ impl KnowledgeIndex {
             let Some(entry) = self.entry_from(&doc) else {
                 continue;
             };
-            let age_days = (now - created) as f64 / 86_400e6;
-            let u = util
-                .get(&id)
-                .copied()
-                .unwrap_or(agentops_store::Utility::START);
-            let score = rank::score(1.0, age_days, self.half_life_days, u, entry.maturity);
-            hits.push(Hit {
-                score,
-                snippet: String::new(),
-                tokens_full: self.num(&doc, self.f.tok_full),
-                tokens_summary: self.num(&doc, self.f.tok_summary),
-                tokens_title: self.num(&doc, self.f.tok_title),
-                summary: self.text(&doc, self.f.summary),
-                entry,
-            });
+            let u = util.get(&id).copied();
+            hits.push(self.hit(&doc, entry, 1.0, now - created, u));
         }
-        hits.sort_by(|a, b| {
-            b.score
-                .total
-                .partial_cmp(&a.score.total)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| a.entry.id.cmp(&b.entry.id))
-        });
+        sort_hits(&mut hits);
         Ok(hits)
     }
 
@@ -1259,6 +1243,18 @@ fn snippet_words(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Best first; ties by id, then path, so the order is stable.
+fn sort_hits(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| {
+        b.score
+            .total
+            .partial_cmp(&a.score.total)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.entry.id.cmp(&b.entry.id))
+            .then_with(|| a.entry.path.cmp(&b.entry.path))
+    });
 }
 
 /// About 160 characters of `body` around its first word starting with one of
