@@ -70,9 +70,10 @@ pub fn catch_up(layout: &RepoLayout, config: &Config) -> Result<CatchUp, IndexEr
     catch_up_waiting(layout, config, std::time::Duration::from_secs(5))
 }
 
-/// After a memory write: the same, but when another process holds the index
-/// writer it does not wait (that process, or the next reader, sees the new
-/// entry's folder changed), so concurrent writers never queue on the index.
+/// After a memory write, and on a hook's clock: the same, but when another
+/// process holds the index writer it does not wait (that process, or the
+/// next reader, sees the changed folder), and new entries' tokens are
+/// estimated rather than a tokenizer loaded.
 pub fn after_write(layout: &RepoLayout, config: &Config) -> Result<CatchUp, IndexError> {
     catch_up_waiting(layout, config, std::time::Duration::ZERO)
 }

@@ -1229,12 +1229,7 @@ fn snippet_words(text: &str) -> Vec<String> {
         if w.chars().count() < 3 {
             continue;
         }
-        let lower = w.to_lowercase();
-        let n = lower.chars().count();
-        let p: String = lower
-            .chars()
-            .take(n.saturating_sub(3).max(4).min(n))
-            .collect();
+        let p = crate::relevance::prefix(&w.to_lowercase());
         if !out.contains(&p) {
             out.push(p);
         }

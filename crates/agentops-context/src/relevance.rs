@@ -59,6 +59,16 @@ pub fn content_words(prompt: &str) -> Vec<String> {
     out
 }
 
+/// The first letters a word is matched on (`retries` → `retr`, so it
+/// finds `retry`): all but the last three, at least four.
+pub(crate) fn prefix(lower: &str) -> String {
+    let n = lower.chars().count();
+    lower
+        .chars()
+        .take(n.saturating_sub(3).max(4).min(n))
+        .collect()
+}
+
 /// How much of `words` (from [`content_words`]) `entry` covers.
 pub fn coverage(words: &[String], entry: &Entry) -> Coverage {
     let text = format!("{} {} {}", entry.title, entry.tags.join(" "), entry.body).to_lowercase();

@@ -419,7 +419,8 @@ fn open_index(
             );
         }
     }
-    match agentops_context::catchup::catch_up(layout, config) {
+    // The hook's clock: never wait on another writer, never load a tokenizer.
+    match agentops_context::catchup::after_write(layout, config) {
         Ok(agentops_context::catchup::CatchUp::Current(idx, _)) => Ok(*idx),
         Ok(agentops_context::catchup::CatchUp::TooLarge { entries }) => {
             spawn_index(layout);

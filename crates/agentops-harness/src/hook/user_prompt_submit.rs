@@ -111,7 +111,14 @@ fn just_in_time(
         .filter_map(|e| body::decode::<body::ContextAssembled>(e).ok())
         .flat_map(|c| c.cited)
         .collect();
-    let (idx, _) = KnowledgeIndex::open(&ctx.layout, &ctx.config, false, false)?;
+    // On the prompt's clock: no waiting on another writer, no tokenizer.
+    let (idx, _) = KnowledgeIndex::open_waiting(
+        &ctx.layout,
+        &ctx.config,
+        false,
+        false,
+        std::time::Duration::ZERO,
+    )?;
     let utility = |ids: &[&str]| journal.utility_scores(ids);
     let min = ctx.config.hooks.prompt_min_match;
     let hits: Vec<_> = idx
