@@ -40,7 +40,19 @@ pub fn time_process(argv: &[&str], dir: &Path, n: usize) -> Samples {
 
 /// [`time_process`] with `input` written to the command's stdin (a hook).
 pub fn time_process_input(argv: &[&str], dir: &Path, input: Option<&[u8]>, n: usize) -> Samples {
-    let run = || {
+    time_process_inputs(argv, dir, &|_| input.map(<[u8]>::to_vec), n)
+}
+
+/// Like [`time_process_input`], with the input of the `i`-th run (warm-ups
+/// are runs 0–2) made by `input`.
+pub fn time_process_inputs(
+    argv: &[&str],
+    dir: &Path,
+    input: &dyn Fn(usize) -> Option<Vec<u8>>,
+    n: usize,
+) -> Samples {
+    let run = |i: usize| {
+        let input = input(i);
         let t = Instant::now();
         let mut child = Command::new(argv[0])
             .args(&argv[1..])
@@ -55,7 +67,7 @@ pub fn time_process_input(argv: &[&str], dir: &Path, input: Option<&[u8]>, n: us
             .spawn()
             .expect("spawn");
         if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-            let _ = stdin.write_all(bytes);
+            let _ = stdin.write_all(&bytes);
         }
         let st = child.wait().expect("wait");
         let d = t.elapsed();
@@ -65,8 +77,8 @@ pub fn time_process_input(argv: &[&str], dir: &Path, input: Option<&[u8]>, n: us
         );
         d
     };
-    for _ in 0..3 {
-        run();
+    for i in 0..3 {
+        run(i);
     }
-    Samples::new((0..n).map(|_| run()).collect())
+    Samples::new((3..n + 3).map(run).collect())
 }

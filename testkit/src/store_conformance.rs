@@ -33,7 +33,51 @@ fn ev(run_id: &RunId, ts: i64, kind: EventKind, body: serde_json::Value) -> NewE
 pub fn event_log(fresh: &dyn Fn() -> Box<dyn EventLog>) -> Outcome {
     round_trip(fresh().as_ref())?;
     batches_are_ordered(fresh().as_ref())?;
+    keyed_batches_are_appended_once(fresh().as_ref())?;
     queries_filter(fresh().as_ref())
+}
+
+/// [`EventLog::append_once`]: a key is appended once, a batch whose source is
+/// gone not at all, and a forgotten key is new again.
+pub fn keyed_batches_are_appended_once(store: &dyn EventLog) -> Outcome {
+    let r = run("conf-once")?;
+    let batch = |n: i64| vec![ev(&r, n, EventKind::HookReceived, json!({ "n": n }))];
+    let batches = vec![("a".to_owned(), batch(1)), ("b".to_owned(), batch(2))];
+    let n = store
+        .append_once(&batches, &|_| true, Durability::Sync)
+        .map_err(|e| e.to_string())?;
+    ensure(n == 2, || {
+        format!("first append_once appended {n} batches, not 2")
+    })?;
+    let n = store
+        .append_once(&batches, &|_| true, Durability::Sync)
+        .map_err(|e| e.to_string())?;
+    ensure(n == 0, || {
+        format!("the same keys were appended again ({n})")
+    })?;
+    let gone = vec![("c".to_owned(), batch(3))];
+    let n = store
+        .append_once(&gone, &|k| k != "c", Durability::Sync)
+        .map_err(|e| e.to_string())?;
+    ensure(n == 0, || {
+        "a batch whose source is gone was appended".into()
+    })?;
+    store
+        .forget_once(&["a".to_owned()])
+        .map_err(|e| e.to_string())?;
+    let n = store
+        .append_once(&batches[..1], &|_| true, Durability::Sync)
+        .map_err(|e| e.to_string())?;
+    ensure(n == 1, || "a forgotten key was not appended again".into())?;
+    let got: Vec<i64> = store
+        .read(&Query::run(r.clone()))
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|e| e.body["n"].as_i64())
+        .collect();
+    ensure(got == [1, 2, 1], || {
+        format!("journal holds {got:?}, not [1, 2, 1]")
+    })
 }
 
 /// The [`Feedback`] checks.

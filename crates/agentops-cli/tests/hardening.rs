@@ -660,6 +660,9 @@ fn quickstart_runs_with_an_installed_agentops_outside_the_source_tree() {
         c.arg(&script)
             .current_dir(&ctx.root)
             .env("HOME", &ctx.root)
+            // The script keeps its scratch repository for the reader: here
+            // it goes with the test's directory.
+            .env("TMPDIR", &ctx.root)
             .env("PATH", "/usr/bin:/bin")
             .env_remove("AGENTOPS");
         if let Some(a) = agentops {

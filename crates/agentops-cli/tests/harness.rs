@@ -292,6 +292,15 @@ fn the_builtin_policy_holds_under_every_fault() {
     ctx.write(".agents/config.toml", "[policy]\nfail = \"closed\"\n");
     let r = hook(&ctx, &force_push(&ctx, "s-corrupt"));
     assert!(denied_rule(&r).unwrap().contains("force-push"));
+    // Tool calls never open the journal: their events wait in the spool,
+    // and the first event that opens the journal says what is wrong.
+    let spooled = std::fs::read_dir(ctx.git_dir().join("agentops/state.spool"))
+        .unwrap()
+        .count();
+    assert!(spooled >= 3, "{spooled} batches spooled");
+    let prompt = json!({"session_id": "s-corrupt", "cwd": ctx.root, "hook_event_name": "UserPromptSubmit", "prompt": "go on"});
+    let r = hook(&ctx, &prompt.to_string());
+    assert_eq!(r.code, 0);
     assert!(hook_log(&ctx).contains("state.db"), "{}", hook_log(&ctx));
 
     // A read-only .git/agentops: the same.
@@ -646,6 +655,107 @@ fn prompts_pull_in_relevant_knowledge_once() {
 }
 
 #[test]
+fn feedback_over_sessions_changes_what_the_next_session_gets() {
+    let ctx = ctx();
+    ctx.write(
+        ".agents/config.toml",
+        "[hooks]\nstop_gates = [\"ok\"]\n\n[gates.ok]\nkind = \"command\"\ncommand = \"true\"\n",
+    );
+    let learn = |title: &str, body: &str| -> String {
+        let r = ctx.run(&["learn", title, "--body", body, "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        json_of(&r)["id"].as_str().unwrap().to_owned()
+    };
+    // Both match the task's words; the first matches more of them, so it
+    // ranks first until sessions show the second is the one that helps.
+    let wordy = learn(
+        "Webhook retries for the payment service",
+        "The payment service logs each webhook it retries.",
+    );
+    let useful = learn(
+        "Idempotency keys stop duplicate payment charges",
+        "When a payment webhook is retried, dedupe by the idempotency key before charging the customer.",
+    );
+    let unrelated = learn(
+        "CSS grid for the settings page",
+        "Use grid-template-areas for the settings layout.",
+    );
+    let order =
+        |text: &str| -> (Option<usize>, Option<usize>) { (text.find(&wordy), text.find(&useful)) };
+    let task = "payment webhook retries charge customers twice";
+    let first = injected(&hook(
+        &ctx,
+        &json!({"session_id": "s-fb-0", "hook_event_name": "UserPromptSubmit", "cwd": ctx.root, "prompt": task}).to_string(),
+    ));
+    let (w, u) = order(&first);
+    assert!(w.is_some() && u.is_some() && w < u, "{first}");
+    assert!(!first.contains(&unrelated));
+    // Three sessions that read the useful entry and end with their gates passing.
+    let path = ctx.run(&["knowledge", "show", &useful, "--json"]).stdout;
+    let path = serde_json::from_str::<Value>(&path).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 1..=3 {
+        let sid = format!("s-fb-{i}");
+        let r = hook(
+            &ctx,
+            &json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "cwd": ctx.root, "prompt": task}).to_string(),
+        );
+        assert!(injected(&r).contains(&useful));
+        let read = json!({"session_id": sid, "hook_event_name": "PreToolUse", "cwd": ctx.root,
+            "tool_name": "Bash", "tool_input": {"command": format!("cat {path}")}, "tool_use_id": format!("toolu_fb_{i}")});
+        assert_eq!(hook(&ctx, &read.to_string()).code, 0);
+        let stop = json!({"session_id": sid, "hook_event_name": "Stop", "cwd": ctx.root, "stop_hook_active": false});
+        let r = hook(&ctx, &stop.to_string());
+        assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    }
+    assert_eq!(hook_log(&ctx), "");
+    // Utility moved, maturity too (a memory write), and the next session
+    // gets the useful entry first; the unrelated one still never comes.
+    let shown: Value =
+        serde_json::from_str(&ctx.run(&["knowledge", "show", &useful, "--json"]).stdout).unwrap();
+    assert_eq!(shown["maturity"], "established", "{shown}");
+    let log = ctx.git(&["log", "--format=%s", "-n", "20"]);
+    assert!(log.contains("promote"), "{log}");
+    let next = injected(&hook(
+        &ctx,
+        &json!({"session_id": "s-fb-next", "hook_event_name": "UserPromptSubmit", "cwd": ctx.root, "prompt": task}).to_string(),
+    ));
+    let (w, u) = order(&next);
+    let explain = ctx.run(&["context", task, "--explain"]).stdout;
+    assert!(u.is_some() && (w.is_none() || u < w), "{explain}\n{next}");
+    assert!(!next.contains(&unrelated));
+    // Every signal is journaled, once per entry and session.
+    let fb = ctx.run(&["sessions", "--json"]);
+    assert_eq!(fb.code, 0);
+    // The wordy entry was only retrieved: neutral, still provisional.
+    let wordy_shown: Value =
+        serde_json::from_str(&ctx.run(&["knowledge", "show", &wordy, "--json"]).stdout).unwrap();
+    assert_eq!(wordy_shown["maturity"], "provisional");
+    // A prompt that says an entry is wrong makes it harmful.
+    let sid = "s-fb-harm";
+    hook(
+        &ctx,
+        &json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "cwd": ctx.root, "prompt": task}).to_string(),
+    );
+    hook(
+        &ctx,
+        &json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "cwd": ctx.root,
+            "prompt": format!("{wordy} is outdated, ignore it")})
+        .to_string(),
+    );
+    let r = hook(
+        &ctx,
+        &json!({"session_id": sid, "hook_event_name": "Stop", "cwd": ctx.root, "stop_hook_active": false}).to_string(),
+    );
+    assert_eq!(r.code, 0);
+    let feedback = ctx.run(&["feedback", &wordy, "retrieved", "--json"]);
+    let utility = json_of(&feedback)["utility"].as_f64().unwrap();
+    assert!(utility < 0.5, "{utility}");
+}
+
+#[test]
 fn session_start_injects_a_packet_within_budget() {
     let ctx = ctx();
     for i in 0..30 {
@@ -864,7 +974,8 @@ fn hooks_install_and_uninstall_leave_user_settings_byte_for_byte() {
             .unwrap()
             .ends_with("hook codex")
     );
-    assert!(codex["hooks"].get("SessionEnd").is_none());
+    // Codex clamps SessionEnd hooks to 3 s: installed within it.
+    assert_eq!(codex["hooks"]["SessionEnd"][0]["hooks"][0]["timeout"], 3);
     assert_eq!(
         ctx.run(&["hooks", "install", "codex", "--scope", "local"])
             .code,
@@ -913,6 +1024,96 @@ fn sixteen_hooks_at_once_lose_nothing() {
     }
     assert_eq!(hook_log(&ctx), "");
     assert_eq!(sessions(&ctx)[0]["tools"], 16);
+}
+
+/// The span ids of the tool calls journaled for `session`.
+fn journaled_tool_spans(ctx: &TestContext, session: &str) -> Vec<String> {
+    let layout = agentops_store::RepoLayout::discover(&ctx.root).unwrap();
+    let j = agentops_store::Journal::open_read(&layout, &agentops_core::config::Config::default())
+        .unwrap();
+    j.read(&agentops_store::Query {
+        run_id: Some(agentops_core::RunId::parse(session).unwrap()),
+        kinds: vec![agentops_core::EventKind::ToolCall],
+        ..agentops_store::Query::default()
+    })
+    .unwrap()
+    .iter()
+    .filter_map(|e| e.span_id.as_ref().map(|s| s.as_str().to_owned()))
+    .collect()
+}
+
+#[test]
+fn a_tool_event_whose_hook_returned_survives_kill_9_of_anything_else() {
+    use std::io::Write;
+    use std::time::Duration;
+    let ctx = ctx();
+    let base: Value = serde_json::from_str(&event(&ctx, "post-tool-use.json")).unwrap();
+    let session = "s-kill-9";
+    let spawn = |i: usize| {
+        let mut v = base.clone();
+        v["session_id"] = Value::String(session.into());
+        v["tool_use_id"] = Value::String(format!("toolu_kill_{i:03}"));
+        let mut c = ctx
+            .command(&["hook", "claude"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = c.stdin.take().unwrap().write_all(v.to_string().as_bytes());
+        c
+    };
+    let mut returned = Vec::new();
+    let mut killed = 0;
+    // Waves of 16 hooks at once; in each, some are killed at a different
+    // instant (before, while and after they write), and a reader that
+    // drains the spool is killed too.
+    for wave in 0..6 {
+        let kids: Vec<_> = (0..16)
+            .map(|i| (wave * 16 + i, spawn(wave * 16 + i)))
+            .collect();
+        let mut drainer = ctx
+            .command(&["sessions", "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(300 * wave as u64));
+        if wave % 2 == 1 {
+            let _ = drainer.kill();
+        }
+        let _ = drainer.wait();
+        for (i, mut c) in kids {
+            if i % 3 == wave % 3 {
+                let _ = c.kill();
+                killed += 1;
+            }
+            let st = c.wait().unwrap();
+            if st.success() {
+                returned.push(format!("toolu_kill_{i:03}"));
+            }
+        }
+    }
+    assert!(killed > 0);
+    let mut got = journaled_tool_spans(&ctx, session);
+    let n = got.len();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), n, "a tool call was journaled twice");
+    for id in &returned {
+        assert!(got.contains(id), "{id} returned but is not in the journal");
+    }
+    assert!(got.len() >= returned.len());
+    // Nothing left behind: no batch waiting, none set aside as unreadable.
+    let spool = ctx.git_dir().join("agentops/state.spool");
+    let left: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(hook_log(&ctx), "");
 }
 
 #[test]

@@ -1080,6 +1080,26 @@ impl KnowledgeIndex {
         Ok(hits)
     }
 
+    /// The entries with these ids, as indexed (ids not in the index are
+    /// absent): a lookup by term, never a scan of `.agents/`.
+    pub fn entries_by_id(&self, ids: &[&str]) -> Result<HashMap<String, Entry>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            let q = TermQuery::new(
+                Term::from_field_text(self.f.id, id),
+                IndexRecordOption::Basic,
+            );
+            for (_, addr) in searcher.search(&q, &TopDocs::with_limit(1).order_by_score())? {
+                let doc: TantivyDocument = searcher.doc(addr)?;
+                if let Some(e) = self.entry_from(&doc) {
+                    out.insert((*id).to_owned(), e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Fills in the snippets of `hits` for `text`: about 160 characters of
     /// the body around the first match, matches in `**bold**`. A plain scan
     /// for the query's words (matched on their first letters, so `retries`

@@ -49,7 +49,9 @@ pub fn events(h: Harness) -> &'static [(&'static str, u64, bool)] {
             ("PreCompact", 60, false),
             ("SessionEnd", 60, false),
         ],
-        // Codex's documented events (no PostToolUseFailure, no SessionEnd).
+        // Codex's events (no PostToolUseFailure). Codex fires SessionEnd at
+        // the end of `codex exec` and clamps its hooks to 3 s; the hook
+        // bounds its own work to fit (see `hook::run`).
         Harness::Codex => &[
             ("SessionStart", 15, false),
             ("UserPromptSubmit", 10, false),
@@ -58,6 +60,7 @@ pub fn events(h: Harness) -> &'static [(&'static str, u64, bool)] {
             ("Stop", 900, false),
             ("SubagentStop", 900, false),
             ("PreCompact", 60, false),
+            ("SessionEnd", 3, false),
         ],
     }
 }

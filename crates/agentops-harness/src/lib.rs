@@ -7,10 +7,13 @@
 //! - [`handoff`]: what a session leaves for the next one;
 //! - [`ingest`]: `claude -p --output-format stream-json`, `codex exec --json`
 //!   and Claude Code transcripts into sessions and spans with tokens and cost;
-//! - [`sessions`]: the harness sessions the journal knows.
+//! - [`sessions`]: the harness sessions the journal knows;
+//! - [`feedback`]: automatic feedback on the knowledge a session was given.
 
+pub mod codex_trust;
 mod commit_guard;
 pub mod error;
+pub mod feedback;
 pub mod handoff;
 pub mod hook;
 pub mod ingest;

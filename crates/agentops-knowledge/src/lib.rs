@@ -4,6 +4,7 @@
 //! and every other file as they were.
 
 pub mod entry;
+pub mod feedback;
 pub use agentops_git::locks;
 pub use agentops_git::repo as git;
 pub mod memory;

@@ -380,7 +380,9 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             respond(&mut out, 200, "application/json", &[], b"{\"ok\":true}")?;
             continue;
         }
-        let api = if path.ends_with("/messages") {
+        // `/v1/messages?beta=true` is Claude Code's form.
+        let route = path.split('?').next().unwrap_or(&path);
+        let api = if route.ends_with("/messages") {
             "anthropic"
         } else {
             "openai"

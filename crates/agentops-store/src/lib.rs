@@ -8,11 +8,13 @@ mod error;
 pub mod layout;
 pub mod project;
 pub mod rollup;
+pub mod spool;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use layout::{LayoutError, RepoLayout};
 pub use rollup::{RollupRow, Sums};
+pub use spool::{Drained, Spool};
 pub use sqlite::{OpenOptions, SCHEMA_VERSION, SqliteStore, StoreStatus};
 
 use agentops_core::config::Config;
@@ -91,6 +93,18 @@ pub trait EventLog: Send + Sync {
         events: &[NewEvent],
         durability: Durability,
     ) -> Result<Vec<i64>, StoreError>;
+    /// Appends each keyed batch at most once, all in one transaction: a
+    /// batch is skipped when its key was appended before or when
+    /// `still_pending(key)` (asked under the write lock) says its source is
+    /// gone. Returns how many batches were appended. The spool's drain.
+    fn append_once(
+        &self,
+        batches: &[(String, Vec<NewEvent>)],
+        still_pending: &dyn Fn(&str) -> bool,
+        durability: Durability,
+    ) -> Result<usize, StoreError>;
+    /// Forgets keys of [`EventLog::append_once`] whose sources are gone.
+    fn forget_once(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Reads events matching `query`, in `seq` order.
     fn read(&self, query: &Query) -> Result<Vec<Event>, StoreError>;
     /// Visits events matching `query` as stored, in `seq` order, without
@@ -181,24 +195,35 @@ impl Utility {
 pub struct Journal {
     store: Box<dyn Store>,
     redactor: Option<Redactor>,
+    /// Where hooks leave events for this journal (see [`spool`]).
+    spool: Option<Spool>,
 }
 
 impl Journal {
     /// Wraps a backend, redacting with the built-in rules plus `extra_patterns`.
     pub fn new(store: Box<dyn Store>, extra_patterns: &[String]) -> Result<Self, StoreError> {
-        let redactor = if extra_patterns.is_empty() {
-            None
-        } else {
-            Some(
-                Redactor::with_extra(extra_patterns)
-                    .map_err(|e| StoreError::Config(e.to_string()))?,
-            )
-        };
-        Ok(Self { store, redactor })
+        let redactor = Self::redactor_for(extra_patterns)?;
+        Ok(Self {
+            store,
+            redactor,
+            spool: None,
+        })
+    }
+
+    /// The redactor for a project's configuration: the built-in rules, plus
+    /// its `extra_patterns` compiled when there are any.
+    fn redactor_for(extra_patterns: &[String]) -> Result<Option<Redactor>, StoreError> {
+        if extra_patterns.is_empty() {
+            return Ok(None);
+        }
+        Redactor::with_extra(extra_patterns)
+            .map(Some)
+            .map_err(|e| StoreError::Config(e.to_string()))
     }
 
     /// Opens the journal a project's configuration points at, creating and
-    /// migrating it when missing.
+    /// migrating it when missing, and takes in what hooks left in its spool
+    /// (a drain that fails leaves the spool for the next open).
     pub fn open_for(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
         let path = store_path(layout, config);
         let store = SqliteStore::open(
@@ -210,7 +235,45 @@ impl Journal {
                 read_only: false,
             },
         )?;
-        Self::new(Box::new(store), &config.redaction.extra_patterns)
+        let mut j = Self::new(Box::new(store), &config.redaction.extra_patterns)?;
+        let spool = Spool::beside(&path);
+        let _ = spool.drain(j.store.as_ref());
+        j.spool = Some(spool);
+        Ok(j)
+    }
+
+    /// Leaves `events` (redacted) in the spool of the journal `config` points
+    /// at, without opening the journal: the hooks' hot path. The next open
+    /// of the journal takes them in, in order; see [`spool`] for what
+    /// survives what (fsynced first with `hooks.sync_tool_events`).
+    pub fn spool_for(
+        layout: &RepoLayout,
+        config: &Config,
+        mut events: Vec<NewEvent>,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let extra = Self::redactor_for(&config.redaction.extra_patterns)?;
+        let r = extra.as_ref().unwrap_or_else(|| redact::builtin());
+        for e in &mut events {
+            r.redact_json(&mut e.body);
+        }
+        Spool::beside(&store_path(layout, config)).write(&events, config.hooks.sync_tool_events)
+    }
+
+    /// Takes in what hooks left in the spool now (opening the journal
+    /// already does); says how much, and what could not be read.
+    pub fn drain_spool(&self) -> Result<Drained, StoreError> {
+        match &self.spool {
+            Some(s) => s.drain(self.store.as_ref()),
+            None => Ok(Drained::default()),
+        }
+    }
+
+    /// The spool of this journal, when it has one.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.spool.as_ref()
     }
 
     /// Opens the journal for reading only: nothing is created, migrated or
@@ -218,6 +281,13 @@ impl Journal {
     /// (and never create a journal that is not there).
     pub fn open_read(layout: &RepoLayout, config: &Config) -> Result<Self, StoreError> {
         let path = store_path(layout, config);
+        // Events hooks left behind belong in what is read: take them in
+        // first when the journal can be written.
+        if Spool::beside(&path).has_pending()
+            && let Ok(j) = Self::open_for(layout, config)
+        {
+            return Ok(j);
+        }
         let store = SqliteStore::open(
             &path,
             sqlite::OpenOptions {
@@ -314,6 +384,11 @@ impl Journal {
         self.store
             .apply_feedback(id, target, alpha, agentops_core::time::now_micros())
     }
+}
+
+/// "1 batch", "3 batches".
+pub(crate) fn counted_batches(n: usize) -> String {
+    agentops_core::counted(u64::try_from(n).unwrap_or(u64::MAX), "batch", "batches")
 }
 
 /// The journal file the configuration points at.

@@ -298,6 +298,9 @@ pub fn doctor(dir: &Path, flags: FlagOverrides) -> Vec<Check> {
     };
     if let (Some(l), Some(c)) = (&layout, &config) {
         checks.push(check_store(l, c));
+        if let Some(spool) = check_spool(l, c) {
+            checks.push(spool);
+        }
     }
     for (tool, purpose) in [
         ("claude", "Claude Code hooks and the command:claude backend"),
@@ -373,6 +376,10 @@ fn check_store(layout: &RepoLayout, cfg: &Config) -> Check {
             read_only: false,
         },
     );
+    // What hooks left in the spool counts as the journal's.
+    if let Ok(s) = &opened {
+        let _ = crate::Spool::beside(&path).drain(s);
+    }
     match opened.and_then(|s| s.status(true)) {
         Ok(st) if st.integrity.as_deref() == Some("ok") => Check::new(
             "store",
@@ -408,6 +415,49 @@ fn check_store(layout: &RepoLayout, cfg: &Config) -> Check {
         ),
         Err(e) => Check::new("store", CheckStatus::Fail, e.to_string(), None),
     }
+}
+
+/// The hook spool: what waits (the store check above drained what it
+/// could), and what was set aside as unreadable. Silent when all is well.
+fn check_spool(layout: &RepoLayout, cfg: &Config) -> Option<Check> {
+    let path = match &cfg.store.url {
+        Some(url) => layout.resolve_store_url(url),
+        None => layout.state_db(),
+    };
+    let spool = crate::Spool::beside(&path);
+    let bad = spool.quarantined();
+    let waiting = spool.pending().len();
+    if bad.is_empty() && waiting == 0 {
+        return None;
+    }
+    let mut detail = Vec::new();
+    if waiting > 0 {
+        detail.push(format!(
+            "{} from hooks not yet in the journal ({})",
+            crate::counted_batches(waiting),
+            spool.dir().display()
+        ));
+    }
+    if !bad.is_empty() {
+        detail.push(format!(
+            "{} could not be read and {} kept in {}",
+            crate::counted_batches(bad.len()),
+            if bad.len() == 1 { "is" } else { "are" },
+            spool.dir().join("bad").display()
+        ));
+    }
+    Some(Check::new(
+        "spool",
+        CheckStatus::Warn,
+        detail.join("; "),
+        Some(if bad.is_empty() {
+            "they are taken in when the journal can be opened for writing; see the store check"
+                .into()
+        } else {
+            "look at the files (JSON lines of events); remove them once you have what you need"
+                .into()
+        }),
+    ))
 }
 
 /// The first executable named `name` on `PATH`.

@@ -15,7 +15,11 @@ use crate::{
 };
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// The oldest schema a read-only open reads as it is: what came after it
+/// (the spool's drain records) is never read.
+const READS_FROM: i64 = 3;
 
 /// `PRAGMA application_id` of an agentops journal: "AGOP".
 const APPLICATION_ID: i64 = 0x4147_4F50;
@@ -83,6 +87,12 @@ CREATE TABLE export_watermarks (
     updated_ts  INTEGER NOT NULL,
     lease_owner TEXT,
     lease_until INTEGER NOT NULL DEFAULT 0
+);
+"#,
+    r#"
+CREATE TABLE spool_drained (
+    name TEXT PRIMARY KEY,
+    ts   INTEGER NOT NULL
 );
 "#,
 ];
@@ -351,11 +361,11 @@ impl SqliteStore {
                 path: path.to_path_buf(),
             });
         }
-        if version < SCHEMA_VERSION {
+        if version < READS_FROM {
             return Err(StoreError::Unreadable {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "the journal has schema {version} and this agentops reads {SCHEMA_VERSION}; run any command that writes (e.g. `agentops doctor --fix`) to migrate it"
+                    "the journal has schema {version} and this agentops reads {READS_FROM} to {SCHEMA_VERSION}; run any command that writes (e.g. `agentops doctor --fix`) to migrate it"
                 ),
             });
         }
@@ -712,20 +722,14 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-impl EventLog for SqliteStore {
-    fn append_batch(
+impl SqliteStore {
+    /// Runs `f` in one immediate transaction with `durability` applied for
+    /// its commit.
+    fn write_tx<T>(
         &self,
-        events: &[NewEvent],
         durability: Durability,
-    ) -> Result<Vec<i64>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let bodies: Vec<String> = events
-            .iter()
-            .map(|e| serde_json::to_string(&e.body))
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))?;
+        mut f: impl FnMut(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         // (pragma to set for this append, pragma to restore after)
         let switch = match (durability, self.synchronous) {
             (Durability::Sync, Synchronous::Normal) => Some(("FULL", "NORMAL")),
@@ -738,33 +742,116 @@ impl EventLog for SqliteStore {
             }
             let result = (|| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut seqs = Vec::with_capacity(events.len());
-                {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT INTO events (ts, run_id, span_id, parent_span_id, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?;
-                    for (e, body) in events.iter().zip(&bodies) {
-                        stmt.execute(rusqlite::params![
-                            e.ts,
-                            e.run_id.as_str(),
-                            e.span_id.as_ref().map(SpanId::as_str),
-                            e.parent_span_id.as_ref().map(SpanId::as_str),
-                            e.kind.as_str(),
-                            body,
-                        ])?;
-                        seqs.push(tx.last_insert_rowid());
-                    }
-                }
-                for e in events {
-                    fold(&tx, e.ts, e.run_id.as_str(), &e.kind, &e.body)?;
-                }
+                let v = f(&tx)?;
                 tx.commit()?;
-                Ok(seqs)
+                Ok(v)
             })();
             if let Some((_, after)) = switch {
                 c.pragma_update(None, "synchronous", after)?;
             }
             result
+        })
+    }
+}
+
+fn encode_bodies(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&e.body))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))
+}
+
+/// Inserts `events` (bodies encoded as `bodies`) and folds them into the
+/// rollup; returns their `seq` numbers.
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[NewEvent],
+    bodies: &[String],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO events (ts, run_id, span_id, parent_span_id, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (e, body) in events.iter().zip(bodies) {
+            stmt.execute(rusqlite::params![
+                e.ts,
+                e.run_id.as_str(),
+                e.span_id.as_ref().map(SpanId::as_str),
+                e.parent_span_id.as_ref().map(SpanId::as_str),
+                e.kind.as_str(),
+                body,
+            ])?;
+            seqs.push(tx.last_insert_rowid());
+        }
+    }
+    for e in events {
+        fold(tx, e.ts, e.run_id.as_str(), &e.kind, &e.body)?;
+    }
+    Ok(seqs)
+}
+
+impl EventLog for SqliteStore {
+    fn append_batch(
+        &self,
+        events: &[NewEvent],
+        durability: Durability,
+    ) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bodies = encode_bodies(events)?;
+        self.write_tx(durability, |tx| insert_events(tx, events, &bodies))
+    }
+
+    fn append_once(
+        &self,
+        batches: &[(String, Vec<NewEvent>)],
+        still_pending: &dyn Fn(&str) -> bool,
+        durability: Durability,
+    ) -> Result<usize, StoreError> {
+        if batches.is_empty() {
+            return Ok(0);
+        }
+        let bodies: Vec<Vec<String>> = batches
+            .iter()
+            .map(|(_, evs)| encode_bodies(evs))
+            .collect::<Result<_, _>>()?;
+        let now = agentops_core::time::now_micros();
+        self.write_tx(durability, |tx| {
+            let mut appended = 0;
+            let mut seen = tx.prepare_cached("SELECT 1 FROM spool_drained WHERE name = ?1")?;
+            let mut mark =
+                tx.prepare_cached("INSERT INTO spool_drained (name, ts) VALUES (?1, ?2)")?;
+            for ((key, events), bodies) in batches.iter().zip(&bodies) {
+                // Under the write lock: a batch another drainer committed is
+                // either recorded here or already gone from the spool.
+                if seen.exists([key])? || !still_pending(key) {
+                    continue;
+                }
+                insert_events(tx, events, bodies)?;
+                mark.execute(rusqlite::params![key, now])?;
+                appended += 1;
+            }
+            Ok(appended)
+        })
+    }
+
+    fn forget_once(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // A week-old record cannot matter to a drainer any more, whatever
+        // happened to its file.
+        let old = agentops_core::time::now_micros() - 7 * 86_400 * 1_000_000;
+        self.write_tx(Durability::Relaxed, |tx| {
+            let mut del = tx.prepare_cached("DELETE FROM spool_drained WHERE name = ?1")?;
+            for k in keys {
+                del.execute([k])?;
+            }
+            tx.execute("DELETE FROM spool_drained WHERE ts < ?1", [old])?;
+            Ok(())
         })
     }
 

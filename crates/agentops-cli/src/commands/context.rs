@@ -6,7 +6,7 @@ use std::path::Path;
 use agentops_context::packet::{self, Decision, PacketRequest};
 use agentops_context::tokens::TokenizerKind;
 use agentops_context::{KnowledgeIndex, Refresh, SearchFilter};
-use agentops_knowledge::{EntryType, Maturity};
+use agentops_knowledge::EntryType;
 use agentops_protocol::event::{self as body, new_event};
 use agentops_store::{Durability, Journal};
 
@@ -237,17 +237,6 @@ pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, F
     Ok(Code::Ok)
 }
 
-/// What each signal moves utility toward.
-fn signal_target(s: &str) -> Option<f64> {
-    match s {
-        "retrieved" => Some(0.5),
-        "used" => Some(0.75),
-        "helpful" => Some(1.0),
-        "harmful" => Some(0.0),
-        _ => None,
-    }
-}
-
 pub fn feedback(
     id: &str,
     signal: &str,
@@ -255,50 +244,22 @@ pub fn feedback(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
-    let target = signal_target(signal).ok_or_else(|| {
-        Failure::usage(format!(
-            "signal `{signal}` is not known; allowed: retrieved, used, helpful, harmful"
-        ))
-    })?;
+    use agentops_knowledge::feedback::{self, Signal};
+    let signal = Signal::parse(signal).map_err(Failure::usage)?;
     let (layout, k, config) = open(flags)?;
     let e = k.find(id).map_err(fail)?;
     let j = journal(&layout, &config)?;
-    let u = j
-        .apply_feedback(e.id.as_str(), target, 0.1)
-        .map_err(Failure::failed)?;
     let source = provenance(source);
     let run = source.journal_run();
-    j.append(
-        new_event(
-            run,
-            body::KnowledgeFeedback {
-                entry: e.id.to_string(),
-                signal: signal.to_string(),
-                utility: u.value,
-                events: u64::from(u.events),
-            },
-        ),
-        Durability::Configured,
-    )
-    .map_err(Failure::failed)?;
-    let moved = if u.events >= 3 && u.value >= 0.55 && e.maturity == Maturity::Provisional {
-        Some(Maturity::Established)
-    } else if u.value < 0.3 && e.maturity != Maturity::Deprecated {
-        Some(Maturity::Deprecated)
-    } else {
-        None
-    };
-    let write = match moved {
-        Some(m) => Some(
-            k.set_maturity(e.id.as_str(), m, &source, Some(&j))
-                .map_err(fail)?,
-        ),
-        None => None,
-    };
+    let mut applied = feedback::apply(&k, &j, &e, signal, &source, &run).map_err(fail)?;
+    if let Some(w) = applied.write.as_mut().filter(|w| w.changed) {
+        crate::shared::index_after_write(&layout, &config, &mut w.warnings);
+    }
+    let u = applied.utility;
     if out.json {
         out.json(&serde_json::json!({
-            "id": e.id, "signal": signal, "utility": u.value, "events": u.events,
-            "maturity": moved.unwrap_or(e.maturity), "write": write,
+            "id": e.id, "signal": signal.as_str(), "utility": u.value, "events": u.events,
+            "maturity": applied.moved.unwrap_or(e.maturity), "write": applied.write,
         }));
         return Ok(Code::Ok);
     }
@@ -308,7 +269,7 @@ pub fn feedback(
         u.value,
         agentops_core::counted(u.events, "event", "events")
     ));
-    if let (Some(m), Some(w)) = (moved, &write) {
+    if let (Some(m), Some(w)) = (applied.moved, &applied.write) {
         render_write(w, out, &format!("{m} →"));
     }
     Ok(Code::Ok)

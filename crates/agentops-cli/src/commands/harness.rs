@@ -99,7 +99,14 @@ pub fn hooks(cmd: HooksCommand, out: &Output) -> Result<Code, Failure> {
         if installing {
             match h {
                 Harness::Claude => out.line("Claude Code reads hooks at startup: restart open sessions (or review them with /hooks)."),
-                Harness::Codex => out.line("Codex asks you to review and trust new hooks (/hooks); versions before hooks were on by default need `[features] hooks = true` in ~/.codex/config.toml."),
+                Harness::Codex => {
+                    out.line("Codex runs these hooks only once you trust them, and skips untrusted ones without a word (`codex exec` too):");
+                    if args.scope != "user" {
+                        out.line("  1. trust the project: accept Codex's prompt when it opens here, or run `codex exec --trust` once in it (Codex 0.169+), or add `[projects.\"<this directory>\"] trust_level = \"trusted\"` to $CODEX_HOME/config.toml;");
+                    }
+                    out.line("  2. approve each agentops hook in Codex's /hooks (Codex asks again whenever a hook changes).");
+                    out.line("agentops never trusts anything for you; `agentops doctor` says what Codex will skip.");
+                }
             }
         }
     } else {

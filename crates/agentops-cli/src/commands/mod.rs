@@ -192,11 +192,98 @@ fn memory_check(fix: bool, flags: &Flags, out: &Output) -> Option<project::Check
     })
 }
 
+/// Whether Codex will run the agentops hooks installed for it (project and
+/// user files): read from Codex's own configuration, never changed.
+fn codex_trust_checks(dir: &std::path::Path) -> Vec<project::Check> {
+    use agentops_harness::codex_trust;
+    let env = |k: &str| std::env::var(k).ok();
+    let Some(config) = codex_trust::codex_config(&env) else {
+        return Vec::new();
+    };
+    let tree = RepoLayout::discover(dir).ok().map(|l| l.work_tree);
+    let mut files: Vec<(std::path::PathBuf, Option<std::path::PathBuf>)> = Vec::new();
+    if let Some(t) = &tree {
+        files.push((t.join(".codex/hooks.json"), Some(t.clone())));
+    }
+    if let Some(dir) = config.parent() {
+        files.push((dir.join("hooks.json"), None));
+    }
+    let mut checks = Vec::new();
+    for (file, project) in files {
+        let check = match codex_trust::read(&config, &file, project.as_deref()) {
+            Ok(None) => continue,
+            Err(e) => project::Check::new(
+                "codex trust",
+                CheckStatus::Warn,
+                format!("cannot tell whether Codex runs the agentops hooks: {e}"),
+                None,
+            ),
+            Ok(Some(t)) => {
+                let unapproved = t.unapproved();
+                let untrusted_project = t.project_trusted == Some(false);
+                if unapproved.is_empty() && !untrusted_project {
+                    project::Check::new(
+                        "codex trust",
+                        CheckStatus::Pass,
+                        format!(
+                            "{}: {} agentops hooks approved{} ({})",
+                            t.hooks_file.display(),
+                            t.hooks.len(),
+                            if t.project_trusted.is_some() {
+                                ", project trusted"
+                            } else {
+                                ""
+                            },
+                            t.config.display()
+                        ),
+                        None,
+                    )
+                } else {
+                    let mut what = Vec::new();
+                    if untrusted_project {
+                        what.push(format!(
+                            "the project {} is not trusted",
+                            project.as_deref().unwrap_or(dir).display()
+                        ));
+                    }
+                    if !unapproved.is_empty() {
+                        what.push(format!("not approved: {}", unapproved.join(", ")));
+                    }
+                    let mut fix = Vec::new();
+                    if untrusted_project {
+                        fix.push("trust the project (accept Codex's prompt, or run `codex exec --trust` once in it)".to_owned());
+                    }
+                    if !unapproved.is_empty() {
+                        fix.push("approve the agentops hooks in Codex's /hooks".to_owned());
+                    }
+                    project::Check::new(
+                        "codex trust",
+                        CheckStatus::Warn,
+                        format!(
+                            "{}: Codex skips the agentops hooks silently: {} ({})",
+                            t.hooks_file.display(),
+                            what.join("; "),
+                            t.config.display()
+                        ),
+                        Some(format!(
+                            "{}; agentops never does this for you",
+                            fix.join(", then ")
+                        )),
+                    )
+                }
+            }
+        };
+        checks.push(check);
+    }
+    checks
+}
+
 fn doctor(fix: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let mut checks = project::doctor(&cwd()?, flags.to_vec());
     if let Some(c) = memory_check(fix, flags, out) {
         checks.push(c);
     }
+    checks.extend(codex_trust_checks(&cwd()?));
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     if out.json {
         out.json(&serde_json::json!({ "ok": !failed, "checks": checks }));

@@ -368,6 +368,11 @@ config_table! {
         /// Write a handoff to .agents/handoffs/ at PreCompact, SessionEnd and a
         /// critical context guard.
         handoffs: bool = true, Rule::Text("true or false");
+        /// fsync each tool call's hook events before the hook answers, so they
+        /// survive a power cut (a disk flush per tool call, about 1 ms on ext4).
+        /// Off, they survive any process being killed, and are fsynced when the
+        /// journal takes them in.
+        sync_tool_events: bool = false, Rule::Text("true or false");
     }
     /// `[llm]`: model backends of `agentops run` (docs/runner.md). Keys are read
     /// from the environment variables named here; never write a key in this file.

@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use agentops_core::RunId;
 use agentops_core::config::{Config, FailMode};
+use agentops_core::{NewEvent, RunId};
 use agentops_gates::Gate;
 use agentops_protocol::event::{self as body, HookVerdict, new_event};
 use agentops_protocol::hook::{EventInput, HookEvent, HookEventInput, HookOutput, ToolKind};
@@ -46,6 +46,11 @@ use user_prompt_submit::*;
 pub const MAX_INPUT: usize = 16 << 20;
 /// Claude Code's cap on `additionalContext`.
 pub const CONTEXT_CHAR_CAP: usize = 10_000;
+/// What a Codex SessionEnd hook allows itself (Codex kills it at 3 s).
+const CODEX_SESSION_END_LIMIT: Duration = Duration::from_millis(2_500);
+/// A memory write starts only with at least this much of the limit left, so
+/// that it never has to be abandoned half-way.
+const WRITE_MARGIN: Duration = Duration::from_millis(1_000);
 /// Longest string kept in a journaled hook event.
 const FIELD_CAP: usize = 4_096;
 
@@ -78,6 +83,8 @@ struct Ctx {
     session: RunId,
     cwd: PathBuf,
     stop_gates: Vec<Gate>,
+    /// When the time limit strikes.
+    deadline: Instant,
     /// A PreToolUse's policy verdict, made before the worker starts.
     verdict: Option<ToolVerdict>,
 }
@@ -206,6 +213,10 @@ pub fn run(inv: Invocation) -> Outcome {
     if input.data == EventInput::Checkpoint {
         // These may write a handoff (a memory write).
         limit = limit.max(Duration::from_secs(15));
+        if inv.harness == Harness::Codex && input.event == HookEvent::SessionEnd {
+            // Codex clamps SessionEnd hooks to 3 s and kills them after.
+            limit = CODEX_SESSION_END_LIMIT;
+        }
     }
     let closed_on_error =
         input.event == HookEvent::PreToolUse && config.policy.fail == FailMode::Closed;
@@ -218,6 +229,7 @@ pub fn run(inv: Invocation) -> Outcome {
         session,
         cwd,
         stop_gates,
+        deadline: started + limit,
         verdict: None,
     };
     // The policy verdict is made here, before anything that can fail or hang
@@ -248,6 +260,28 @@ pub fn run(inv: Invocation) -> Outcome {
         },
         None => fail_outcome(closed_on_error, why),
     };
+    // The events of a tool call only need keeping: they go to the spool
+    // (a file write, no journal, no worker thread: a thread costs more than
+    // the write).
+    if let Some(spooled) = spooled(&ctx) {
+        let result = spooled.and_then(|(events, reply)| {
+            Journal::spool_for(&ctx.layout, &ctx.config, events)?;
+            Ok(reply)
+        });
+        return with_notice(match result {
+            Ok(Reply::Silent) => Outcome::default(),
+            Ok(Reply::Json(v)) => Outcome {
+                stdout: Some(v.to_string()),
+                stderr: None,
+                exit_code: 0,
+            },
+            Err(e) => {
+                let e = e.to_string();
+                log_error(Some(&layout), inv.harness, &name, &e);
+                fallback(&e)
+            }
+        });
+    }
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name("agentops-hook".into())
@@ -268,8 +302,14 @@ pub fn run(inv: Invocation) -> Outcome {
     let result = match rx.recv_timeout(remaining) {
         Ok(r) => Some(r),
         Err(mpsc::RecvTimeoutError::Timeout) if COMMITTING.load(Ordering::SeqCst) => {
-            // Never abandon a commit half-way: give it a little longer.
-            rx.recv_timeout(Duration::from_secs(10)).ok()
+            // Never abandon a commit half-way: give it a little longer
+            // (within what the harness itself allows).
+            let grace = if limit == CODEX_SESSION_END_LIMIT {
+                Duration::from_millis(400)
+            } else {
+                Duration::from_secs(10)
+            };
+            rx.recv_timeout(grace).ok()
         }
         Err(_) => None,
     };
@@ -466,38 +506,110 @@ pub fn error_log_path(layout: Option<&RepoLayout>) -> Option<PathBuf> {
     Some(state.join("agentops/hooks.log"))
 }
 
-fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
-    let journal = Journal::open_for(&ctx.layout, &ctx.config)?;
+/// The `hook.received` event of this call.
+fn received(ctx: &Ctx) -> NewEvent {
     let mut input = ctx.event.clone();
     cap_strings(&mut input, FIELD_CAP);
-    let mut events = vec![new_event(
+    new_event(
         ctx.session.clone(),
         body::HookReceived {
             harness: ctx.harness,
             event: ctx.input.event.to_string(),
             input,
         },
-    )];
+    )
+}
+
+/// For the events that are only kept, never read back (a tool call's), the
+/// events to spool and the answer; `None` for the others.
+fn spooled(ctx: &Ctx) -> Option<Result<(Vec<NewEvent>, Reply), crate::error::HarnessError>> {
+    let mut events = Vec::new();
     let reply = match &ctx.input.data {
-        EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
-        EventInput::UserPromptSubmit { .. } => prompt_submit(ctx, &journal, &mut events),
-        EventInput::PreToolUse(_) => pre_tool(ctx, &mut events),
+        EventInput::PreToolUse(_) => {
+            events.push(received(ctx));
+            pre_tool(ctx, &mut events)
+        }
         EventInput::PostToolUse { .. } => {
+            events.push(received(ctx));
             post_tool(ctx, &mut events);
             Ok(Reply::Silent)
         }
+        EventInput::Other => {
+            events.push(received(ctx));
+            Ok(Reply::Silent)
+        }
+        _ => return None,
+    };
+    Some(reply.map(|r| (events, r)))
+}
+
+fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
+    let journal = Journal::open_for(&ctx.layout, &ctx.config)?;
+    let mut events = vec![received(ctx)];
+    let reply = match &ctx.input.data {
+        EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
+        EventInput::UserPromptSubmit { .. } => prompt_submit(ctx, &journal, &mut events),
         EventInput::Stop { .. } => stop(ctx, &journal, &mut events),
         EventInput::Checkpoint => {
             // Journal the event first: the handoff reads the session from it.
             journal.append_batch(std::mem::take(&mut events), Durability::Configured)?;
+            if ctx.input.event == HookEvent::SessionEnd {
+                settle_feedback(ctx, &journal, false);
+            }
             write_handoff(ctx, &journal, ctx.input.event.as_str(), &mut events)
         }
-        EventInput::Other => Ok(Reply::Silent),
+        // Spooled before a worker starts (see `spooled`).
+        EventInput::PreToolUse(_) | EventInput::PostToolUse { .. } | EventInput::Other => {
+            Ok(Reply::Silent)
+        }
     };
     if !events.is_empty() {
         journal.append_batch(events, Durability::Configured)?;
     }
     reply
+}
+
+/// Records `retrieved` for what this call injected (best effort: feedback
+/// never costs the session its context).
+fn note_retrieved(ctx: &Ctx, journal: &Journal, cited: &[String]) {
+    if let Err(e) = crate::feedback::retrieved(journal, &ctx.session, cited) {
+        log_error(
+            Some(&ctx.layout),
+            ctx.harness,
+            ctx.input.event.as_str(),
+            &format!("feedback: {e}"),
+        );
+    }
+}
+
+/// Gives the session's knowledge its `used`/`helpful`/`harmful` signals
+/// (best effort), catching the index up when a maturity moved.
+fn settle_feedback(ctx: &Ctx, journal: &Journal, gates_passed: bool) {
+    let transcript = ctx
+        .input
+        .transcript_path
+        .as_deref()
+        .map(std::path::Path::new);
+    match crate::feedback::settle(
+        &ctx.layout,
+        &ctx.config,
+        journal,
+        ctx.harness,
+        &ctx.session,
+        transcript,
+        gates_passed,
+    ) {
+        Ok(s) if s.moved => {
+            let _ = agentops_context::catchup::after_write(&ctx.layout, &ctx.config);
+        }
+        Ok(_) => {}
+        Err(e) => log_error(
+            Some(&ctx.layout),
+            ctx.harness,
+            ctx.input.event.as_str(),
+            &format!("feedback: {e}"),
+        ),
+    }
 }
 
 /// A `hook.decision` of `verdict` for this hook call, the rest unset.

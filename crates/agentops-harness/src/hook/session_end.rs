@@ -19,6 +19,20 @@ pub(super) fn write_handoff(
     if !ctx.config.hooks.handoffs {
         return Ok(Reply::Silent);
     }
+    if ctx
+        .deadline
+        .saturating_duration_since(std::time::Instant::now())
+        < WRITE_MARGIN
+    {
+        // Bounded: a handoff not started is better than one cut half-way.
+        log_error(
+            Some(&ctx.layout),
+            ctx.harness,
+            trigger,
+            "no handoff written: too little of the hook's time limit was left for a memory write",
+        );
+        return Ok(Reply::Silent);
+    }
     if ctx.harness == Harness::Claude
         && trigger != "context-critical"
         && let Some(t) = ctx.input.transcript_path.as_deref()

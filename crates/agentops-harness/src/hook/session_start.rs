@@ -48,6 +48,7 @@ pub(super) fn session_start(
             ..body::ContextAssembled::default()
         },
     ));
+    note_retrieved(ctx, journal, &injected.cited);
     if injected.text.is_empty() {
         return Ok(Reply::Silent);
     }

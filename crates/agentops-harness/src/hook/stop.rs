@@ -13,6 +13,7 @@ pub(super) fn stop(
     events: &mut Vec<NewEvent>,
 ) -> Result<Reply, crate::error::HarnessError> {
     if ctx.stop_gates.is_empty() {
+        settle_feedback(ctx, journal, false);
         return Ok(Reply::Silent);
     }
     let prior = journal.read(&Query {
@@ -51,6 +52,15 @@ pub(super) fn stop(
         .iter()
         .filter(|r| r.verdict == Verdict::Fail && !r.pending)
         .collect();
+    // A main session's gates passing make what it used helpful.
+    let main = matches!(
+        ctx.input.data,
+        EventInput::Stop {
+            subagent: false,
+            ..
+        }
+    );
+    settle_feedback(ctx, journal, failing.is_empty() && main);
     if failing.is_empty() {
         return Ok(Reply::Silent);
     }

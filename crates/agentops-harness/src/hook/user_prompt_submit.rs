@@ -159,6 +159,7 @@ fn just_in_time(
             ..body::ContextAssembled::default()
         },
     ));
+    note_retrieved(ctx, journal, &p.cited);
     Ok(Reply::Json(context_reply(
         &HookEvent::UserPromptSubmit,
         &text,
