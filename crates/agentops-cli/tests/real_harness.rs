@@ -186,3 +186,102 @@ fn claude_code_fires_every_installed_hook_and_its_model_gets_the_learning() {
         "{v}"
     );
 }
+
+#[test]
+fn codex_fires_every_installed_hook_and_its_model_gets_the_learning() {
+    let Some(codex) = cli("codex") else { return };
+    let (ctx, id) = project();
+    let r = ctx.run(&["hooks", "install", "codex"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // What the install says about trust, and what doctor reads before the
+    // person trusted anything.
+    assert!(r.stdout.contains("codex exec --trust"), "{}", r.stdout);
+    let home = ctx.root.join(".home");
+    let codex_home = home.join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let doctor = ctx.run_env(
+        &["doctor"],
+        &[("CODEX_HOME", codex_home.display().to_string())],
+    );
+    let said = format!("{}{}", doctor.stdout, doctor.stderr);
+    assert!(
+        said.contains("Codex skips the agentops hooks silently") && said.contains("not trusted"),
+        "{said}"
+    );
+    let script = Script::default()
+        .rule(
+            &[MARK],
+            Some(0),
+            Reply {
+                tool_calls: vec![ScriptedCall {
+                    name: "exec_command".into(),
+                    input: json!({"cmd": "echo hello-from-codex"}),
+                }],
+                ..Reply::default()
+            },
+        )
+        .rule(&[MARK], Some(1), Reply::text("Done: said hello."));
+    let server = ScriptedServer::start(script).unwrap();
+    let root = std::fs::canonicalize(&ctx.root).unwrap();
+    // The person's side: a model provider, and the project trusted.
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n[projects.{:?}]\ntrust_level = \"trusted\"\n",
+            server.url(),
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(&codex);
+    c.args([
+        "exec",
+        // Standing in for approving each hook in /hooks.
+        "--dangerously-bypass-hook-trust",
+        "--dangerously-bypass-approvals-and-sandbox",
+        &format!("{MARK}: say hello with a shell command"),
+    ])
+    .current_dir(&ctx.root)
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("HOME", &home)
+    .env("CODEX_HOME", &codex_home)
+    .env("OPENAI_API_KEY", "sk-test-dummy");
+    let out = run_with_timeout(c, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let received = server.received();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\n{:#?}",
+        received
+            .iter()
+            .map(|r| (&r.path, r.status))
+            .collect::<Vec<_>>()
+    );
+    let session: Vec<_> = received
+        .iter()
+        .filter(|r| r.api == "responses" && r.body.to_string().contains(MARK))
+        .collect();
+    assert!(!session.is_empty(), "no request of the session arrived");
+    let first = session[0].body.to_string();
+    assert!(
+        first.contains("Deploys need the canary flag") && first.contains(&id),
+        "{first}"
+    );
+    let got = journaled_events(&ctx);
+    for e in [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "SessionEnd",
+    ] {
+        assert!(
+            got.contains(e),
+            "{e} never fired; journaled: {got:?}\n{stderr}"
+        );
+    }
+    assert_eq!(hook_log(&ctx), "");
+}

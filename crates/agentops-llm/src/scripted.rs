@@ -1,5 +1,6 @@
 //! A scripted model server on loopback: speaks the OpenAI chat completions
-//! and Anthropic Messages wire formats, plain and streamed (SSE), answers
+//! and Anthropic Messages wire formats, plain and streamed (SSE), and the
+//! OpenAI Responses API streamed (what Codex speaks), answers
 //! from a script, and records every request it receives.
 //!
 //! It stands in for a hosted model in tests, benchmarks and `agentops demo`;
@@ -199,7 +200,7 @@ pub struct Received {
     /// 1-based order of arrival.
     pub n: usize,
     pub path: String,
-    /// `openai` or `anthropic`.
+    /// `openai`, `anthropic` or `responses` (the OpenAI Responses API).
     pub api: &'static str,
     pub stream: bool,
     pub headers: Vec<(String, String)>,
@@ -384,6 +385,8 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         let route = path.split('?').next().unwrap_or(&path);
         let api = if route.ends_with("/messages") {
             "anthropic"
+        } else if route.ends_with("/responses") {
+            "responses"
         } else {
             "openai"
         };
@@ -398,9 +401,12 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             continue;
         };
         let stream = req["stream"].as_bool().unwrap_or(false);
-        let turn = req["messages"]
-            .as_array()
-            .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
+        let turn = match req["messages"].as_array() {
+            Some(m) => m.iter().filter(|m| m["role"] == "assistant").count(),
+            // The Responses API: the model's earlier turns are `input` items
+            // (its messages, and its tool calls when it said nothing).
+            None => responses_turn(&req["input"]),
+        };
         let text = request_text(&req);
         let (reply, n, style) = {
             let mut s = shared
@@ -481,10 +487,11 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 anthropic_plain(&id, &model, &reply, ids, input, output, cached).to_string()
             }
             ("anthropic", true) => anthropic_sse(&id, &model, &reply, ids, input, output, cached),
+            ("responses", _) => responses_sse(&id, &model, &reply, ids, input, output, cached),
             (_, false) => openai_plain(&id, &model, &reply, ids, input, output, cached).to_string(),
             (_, true) => openai_sse(&id, &model, &reply, ids, input, output, cached),
         };
-        let ctype = if stream {
+        let ctype = if stream || api == "responses" {
             "text/event-stream"
         } else {
             "application/json"
@@ -642,6 +649,83 @@ fn openai_sse(
                         "prompt_tokens_details": {"cached_tokens": cached}}}),
     );
     out.push_str("data: [DONE]\n\n");
+    out
+}
+
+/// How many turns the model has had in a Responses API `input`: each run of
+/// its items (messages, tool calls) between others counts once.
+fn responses_turn(input: &Value) -> usize {
+    let mut turns = 0;
+    let mut in_turn = false;
+    for item in input.as_array().into_iter().flatten() {
+        let model = item["role"] == "assistant"
+            || matches!(
+                item["type"].as_str(),
+                Some("function_call" | "custom_tool_call" | "local_shell_call" | "reasoning")
+            );
+        if model && !in_turn {
+            turns += 1;
+        }
+        in_turn = model;
+    }
+    turns
+}
+
+/// The OpenAI Responses API's stream (what Codex speaks): the output items
+/// (a message, then function calls), then `response.completed` with usage.
+fn responses_sse(
+    id: &str,
+    model: &str,
+    r: &Reply,
+    ids: Ids,
+    input: u64,
+    output: u64,
+    cached: u64,
+) -> String {
+    let mut out = String::new();
+    let mut ev = |v: Value| {
+        let kind = v["type"].as_str().unwrap_or("").to_owned();
+        out.push_str(&format!("event: {kind}\ndata: {v}\n\n"));
+    };
+    let resp_id = format!("resp_{id}");
+    ev(
+        json!({"type": "response.created", "response": {"id": resp_id, "object": "response",
+        "status": "in_progress", "model": model, "output": []}}),
+    );
+    let mut items = Vec::new();
+    if !r.text.is_empty() {
+        let item_id = format!("msg_{id}");
+        let index = items.len();
+        ev(
+            json!({"type": "response.output_item.added", "output_index": index,
+            "item": {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}}),
+        );
+        for p in pieces(&r.text) {
+            ev(
+                json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": index,
+                "content_index": 0, "delta": p}),
+            );
+        }
+        let item = json!({"id": item_id, "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": r.text, "annotations": []}]});
+        ev(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+        items.push(item);
+    }
+    for (i, c) in r.tool_calls.iter().enumerate() {
+        let index = items.len();
+        let item = json!({"id": format!("fc_{id}_{i}"), "type": "function_call", "status": "completed",
+            "call_id": call_id("call", ids, i), "name": c.name, "arguments": c.input.to_string()});
+        ev(json!({"type": "response.output_item.added", "output_index": index, "item": item}));
+        ev(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+        items.push(item);
+    }
+    ev(
+        json!({"type": "response.completed", "response": {"id": resp_id, "object": "response",
+        "status": "completed", "model": model, "output": items,
+        "usage": {"input_tokens": input, "output_tokens": output, "total_tokens": input + output,
+            "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens_details": {"reasoning_tokens": 0}}}}),
+    );
     out
 }
 
