@@ -115,6 +115,23 @@ pub enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Propose provisional learnings from what sessions did: commands the
+    /// policy denied and what the agent did instead, gate failures and the
+    /// change that fixed them, tool errors followed by a success, and the
+    /// questions a handoff left open. Heuristics, no model; with
+    /// `[harvest] backend` a model writes each as Context / Solution /
+    /// Learning / Impact. Near-copies of existing entries are left out.
+    /// Prints them; --apply records each as a memory write.
+    Harvest {
+        /// One session (default: every session in --since).
+        session: Option<String>,
+        /// Sessions active since this long ago (7d, 24h) or this date.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Record the candidates as provisional learnings (memory writes).
+        #[arg(long)]
+        apply: bool,
+    },
     /// How full a Claude Code session's context window is, from the tail of
     /// its transcript: green ≤ 20%, amber ≤ 40%, red ≤ 60%, critical above.
     Guard {

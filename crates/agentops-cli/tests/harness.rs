@@ -756,6 +756,154 @@ fn feedback_over_sessions_changes_what_the_next_session_gets() {
 }
 
 #[test]
+fn harvest_proposes_what_sessions_learned_and_never_twice() {
+    let ctx = ctx();
+    ctx.write(
+        ".agents/config.toml",
+        "[hooks]\nstop_gates = [\"fixed\"]\n\n[gates.fixed]\nkind = \"command\"\ncommand = \"test -f fixed.txt\"\n",
+    );
+    let sid = "s-harvest";
+    let send = |v: Value| {
+        let mut v = v;
+        v["session_id"] = Value::String(sid.into());
+        v["cwd"] = json!(ctx.root);
+        let r = hook(&ctx, &v.to_string());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r
+    };
+    send(json!({"hook_event_name": "UserPromptSubmit", "prompt": "ship the rate limiter"}));
+    // Denied, then done another way.
+    let r = send(json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "git push --force origin main"}, "tool_use_id": "toolu_h1"}));
+    assert!(r.stdout.contains("deny"), "{}", r.stdout);
+    send(json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "git push origin rate-limiter"}, "tool_use_id": "toolu_h2"}));
+    send(
+        json!({"hook_event_name": "PostToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "git push origin rate-limiter"}, "tool_use_id": "toolu_h2",
+        "tool_response": {"stdout": "ok"}}),
+    );
+    // A tool error, then a success of the same tool.
+    send(
+        json!({"hook_event_name": "PostToolUseFailure", "tool_name": "Bash",
+        "tool_input": {"command": "cargo test --all-targets -p shop"}, "tool_use_id": "toolu_h3",
+        "error": "error: package `shop` not found"}),
+    );
+    send(
+        json!({"hook_event_name": "PostToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "cargo test --workspace"}, "tool_use_id": "toolu_h4",
+        "tool_response": {"stdout": "ok"}}),
+    );
+    // A gate that fails, then passes after a file is written.
+    let r = send(json!({"hook_event_name": "Stop", "stop_hook_active": false}));
+    assert!(r.stdout.contains("block"), "{}", r.stdout);
+    ctx.write("fixed.txt", "yes\n");
+    send(
+        json!({"hook_event_name": "PostToolUse", "tool_name": "Write",
+        "tool_input": {"file_path": ctx.root.join("fixed.txt"), "content": "yes"}, "tool_use_id": "toolu_h5",
+        "tool_response": {"success": true}}),
+    );
+    let r = send(json!({"hook_event_name": "Stop", "stop_hook_active": true,
+        "last_assistant_message": "Shipped. Should the limit be per API key or per account?"}));
+    assert_eq!(r.stdout, "");
+    send(json!({"hook_event_name": "SessionEnd", "reason": "exit"}));
+    // The handoff lists what harvest would propose.
+    let handoff = ctx.run(&["handoff", "latest"]).stdout;
+    assert!(handoff.contains("## Harvest candidates"), "{handoff}");
+    assert!(
+        handoff.contains("Open question: Should the limit be per API key or per account?"),
+        "{handoff}"
+    );
+    let r = ctx.run(&["harvest", sid, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json_of(&r);
+    let sources: Vec<&str> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap())
+        .collect();
+    for s in [
+        "denied-then-instead",
+        "error-then-success",
+        "gate-fixed",
+        "open-question",
+    ] {
+        assert!(sources.contains(&s), "{s} missing: {v}");
+    }
+    let text = v.to_string();
+    assert!(
+        text.contains("git push origin rate-limiter") && text.contains("cargo test --workspace"),
+        "{text}"
+    );
+    assert!(text.contains("fixed.txt"), "{text}");
+    // Printing changes nothing; --apply records each as a provisional learning.
+    assert_eq!(
+        ctx.run(&["knowledge", "list", "--type", "learning", "--json"])
+            .stdout
+            .matches("\"id\"")
+            .count(),
+        0
+    );
+    let r = ctx.run(&["harvest", sid, "--apply", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let writes = json_of(&r)["writes"].as_array().unwrap().len();
+    assert_eq!(writes, sources.len());
+    // Known now: never proposed twice.
+    let again = json_of(&ctx.run(&["harvest", sid, "--json"]));
+    assert_eq!(again["candidates"].as_array().unwrap().len(), 0, "{again}");
+    let r = ctx.run(&["harvest", "--since", "1d"]);
+    assert!(r.stdout.contains("no candidates"), "{}", r.stdout);
+
+    // With a model: it writes the sections.
+    let server = agentops_llm::scripted::ScriptedServer::start(
+        agentops_llm::scripted::Script::default().rule(
+            &["Proposed learning"],
+            None,
+            agentops_llm::scripted::Reply::text(
+                "## Context\nA push was denied.\n## Solution\nPush the branch.\n## Learning\nNever force-push main.\n## Impact\nNo lost commits.",
+            ),
+        ),
+    )
+    .unwrap();
+    let ctx2 = self::ctx();
+    ctx2.write(
+        ".agents/config.toml",
+        &format!(
+            "[harvest]\nbackend = \"openai:scripted-model\"\n\n[llm]\nopenai_base_url = \"{}\"\n",
+            server.openai_base()
+        ),
+    );
+    for v in [
+        json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "git push --force origin main"}}),
+        json!({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {"command": "git push origin topic"}, "tool_response": {}}),
+    ] {
+        let mut v = v;
+        v["session_id"] = json!("s-harvest-model");
+        v["cwd"] = json!(ctx2.root);
+        hook(&ctx2, &v.to_string());
+    }
+    let r = ctx2.run_env(
+        &["harvest", "s-harvest-model", "--json"],
+        &[("OPENAI_API_KEY", "sk-test".into())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = &json_of(&r)["candidates"][0];
+    assert_eq!(c["by_model"], true, "{c}");
+    assert!(
+        c["body"]
+            .as_str()
+            .unwrap()
+            .contains("Never force-push main.")
+    );
+    // A backend that is not one names the setting.
+    ctx2.write(".agents/config.toml", "[harvest]\nbackend = \"nonsense\"\n");
+    let r = ctx2.run(&["harvest", "s-harvest-model"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("harvest.backend"), "{}", r.stderr);
+}
+
+#[test]
 fn session_start_injects_a_packet_within_budget() {
     let ctx = ctx();
     for i in 0..30 {

@@ -269,7 +269,27 @@ pub fn write_for_session(
         Some(r) if !r.is_empty() && trigger != "context-critical" => format!("{trigger} ({r})"),
         _ => trigger.to_owned(),
     };
-    let (title, body) = render(&f, branch.as_deref(), session.as_str(), harness, &why);
+    let (title, mut body) = render(&f, branch.as_deref(), session.as_str(), harness, &why);
+    // What `agentops harvest` would propose from this session.
+    let mut proposed: Vec<String> = crate::harvest::from_session(session, &events)
+        .into_iter()
+        .map(|c| c.title)
+        .collect();
+    proposed.extend(
+        crate::harvest::questions(f.last_message.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(|q| format!("Open question: {q}")),
+    );
+    if !proposed.is_empty() {
+        body.push_str("\n## Harvest candidates\n\n");
+        for p in proposed.iter().take(10) {
+            body.push_str(&format!("- {p}\n"));
+        }
+        body.push_str(&format!(
+            "\nRecord them as provisional learnings: `agentops harvest {} --apply` (or look first without `--apply`).\n",
+            session.as_str()
+        ));
+    }
     let mut tags = vec!["handoff".to_owned(), harness.as_str().to_owned()];
     if let Some(b) = &branch {
         let t = format!("branch:{}", b.to_ascii_lowercase().replace('/', "."));

@@ -57,7 +57,12 @@ pub fn from_session(session: &RunId, events: &[Event]) -> Vec<Candidate> {
         .filter_map(|e| EventBody::decode(e).ok())
         .collect();
     let sid = session.as_str().to_owned();
-    let mut push = |title: String, context: String, solution: String, learning: String, source: Source, tags: &[&str]| {
+    let mut push = |title: String,
+                    context: String,
+                    solution: String,
+                    learning: String,
+                    source: Source,
+                    tags: &[&str]| {
         out.push(Candidate {
             title: clip(&title, 90),
             body: sections(&context, &solution, &learning, impact(source)),
@@ -80,9 +85,7 @@ pub fn from_session(session: &RunId, events: &[Event]) -> Vec<Candidate> {
                 last_asked = h.input["tool_input"]["command"]
                     .as_str()
                     .map(str::to_owned)
-                    .or_else(|| {
-                        h.input["tool_input"]["cmd"].as_str().map(str::to_owned)
-                    });
+                    .or_else(|| h.input["tool_input"]["cmd"].as_str().map(str::to_owned));
             }
             EventBody::HookDecision(d) if d.decision == HookVerdict::Deny => {
                 if let Some(cmd) = last_asked.take() {
@@ -289,18 +292,82 @@ fn known_elsewhere(
     let mut keep = Vec::with_capacity(all.len());
     for c in all.drain(..) {
         let words = content_words(&c.title);
-        let hits = idx.search(&c.title, &agentops_context::SearchFilter::default(), 5, &none)?;
+        let hits = idx.search(
+            &c.title,
+            &agentops_context::SearchFilter::default(),
+            5,
+            &none,
+        )?;
+        // Handoffs list the candidates themselves: they are not knowledge.
         let copy = !words.is_empty()
-            && hits.iter().any(|h| {
-                h.entry.title.eq_ignore_ascii_case(&c.title)
-                    || coverage(&words, &h.entry).share() >= 0.8
-            });
+            && hits
+                .iter()
+                .filter(|h| h.entry.kind != agentops_knowledge::EntryType::Handoff)
+                .any(|h| {
+                    h.entry.title.eq_ignore_ascii_case(&c.title)
+                        || coverage(&words, &h.entry).relevant(0.8)
+                });
         if !copy {
             keep.push(c);
         }
     }
     *all = keep;
     Ok(())
+}
+
+/// Has the `[harvest] backend` model write each candidate as Context /
+/// Solution / Learning / Impact from what the heuristics found (a candidate
+/// whose answer lacks those sections keeps its own text). Errors name the
+/// setting.
+pub fn rewrite_with_model(
+    layout: &RepoLayout,
+    config: &Config,
+    backend: &str,
+    candidates: &mut [Candidate],
+) -> Result<usize, String> {
+    use agentops_llm::{BackendSpec, Message, Request};
+    let spec = BackendSpec::parse(backend).map_err(|e| format!("harvest.backend: {e}"))?;
+    let env = |k: &str| std::env::var(k).ok();
+    let model = agentops_llm::build(
+        &spec,
+        &agentops_llm::BuildOptions {
+            llm: &config.llm,
+            workdir: layout.work_tree.clone(),
+            env: &env,
+            base_url: None,
+            key_env: None,
+            children_file: None,
+        },
+    )
+    .map_err(|e| format!("harvest.backend `{backend}`: {e}"))?;
+    let mut n = 0;
+    for c in candidates.iter_mut() {
+        let req = Request {
+            model: spec.model().unwrap_or(backend).to_owned(),
+            system: "You turn what an AI coding session did into one reusable learning for the team's knowledge base. Answer with Markdown only, exactly four sections: ## Context, ## Solution, ## Learning, ## Impact. Keep to the facts given; do not invent commands, files or numbers.".into(),
+            messages: vec![Message::user(format!(
+                "Proposed learning: {}\n\n{}",
+                c.title, c.body
+            ))],
+            tools: Vec::new(),
+            max_tokens: 800,
+            temperature: Some(0.0),
+        };
+        let resp = model
+            .complete(&req, &mut |_| {})
+            .map_err(|e| format!("harvest.backend `{backend}`: {e}"))?;
+        let text = resp.text();
+        let has_all = ["## Context", "## Solution", "## Learning", "## Impact"]
+            .iter()
+            .all(|h| text.contains(h));
+        if has_all {
+            let start = text.find("## Context").unwrap_or(0);
+            c.body = format!("{}\n", text[start..].trim());
+            c.by_model = true;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -312,8 +379,13 @@ mod tests {
     #[test]
     fn questions_are_whole_sentences_with_a_question_mark() {
         assert_eq!(
-            questions("Done. Should the retry budget be per client? Maybe.\n- Is the cache shared across pods?"),
-            ["Should the retry budget be per client?", "Is the cache shared across pods?"]
+            questions(
+                "Done. Should the retry budget be per client? Maybe.\n- Is the cache shared across pods?"
+            ),
+            [
+                "Should the retry budget be per client?",
+                "Is the cache shared across pods?"
+            ]
         );
         assert!(questions("Why? Done.").is_empty());
     }

@@ -8,13 +8,15 @@
 //! - [`ingest`]: `claude -p --output-format stream-json`, `codex exec --json`
 //!   and Claude Code transcripts into sessions and spans with tokens and cost;
 //! - [`sessions`]: the harness sessions the journal knows;
-//! - [`feedback`]: automatic feedback on the knowledge a session was given.
+//! - [`feedback`]: automatic feedback on the knowledge a session was given;
+//! - [`harvest`]: provisional learnings proposed from what sessions did.
 
 pub mod codex_trust;
 mod commit_guard;
 pub mod error;
 pub mod feedback;
 pub mod handoff;
+pub mod harvest;
 pub mod hook;
 pub mod ingest;
 pub mod install;

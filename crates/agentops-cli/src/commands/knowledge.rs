@@ -310,3 +310,100 @@ fn maturity(
     render_write(&o, out, verb);
     Ok(Code::Ok)
 }
+
+/// `agentops harvest [SESSION] [--since D] [--apply]`.
+pub fn harvest(
+    session: Option<&str>,
+    since: &str,
+    apply: bool,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    use agentops_harness::harvest;
+    let (layout, k, config) = open(flags)?;
+    let j = journal(&layout, &config)?;
+    let sessions: Vec<agentops_core::RunId> = match session {
+        Some(s) => vec![
+            agentops_core::RunId::parse(s).map_err(|e| Failure::usage(format!("SESSION: {e}")))?,
+        ],
+        None => {
+            let since = parse_since(since)?;
+            agentops_harness::sessions::list(&j, Some(since))
+                .map_err(Failure::failed)?
+                .into_iter()
+                .filter_map(|s| agentops_core::RunId::parse(&s.id).ok())
+                .collect()
+        }
+    };
+    let mut found = harvest::harvest(&layout, &config, &j, &sessions).map_err(Failure::failed)?;
+    if let Some(backend) = &config.harvest.backend {
+        harvest::rewrite_with_model(&layout, &config, backend, &mut found)
+            .map_err(Failure::usage)?;
+    }
+    let mut writes = Vec::new();
+    if apply {
+        for c in &found {
+            let mut o = k
+                .learn(
+                    NewEntry {
+                        kind: Some(EntryType::Learning),
+                        title: c.title.clone(),
+                        body: c.body.clone(),
+                        tags: c
+                            .tags
+                            .iter()
+                            .cloned()
+                            .chain(["harvested".to_owned()])
+                            .collect(),
+                        supersedes: Vec::new(),
+                        source: agentops_knowledge::Provenance {
+                            run: None,
+                            session: Some(c.session.clone()),
+                            agent: Some("harvest".into()),
+                        },
+                    },
+                    Some(&j),
+                )
+                .map_err(fail)?;
+            index_after_write(&layout, &config, &mut o.warnings);
+            writes.push(o);
+        }
+    }
+    if out.json {
+        out.json(&serde_json::json!({
+            "sessions": sessions.len(), "candidates": found, "applied": apply, "writes": writes,
+        }));
+        return Ok(Code::Ok);
+    }
+    if found.is_empty() {
+        out.line(&format!(
+            "no candidates in {} (nothing denied then done otherwise, no gate fixed, no error then success, no open question — or each is already known)",
+            agentops_core::counted(u64::try_from(sessions.len()).unwrap_or(0), "session", "sessions")
+        ));
+        return Ok(Code::Ok);
+    }
+    for (i, c) in found.iter().enumerate() {
+        out.line(&format!("## {}. {}", i + 1, c.title));
+        out.line(&format!(
+            "session {} · {:?}{}",
+            c.session,
+            c.source,
+            if c.by_model {
+                " · written by the model"
+            } else {
+                ""
+            }
+        ));
+        out.line("");
+        out.raw(&c.body);
+        out.line("");
+    }
+    if apply {
+        for w in &writes {
+            render_write(w, out, "learned");
+        }
+    } else {
+        out.line("Record them with `agentops harvest --apply` (each a provisional learning, a memory write).");
+    }
+    Ok(Code::Ok)
+}

@@ -44,6 +44,11 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Feedback { id, signal, source } => {
             context::feedback(&id, &signal, source, flags, out)
         }
+        Command::Harvest {
+            session,
+            since,
+            apply,
+        } => knowledge::harvest(session.as_deref(), &since, apply, flags, out),
         Command::Guard { transcript, window } => context::guard(&transcript, window, flags, out),
         Command::Eval(crate::cli::EvalCommand::Retrieval { file, corpus }) => {
             context::eval(&file, corpus.as_deref(), flags, out)

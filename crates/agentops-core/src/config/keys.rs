@@ -374,6 +374,15 @@ config_table! {
         /// journal takes them in.
         sync_tool_events: bool = false, Rule::Text("true or false");
     }
+    /// `[harvest]`: learnings proposed from what sessions did (`agentops harvest`).
+    [harvest] HarvestConfig {
+        /// A model that rewrites each candidate as Context / Solution / Learning /
+        /// Impact (any agentops backend: openai:<model>, anthropic:<model>,
+        /// command:claude, command:codex). Unset: the heuristics' own text.
+        backend: Option<String> = None,
+            Rule::Text("a backend: openai:<model>, anthropic:<model>, command:claude, command:codex or command:<argv>"),
+            example "\"command:claude\"";
+    }
     /// `[llm]`: model backends of `agentops run` (docs/runner.md). Keys are read
     /// from the environment variables named here; never write a key in this file.
     [llm] LlmConfig {
