@@ -655,6 +655,47 @@ fn prompts_pull_in_relevant_knowledge_once() {
 }
 
 #[test]
+fn subagents_and_compactions_bring_their_own_knowledge() {
+    let ctx = ctx();
+    for (title, body) in [
+        (
+            "Retry with jittered exponential backoff",
+            "The payment client retried in lockstep after an outage; spread retries with full jitter.",
+        ),
+        (
+            "CSS grid for the settings page",
+            "Use grid-template-areas for the settings page layout.",
+        ),
+    ] {
+        assert_eq!(ctx.run(&["learn", title, "--body", body, "-q"]).code, 0);
+    }
+    let send = |v: Value| {
+        let mut v = v;
+        v["session_id"] = json!("s-sub");
+        v["cwd"] = json!(ctx.root);
+        hook(&ctx, &v.to_string())
+    };
+    // The subagent's task is the Task tool call's prompt.
+    send(json!({"hook_event_name": "PreToolUse", "tool_name": "Task",
+        "tool_input": {"description": "retries", "prompt": "Add retries with backoff to the payment client", "subagent_type": "general-purpose"}}));
+    let r = send(json!({"hook_event_name": "SubagentStart", "agent_id": "a1", "agent_type": "general-purpose"}));
+    let v = json_of(&r);
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "SubagentStart");
+    let text = injected(&r);
+    assert!(text.contains("jittered exponential backoff"), "{text}");
+    assert!(!text.contains("CSS grid"), "{text}");
+    // Once per session.
+    let r = send(json!({"hook_event_name": "SubagentStart", "agent_id": "a2", "agent_type": "general-purpose"}));
+    assert_eq!(r.stdout, "");
+    // After a compaction, its summary is the query.
+    send(json!({"hook_event_name": "PostCompact", "trigger": "auto",
+        "compact_summary": "We were restyling the settings page layout with CSS grid areas."}));
+    let r = send(json!({"hook_event_name": "SessionStart", "source": "compact"}));
+    assert!(injected(&r).contains("CSS grid for the settings page"), "{}", r.stdout);
+    assert_eq!(hook_log(&ctx), "");
+}
+
+#[test]
 fn feedback_over_sessions_changes_what_the_next_session_gets() {
     let ctx = ctx();
     ctx.write(

@@ -47,6 +47,8 @@ pub fn events(h: Harness) -> &'static [(&'static str, u64, bool)] {
             ("Stop", 900, false),
             ("SubagentStop", 900, false),
             ("PreCompact", 60, false),
+            ("PostCompact", 10, false),
+            ("SubagentStart", 10, false),
             ("SessionEnd", 60, false),
         ],
         // Codex's events (no PostToolUseFailure). Codex fires SessionEnd at
@@ -545,7 +547,7 @@ mod tests {
         let path = dir.path().join("settings.json");
         std::fs::write(&path, USER_SETTINGS).unwrap();
         let plan = plan_install(Harness::Claude, &path, "agentops hook claude").unwrap();
-        assert_eq!(plan.events.len(), 9);
+        assert_eq!(plan.events.len(), 11);
         plan.apply().unwrap();
         let installed = std::fs::read_to_string(&path).unwrap();
         assert!(installed.contains("~/bin/check-bash.sh"));

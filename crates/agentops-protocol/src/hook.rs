@@ -21,6 +21,10 @@ pub enum HookEvent {
     SubagentStop,
     PreCompact,
     SessionEnd,
+    /// Claude Code: a subagent starts (its task brings knowledge in).
+    SubagentStart,
+    /// After a compaction (its `compact_summary` is journaled).
+    PostCompact,
     /// An event agentops does not handle (it is journaled and answered with
     /// silence).
     Other(String),
@@ -28,7 +32,7 @@ pub enum HookEvent {
 
 impl HookEvent {
     /// Every event agentops handles.
-    pub const HANDLED: [HookEvent; 9] = [
+    pub const HANDLED: [HookEvent; 11] = [
         Self::SessionStart,
         Self::UserPromptSubmit,
         Self::PreToolUse,
@@ -38,6 +42,8 @@ impl HookEvent {
         Self::SubagentStop,
         Self::PreCompact,
         Self::SessionEnd,
+        Self::SubagentStart,
+        Self::PostCompact,
     ];
 
     pub fn parse(name: &str) -> Self {
@@ -58,6 +64,8 @@ impl HookEvent {
             Self::SubagentStop => "SubagentStop",
             Self::PreCompact => "PreCompact",
             Self::SessionEnd => "SessionEnd",
+            Self::SubagentStart => "SubagentStart",
+            Self::PostCompact => "PostCompact",
             Self::Other(n) => n,
         }
     }
@@ -157,6 +165,13 @@ pub enum EventInput {
     },
     /// PreCompact and SessionEnd.
     Checkpoint,
+    /// SubagentStart: the subagent's type and, where the harness passes it,
+    /// its task.
+    SubagentStart {
+        agent_type: Option<String>,
+        task: Option<String>,
+    },
+    /// PostCompact and events agentops only journals.
     Other,
 }
 
@@ -205,7 +220,14 @@ impl HookEventInput {
                 last_assistant_message: raw.last_assistant_message.clone(),
             },
             HookEvent::PreCompact | HookEvent::SessionEnd => EventInput::Checkpoint,
-            HookEvent::Other(_) => EventInput::Other,
+            HookEvent::SubagentStart => EventInput::SubagentStart {
+                agent_type: v.get("agent_type").and_then(Value::as_str).map(str::to_owned),
+                task: ["prompt", "task", "description"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(Value::as_str))
+                    .map(str::to_owned),
+            },
+            HookEvent::PostCompact | HookEvent::Other(_) => EventInput::Other,
         };
         HookEventInput {
             event,

@@ -550,6 +550,7 @@ fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
         EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
         EventInput::UserPromptSubmit { .. } => prompt_submit(ctx, &journal, &mut events),
         EventInput::Stop { .. } => stop(ctx, &journal, &mut events),
+        EventInput::SubagentStart { .. } => subagent_start(ctx, &journal, &mut events),
         EventInput::Checkpoint => {
             // Journal the event first: the handoff reads the session from it.
             journal.append_batch(std::mem::take(&mut events), Durability::Configured)?;

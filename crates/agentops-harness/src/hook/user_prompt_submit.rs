@@ -23,7 +23,7 @@ pub(super) fn prompt_submit(
     let Some(report) = report else {
         // No transcript yet (the first prompt) or unreadable: no guard, but
         // the prompt still brings its knowledge in.
-        return just_in_time(ctx, journal, events, 0, ctx.config.context.window);
+        return prompt_knowledge(ctx, journal, events, 0, ctx.config.context.window);
     };
     events.push(new_event(
         ctx.session.clone(),
@@ -38,7 +38,9 @@ pub(super) fn prompt_submit(
     ));
     let pct = report.percent;
     match report.band {
-        Band::Green | Band::Amber => just_in_time(ctx, journal, events, report.used, report.window),
+        Band::Green | Band::Amber => {
+            prompt_knowledge(ctx, journal, events, report.used, report.window)
+        }
         Band::Red => Ok(Reply::Json(context_reply(
             &HookEvent::UserPromptSubmit,
             &format!(
@@ -77,25 +79,38 @@ pub(super) fn prompt_submit(
     }
 }
 
-/// Knowledge for the prompt: entries the search ranks and the prompt's words
-/// cover, not already given to this session, within the prompt budget. The
-/// index is searched as it is (never built on this path).
-fn just_in_time(
+/// The prompt's knowledge (see [`just_in_time`]).
+fn prompt_knowledge(
     ctx: &Ctx,
     journal: &Journal,
     events: &mut Vec<NewEvent>,
     used: u64,
     window: u64,
 ) -> Result<Reply, crate::error::HarnessError> {
-    use agentops_context::packet::{self, PacketRequest};
-    use agentops_context::relevance::{content_words, coverage};
-    use agentops_context::{KnowledgeIndex, SearchFilter};
     let EventInput::UserPromptSubmit {
         prompt: Some(prompt),
     } = &ctx.input.data
     else {
         return Ok(Reply::Silent);
     };
+    just_in_time(ctx, journal, events, prompt, used, window)
+}
+
+/// Knowledge for a task (a prompt, a subagent's task): entries the search
+/// ranks and the task's words cover, not already given to this session,
+/// within the prompt budget. The index is searched as it is (never built on
+/// this path).
+pub(super) fn just_in_time(
+    ctx: &Ctx,
+    journal: &Journal,
+    events: &mut Vec<NewEvent>,
+    prompt: &str,
+    used: u64,
+    window: u64,
+) -> Result<Reply, crate::error::HarnessError> {
+    use agentops_context::packet::{self, PacketRequest};
+    use agentops_context::relevance::{content_words, coverage};
+    use agentops_context::{KnowledgeIndex, SearchFilter};
     let budget = packet::default_budget(ctx.config.hooks.prompt_budget, window, used);
     let words = content_words(prompt);
     if budget < 100 || words.is_empty() || !agentops_context::catchup::exists(&ctx.layout) {
@@ -160,8 +175,5 @@ fn just_in_time(
         },
     ));
     note_retrieved(ctx, journal, &p.cited);
-    Ok(Reply::Json(context_reply(
-        &HookEvent::UserPromptSubmit,
-        &text,
-    )))
+    Ok(Reply::Json(context_reply(&ctx.input.event, &text)))
 }
