@@ -11,6 +11,7 @@
 
 mod context;
 mod corpus;
+mod flywheel;
 mod foundation;
 mod gates;
 mod harness;
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
     );
     std::process::exit(2)
 }
@@ -48,6 +49,7 @@ fn main() {
         Some("context") => context::run(quick),
         Some("gates") => gates::run(quick),
         Some("harness") => harness::run(quick),
+        Some("flywheel") => flywheel::run(quick),
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
         Some("trace-repo") => match args.get(1) {

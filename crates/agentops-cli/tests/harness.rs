@@ -678,20 +678,28 @@ fn subagents_and_compactions_bring_their_own_knowledge() {
     // The subagent's task is the Task tool call's prompt.
     send(json!({"hook_event_name": "PreToolUse", "tool_name": "Task",
         "tool_input": {"description": "retries", "prompt": "Add retries with backoff to the payment client", "subagent_type": "general-purpose"}}));
-    let r = send(json!({"hook_event_name": "SubagentStart", "agent_id": "a1", "agent_type": "general-purpose"}));
+    let r = send(
+        json!({"hook_event_name": "SubagentStart", "agent_id": "a1", "agent_type": "general-purpose"}),
+    );
     let v = json_of(&r);
     assert_eq!(v["hookSpecificOutput"]["hookEventName"], "SubagentStart");
     let text = injected(&r);
     assert!(text.contains("jittered exponential backoff"), "{text}");
     assert!(!text.contains("CSS grid"), "{text}");
     // Once per session.
-    let r = send(json!({"hook_event_name": "SubagentStart", "agent_id": "a2", "agent_type": "general-purpose"}));
+    let r = send(
+        json!({"hook_event_name": "SubagentStart", "agent_id": "a2", "agent_type": "general-purpose"}),
+    );
     assert_eq!(r.stdout, "");
     // After a compaction, its summary is the query.
     send(json!({"hook_event_name": "PostCompact", "trigger": "auto",
         "compact_summary": "We were restyling the settings page layout with CSS grid areas."}));
     let r = send(json!({"hook_event_name": "SessionStart", "source": "compact"}));
-    assert!(injected(&r).contains("CSS grid for the settings page"), "{}", r.stdout);
+    assert!(
+        injected(&r).contains("CSS grid for the settings page"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(hook_log(&ctx), "");
 }
 

@@ -221,7 +221,10 @@ impl HookEventInput {
             },
             HookEvent::PreCompact | HookEvent::SessionEnd => EventInput::Checkpoint,
             HookEvent::SubagentStart => EventInput::SubagentStart {
-                agent_type: v.get("agent_type").and_then(Value::as_str).map(str::to_owned),
+                agent_type: v
+                    .get("agent_type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 task: ["prompt", "task", "description"]
                     .iter()
                     .find_map(|k| v.get(*k).and_then(Value::as_str))

@@ -373,6 +373,9 @@ config_table! {
         /// Off, they survive any process being killed, and are fsynced when the
         /// journal takes them in.
         sync_tool_events: bool = false, Rule::Text("true or false");
+        /// Give the knowledge a session was given its feedback automatically
+        /// (retrieved, used, helpful, harmful: docs/harness.md).
+        feedback: bool = true, Rule::Text("true or false");
     }
     /// `[harvest]`: learnings proposed from what sessions did (`agentops harvest`).
     [harvest] HarvestConfig {

@@ -573,6 +573,9 @@ fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
 /// Records `retrieved` for what this call injected (best effort: feedback
 /// never costs the session its context).
 fn note_retrieved(ctx: &Ctx, journal: &Journal, cited: &[String]) {
+    if !ctx.config.hooks.feedback {
+        return;
+    }
     if let Err(e) = crate::feedback::retrieved(journal, &ctx.session, cited) {
         log_error(
             Some(&ctx.layout),
@@ -586,6 +589,9 @@ fn note_retrieved(ctx: &Ctx, journal: &Journal, cited: &[String]) {
 /// Gives the session's knowledge its `used`/`helpful`/`harmful` signals
 /// (best effort), catching the index up when a maturity moved.
 fn settle_feedback(ctx: &Ctx, journal: &Journal, gates_passed: bool) {
+    if !ctx.config.hooks.feedback {
+        return;
+    }
     let transcript = ctx
         .input
         .transcript_path

@@ -85,7 +85,14 @@ pub(super) fn subagent_start(
     let Some(task) = task.filter(|t| !t.trim().is_empty()) else {
         return Ok(Reply::Silent);
     };
-    super::user_prompt_submit::just_in_time(ctx, journal, events, &task, 0, ctx.config.context.window)
+    super::user_prompt_submit::just_in_time(
+        ctx,
+        journal,
+        events,
+        &task,
+        0,
+        ctx.config.context.window,
+    )
 }
 
 /// The prompt of the session's latest Task/Agent tool call.
@@ -115,10 +122,7 @@ fn latest_task(
 
 /// What the session's latest compaction summarised (PostCompact's
 /// `compact_summary`), for the query after a compaction.
-pub(super) fn compact_summary(
-    journal: &Journal,
-    session: &agentops_core::RunId,
-) -> Option<String> {
+pub(super) fn compact_summary(journal: &Journal, session: &agentops_core::RunId) -> Option<String> {
     let events = journal
         .read(&agentops_store::Query {
             run_id: Some(session.clone()),
