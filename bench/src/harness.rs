@@ -96,14 +96,6 @@ pub fn run(quick: bool) {
     let outside = tmp.path().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
     let bin_floor = time_process_input(&[b, "hook", "claude"], &outside, Some(b"{}"), runs);
-    // A baseline build, measured in the same run (`AGENTOPS_BENCH_BASELINE`).
-    let baseline = std::env::var("AGENTOPS_BENCH_BASELINE").ok();
-    let base = baseline.as_deref().map(|bb| {
-        (
-            time_process_input(&[bb, "hook", "claude"], &repo, Some(pre.as_bytes()), runs),
-            time_process_input(&[bb, "hook", "claude"], &repo, Some(post.as_bytes()), runs),
-        )
-    });
     let t_pre = time_process_input(&[b, "hook", "claude"], &repo, Some(pre.as_bytes()), runs);
     let t_deny = time_process_input(&[b, "hook", "claude"], &repo, Some(deny.as_bytes()), runs);
     let t_edit = time_process_input(&[b, "hook", "claude"], &repo, Some(edit.as_bytes()), runs);
@@ -206,14 +198,6 @@ pub fn run(quick: bool) {
     row("PreToolUse, Bash denied (force-push)", &t_deny, HOT);
     row("PreToolUse, Edit inside the project", &t_edit, HOT);
     row("PostToolUse (tool span)", &t_post, HOT);
-    if let (Some(bb), Some((bp, bpost))) = (&baseline, &base) {
-        row(
-            &format!("baseline `{bb}`: PreToolUse, Bash allowed"),
-            bp,
-            "–",
-        );
-        row(&format!("baseline `{bb}`: PostToolUse"), bpost, "–");
-    }
     row(
         &format!(
             "SessionStart, handoff{} injected",
@@ -259,4 +243,9 @@ pub fn run(quick: bool) {
         && tools == 16 * rounds as u64
         && log.is_empty();
     println!("targets met: {}", if ok { "yes" } else { "NO" });
+    // For profiling: keep the repository (`AGENTOPS_BENCH_KEEP=1`).
+    if std::env::var_os("AGENTOPS_BENCH_KEEP").is_some() {
+        println!("kept: {}", repo.display());
+        std::mem::forget(tmp);
+    }
 }

@@ -167,8 +167,12 @@ pub enum Command {
     ///
     /// SessionStart injects the branch's handoff and a packet searched with the
     /// branch's recent work (or a briefing of the best entries);
-    /// UserPromptSubmit injects the entries relevant to the prompt
-    /// (hooks.prompt_budget) and runs the context guard (docs/harness.md).
+    /// UserPromptSubmit and SubagentStart inject the entries relevant to the
+    /// prompt or the subagent's task (hooks.prompt_budget) and the prompt runs
+    /// the context guard; Stop and SessionEnd give the injected entries their
+    /// feedback (used, helpful, harmful) and SessionEnd writes a handoff
+    /// (docs/harness.md). Tool-call events are written to the journal's spool
+    /// (no journal open on the hot path) and taken in by the next open.
     ///
     /// It never gets in the agent's way: malformed input, an internal error or
     /// its time limit (hooks.timeout_ms) mean exit 0 and nothing on stdout,
@@ -626,11 +630,15 @@ pub enum HooksCommand {
     /// key and hook is kept; installing twice changes nothing).
     ///
     /// Claude Code: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse,
-    /// PostToolUseFailure, Stop, SubagentStop, PreCompact, SessionEnd in
-    /// .claude/settings.json (project), .claude/settings.local.json (local) or
-    /// ~/.claude/settings.json (user). Codex: SessionStart, UserPromptSubmit,
-    /// PreToolUse, PostToolUse, Stop, SubagentStop, PreCompact in
-    /// .codex/hooks.json (project) or ~/.codex/hooks.json (user).
+    /// PostToolUseFailure, Stop, SubagentStop, PreCompact, PostCompact,
+    /// SubagentStart, SessionEnd in .claude/settings.json (project),
+    /// .claude/settings.local.json (local) or ~/.claude/settings.json (user).
+    /// Codex: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, Stop,
+    /// SubagentStop, PreCompact, SessionEnd (3 s, Codex's limit) in
+    /// .codex/hooks.json (project) or ~/.codex/hooks.json (user). Codex runs
+    /// them only in a trusted project once each is approved in /hooks;
+    /// agentops never trusts them for you (`agentops doctor` says what Codex
+    /// will skip).
     Install(HooksArgs),
     /// Remove exactly the entries `install` added.
     Uninstall(HooksArgs),

@@ -69,6 +69,35 @@ pub fn output_ok(dir: &Path, args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Runs git in `dir` for at most `limit`: its output (untrimmed) when it
+/// succeeded in time; killed and `None` when later.
+pub fn output_within(dir: &Path, args: &[&str], limit: std::time::Duration) -> Option<String> {
+    let mut child = command(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(buf) => {
+            let ok = child.wait().is_ok_and(|s| s.success());
+            ok.then(|| String::from_utf8_lossy(&buf).into_owned())
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
 /// `git --version`'s text (`git version 2.47.3`).
 pub fn version() -> Result<String, CommandError> {
     let out = Command::new("git")
@@ -213,12 +242,14 @@ pub fn patch_with_untracked(root: &Path, base: &str) -> String {
 pub struct RecentWork {
     pub subjects: Vec<String>,
     pub paths: Vec<String>,
+    /// Whether `git status` answered within its time (its paths are in).
+    pub status_in_time: bool,
 }
 
 /// Reads [`RecentWork`] with one `git log` and one `git status` (no pager,
 /// no untracked scan). Anything git cannot say is left out: a fresh
 /// repository has no commits.
-pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
+pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duration) -> RecentWork {
     let mut out = RecentWork::default();
     let n = format!("-n{commits}");
     // `.agents/` is excluded by pathspec: memory-only commits are not even
@@ -234,7 +265,21 @@ pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
     .into_iter()
     .chain(outside)
     .collect();
-    if let Some(log) = output_ok(dir, &log_args) {
+    // Not `output_ok`: a status line starts with a space that trimming would eat.
+    let status_args: Vec<&str> = ["status", "--porcelain", "--untracked-files=no"]
+        .into_iter()
+        .chain(outside)
+        .collect();
+    // The two git processes run at once (each is mostly process start);
+    // `status` reads the whole index (slow with many entries), so it has
+    // `status_within` and is left out when later.
+    let (log, status) = std::thread::scope(|s| {
+        let status = s.spawn(|| output_within(dir, &status_args, status_within));
+        let log = output_ok(dir, &log_args);
+        (log, status.join().ok().flatten())
+    });
+    out.status_in_time = status.is_some();
+    if let Some(log) = log {
         for block in log.split('\u{1e}').filter(|b| !b.trim().is_empty()) {
             let mut lines = block.lines();
             let subject = lines.next().unwrap_or("").trim();
@@ -250,12 +295,7 @@ pub fn recent_work(dir: &Path, commits: usize) -> RecentWork {
             );
         }
     }
-    // Not `output_ok`: a status line starts with a space that trimming would eat.
-    let status_args: Vec<&str> = ["status", "--porcelain", "--untracked-files=no"]
-        .into_iter()
-        .chain(outside)
-        .collect();
-    if let Ok(status) = run(dir, &status_args) {
+    if let Some(status) = status {
         out.paths.extend(
             status
                 .lines()

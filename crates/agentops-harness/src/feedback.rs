@@ -125,16 +125,17 @@ pub fn retrieved(
         return Ok(0);
     }
     let ledger = Ledger::read(journal, session)?;
-    let mut n = 0;
-    for id in cited {
-        if ledger.has(id, Signal::Retrieved) {
-            continue;
-        }
-        // Retrieval is neutral: it never moves a maturity, so no entry is read.
-        feedback::record(journal, id, Signal::Retrieved, session)?;
-        n += 1;
-    }
-    Ok(n)
+    let mut fresh: Vec<&str> = cited
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !ledger.has(id, Signal::Retrieved))
+        .collect();
+    fresh.sort_unstable();
+    fresh.dedup();
+    // Retrieval is neutral: it never moves a maturity, so no entry is read;
+    // one transaction for all of them.
+    feedback::record_many(journal, &fresh, Signal::Retrieved, session)?;
+    Ok(fresh.len())
 }
 
 /// What a look at the session concluded.

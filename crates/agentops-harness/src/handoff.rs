@@ -452,6 +452,15 @@ fn open_index(
     }
 }
 
+/// Candidates SessionStart's search ranks (each is a stored document to
+/// read; a packet of 2,000 tokens holds far fewer).
+const SEARCH_CANDIDATES: usize = 24;
+
+/// How long SessionStart waits for `git status` (the work tree's changed
+/// paths): it reads the whole git index, which many knowledge entries make
+/// slow; later, the query goes without them.
+const WORK_TREE_STATUS_WITHIN: std::time::Duration = std::time::Duration::from_millis(12);
+
 /// Tokens of text not in the index, estimated without a tokenizer (loading
 /// one costs 100–250 ms, too much for a hook): a conservative 3 characters
 /// per token.
@@ -510,26 +519,36 @@ pub fn session_context(
     }
     // What the branch has been about: recent commit subjects and the paths
     // they and the work tree changed (file stems and folders as words).
-    let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8);
+    let index_dir = layout.state_dir().join("index");
+    let remaining = budget.saturating_sub(used).saturating_sub(60);
+    // The git processes and the index's catch-up check overlap.
+    let (recent, opened) = std::thread::scope(|s| {
+        let opened = s.spawn(|| (remaining > 100).then(|| open_index(layout, config, &index_dir)));
+        let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8, WORK_TREE_STATUS_WITHIN);
+        (recent, opened.join().ok().flatten())
+    });
     query_words.extend(recent.subjects.iter().take(8).cloned());
     query_words.extend(recent.paths.iter().take(40).map(|p| path_words(p)));
     if let Some(p) = first_prompt {
         query_words.insert(0, clip(p, 400));
     }
     inj.query = clip(&query_words.join(" "), 800);
-    let index_dir = layout.state_dir().join("index");
-    let remaining = budget.saturating_sub(used).saturating_sub(60);
-    if remaining > 100 {
-        match open_index(layout, config, &index_dir) {
+    if let Some(opened) = opened {
+        match opened {
             Ok(idx) => {
                 let utility = |ids: &[&str]| journal.utility_scores(ids);
                 let mut hits: Vec<_> = if inj.query.trim().is_empty() {
                     Vec::new()
                 } else {
-                    idx.search(&inj.query, &SearchFilter::default(), 50, &utility)?
-                        .into_iter()
-                        .filter(|h| h.entry.kind != EntryType::Handoff)
-                        .collect()
+                    idx.search(
+                        &inj.query,
+                        &SearchFilter::default(),
+                        SEARCH_CANDIDATES,
+                        &utility,
+                    )?
+                    .into_iter()
+                    .filter(|h| h.entry.kind != EntryType::Handoff)
+                    .collect()
                 };
                 // Too little found (or nothing to search with): the best
                 // entries by maturity, utility and freshness fill the budget.

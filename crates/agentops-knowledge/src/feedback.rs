@@ -118,6 +118,38 @@ pub fn record(
     Ok(u)
 }
 
+/// [`record`] for several entries at once: one utility transaction, one
+/// journal append.
+pub fn record_many(
+    journal: &Journal,
+    ids: &[&str],
+    signal: Signal,
+    run: &RunId,
+) -> Result<Vec<Utility>, agentops_store::StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<(&str, f64)> = ids.iter().map(|id| (*id, signal.target())).collect();
+    let us = journal.apply_feedback_many(&items, ALPHA)?;
+    let events = ids
+        .iter()
+        .zip(&us)
+        .map(|(id, u)| {
+            new_event(
+                run.clone(),
+                body::KnowledgeFeedback {
+                    entry: (*id).to_owned(),
+                    signal: signal.as_str().to_owned(),
+                    utility: u.value,
+                    events: u64::from(u.events),
+                },
+            )
+        })
+        .collect();
+    journal.append_batch(events, Durability::Relaxed)?;
+    Ok(us)
+}
+
 /// Applies `signal` to `entry`: moves its utility, journals a
 /// `knowledge.feedback` event under `run`, and moves its maturity (a memory
 /// write with `source`) when the utility says so.

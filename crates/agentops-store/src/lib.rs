@@ -136,6 +136,21 @@ pub trait Feedback: Send + Sync {
         alpha: f64,
         ts: i64,
     ) -> Result<Utility, StoreError>;
+    /// [`Feedback::apply_feedback`] for several entries (an id may repeat),
+    /// in one transaction, which may be durable only once the caller's next
+    /// synced write is (hooks batch it with their events); the utilities in
+    /// order.
+    fn apply_feedback_many(
+        &self,
+        items: &[(&str, f64)],
+        alpha: f64,
+        ts: i64,
+    ) -> Result<Vec<Utility>, StoreError> {
+        items
+            .iter()
+            .map(|(id, target)| self.apply_feedback(id, *target, alpha, ts))
+            .collect()
+    }
 }
 
 /// The metrics rollup, kept current by appends (see [`rollup`]).
@@ -377,6 +392,17 @@ impl Journal {
         self.utility(ids)
             .map(|m| m.into_iter().map(|(k, v)| (k, v.value)).collect())
             .unwrap_or_default()
+    }
+
+    /// Applies one feedback signal to each of several entries, in one
+    /// transaction.
+    pub fn apply_feedback_many(
+        &self,
+        items: &[(&str, f64)],
+        alpha: f64,
+    ) -> Result<Vec<Utility>, StoreError> {
+        self.store
+            .apply_feedback_many(items, alpha, agentops_core::time::now_micros())
     }
 
     /// Applies one feedback signal to an entry's utility.

@@ -989,25 +989,52 @@ impl Feedback for SqliteStore {
         alpha: f64,
         ts: i64,
     ) -> Result<Utility, StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let prev: Option<(f64, i64)> = tx
-                .query_row("SELECT value, events FROM utility WHERE entry_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map(Some)
-                .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
-            let (value, events) = prev.unwrap_or((Utility::START, 0));
-            let value = (1.0 - alpha) * value + alpha * target;
-            let events = events + 1;
-            tx.execute(
-                "INSERT INTO utility (entry_id, value, events, updated_ts) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(entry_id) DO UPDATE SET value = excluded.value, events = excluded.events, updated_ts = excluded.updated_ts",
-                rusqlite::params![id, value, events, ts],
-            )?;
-            tx.commit()?;
-            Ok(Utility {
-                value,
-                events: u32::try_from(events).unwrap_or(u32::MAX),
-            })
+        let mut v = self.feedback_tx(&[(id, target)], alpha, ts, Durability::Configured)?;
+        v.pop()
+            .ok_or_else(|| StoreError::Internal("no utility returned".into()))
+    }
+
+    fn apply_feedback_many(
+        &self,
+        items: &[(&str, f64)],
+        alpha: f64,
+        ts: i64,
+    ) -> Result<Vec<Utility>, StoreError> {
+        // Automatic feedback comes in batches with the hook's own events,
+        // whose synced commit makes this one durable too (WAL order).
+        self.feedback_tx(items, alpha, ts, Durability::Relaxed)
+    }
+}
+
+impl SqliteStore {
+    fn feedback_tx(
+        &self,
+        items: &[(&str, f64)],
+        alpha: f64,
+        ts: i64,
+        durability: Durability,
+    ) -> Result<Vec<Utility>, StoreError> {
+        self.write_tx(durability, |tx| {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, target) in items {
+                let prev: Option<(f64, i64)> = tx
+                    .query_row("SELECT value, events FROM utility WHERE entry_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map(Some)
+                    .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
+                let (value, events) = prev.unwrap_or((Utility::START, 0));
+                let value = (1.0 - alpha) * value + alpha * target;
+                let events = events + 1;
+                tx.execute(
+                    "INSERT INTO utility (entry_id, value, events, updated_ts) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(entry_id) DO UPDATE SET value = excluded.value, events = excluded.events, updated_ts = excluded.updated_ts",
+                    rusqlite::params![id, value, events, ts],
+                )?;
+                out.push(Utility {
+                    value,
+                    events: u32::try_from(events).unwrap_or(u32::MAX),
+                });
+            }
+            Ok(out)
         })
     }
 }
