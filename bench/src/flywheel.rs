@@ -9,9 +9,8 @@
 //! of the session's topic); entries of other topics injected.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -24,42 +23,14 @@ struct Outcome {
 }
 
 fn hook(bin: &Path, dir: &Path, v: &Value) -> String {
-    let mut c = Command::new(bin)
-        .args(["hook", "claude"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(v.to_string().as_bytes())
-        .expect("write");
-    let o = c.wait_with_output().expect("wait");
-    assert!(o.status.success());
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .stdout(Stdio::null())
-        .status()
-        .expect("git");
-    assert!(st.success());
+    crate::harness::hook_once(bin, dir, &v.to_string())
 }
 
 fn replay(bin: &Path, set: &Value, feedback: bool) -> Outcome {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["commit", "-q", "--allow-empty", "-m", "init"]);
+    crate::corpus::git(dir, &["init", "-q", "-b", "main"]);
+    crate::corpus::git(dir, &["commit", "-q", "--allow-empty", "-m", "init"]);
     let run = |args: &[&str]| {
         let o = Command::new(bin)
             .args(args)

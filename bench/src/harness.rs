@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::corpus::{Layout, Rng, entry_text, knowledge_repo};
 use crate::stats::{Samples, ms, time_process_input, time_process_inputs};
 
-fn hook_once(bin: &Path, dir: &Path, input: &str) -> String {
+pub fn hook_once(bin: &Path, dir: &Path, input: &str) -> String {
     let mut c = Command::new(bin)
         .args(["hook", "claude"])
         .current_dir(dir)

@@ -100,6 +100,49 @@ fn run_with_timeout(mut c: Command, limit: Duration) -> std::process::Output {
     }
 }
 
+/// The learning is in the session's first model request (of `api`, whose
+/// body also contains `marker`), and every event agentops installs that a
+/// plain session has fired and been journaled (PreCompact, PostCompact,
+/// SubagentStart/Stop and PostToolUseFailure only fire when they happen).
+fn assert_learning_and_events(
+    ctx: &TestContext,
+    id: &str,
+    server: &ScriptedServer,
+    api: &str,
+    marker: &str,
+    harness_stderr: &str,
+) {
+    let session: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| {
+            let b = r.body.to_string();
+            r.api == api && b.contains(MARK) && b.contains(marker)
+        })
+        .collect();
+    assert!(!session.is_empty(), "no request of the session arrived");
+    let first = session[0].body.to_string();
+    assert!(
+        first.contains("Deploys need the canary flag") && first.contains(id),
+        "{first}"
+    );
+    let got = journaled_events(ctx);
+    for e in [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "SessionEnd",
+    ] {
+        assert!(
+            got.contains(e),
+            "{e} never fired; journaled: {got:?}\n{harness_stderr}"
+        );
+    }
+    assert_eq!(hook_log(ctx), "");
+}
+
 #[test]
 fn claude_code_fires_every_installed_hook_and_its_model_gets_the_learning() {
     let Some(claude) = cli("claude") else { return };
@@ -149,32 +192,7 @@ fn claude_code_fires_every_installed_hook_and_its_model_gets_the_learning() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("hello-from-the-agent"), "{stdout}");
-    // The learning reached the model: in the session's first request.
-    let session: Vec<_> = server
-        .received()
-        .into_iter()
-        .filter(|r| r.body.to_string().contains(MARK) && r.body.to_string().contains("Bash"))
-        .collect();
-    assert!(!session.is_empty(), "no request of the session arrived");
-    let first = session[0].body.to_string();
-    assert!(
-        first.contains("Deploys need the canary flag") && first.contains(&id),
-        "{first}"
-    );
-    // Every event agentops installs for Claude Code fired and was journaled
-    // (PreCompact and PostToolUseFailure only fire when they happen).
-    let got = journaled_events(&ctx);
-    for e in [
-        "SessionStart",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "Stop",
-        "SessionEnd",
-    ] {
-        assert!(got.contains(e), "{e} never fired; journaled: {got:?}");
-    }
-    assert_eq!(hook_log(&ctx), "");
+    assert_learning_and_events(&ctx, &id, &server, "anthropic", "Bash", "");
     // The session is known, with its tool call.
     let s = ctx.run(&["sessions", "--json"]);
     let v: Value = serde_json::from_str(&s.stdout).unwrap();
@@ -259,29 +277,5 @@ fn codex_fires_every_installed_hook_and_its_model_gets_the_learning() {
             .map(|r| (&r.path, r.status))
             .collect::<Vec<_>>()
     );
-    let session: Vec<_> = received
-        .iter()
-        .filter(|r| r.api == "responses" && r.body.to_string().contains(MARK))
-        .collect();
-    assert!(!session.is_empty(), "no request of the session arrived");
-    let first = session[0].body.to_string();
-    assert!(
-        first.contains("Deploys need the canary flag") && first.contains(&id),
-        "{first}"
-    );
-    let got = journaled_events(&ctx);
-    for e in [
-        "SessionStart",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "Stop",
-        "SessionEnd",
-    ] {
-        assert!(
-            got.contains(e),
-            "{e} never fired; journaled: {got:?}\n{stderr}"
-        );
-    }
-    assert_eq!(hook_log(&ctx), "");
+    assert_learning_and_events(&ctx, &id, &server, "responses", MARK, &stderr);
 }

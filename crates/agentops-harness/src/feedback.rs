@@ -64,47 +64,49 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn read(journal: &Journal, session: &RunId) -> Result<Self, HarnessError> {
+    /// What the session was given and what was said about it; with
+    /// `words`, also what the session wrote (its tool inputs and prompts),
+    /// read only when it was given something.
+    fn read(journal: &Journal, session: &RunId, words: bool) -> Result<Self, HarnessError> {
         let events = journal.read(&Query {
             run_id: Some(session.clone()),
-            kinds: vec![
-                EventKind::ContextAssembled,
-                EventKind::KnowledgeFeedback,
-                EventKind::HookReceived,
-            ],
+            kinds: vec![EventKind::ContextAssembled, EventKind::KnowledgeFeedback],
             ..Query::default()
         })?;
         let mut l = Ledger::default();
         for e in &events {
-            match e.kind {
-                EventKind::ContextAssembled => {
-                    if let Ok(c) = body::decode::<body::ContextAssembled>(e) {
-                        l.given.extend(c.cited);
+            if e.kind == EventKind::ContextAssembled {
+                if let Ok(c) = body::decode::<body::ContextAssembled>(e) {
+                    l.given.extend(c.cited);
+                }
+            } else if let Ok(f) = body::decode::<body::KnowledgeFeedback>(e)
+                && let Ok(s) = Signal::parse(&f.signal)
+            {
+                l.signaled.entry(f.entry).or_default().insert(s);
+            }
+        }
+        if !words || l.given.is_empty() {
+            return Ok(l);
+        }
+        let received = journal.read(&Query {
+            run_id: Some(session.clone()),
+            kinds: vec![EventKind::HookReceived],
+            ..Query::default()
+        })?;
+        for e in &received {
+            let input = &e.body["input"];
+            match input["hook_event_name"].as_str() {
+                Some("PreToolUse") => {
+                    l.tool_text.push_str(&input["tool_input"].to_string());
+                    l.tool_text.push('\n');
+                }
+                Some("UserPromptSubmit") => {
+                    if let Some(p) = input["prompt"].as_str() {
+                        l.prompts.push_str(p);
+                        l.prompts.push('\n');
                     }
                 }
-                EventKind::KnowledgeFeedback => {
-                    if let Ok(f) = body::decode::<body::KnowledgeFeedback>(e)
-                        && let Ok(s) = Signal::parse(&f.signal)
-                    {
-                        l.signaled.entry(f.entry).or_default().insert(s);
-                    }
-                }
-                _ => {
-                    let input = &e.body["input"];
-                    match input["hook_event_name"].as_str() {
-                        Some("PreToolUse") => {
-                            l.tool_text.push_str(&input["tool_input"].to_string());
-                            l.tool_text.push('\n');
-                        }
-                        Some("UserPromptSubmit") => {
-                            if let Some(p) = input["prompt"].as_str() {
-                                l.prompts.push_str(p);
-                                l.prompts.push('\n');
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                _ => {}
             }
         }
         Ok(l)
@@ -124,7 +126,7 @@ pub fn retrieved(
     if cited.is_empty() {
         return Ok(0);
     }
-    let ledger = Ledger::read(journal, session)?;
+    let ledger = Ledger::read(journal, session, false)?;
     let mut fresh: Vec<&str> = cited
         .iter()
         .map(String::as_str)
@@ -159,7 +161,7 @@ pub fn settle(
     transcript: Option<&Path>,
     gates_passed: bool,
 ) -> Result<Settled, HarnessError> {
-    let ledger = Ledger::read(journal, session)?;
+    let ledger = Ledger::read(journal, session, true)?;
     let mut out = Settled::default();
     if ledger.given.is_empty() {
         return Ok(out);

@@ -100,40 +100,41 @@ fn latest_task(
     journal: &Journal,
     session: &agentops_core::RunId,
 ) -> Result<Option<String>, crate::error::HarnessError> {
-    let events = journal.read(&agentops_store::Query {
-        run_id: Some(session.clone()),
-        kinds: vec![agentops_core::EventKind::HookReceived],
-        ..agentops_store::Query::default()
-    })?;
-    Ok(events.iter().rev().find_map(|e| {
-        let i = &e.body["input"];
-        let is_task = i["hook_event_name"] == "PreToolUse"
-            && matches!(i["tool_name"].as_str(), Some("Task" | "Agent"));
-        is_task
-            .then(|| {
-                ["prompt", "description"]
-                    .iter()
-                    .find_map(|k| i["tool_input"][*k].as_str())
-                    .map(str::to_owned)
-            })
-            .flatten()
-    }))
+    latest_input(journal, session, &|i| {
+        if i["hook_event_name"] != "PreToolUse"
+            || !matches!(i["tool_name"].as_str(), Some("Task" | "Agent"))
+        {
+            return None;
+        }
+        ["prompt", "description"]
+            .iter()
+            .find_map(|k| i["tool_input"][*k].as_str())
+            .map(str::to_owned)
+    })
 }
 
 /// What the session's latest compaction summarised (PostCompact's
 /// `compact_summary`), for the query after a compaction.
 pub(super) fn compact_summary(journal: &Journal, session: &agentops_core::RunId) -> Option<String> {
-    let events = journal
-        .read(&agentops_store::Query {
-            run_id: Some(session.clone()),
-            kinds: vec![agentops_core::EventKind::HookReceived],
-            ..agentops_store::Query::default()
-        })
-        .ok()?;
-    events.iter().rev().find_map(|e| {
-        let i = &e.body["input"];
+    latest_input(journal, session, &|i| {
         (i["hook_event_name"] == "PostCompact")
             .then(|| i["compact_summary"].as_str().map(str::to_owned))
             .flatten()
     })
+    .ok()
+    .flatten()
+}
+
+/// The newest hook input of `session` that `pick` takes something from.
+fn latest_input(
+    journal: &Journal,
+    session: &agentops_core::RunId,
+    pick: &dyn Fn(&Value) -> Option<String>,
+) -> Result<Option<String>, crate::error::HarnessError> {
+    let events = journal.read(&agentops_store::Query {
+        run_id: Some(session.clone()),
+        kinds: vec![agentops_core::EventKind::HookReceived],
+        ..agentops_store::Query::default()
+    })?;
+    Ok(events.iter().rev().find_map(|e| pick(&e.body["input"])))
 }
