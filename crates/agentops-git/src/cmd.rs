@@ -247,7 +247,7 @@ pub struct RecentWork {
 }
 
 /// Reads [`RecentWork`] with one `git log` and one `git status` (no pager,
-/// no untracked scan). Anything git cannot say is left out: a fresh
+/// no untracked scan; none with a zero `status_within`). Anything git cannot say is left out: a fresh
 /// repository has no commits.
 pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duration) -> RecentWork {
     let mut out = RecentWork::default();
@@ -274,7 +274,11 @@ pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duratio
     // `status` reads the whole index (slow with many entries), so it has
     // `status_within` and is left out when later.
     let (log, status) = std::thread::scope(|s| {
-        let status = s.spawn(|| output_within(dir, &status_args, status_within));
+        let status = s.spawn(|| {
+            (!status_within.is_zero())
+                .then(|| output_within(dir, &status_args, status_within))
+                .flatten()
+        });
         let log = output_ok(dir, &log_args);
         (log, status.join().ok().flatten())
     });

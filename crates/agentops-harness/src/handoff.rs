@@ -456,6 +456,10 @@ fn open_index(
 /// read; a packet of 2,000 tokens holds far fewer).
 const SEARCH_CANDIDATES: usize = 24;
 
+/// A git index larger than this (about 10,000 entries) is not read by
+/// `git status` on SessionStart's clock.
+const LARGE_GIT_INDEX: u64 = 1 << 20;
+
 /// How long SessionStart waits for `git status` (the work tree's changed
 /// paths): it reads the whole git index, which many knowledge entries make
 /// slow; later, the query goes without them.
@@ -522,13 +526,31 @@ pub fn session_context(
     let index_dir = layout.state_dir().join("index");
     let remaining = budget.saturating_sub(used).saturating_sub(60);
     // The git processes and the index's catch-up check overlap.
+    // `git status` reads the whole git index: with a large one it cannot
+    // answer on the hook's clock, so the files the sessions' tools wrote
+    // (the journal knows them) stand for the work tree's changes.
+    let large_index =
+        std::fs::metadata(layout.git_dir.join("index")).is_ok_and(|m| m.len() > LARGE_GIT_INDEX);
+    let status_within = if large_index {
+        std::time::Duration::ZERO
+    } else {
+        WORK_TREE_STATUS_WITHIN
+    };
     let (recent, opened) = std::thread::scope(|s| {
         let opened = s.spawn(|| (remaining > 100).then(|| open_index(layout, config, &index_dir)));
-        let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8, WORK_TREE_STATUS_WITHIN);
+        let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8, status_within);
         (recent, opened.join().ok().flatten())
     });
     query_words.extend(recent.subjects.iter().take(8).cloned());
     query_words.extend(recent.paths.iter().take(40).map(|p| path_words(p)));
+    if !recent.status_in_time {
+        query_words.extend(
+            written_recently(journal)
+                .iter()
+                .take(40)
+                .map(|p| path_words(p)),
+        );
+    }
     if let Some(p) = first_prompt {
         query_words.insert(0, clip(p, 400));
     }
@@ -598,6 +620,36 @@ pub fn session_context(
     Ok(inj)
 }
 
+/// Files the tools wrote in the journal's last 5,000 events (and the last
+/// week), newest first, outside `.agents/`: the work tree's recent changes
+/// as the journal saw them. Bounded, whatever the journal's size.
+fn written_recently(journal: &Journal) -> Vec<String> {
+    let since = agentops_core::time::now_micros() - 7 * 86_400 * 1_000_000;
+    let after = journal.last_seq().unwrap_or(0).saturating_sub(5_000);
+    let mut files = Vec::new();
+    let _ = journal.scan(
+        &Query {
+            kinds: vec![EventKind::ToolCall],
+            since_ts: Some(since),
+            after_seq: Some(after),
+            ..Query::default()
+        },
+        &mut |r| {
+            if let Ok(v) = serde_json::from_str::<Value>(r.body) {
+                for f in v["files"].as_array().into_iter().flatten() {
+                    if let Some(f) = f.as_str() {
+                        files.push(f.to_owned());
+                    }
+                }
+            }
+        },
+    );
+    files.reverse();
+    let mut seen = BTreeSet::new();
+    files.retain(|f| !f.starts_with(".agents/") && seen.insert(f.clone()));
+    files
+}
+
 fn clip_to(s: &str, max_chars: usize) -> String {
     if s.chars().count() <= max_chars {
         return s.to_owned();
@@ -624,5 +676,45 @@ fn spawn_index(layout: &RepoLayout) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use agentops_protocol::event::{ToolCall, new_event};
+    use agentops_store::Durability;
+
+    #[test]
+    fn files_written_recently_are_newest_first_without_knowledge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = agentops_store::SqliteStore::open(
+            &dir.path().join("state.db"),
+            agentops_store::OpenOptions::default(),
+        )
+        .unwrap();
+        let j = Journal::new(Box::new(store), &[]).unwrap();
+        let run = RunId::parse("s-files").unwrap();
+        for files in [
+            vec!["src/old.rs"],
+            vec![".agents/learnings/x.md", "src/new.rs"],
+            vec!["src/old.rs"],
+        ] {
+            j.append(
+                new_event(
+                    run.clone(),
+                    ToolCall {
+                        name: "Write".into(),
+                        files: files.into_iter().map(str::to_owned).collect(),
+                        ..ToolCall::default()
+                    },
+                ),
+                Durability::Relaxed,
+            )
+            .unwrap();
+        }
+        assert_eq!(written_recently(&j), ["src/old.rs", "src/new.rs"]);
     }
 }
