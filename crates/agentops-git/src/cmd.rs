@@ -266,10 +266,18 @@ pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duratio
     .chain(outside)
     .collect();
     // Not `output_ok`: a status line starts with a space that trimming would eat.
-    let status_args: Vec<&str> = ["status", "--porcelain", "--untracked-files=no"]
-        .into_iter()
-        .chain(outside)
-        .collect();
+    // `--no-optional-locks`: status never takes `index.lock` to refresh the
+    // index, so it never collides with the person's own git commands, and
+    // stopping it at its time limit cannot leave a stale lock behind.
+    let status_args: Vec<&str> = [
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ]
+    .into_iter()
+    .chain(outside)
+    .collect();
     // The two git processes run at once (each is mostly process start);
     // `status` reads the whole index (slow with many entries), so it has
     // `status_within` and is left out when later.
@@ -325,5 +333,33 @@ mod tests {
         assert!(text.starts_with("git rev-parse HEAD: "), "{text}");
         assert!(text.contains("not a git repository"), "{text}");
         assert!(version().unwrap().starts_with("git version "));
+    }
+
+    #[test]
+    fn recent_work_reads_status_without_ever_locking_the_index() {
+        let d = tempfile::tempdir().unwrap();
+        let g = |args: &[&str]| {
+            run(
+                d.path(),
+                &[&["-c", "user.name=t", "-c", "user.email=t@t"], args].concat(),
+            )
+            .unwrap()
+        };
+        g(&["init", "-q"]);
+        std::fs::write(d.path().join("billing.rs"), "a").unwrap();
+        g(&["add", "billing.rs"]);
+        g(&["commit", "-qm", "Round invoices to cents"]);
+        std::fs::write(d.path().join("billing.rs"), "b").unwrap();
+        let w = recent_work(d.path(), 8, std::time::Duration::from_secs(10));
+        assert!(w.status_in_time);
+        assert_eq!(w.subjects, ["Round invoices to cents"]);
+        assert_eq!(w.paths, ["billing.rs"]);
+        // Stopped at once, again and again: never a stale index.lock.
+        for _ in 0..20 {
+            let _ = recent_work(d.path(), 8, std::time::Duration::from_micros(1));
+            assert!(!d.path().join(".git/index.lock").exists());
+        }
+        let w = recent_work(d.path(), 8, std::time::Duration::ZERO);
+        assert!(!w.status_in_time);
     }
 }
