@@ -776,8 +776,40 @@ fn feedback_over_sessions_changes_what_the_next_session_gets() {
     assert!(u.is_some() && (w.is_none() || u < w), "{explain}\n{next}");
     assert!(!next.contains(&unrelated));
     // Every signal is journaled, once per entry and session.
-    let fb = ctx.run(&["sessions", "--json"]);
-    assert_eq!(fb.code, 0);
+    let layout = agentops_store::RepoLayout::discover(&ctx.root).unwrap();
+    let j = agentops_store::Journal::open_read(&layout, &agentops_core::config::Config::default())
+        .unwrap();
+    let signals: Vec<(String, String, String)> = j
+        .read(&agentops_store::Query {
+            kinds: vec![agentops_core::EventKind::KnowledgeFeedback],
+            ..agentops_store::Query::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e.run_id.as_str().to_owned(),
+                e.body["entry"].as_str().unwrap().to_owned(),
+                e.body["signal"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for i in 1..=3 {
+        let sid = format!("s-fb-{i}");
+        for signal in ["retrieved", "used", "helpful"] {
+            let n = signals
+                .iter()
+                .filter(|(r, e, s)| *r == sid && *e == useful && s == signal)
+                .count();
+            assert_eq!(n, 1, "{sid} {signal}: {signals:?}");
+        }
+        // The other entry was only shown.
+        assert!(
+            !signals
+                .iter()
+                .any(|(r, e, s)| *r == sid && *e == wordy && s != "retrieved")
+        );
+    }
     // The wordy entry was only retrieved: neutral, still provisional.
     let wordy_shown: Value =
         serde_json::from_str(&ctx.run(&["knowledge", "show", &wordy, "--json"]).stdout).unwrap();

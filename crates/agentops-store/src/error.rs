@@ -50,6 +50,10 @@ Try again, or raise `store.busy_timeout_ms`."
         seq: i64,
         reason: String,
     },
+    #[error(
+        "{path}: cannot keep a hook's events in the journal's spool: {reason}. Check the directory's permissions and free space."
+    )]
+    Spool { path: PathBuf, reason: String },
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal journal error: {0}")]

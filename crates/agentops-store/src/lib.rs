@@ -210,19 +210,13 @@ impl Utility {
 pub struct Journal {
     store: Box<dyn Store>,
     redactor: Option<Redactor>,
-    /// Where hooks leave events for this journal (see [`spool`]).
-    spool: Option<Spool>,
 }
 
 impl Journal {
     /// Wraps a backend, redacting with the built-in rules plus `extra_patterns`.
     pub fn new(store: Box<dyn Store>, extra_patterns: &[String]) -> Result<Self, StoreError> {
         let redactor = Self::redactor_for(extra_patterns)?;
-        Ok(Self {
-            store,
-            redactor,
-            spool: None,
-        })
+        Ok(Self { store, redactor })
     }
 
     /// The redactor for a project's configuration: the built-in rules, plus
@@ -250,10 +244,8 @@ impl Journal {
                 read_only: false,
             },
         )?;
-        let mut j = Self::new(Box::new(store), &config.redaction.extra_patterns)?;
-        let spool = Spool::beside(&path);
-        let _ = spool.drain(j.store.as_ref());
-        j.spool = Some(spool);
+        let j = Self::new(Box::new(store), &config.redaction.extra_patterns)?;
+        let _ = Spool::beside(&path).drain(j.store.as_ref());
         Ok(j)
     }
 
@@ -275,20 +267,6 @@ impl Journal {
             r.redact_json(&mut e.body);
         }
         Spool::beside(&store_path(layout, config)).write(&events, config.hooks.sync_tool_events)
-    }
-
-    /// Takes in what hooks left in the spool now (opening the journal
-    /// already does); says how much, and what could not be read.
-    pub fn drain_spool(&self) -> Result<Drained, StoreError> {
-        match &self.spool {
-            Some(s) => s.drain(self.store.as_ref()),
-            None => Ok(Drained::default()),
-        }
-    }
-
-    /// The spool of this journal, when it has one.
-    pub fn spool(&self) -> Option<&Spool> {
-        self.spool.as_ref()
     }
 
     /// Opens the journal for reading only: nothing is created, migrated or

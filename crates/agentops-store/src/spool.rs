@@ -84,7 +84,7 @@ impl Spool {
             text.push_str(&line);
             text.push('\n');
         }
-        let io = |what: &str, e: std::io::Error| StoreError::Unreadable {
+        let io = |what: &str, e: std::io::Error| StoreError::Spool {
             path: self.dir.clone(),
             reason: format!("{what}: {e}"),
         };
