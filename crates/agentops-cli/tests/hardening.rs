@@ -888,6 +888,10 @@ fn ctrl_c_during_a_run_says_how_to_resume() {
 }
 
 fn pid_alive(pid: &str) -> bool {
+    assert!(
+        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+        "not a pid: {pid:?}"
+    );
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         !s.rsplit(')')
             .next()
@@ -926,10 +930,14 @@ fn a_killed_run_leaves_no_harness_running_and_resume_makes_sure() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // A pid file exists before the shell has written the number into it:
+    // only a number counts (an empty one would name /proc//stat, which is
+    // /proc/stat, and always looks alive).
     let read = |n: &str| {
         std::fs::read_to_string(home.join(n))
             .ok()
             .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
     };
     while (read("harness.pid").is_none() || read("helper.pid").is_none())
         && std::time::Instant::now() < deadline
