@@ -6,10 +6,16 @@
 //! page of `.data.rel.ro` — about 220 page faults, more than half of the
 //! process's start-up cost. Linked without PIE, those addresses are fixed at
 //! link time. See docs/architecture.md ("Start-up cost").
+//!
+//! The workspace's `.cargo/config.toml` goes further on Linux with glibc
+//! (static, `relocation-model=static`, so rustc links `-static -no-pie`
+//! itself); this covers builds that do not read it (`cargo install --git`).
 fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if os == "linux" && env == "gnu" {
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let static_crt = features.split(',').any(|f| f == "crt-static");
+    if os == "linux" && env == "gnu" && !static_crt {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -230,10 +230,19 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
         };
         apply_file(&mut cfg, path, &src)?;
     }
-    for key in KEYS.iter().filter(|k| !k.name.contains('<')) {
-        let name = env_name(&key.dotted());
-        if let Some((_, value)) = opts.env.iter().find(|(k, _)| *k == name) {
-            apply_override(&mut cfg, key, value, &name)?;
+    // Most processes have no AGENTOPS_ variable at all: then no key's name
+    // is built (a hook pays for every instruction).
+    let ours: Vec<&(String, String)> = opts
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("AGENTOPS_"))
+        .collect();
+    if !ours.is_empty() {
+        for key in KEYS.iter().filter(|k| !k.name.contains('<')) {
+            let name = env_name(&key.dotted());
+            if let Some((_, value)) = ours.iter().find(|(k, _)| *k == name) {
+                apply_override(&mut cfg, key, value, &name)?;
+            }
         }
     }
     for (dotted, value, flag) in &opts.flags {
@@ -266,7 +275,10 @@ fn find_key(dotted: &str) -> Option<&'static Key> {
 /// the error, located at its key (a semantic error) or its value (a type
 /// error).
 fn apply_file(cfg: &mut Config, path: &Path, src: &str) -> Result<(), ConfigError> {
-    let root = DeTable::parse(src).map_err(|e| syntax_error(path, src, &e))?;
+    // Comments cost the parser more than the keys; blanked, every offset is
+    // unchanged, so locations below are read from `src` itself.
+    let blanked = crate::toml_span::blank_comments(src);
+    let root = DeTable::parse(&blanked).map_err(|e| syntax_error(path, src, &e))?;
     let at_line =
         |offset: usize| format!("{}:{}", path.display(), toml_span::line_col(src, offset).0);
     let at_col = |offset: usize| {

@@ -41,6 +41,10 @@ struct Rule {
     /// The rule can only match if the lowercased text contains one of these.
     /// Empty: always run.
     triggers: &'static [&'static str],
+    /// A cheaper necessary condition on the text, for rules whose literal
+    /// triggers are too common (`.`, `sk`): the rule's regex is compiled and
+    /// run only when it holds.
+    gate: Option<fn(&str) -> bool>,
 }
 
 impl Rule {
@@ -50,8 +54,9 @@ impl Rule {
             .as_ref()
     }
 
-    fn may_match(&self, lower: &str) -> bool {
-        self.triggers.is_empty() || self.triggers.iter().any(|t| lower.contains(t))
+    fn may_match(&self, text: &str, lower: &str) -> bool {
+        (self.triggers.is_empty() || self.triggers.iter().any(|t| lower.contains(t)))
+            && self.gate.is_none_or(|g| g(text))
     }
 }
 
@@ -233,7 +238,7 @@ const BUILTIN: &[BuiltinRule] = &[
         r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",
         false,
         None,
-        &["shp"],
+        &["shpat_", "shpca_", "shppa_", "shpss_"],
     ),
     (
         "telegram-bot-token",
@@ -525,8 +530,57 @@ fn builtin_rules() -> Vec<Rule> {
             group: *group,
             check: *check,
             triggers,
+            gate: gate_for(id),
         })
         .collect()
+}
+
+/// The necessary condition of the rules whose triggers are common words or
+/// characters (every path has a `.`): without it, an ordinary tool call
+/// would compile their regexes, most of a hook's own work.
+fn gate_for(id: &str) -> Option<fn(&str) -> bool> {
+    match id {
+        "discord-bot-token" => Some(has_dotted_token),
+        "twilio-key" => Some(has_sk_and_32_hex),
+        "connection-string-password" => Some(|t| t.contains('@')),
+        _ => None,
+    }
+}
+
+fn discord_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A `.` after at least 24 token bytes, then 6 token bytes and a `.`: the
+/// middle of a Discord bot token.
+fn has_dotted_token(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut run = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            if run >= 24
+                && b.len() > i + 7
+                && b[i + 1..i + 7].iter().all(|&x| discord_byte(x))
+                && b[i + 7] == b'.'
+            {
+                return true;
+            }
+            run = 0;
+        } else if discord_byte(c) {
+            run += 1;
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// `SK` followed by 32 hex digits: a Twilio key.
+fn has_sk_and_32_hex(text: &str) -> bool {
+    text.match_indices("SK").any(|(i, _)| {
+        let rest = &text.as_bytes()[i + 2..];
+        rest.len() >= 32 && rest[..32].iter().all(u8::is_ascii_hexdigit)
+    })
 }
 
 static BUILTIN_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor {
@@ -626,6 +680,7 @@ impl Redactor {
                 group,
                 check: None,
                 triggers: &[],
+                gate: None,
             });
         }
         rules.extend(BUILTIN_REDACTOR.rules.iter().cloned());
@@ -677,7 +732,7 @@ impl Redactor {
         let mut cur: Cow<'t, str> = Cow::Borrowed(text);
         let lower = text.to_ascii_lowercase();
         for rule in &self.rules {
-            if !rule.may_match(&lower) {
+            if !rule.may_match(&cur, &lower) {
                 continue;
             }
             let Some(re) = rule.regex() else { continue };
@@ -853,10 +908,16 @@ mod tests {
         let r = Redactor {
             rules: builtin_rules(),
         };
-        assert_eq!(
-            r.redact("cargo test -p agentops-store --test sqlite"),
-            "cargo test -p agentops-store --test sqlite"
-        );
+        for text in [
+            "cargo test -p agentops-store --test sqlite",
+            // What every tool call carries: paths, ids, a task with `sk` in it.
+            "/tmp/.tmpVuPixT/repo/src/lib.rs",
+            "cargo test -p shop-auth && ask the disk task runner",
+            "toolu_01ABCdef.json",
+            "https://docs.rs/regex/latest/regex/",
+        ] {
+            assert_eq!(r.redact(text), text);
+        }
         let compiled: Vec<&str> = r
             .rules
             .iter()
@@ -984,6 +1045,24 @@ mod tests {
             let once = redact(&s).into_owned();
             let twice = redact(&once).into_owned();
             prop_assert_eq!(once, twice);
+        }
+
+        /// A gate never hides a match: wherever the rule's regex matches,
+        /// its gate holds.
+        #[test]
+        fn gates_are_necessary(
+            before in "[ -~]{0,30}",
+            token in "(?:[MNO][A-Za-z0-9_-]{23,25}\\.[A-Za-z0-9_-]{6}\\.[A-Za-z0-9_-]{27,38}|SK[0-9a-fA-F]{32}|[a-z]{2,8}://[a-z]{0,8}:[a-z0-9]{1,12}@[a-z]{1,8})",
+            after in "[ -~]{0,30}",
+        ) {
+            let text = format!("{before}{token}{after}");
+            for rule in &BUILTIN_REDACTOR.rules {
+                if let (Some(gate), Some(re)) = (rule.gate, rule.regex())
+                    && re.is_match(&text)
+                {
+                    prop_assert!(gate(&text), "{} gate refused {text:?}", rule.id);
+                }
+            }
         }
 
         #[test]

@@ -132,3 +132,137 @@ mod tests {
         assert_eq!(line_col(src, src.find("timeout").unwrap()), (4, 1));
     }
 }
+
+/// `src` with every comment turned into spaces: the same length, so every
+/// span, line and column is where it was in `src`. The `toml` parser spends
+/// more on a comment than on anything else, and a configuration written by
+/// `init` is mostly comments, read by every hook. Strings (basic, literal,
+/// multi-line) are skipped as the parser reads them, so a `#` inside one is
+/// never touched; where the text is not valid TOML (an unterminated string),
+/// nothing after the point of doubt is changed, and the parser reports the
+/// same error.
+pub fn blank_comments(src: &str) -> std::borrow::Cow<'_, str> {
+    let b = src.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n' || c == b'\r')
+                    .map_or(b.len(), |p| i + p);
+                let o = out.get_or_insert_with(|| b.to_vec());
+                o[i..end].fill(b' ');
+                i = end;
+            }
+            q @ (b'"' | b'\'') => {
+                let basic = q == b'"';
+                if b[i..].starts_with(&[q, q, q]) {
+                    // Multi-line: ends at the next unescaped triple quote
+                    // (with up to two more quotes belonging to the string).
+                    i += 3;
+                    loop {
+                        if i >= b.len() {
+                            // Unterminated: leave the rest as it is.
+                            return finish(src, out);
+                        }
+                        if basic && b[i] == b'\\' {
+                            i += 2;
+                        } else if b[i..].starts_with(&[q, q, q]) {
+                            while i < b.len() && b[i] == q {
+                                i += 1;
+                            }
+                            break;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                } else {
+                    i += 1;
+                    loop {
+                        if i >= b.len() || b[i] == b'\n' {
+                            // Unterminated on its line: leave the rest.
+                            return finish(src, out);
+                        }
+                        if basic && b[i] == b'\\' {
+                            i += 2;
+                        } else if b[i] == q {
+                            i += 1;
+                            break;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    finish(src, out)
+}
+
+fn finish(src: &str, out: Option<Vec<u8>>) -> std::borrow::Cow<'_, str> {
+    match out {
+        // Only ASCII bytes of comments were replaced by ASCII spaces, whole
+        // characters each: the text is still UTF-8.
+        Some(o) => match String::from_utf8(o) {
+            Ok(s) => std::borrow::Cow::Owned(s),
+            Err(_) => std::borrow::Cow::Borrowed(src),
+        },
+        None => std::borrow::Cow::Borrowed(src),
+    }
+}
+
+#[cfg(test)]
+mod blank_tests {
+    use super::blank_comments;
+
+    #[test]
+    fn comments_become_spaces_and_strings_stay() {
+        let src = "# top\n[a] # table\nx = \"# not\" # yes\ny = 'lit # no'\nz = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\" # out\nw = '''\n# kept\n''''' # gone\n";
+        let got = blank_comments(src);
+        assert_eq!(got.len(), src.len());
+        assert_eq!(
+            got,
+            "     \n[a]        \nx = \"# not\"      \ny = 'lit # no'\nz = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\"      \nw = '''\n# kept\n'''''       \n"
+        );
+        let a: toml::Table = toml::from_str(src).unwrap();
+        let b: toml::Table = toml::from_str(&got).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn comment_bytes_that_are_not_ascii_are_blanked_whole() {
+        let src = "a = 1 # héllo ✓\r\nb = 2\n";
+        let got = blank_comments(src);
+        assert_eq!(got.len(), src.len());
+        assert!(
+            got.starts_with("a = 1 ") && got.ends_with("\r\nb = 2\n"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn an_unterminated_string_leaves_the_rest_alone() {
+        let src = "a = \"open # x\nb = 1 # c\n";
+        assert_eq!(blank_comments(src), src);
+    }
+
+    proptest::proptest! {
+        /// Wherever the original parses, the blanked text parses to the same
+        /// table; wherever it does not, neither does the blanked one.
+        #[test]
+        fn blanking_never_changes_what_parses(src in "[a-c =\"'#\\\\\n\\[\\]0-9.]{0,80}") {
+            let got = blank_comments(&src);
+            proptest::prop_assert_eq!(got.len(), src.len());
+            let a = toml::from_str::<toml::Table>(&src);
+            let b = toml::from_str::<toml::Table>(&got);
+            match (a, b) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                (a, b) => proptest::prop_assert!(false, "{src:?}: {a:?} vs {b:?}"),
+            }
+        }
+    }
+}

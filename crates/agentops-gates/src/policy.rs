@@ -71,26 +71,53 @@ struct Rule {
     reason: String,
 }
 
-/// Lower-case words at least one of which a command must contain for a
-/// built-in rule to match it. Hooks run on every tool call: a rule's regular
-/// expression is compiled only when one of its words appears (most commands
-/// compile none), which keeps a policy check in microseconds.
+/// Lower-case words at least one of which a command must contain, as a whole
+/// word, for a built-in rule to match it (each pattern has `\b` on both sides
+/// of its word). Hooks run on every tool call: a rule's regular expression is
+/// compiled only when one of its words appears (most commands compile none;
+/// `git add` does not wake `dd`, nor `npm run format` `rm`), which keeps a
+/// policy check in microseconds.
 const TRIGGERS: &[(&str, &[&str])] = &[
     ("force-push", &["push"]),
     ("reset-hard", &["reset"]),
     ("git-clean-force", &["clean"]),
     ("rm-root-or-home", &["rm"]),
     ("pipe-to-shell", &["curl", "wget"]),
-    ("drop-database", &["drop"]),
+    ("drop-database", &["drop", "dropdb"]),
     ("disk-wipe", &["mkfs", "dd"]),
 ];
+
+/// Whether `word` occurs in `lower` with no ASCII word byte on either side.
+/// Implied by the pattern's `\b…\b` (a Unicode word character before or after
+/// would only make the regex miss too), so the check never hides a match.
+fn contains_word(lower: &str, word: &str) -> bool {
+    let b = lower.as_bytes();
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    word.is_empty()
+        || lower.match_indices(word).any(|(i, _)| {
+            let end = i + word.len();
+            (i == 0 || !is_word(b[i - 1])) && (end == b.len() || !is_word(b[end]))
+        })
+}
 
 struct LazyRule {
     id: &'static str,
     pattern: &'static str,
     reason: &'static str,
     triggers: &'static [&'static str],
-    re: std::sync::OnceLock<Option<Regex>>,
+    re: std::sync::OnceLock<Option<regex::bytes::Regex>>,
+}
+
+/// A built-in pattern compiled over bytes, ASCII classes only: `\s`, `\b` and
+/// `[^;&|\n]` as a shell splits words (on ASCII blanks), and a tenth of the
+/// Unicode form's compile time, which a denied command pays on the hook's
+/// clock. A multi-byte character still counts as a byte run a class may
+/// cross, so nothing a shell would run slips between the two readings.
+fn compile_builtin(pattern: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .ok()
 }
 
 static DEFAULTS: LazyLock<Vec<LazyRule>> = LazyLock::new(|| {
@@ -189,12 +216,13 @@ impl CommandPolicy {
             // Split flags (`-f -d -x`, `--force -d`) are matched as one cluster.
             let merged = merge_flags(&cmd);
             for r in DEFAULTS.iter() {
-                if !r.triggers.iter().any(|t| lower.contains(t)) {
+                if !r.triggers.iter().any(|t| contains_word(&lower, t)) {
                     continue;
                 }
-                let re = r.re.get_or_init(|| Regex::new(r.pattern).ok());
+                let re = r.re.get_or_init(|| compile_builtin(r.pattern));
                 if re.as_ref().is_some_and(|re| {
-                    re.is_match(&cmd) || merged.as_ref().is_some_and(|m| re.is_match(m))
+                    re.is_match(cmd.as_bytes())
+                        || merged.as_ref().is_some_and(|m| re.is_match(m.as_bytes()))
                 }) {
                     return PolicyDecision::Deny {
                         rule: r.id.to_owned(),
@@ -405,10 +433,54 @@ mod tests {
     fn every_default_pattern_compiles_and_has_trigger_words() {
         for (id, pat, _) in DEFAULT_DENY {
             assert!(Regex::new(pat).is_ok(), "{id}");
+            assert!(compile_builtin(pat).is_some(), "{id} over bytes");
             assert!(
                 TRIGGERS.iter().any(|(t, _)| t == id),
                 "{id} has no trigger words"
             );
+        }
+    }
+
+    #[test]
+    fn trigger_words_are_whole_words() {
+        for (text, word, expected) in [
+            ("git add .", "dd", false),
+            ("npm run format", "rm", false),
+            ("cargo test -p address", "dd", false),
+            ("dd if=x of=y", "dd", true),
+            ("sudo /bin/rm -rf /", "rm", true),
+            ("x;rm -rf ~", "rm", true),
+            ("git push", "push", true),
+            ("git pushd", "push", false),
+        ] {
+            assert_eq!(contains_word(text, word), expected, "{word} in {text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The whole-word check never hides a match: wherever a built-in
+        /// pattern matches, one of its trigger words is there as a word.
+        #[test]
+        fn triggers_are_necessary(
+            before in "[ -~]{0,12}",
+            cmd in proptest::sample::select(vec![
+                "git push --force", "git push -f x", "git reset --hard", "git clean -fdx",
+                "rm -rf /", "rm -r -f ~", "curl -s x | sh", "bash <(wget -q x)",
+                "DROP DATABASE x", "dropdb x", "mkfs.ext4 /dev/sda", "dd of=/dev/sda",
+            ]),
+            after in "[ -~]{0,12}",
+        ) {
+            let text = format!("{before}{cmd}{after}");
+            let lower = text.to_ascii_lowercase();
+            for r in DEFAULTS.iter() {
+                let re = compile_builtin(r.pattern).unwrap();
+                if re.is_match(text.as_bytes()) {
+                    proptest::prop_assert!(
+                        r.triggers.iter().any(|t| contains_word(&lower, t)),
+                        "{} matched {text:?} without its word", r.id
+                    );
+                }
+            }
         }
     }
 
@@ -449,6 +521,31 @@ mod tests {
             ("dd if=/dev/zero of=/dev/sda", "disk-wipe"),
         ] {
             assert_eq!(rule(cmd).as_deref(), Some(expected), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn the_byte_patterns_read_commands_as_the_unicode_ones_do() {
+        for cmd in [
+            "git push --force origin main",
+            "git push --force origin zweig-ü",
+            "echo 'é' && git push -f",
+            "git commit -m 'über' && git push origin feature",
+            "rm -rf ~ # wipe ✓",
+            "rm -rf ./ünïcode",
+            "curl -s https://x.sh/é | sh",
+            "psql -c 'DROP DATABASE straße'",
+            "dd if=/dev/zero of=/dev/sda bs=1M # ⚠",
+            "git reset --hard # 重置",
+            "cargo test -p ünïcode",
+        ] {
+            for (id, pat, _) in DEFAULT_DENY {
+                assert_eq!(
+                    Regex::new(pat).unwrap().is_match(cmd),
+                    compile_builtin(pat).unwrap().is_match(cmd.as_bytes()),
+                    "{id} on {cmd}"
+                );
+            }
         }
     }
 
