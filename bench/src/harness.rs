@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::corpus::{Layout, Rng, entry_text, knowledge_repo};
-use crate::stats::{Samples, ms, time_process_input, time_process_inputs};
+use crate::stats::{Samples, ms, time_interleaved, time_process_input, time_process_inputs};
 
 pub fn hook_once(bin: &Path, dir: &Path, input: &str) -> String {
     let mut c = Command::new(bin)
@@ -91,15 +91,25 @@ pub fn run(quick: bool) {
 
     let runs = if quick { 30 } else { 200 };
     let b = bin.to_str().expect("utf-8");
-    let floor = time_process_input(&["true"], &repo, None, runs);
     // This binary doing nothing: a hook event outside any repository.
     let outside = tmp.path().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
-    let bin_floor = time_process_input(&[b, "hook", "claude"], &outside, Some(b"{}"), runs);
-    let t_pre = time_process_input(&[b, "hook", "claude"], &repo, Some(pre.as_bytes()), runs);
-    let t_deny = time_process_input(&[b, "hook", "claude"], &repo, Some(deny.as_bytes()), runs);
-    let t_edit = time_process_input(&[b, "hook", "claude"], &repo, Some(edit.as_bytes()), runs);
-    let t_post = time_process_input(&[b, "hook", "claude"], &repo, Some(post.as_bytes()), runs);
+    let hook = [b, "hook", "claude"];
+    // Interleaved: one run of each per round, so the VM's drift moves the
+    // floors and the hooks alike.
+    let t = time_interleaved(
+        &[
+            (&["true"], &repo, None),
+            (&hook, &outside, Some(b"{}")),
+            (&hook, &repo, Some(pre.as_bytes())),
+            (&hook, &repo, Some(deny.as_bytes())),
+            (&hook, &repo, Some(edit.as_bytes())),
+            (&hook, &repo, Some(post.as_bytes())),
+        ],
+        runs,
+    );
+    let [floor, bin_floor, t_pre, t_deny, t_edit, t_post] =
+        <[_; 6]>::try_from(t).expect("six timings");
     let t_start = time_process_input(
         &[b, "hook", "claude"],
         &repo,

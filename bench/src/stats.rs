@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Sorted samples of one measurement.
+#[derive(Debug)]
 pub struct Samples(pub Vec<Duration>);
 
 impl Samples {
@@ -43,6 +44,33 @@ pub fn time_process_input(argv: &[&str], dir: &Path, input: Option<&[u8]>, n: us
     time_process_inputs(argv, dir, &|_| input.map(<[u8]>::to_vec), n)
 }
 
+/// One run of `argv` in `dir` with `input` on its stdin: its wall time.
+fn run_once(argv: &[&str], dir: &Path, input: Option<Vec<u8>>) -> Duration {
+    let t = Instant::now();
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        let _ = stdin.write_all(&bytes);
+    }
+    let st = child.wait().expect("wait");
+    let d = t.elapsed();
+    assert!(
+        st.success() || st.code() == Some(1),
+        "{argv:?} failed: {st}"
+    );
+    d
+}
+
 /// Like [`time_process_input`], with the input of the `i`-th run (warm-ups
 /// are runs 0–2) made by `input`.
 pub fn time_process_inputs(
@@ -51,34 +79,24 @@ pub fn time_process_inputs(
     input: &dyn Fn(usize) -> Option<Vec<u8>>,
     n: usize,
 ) -> Samples {
-    let run = |i: usize| {
-        let input = input(i);
-        let t = Instant::now();
-        let mut child = Command::new(argv[0])
-            .args(&argv[1..])
-            .current_dir(dir)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-            let _ = stdin.write_all(&bytes);
-        }
-        let st = child.wait().expect("wait");
-        let d = t.elapsed();
-        assert!(
-            st.success() || st.code() == Some(1),
-            "{argv:?} failed: {st}"
-        );
-        d
-    };
     for i in 0..3 {
-        run(i);
+        run_once(argv, dir, input(i));
     }
-    Samples::new((3..n + 3).map(run).collect())
+    Samples::new((3..n + 3).map(|i| run_once(argv, dir, input(i))).collect())
+}
+
+/// Several commands timed in turn, one run of each per round, so that a
+/// machine whose speed drifts (a shared VM) moves them all alike and a
+/// command is compared with its floor in the same instants.
+pub fn time_interleaved(cmds: &[(&[&str], &Path, Option<&[u8]>)], n: usize) -> Vec<Samples> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); cmds.len()];
+    for round in 0..n + 3 {
+        for (k, (argv, dir, input)) in cmds.iter().enumerate() {
+            let d = run_once(argv, dir, input.map(<[u8]>::to_vec));
+            if round >= 3 {
+                times[k].push(d);
+            }
+        }
+    }
+    times.into_iter().map(Samples::new).collect()
 }

@@ -263,6 +263,13 @@ fn a_damaged_journal_fails_read_commands_loudly_and_never_undoes_a_write() {
     for damage in ["truncated", "garbled"] {
         let ctx = project_with_history();
         let db = ctx.git_dir().join("agentops/state.db");
+        // The journal leaves its WAL in place when it closes: fold it into
+        // the file first, so that the damage below hits the events.
+        {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+        }
         let bytes = std::fs::read(&db).unwrap();
         match damage {
             "truncated" => {
@@ -488,12 +495,14 @@ cd "$m" && git init -q r && cd r && git commit -q --allow-empty -m init || exit 
 "$0" init -q >/dev/null 2>&1 && git add -A && git commit -qm agentops || exit 95
 "$0" learn "Before the disk filled" --body "fine" >/dev/null 2>&1 || exit 94
 body="$m/../body.txt"; head -c 300000 /dev/urandom | base64 > "$body"
+# A session stream whose events need more room than the journal's WAL has.
+awk 'BEGIN{print "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-full\",\"model\":\"claude-sonnet-4-5\"}"; for(i=0;i<4000;i++) printf "{\"type\":\"assistant\",\"session_id\":\"s-full\",\"message\":{\"id\":\"msg_%d\",\"model\":\"claude-sonnet-4-5\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"step %d of the work\"}],\"usage\":{\"input_tokens\":20,\"output_tokens\":10}}}\n", i, i}' > "$m/../stream.jsonl"
 dd if=/dev/zero of="$m/filler" bs=64k >/dev/null 2>&1
 "$0" learn "When the disk is full" --file "$body" >"$m/../out" 2>"$m/../err"; echo "exit $?"
 echo "--stderr"; cat "$m/../err"
 echo "--tmp"; find .agents -name '*.tmp'
 echo "--status"; git --no-optional-locks status --porcelain -- .agents
-echo "--journal"; "$0" ingest claude-stream /dev/null 2>&1
+echo "--journal"; "$0" ingest claude-stream "$m/../stream.jsonl" 2>&1
 echo "--end"
 rm -f "$m/filler"
 "$0" learn "After space came back" --body "fine" >/dev/null 2>&1; echo "after $?"

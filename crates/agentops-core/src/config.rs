@@ -275,10 +275,20 @@ fn find_key(dotted: &str) -> Option<&'static Key> {
 /// the error, located at its key (a semantic error) or its value (a type
 /// error).
 fn apply_file(cfg: &mut Config, path: &Path, src: &str) -> Result<(), ConfigError> {
-    // Comments cost the parser more than the keys; blanked, every offset is
-    // unchanged, so locations below are read from `src` itself.
-    let blanked = crate::toml_span::blank_comments(src);
-    let root = DeTable::parse(&blanked).map_err(|e| syntax_error(path, src, &e))?;
+    // Comments cost the parser more than the keys: the text without them
+    // is read first; only when it has an error is the file read as written,
+    // so that the error is placed where it is in the file.
+    if let std::borrow::Cow::Owned(stripped) = crate::toml_span::strip_comments(src)
+        && apply_text(cfg, path, &stripped).is_ok()
+    {
+        return Ok(());
+    }
+    apply_text(cfg, path, src)
+}
+
+/// [`apply_file`] on `src` as given; locations are offsets into `src`.
+fn apply_text(cfg: &mut Config, path: &Path, src: &str) -> Result<(), ConfigError> {
+    let root = DeTable::parse(src).map_err(|e| syntax_error(path, src, &e))?;
     let at_line =
         |offset: usize| format!("{}:{}", path.display(), toml_span::line_col(src, offset).0);
     let at_col = |offset: usize| {
@@ -861,6 +871,25 @@ mod tests {
         let (p, err) = load_err(dir.path(), "c2.toml", "[store]\nurl = \"postgres://x\"\n");
         assert!(
             err.starts_with(&format!("{}:2: key `store.url`", p.display())),
+            "{err}"
+        );
+        // Comments are not read for the keys, but an error is still placed
+        // at its line and column in the file as written.
+        let (p, err) = load_err(
+            dir.path(),
+            "c3.toml",
+            "# one\n# two\n[hooks] # three\n# four\n  injection_budget = \"lots\" # five\n",
+        );
+        assert!(
+            err.starts_with(&format!(
+                "{}:5:22: key `hooks.injection_budget`",
+                p.display()
+            )),
+            "{err}"
+        );
+        let (p, err) = load_err(dir.path(), "c4.toml", "# a\n# b\n[hooks]\n# c\nnope = 1\n");
+        assert!(
+            err.starts_with(&format!("{}:5:1: key `hooks.nope`", p.display())),
             "{err}"
         );
     }

@@ -133,129 +133,145 @@ mod tests {
     }
 }
 
-/// `src` with every comment turned into spaces: the same length, so every
-/// span, line and column is where it was in `src`. The `toml` parser spends
-/// more on a comment than on anything else, and a configuration written by
-/// `init` is mostly comments, read by every hook. Strings (basic, literal,
-/// multi-line) are skipped as the parser reads them, so a `#` inside one is
-/// never touched; where the text is not valid TOML (an unterminated string),
-/// nothing after the point of doubt is changed, and the parser reports the
-/// same error.
-pub fn blank_comments(src: &str) -> std::borrow::Cow<'_, str> {
+/// `src` without its comments (each line's text from an unquoted `#` on),
+/// every line break kept: what the `toml` parser reads is the same, and the
+/// parser spends more on a comment than on anything else (a configuration
+/// written by `init` is mostly comments, read by every hook). Strings
+/// (basic, literal, multi-line) are skipped as the parser reads them, so a
+/// `#` inside one is never touched; where the text is not valid TOML (an
+/// unterminated string), nothing after the point of doubt is changed.
+/// Offsets differ from `src`'s: read a location from `src` itself (parse it
+/// again when there is an error to place).
+pub fn strip_comments(src: &str) -> std::borrow::Cow<'_, str> {
     let b = src.as_bytes();
-    let mut out: Option<Vec<u8>> = None;
+    let mut out: Option<String> = None;
+    // `src[kept..]` is not yet copied to `out`.
+    let mut kept = 0;
     let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'#' => {
-                let end = b[i..]
-                    .iter()
-                    .position(|&c| c == b'\n' || c == b'\r')
-                    .map_or(b.len(), |p| i + p);
-                let o = out.get_or_insert_with(|| b.to_vec());
-                o[i..end].fill(b' ');
-                i = end;
-            }
-            q @ (b'"' | b'\'') => {
-                let basic = q == b'"';
-                if b[i..].starts_with(&[q, q, q]) {
-                    // Multi-line: ends at the next unescaped triple quote
-                    // (with up to two more quotes belonging to the string).
-                    i += 3;
-                    loop {
-                        if i >= b.len() {
-                            // Unterminated: leave the rest as it is.
-                            return finish(src, out);
-                        }
-                        if basic && b[i] == b'\\' {
-                            i += 2;
-                        } else if b[i..].starts_with(&[q, q, q]) {
-                            while i < b.len() && b[i] == q {
-                                i += 1;
-                            }
-                            break;
-                        } else {
-                            i += 1;
-                        }
+    while let Some(p) = memchr::memchr3(b'#', b'"', b'\'', b.get(i..).unwrap_or_default()) {
+        i += p;
+        if b[i] == b'#' {
+            let end = memchr::memchr2(b'\n', b'\r', &b[i..]).map_or(b.len(), |p| i + p);
+            let o = out.get_or_insert_with(|| String::with_capacity(src.len() / 2));
+            o.push_str(&src[kept..i]);
+            kept = end;
+            i = end;
+            continue;
+        }
+        let q = b[i];
+        let basic = q == b'"';
+        if b[i..].starts_with(&[q, q, q]) {
+            // Multi-line: ends at the next unescaped triple quote (with up
+            // to two more quotes belonging to the string).
+            i += 3;
+            loop {
+                // An escape may have stepped past the end.
+                let rest = b.get(i..).unwrap_or_default();
+                let next = if basic {
+                    memchr::memchr2(q, b'\\', rest)
+                } else {
+                    memchr::memchr(q, rest)
+                };
+                let Some(p) = next else {
+                    // Unterminated: leave the rest as it is.
+                    return finish(src, out, kept);
+                };
+                i += p;
+                if b[i] == b'\\' {
+                    i += 2;
+                } else if b[i..].starts_with(&[q, q, q]) {
+                    while i < b.len() && b[i] == q {
+                        i += 1;
                     }
+                    break;
                 } else {
                     i += 1;
-                    loop {
-                        if i >= b.len() || b[i] == b'\n' {
-                            // Unterminated on its line: leave the rest.
-                            return finish(src, out);
-                        }
-                        if basic && b[i] == b'\\' {
-                            i += 2;
-                        } else if b[i] == q {
-                            i += 1;
-                            break;
-                        } else {
-                            i += 1;
-                        }
-                    }
                 }
             }
-            _ => i += 1,
+        } else {
+            i += 1;
+            loop {
+                let rest = b.get(i..).unwrap_or_default();
+                let Some(p) = memchr::memchr3(q, b'\\', b'\n', rest) else {
+                    return finish(src, out, kept);
+                };
+                i += p;
+                match b[i] {
+                    // Unterminated on its line: leave the rest.
+                    b'\n' => return finish(src, out, kept),
+                    b'\\' if basic => i += 2,
+                    c if c == q => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        if i >= b.len() {
+            break;
         }
     }
-    finish(src, out)
+    finish(src, out, kept)
 }
 
-fn finish(src: &str, out: Option<Vec<u8>>) -> std::borrow::Cow<'_, str> {
+fn finish(src: &str, out: Option<String>, kept: usize) -> std::borrow::Cow<'_, str> {
     match out {
-        // Only ASCII bytes of comments were replaced by ASCII spaces, whole
-        // characters each: the text is still UTF-8.
-        Some(o) => match String::from_utf8(o) {
-            Ok(s) => std::borrow::Cow::Owned(s),
-            Err(_) => std::borrow::Cow::Borrowed(src),
-        },
+        Some(mut o) => {
+            o.push_str(&src[kept.min(src.len())..]);
+            std::borrow::Cow::Owned(o)
+        }
         None => std::borrow::Cow::Borrowed(src),
     }
 }
 
 #[cfg(test)]
-mod blank_tests {
-    use super::blank_comments;
+mod strip_tests {
+    use super::strip_comments;
 
     #[test]
-    fn comments_become_spaces_and_strings_stay() {
-        let src = "# top\n[a] # table\nx = \"# not\" # yes\ny = 'lit # no'\nz = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\" # out\nw = '''\n# kept\n''''' # gone\n";
-        let got = blank_comments(src);
-        assert_eq!(got.len(), src.len());
+    fn comments_go_and_strings_stay() {
+        let src = concat!(
+            "# top\n[a] # table\nx = \"# not\" # yes\ny = 'lit # no'\n",
+            "z = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\" # out\n",
+            "w = '''\n# kept\n''''' # gone\n",
+        );
+        let got = strip_comments(src);
         assert_eq!(
             got,
-            "     \n[a]        \nx = \"# not\"      \ny = 'lit # no'\nz = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\"      \nw = '''\n# kept\n'''''       \n"
+            concat!(
+                "\n[a] \nx = \"# not\" \ny = 'lit # no'\n",
+                "z = \"\"\"\n# in a string\n\\\"\"\" # still in\n\"\"\" \n",
+                "w = '''\n# kept\n''''' \n",
+            )
         );
+        assert_eq!(got.matches('\n').count(), src.matches('\n').count());
         let a: toml::Table = toml::from_str(src).unwrap();
         let b: toml::Table = toml::from_str(&got).unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
-    fn comment_bytes_that_are_not_ascii_are_blanked_whole() {
+    fn a_comment_that_is_not_ascii_goes_whole() {
         let src = "a = 1 # héllo ✓\r\nb = 2\n";
-        let got = blank_comments(src);
-        assert_eq!(got.len(), src.len());
-        assert!(
-            got.starts_with("a = 1 ") && got.ends_with("\r\nb = 2\n"),
-            "{got:?}"
-        );
+        assert_eq!(strip_comments(src), "a = 1 \r\nb = 2\n");
     }
 
     #[test]
     fn an_unterminated_string_leaves_the_rest_alone() {
         let src = "a = \"open # x\nb = 1 # c\n";
-        assert_eq!(blank_comments(src), src);
+        assert_eq!(strip_comments(src), src);
+        let src = "# c\na = '''open # x\nb = 1 # c\n";
+        assert_eq!(strip_comments(src), "\na = '''open # x\nb = 1 # c\n");
     }
 
     proptest::proptest! {
-        /// Wherever the original parses, the blanked text parses to the same
-        /// table; wherever it does not, neither does the blanked one.
+        /// Wherever the original parses, the stripped text parses to the same
+        /// table; wherever it does not, neither does the stripped one.
         #[test]
-        fn blanking_never_changes_what_parses(src in "[a-c =\"'#\\\\\n\\[\\]0-9.]{0,80}") {
-            let got = blank_comments(&src);
-            proptest::prop_assert_eq!(got.len(), src.len());
+        fn stripping_never_changes_what_parses(src in "[a-c =\"'#\\\\\n\\[\\]0-9.]{0,80}") {
+            let got = strip_comments(&src);
+            proptest::prop_assert_eq!(got.matches('\n').count(), src.matches('\n').count());
             let a = toml::from_str::<toml::Table>(&src);
             let b = toml::from_str::<toml::Table>(&got);
             match (a, b) {

@@ -117,6 +117,33 @@ impl Ledger {
     }
 }
 
+/// The entries `session` was already recorded `retrieved` for: its feedback
+/// events only, each read for its entry and signal (a resumed session has
+/// many packets; their bodies are not needed here).
+fn already_retrieved(journal: &Journal, session: &RunId) -> Result<BTreeSet<String>, HarnessError> {
+    #[derive(serde::Deserialize)]
+    struct Given {
+        entry: String,
+        signal: String,
+    }
+    let mut ids = BTreeSet::new();
+    journal.scan(
+        &Query {
+            run_id: Some(session.clone()),
+            kinds: vec![EventKind::KnowledgeFeedback],
+            ..Query::default()
+        },
+        &mut |r| {
+            if let Ok(g) = serde_json::from_str::<Given>(r.body)
+                && Signal::parse(&g.signal) == Ok(Signal::Retrieved)
+            {
+                ids.insert(g.entry);
+            }
+        },
+    )?;
+    Ok(ids)
+}
+
 /// Records `retrieved` for each of `cited` not given to `session` before.
 pub fn retrieved(
     journal: &Journal,
@@ -126,11 +153,11 @@ pub fn retrieved(
     if cited.is_empty() {
         return Ok(0);
     }
-    let ledger = Ledger::read(journal, session, false)?;
+    let given = already_retrieved(journal, session)?;
     let mut fresh: Vec<&str> = cited
         .iter()
         .map(String::as_str)
-        .filter(|id| !ledger.has(id, Signal::Retrieved))
+        .filter(|id| !given.contains(*id))
         .collect();
     fresh.sort_unstable();
     fresh.dedup();

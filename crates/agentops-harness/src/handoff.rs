@@ -635,12 +635,17 @@ fn written_recently(journal: &Journal) -> Vec<String> {
             ..Query::default()
         },
         &mut |r| {
-            if let Ok(v) = serde_json::from_str::<Value>(r.body) {
-                for f in v["files"].as_array().into_iter().flatten() {
-                    if let Some(f) = f.as_str() {
-                        files.push(f.to_owned());
-                    }
-                }
+            // Only the files: most tool spans name none, and the rest of a
+            // body is skipped, not built (thousands of spans on a hook's clock).
+            #[derive(serde::Deserialize)]
+            struct Files {
+                #[serde(default)]
+                files: Vec<String>,
+            }
+            if r.body.contains("\"files\"")
+                && let Ok(v) = serde_json::from_str::<Files>(r.body)
+            {
+                files.extend(v.files);
             }
         },
     );

@@ -288,6 +288,16 @@ impl SqliteStore {
                 reason: "the file is read-only for this user".into(),
             });
         }
+        // The last connection to close would checkpoint the WAL into the
+        // database (two fsyncs) and delete `-wal` and `-shm`, which the next
+        // process (the next hook, a second later) creates again: 3–5 ms of
+        // every short-lived process. The WAL stays; the writer's automatic
+        // checkpoint (every 1,000 pages) keeps it bounded, and SQLite reads
+        // it on every open, so nothing written is less durable or less seen.
+        let _ = conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
         let store = Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
