@@ -85,10 +85,13 @@ pub fn time_process_inputs(
     Samples::new((3..n + 3).map(|i| run_once(argv, dir, input(i))).collect())
 }
 
+/// A command, the directory it runs in, and its stdin.
+pub type Timed<'a> = (&'a [&'a str], &'a Path, Option<&'a [u8]>);
+
 /// Several commands timed in turn, one run of each per round, so that a
 /// machine whose speed drifts (a shared VM) moves them all alike and a
 /// command is compared with its floor in the same instants.
-pub fn time_interleaved(cmds: &[(&[&str], &Path, Option<&[u8]>)], n: usize) -> Vec<Samples> {
+pub fn time_interleaved(cmds: &[Timed<'_>], n: usize) -> Vec<Samples> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); cmds.len()];
     for round in 0..n + 3 {
         for (k, (argv, dir, input)) in cmds.iter().enumerate() {
