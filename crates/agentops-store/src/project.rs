@@ -426,7 +426,7 @@ fn check_spool(layout: &RepoLayout, cfg: &Config) -> Option<Check> {
     };
     let spool = crate::Spool::beside(&path);
     let bad = spool.quarantined();
-    let waiting = spool.pending().len();
+    let waiting = spool.waiting();
     if bad.is_empty() && waiting == 0 {
         return None;
     }
@@ -434,7 +434,11 @@ fn check_spool(layout: &RepoLayout, cfg: &Config) -> Option<Check> {
     if waiting > 0 {
         detail.push(format!(
             "{} from hooks not yet in the journal ({})",
-            crate::counted_batches(waiting),
+            agentops_core::counted(
+                u64::try_from(waiting).unwrap_or(u64::MAX),
+                "event",
+                "events"
+            ),
             spool.dir().display()
         ));
     }

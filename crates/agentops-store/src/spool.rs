@@ -160,6 +160,16 @@ impl Spool {
         })
     }
 
+    /// How many batches wait: lines of the open log (a batch is one or
+    /// more lines; each counts) plus sealed files. For `doctor`, which
+    /// reads the files.
+    pub fn waiting(&self) -> usize {
+        let log = std::fs::read(self.dir.join(OPEN_LOG))
+            .map(|t| t.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
+            .unwrap_or(0);
+        log + self.pending().len()
+    }
+
     /// Renames the open log aside as a sealed batch file (named, like
     /// every batch file, by the time, so that it sorts after the batches
     /// before it), when it holds anything.
