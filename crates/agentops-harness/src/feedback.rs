@@ -64,10 +64,10 @@ struct Ledger {
 }
 
 impl Ledger {
-    /// What the session was given and what was said about it; with
-    /// `words`, also what the session wrote (its tool inputs and prompts),
-    /// read only when it was given something.
-    fn read(journal: &Journal, session: &RunId, words: bool) -> Result<Self, HarnessError> {
+    /// What the session was given and what was said about it, and what the
+    /// session wrote (its tool inputs and prompts), read only when it was
+    /// given something.
+    fn read(journal: &Journal, session: &RunId) -> Result<Self, HarnessError> {
         let events = journal.read(&Query {
             run_id: Some(session.clone()),
             kinds: vec![EventKind::ContextAssembled, EventKind::KnowledgeFeedback],
@@ -85,7 +85,7 @@ impl Ledger {
                 l.signaled.entry(f.entry).or_default().insert(s);
             }
         }
-        if !words || l.given.is_empty() {
+        if l.given.is_empty() {
             return Ok(l);
         }
         let received = journal.read(&Query {
@@ -188,7 +188,7 @@ pub fn settle(
     transcript: Option<&Path>,
     gates_passed: bool,
 ) -> Result<Settled, HarnessError> {
-    let ledger = Ledger::read(journal, session, true)?;
+    let ledger = Ledger::read(journal, session)?;
     let mut out = Settled::default();
     if ledger.given.is_empty() {
         return Ok(out);

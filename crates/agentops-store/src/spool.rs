@@ -275,11 +275,16 @@ impl Spool {
 
     /// Writes the lines of `name` that are not events to `bad/<name>`
     /// (the good ones are taken in); returns the file written.
-    fn keep_aside(&self, name: &str, lines: &[String]) -> Option<PathBuf> {
+    fn keep_aside(&self, name: &str, lines: &[Vec<u8>]) -> Option<PathBuf> {
         let bad = self.dir.join("bad");
         std::fs::create_dir_all(&bad).ok()?;
         let to = bad.join(name);
-        std::fs::write(&to, lines.join("\n") + "\n").ok()?;
+        let mut text = Vec::new();
+        for l in lines {
+            text.extend_from_slice(l);
+            text.push(b'\n');
+        }
+        std::fs::write(&to, text).ok()?;
         Some(to)
     }
 
@@ -350,21 +355,23 @@ fn lock_exclusive(path: &Path) -> Option<std::fs::File> {
 /// A batch file's events and the lines that are not events (a torn write
 /// of a killed process, a foreign line); `None` when the file is gone.
 #[allow(clippy::type_complexity)]
-fn read_batch(path: &Path) -> Result<Option<(Vec<NewEvent>, Vec<String>)>, String> {
-    let text = match std::fs::read(path) {
-        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+fn read_batch(path: &Path) -> Result<Option<(Vec<NewEvent>, Vec<Vec<u8>>)>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
     let mut events = Vec::new();
     let mut bad = Vec::new();
-    for line in text.lines() {
+    for line in bytes.split(|&b| b == b'\n') {
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_str::<NewEvent>(line) {
+        // A line that is not UTF-8 is kept aside byte for byte, never
+        // repaired into an event that says something else.
+        match serde_json::from_slice::<NewEvent>(line) {
             Ok(e) => events.push(e),
-            Err(_) => bad.push(line.to_owned()),
+            Err(_) => bad.push(line.to_vec()),
         }
     }
     if events.is_empty() && bad.is_empty() {
@@ -514,8 +521,12 @@ mod tests {
                     }
                 });
             }
-            // Writers finish; then the drains stop.
-            while spool_writes_pending(&s, writers * per * 2) {
+            // Writers finish (a lost event would keep the count short: the
+            // assertions below say so after 30 s); then the drains stop.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while spool_writes_pending(&s, writers * per * 2)
+                && std::time::Instant::now() < deadline
+            {
                 spool.drain(&s).unwrap();
                 std::thread::sleep(Duration::from_millis(5));
             }
