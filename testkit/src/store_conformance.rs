@@ -211,7 +211,7 @@ pub fn batches_are_ordered(store: &dyn EventLog) -> Outcome {
     )
 }
 
-/// Reads by run, kind, time range, after a seq, and with a limit.
+/// Reads by run, kind, time range, after a seq, with a limit, newest first.
 pub fn queries_filter(store: &dyn EventLog) -> Outcome {
     let a = run("run-a")?;
     let b = run("run-b")?;
@@ -280,6 +280,28 @@ pub fn queries_filter(store: &dyn EventLog) -> Outcome {
         ..Query::default()
     })?;
     ensure(between == vec![2, 3], || format!("max_seq: {between:?}"))?;
+    let newest = ids(Query {
+        run_id: Some(a.clone()),
+        limit: Some(2),
+        newest_first: true,
+        ..Query::default()
+    })?;
+    ensure(newest == vec![8, 6], || format!("newest first: {newest:?}"))?;
+    let mut scanned = Vec::new();
+    store
+        .scan(
+            &Query {
+                kinds: vec![EventKind::StepStarted],
+                newest_first: true,
+                ..Query::default()
+            },
+            &mut |r| scanned.push(r.seq),
+        )
+        .map_err(|e| e.to_string())?;
+    ensure(
+        scanned == vec![seqs[4], seqs[3], seqs[2], seqs[1], seqs[0]],
+        || format!("scan newest first: {scanned:?}"),
+    )?;
     // Raw rows: the same events, bodies as JSON text.
     let parsed = store
         .read(&Query::run(b.clone()))

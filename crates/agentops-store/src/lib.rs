@@ -35,7 +35,7 @@ pub enum Durability {
 }
 
 /// Which events to read. Empty filters match everything; results are in
-/// journal order (ascending `seq`).
+/// journal order (ascending `seq`), or the reverse with `newest_first`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     pub run_id: Option<RunId>,
@@ -49,6 +49,9 @@ pub struct Query {
     /// Only events with `seq` up to this, inclusive.
     pub max_seq: Option<i64>,
     pub limit: Option<usize>,
+    /// Newest first (descending `seq`): with `limit`, the latest `limit`
+    /// events, read without touching the older ones.
+    pub newest_first: bool,
 }
 
 impl Query {

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The oldest schema a read-only open reads as it is: what came after it
 /// (the spool's drain records) is never read.
@@ -94,6 +94,11 @@ CREATE TABLE spool_drained (
     name TEXT PRIMARY KEY,
     ts   INTEGER NOT NULL
 );
+"#,
+    // One kind of one run or session (its feedback, its prompts) without
+    // reading the rest of it, or every run's events of that kind.
+    r#"
+CREATE INDEX events_by_run_kind ON events (run_id, kind, seq);
 "#,
 ];
 
@@ -225,6 +230,20 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     synchronous: Synchronous,
     busy_timeout: Duration,
+    /// Opened to write: on close it trims the WAL ([`SqliteStore::trim_wal`]).
+    writable: bool,
+}
+
+/// A WAL longer than this (128 pages of 4 KiB with their frame headers) is
+/// checkpointed and truncated when a writing connection closes.
+const WAL_TRIM_BYTES: u64 = 128 * (4096 + 24);
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if self.writable {
+            self.trim_wal();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -291,9 +310,10 @@ impl SqliteStore {
         // The last connection to close would checkpoint the WAL into the
         // database (two fsyncs) and delete `-wal` and `-shm`, which the next
         // process (the next hook, a second later) creates again: 3–5 ms of
-        // every short-lived process. The WAL stays; the writer's automatic
-        // checkpoint (every 1,000 pages) keeps it bounded, and SQLite reads
-        // it on every open, so nothing written is less durable or less seen.
+        // every short-lived process. The WAL stays (SQLite reads it on every
+        // open, so nothing written is less durable or less seen) until it is
+        // longer than 128 pages: then the closing writer checkpoints and
+        // truncates it (`trim_wal`).
         let _ = conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
@@ -303,6 +323,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             synchronous: opts.synchronous,
             busy_timeout: Duration::from_millis(opts.busy_timeout_ms),
+            writable: true,
         };
         store.prepare()?;
         Ok(store)
@@ -353,6 +374,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             synchronous: opts.synchronous,
             busy_timeout: Duration::from_millis(opts.busy_timeout_ms),
+            writable: false,
         };
         let (app_id, version): (i64, i64) = store.with_conn(|c| {
             let app: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0))?;
@@ -448,6 +470,31 @@ impl SqliteStore {
         }
     }
 
+    /// Checkpoints the WAL into the database and truncates it, when it is
+    /// longer than [`WAL_TRIM_BYTES`], without waiting for anyone.
+    ///
+    /// The WAL stays when a connection closes (see `open`), and its index in
+    /// `-shm` does not outlive the last connection: the next process to open
+    /// the journal rebuilds it by reading every frame, and counts none of
+    /// them as checkpointed, so it can never start the WAL over. Left to
+    /// SQLite's passive checkpoints, a journal written by short processes
+    /// (hooks) keeps one ever longer WAL, read whole and copied again by
+    /// every one of them. Truncating it here bounds both. Busy (a writer or
+    /// a reader elsewhere) it does what it can without waiting, and a later
+    /// close finishes.
+    fn trim_wal(&self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).map_or(true, |m| m.len() <= WAL_TRIM_BYTES) {
+            return;
+        }
+        let Ok(conn) = self.conn.lock() else { return };
+        if conn.busy_timeout(Duration::ZERO).is_ok() {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        let _ = conn.busy_timeout(self.busy_timeout);
+    }
+
     fn prepare(&self) -> Result<(), StoreError> {
         let timeout = self.busy_timeout;
         let sync = match self.synchronous {
@@ -457,10 +504,8 @@ impl SqliteStore {
         self.with_conn(|c| {
             c.busy_timeout(timeout)?;
             c.pragma_update(None, "synchronous", sync)?;
-            // The WAL stays when the journal closes (see `open`), and the
-            // first process to open it reads every frame since the last
-            // checkpoint to rebuild its index: a checkpoint every 128 pages
-            // (not SQLite's 1,000) keeps that read to about half a megabyte.
+            // A long-running writer checkpoints as it goes, every 128 pages
+            // (not SQLite's 1,000), as `trim_wal` does at close.
             c.pragma_update(None, "wal_autocheckpoint", 128)?;
             Ok(())
         })?;
@@ -644,7 +689,11 @@ fn select(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
         sql.push_str(" AND seq <= ?");
         args.push(s.into());
     }
-    sql.push_str(" ORDER BY seq");
+    sql.push_str(if q.newest_first {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
     if let Some(l) = q.limit {
         sql.push_str(" LIMIT ?");
         args.push(i64::try_from(l).unwrap_or(i64::MAX).into());
@@ -916,13 +965,16 @@ impl EventLog for SqliteStore {
     fn scan(&self, q: &Query, f: &mut dyn FnMut(RawRef<'_>)) -> Result<(), StoreError> {
         let (sql, args) = select(q);
         // A retry after a busy error must not hand a row over twice.
-        let mut delivered = i64::MIN;
+        let mut delivered: Option<i64> = None;
+        let newest_first = q.newest_first;
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let mut rows = stmt.query(params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
                 let seq: i64 = r.get(0)?;
-                if seq <= delivered {
+                let handed =
+                    delivered.is_some_and(|d| if newest_first { seq >= d } else { seq <= d });
+                if handed {
                     continue;
                 }
                 f(RawRef {
@@ -934,7 +986,7 @@ impl EventLog for SqliteStore {
                     kind: text(r, 5)?.unwrap_or_default(),
                     body: text(r, 6)?.unwrap_or_default(),
                 });
-                delivered = seq;
+                delivered = Some(seq);
             }
             Ok(())
         })
@@ -1184,5 +1236,53 @@ impl ExportLeases for SqliteStore {
             )
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index each query shape reads: some kinds of a run through the
+    /// run-and-kind index (only what is asked for, never every run's events
+    /// of that kind, which grow with the whole journal); a kind alone
+    /// through the kind's, newest first without a sort.
+    #[test]
+    fn queries_read_the_narrowest_index() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&d.path().join("j.db"), OpenOptions::default()).unwrap();
+        let plan = |q: &Query| -> String {
+            let (sql, args) = select(q);
+            s.with_conn(|c| {
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows =
+                    st.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("; "))
+            })
+            .unwrap()
+        };
+        let run = RunId::parse("s1").unwrap();
+        let p = plan(&Query {
+            run_id: Some(run.clone()),
+            kinds: vec![EventKind::KnowledgeFeedback],
+            ..Query::default()
+        });
+        assert!(p.contains("events_by_run_kind"), "{p}");
+        let p = plan(&Query::run(run.clone()));
+        assert!(
+            p.contains("events_by_run ") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        let p = plan(&Query {
+            kinds: vec![EventKind::ToolCall],
+            since_ts: Some(1),
+            limit: Some(200),
+            newest_first: true,
+            ..Query::default()
+        });
+        assert!(
+            p.contains("events_by_kind") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
     }
 }

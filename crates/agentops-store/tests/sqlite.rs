@@ -67,6 +67,57 @@ fn reopening_keeps_events_and_schema() {
     assert_eq!(st.integrity.as_deref(), Some("ok"));
 }
 
+/// A journal written by one short-lived connection after another (hooks)
+/// keeps a bounded WAL: without the trim at close, each opener rebuilt the
+/// WAL's index from every frame, counted none as checkpointed and could
+/// never start it over, so it grew with every event. A reader elsewhere
+/// makes the trim wait for nothing.
+#[test]
+fn short_lived_writers_keep_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("state.db");
+    let wal = dir.path().join("state.db-wal");
+    let r = RunId::parse("r").unwrap();
+    let body = serde_json::json!({"text": "w".repeat(6_000)});
+    let mut longest = 0;
+    for i in 0..200 {
+        let s = open(&p).unwrap();
+        s.append_batch(
+            &[NewEvent::now(r.clone(), EventKind::ToolCall, body.clone())],
+            Durability::Configured,
+        )
+        .unwrap();
+        drop(s);
+        longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        if i == 100 {
+            // A reader holding a snapshot while writers come and go.
+            let reader = rusqlite::Connection::open(&p).unwrap();
+            reader
+                .execute_batch("BEGIN; SELECT count(*) FROM events;")
+                .unwrap();
+            let t = std::time::Instant::now();
+            let s = open(&p).unwrap();
+            s.append_batch(
+                &[NewEvent::now(r.clone(), EventKind::ToolCall, body.clone())],
+                Durability::Configured,
+            )
+            .unwrap();
+            drop(s);
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(1),
+                "{:?}",
+                t.elapsed()
+            );
+            reader.execute_batch("COMMIT").unwrap();
+        }
+    }
+    // 128 pages and their headers, and one event's pages over.
+    assert!(longest < 140 * 4120, "the WAL grew to {longest} bytes");
+    let s = open(&p).unwrap();
+    assert_eq!(s.count().unwrap(), 201);
+    assert_eq!(s.status(true).unwrap().integrity.as_deref(), Some("ok"));
+}
+
 #[test]
 fn missing_without_create_says_init() {
     let dir = tempfile::tempdir().unwrap();

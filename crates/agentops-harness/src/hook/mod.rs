@@ -544,7 +544,13 @@ fn spooled(ctx: &Ctx) -> Option<Result<(Vec<NewEvent>, Reply), crate::error::Har
 }
 
 fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
-    let journal = Journal::open_for(&ctx.layout, &ctx.config)?;
+    // Opening may migrate the journal (one transaction; a new index on a
+    // large journal takes seconds): the time limit waits for it, or every
+    // hook would start it again and be stopped half-way.
+    let journal = {
+        let _migrating = CommitGuard::enter();
+        Journal::open_for(&ctx.layout, &ctx.config)?
+    };
     let mut events = vec![received(ctx)];
     let reply = match &ctx.input.data {
         EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
