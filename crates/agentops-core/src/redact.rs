@@ -504,11 +504,18 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
     if !has_digit || !(has_upper || has_lower) {
         return false;
     }
-    // Identifiers: snake_case / kebab-case words with a number or two.
+    // Identifiers: snake_case / kebab-case words with a number or two, or
+    // words and numbers each on their own (`learning-20260101-bench-5798`,
+    // agentops's entry ids: a secret mixes letters and digits inside its
+    // parts).
     let digits = core.bytes().filter(u8::is_ascii_digit).count();
-    if digits * 10 < core.len() && (core.contains('_') || core.contains('-')) {
-        let words = core.split(['_', '-']).filter(|w| !w.is_empty()).count();
-        if words >= 3 {
+    if core.contains('_') || core.contains('-') {
+        let words: Vec<&str> = core.split(['_', '-']).filter(|w| !w.is_empty()).collect();
+        let lettered = |w: &str| w.bytes().all(|b| b.is_ascii_lowercase());
+        let plain = |w: &str| lettered(w) || w.bytes().all(|b| b.is_ascii_digit());
+        let split_apart =
+            words.iter().all(|w| plain(w)) && words.iter().filter(|w| lettered(w)).count() >= 2;
+        if words.len() >= 3 && (digits * 10 < core.len() || split_apart) {
             return false;
         }
     }
