@@ -246,25 +246,15 @@ pub struct RecentWork {
     pub status_in_time: bool,
 }
 
-/// Reads [`RecentWork`] with one `git log` and one `git status` (no pager,
-/// no untracked scan; none with a zero `status_within`). Anything git cannot say is left out: a fresh
-/// repository has no commits.
+/// Reads [`RecentWork`]: the commits in-process ([`crate::repo::Repo::recent_commits`],
+/// at most 200 looked at: no `git log` process, whose start alone costs
+/// more than the walk), the work tree's changes with one `git status` (no
+/// pager, no untracked scan; none with a zero `status_within`). Anything git
+/// cannot say is left out: a fresh repository has no commits.
 pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duration) -> RecentWork {
     let mut out = RecentWork::default();
-    let n = format!("-n{commits}");
-    // `.agents/` is excluded by pathspec: memory-only commits are not even
-    // listed, and a bulk import of entries costs nothing here.
+    // `.agents/` is excluded by pathspec: `status` never lists it.
     let outside = ["--", ".", ":(exclude).agents"];
-    let log_args: Vec<&str> = [
-        "log",
-        n.as_str(),
-        "--no-merges",
-        "--format=%x1e%s",
-        "--name-only",
-    ]
-    .into_iter()
-    .chain(outside)
-    .collect();
     // Not `output_ok`: a status line starts with a space that trimming would eat.
     // `--no-optional-locks`: status never takes `index.lock` to refresh the
     // index, so it never collides with the person's own git commands, and
@@ -278,34 +268,26 @@ pub fn recent_work(dir: &Path, commits: usize, status_within: std::time::Duratio
     .into_iter()
     .chain(outside)
     .collect();
-    // The two git processes run at once (each is mostly process start);
-    // `status` reads the whole index (slow with many entries), so it has
-    // `status_within` and is left out when later.
+    // `status` runs beside the walk; it reads the whole index (slow with
+    // many entries), so it has `status_within` and is left out when later.
     let (log, status) = std::thread::scope(|s| {
         let status = s.spawn(|| {
             (!status_within.is_zero())
                 .then(|| output_within(dir, &status_args, status_within))
                 .flatten()
         });
-        let log = output_ok(dir, &log_args);
+        let log = crate::repo::Repo::open(dir)
+            .map(|r| r.recent_commits(commits, 200, 100))
+            .unwrap_or_default();
         (log, status.join().ok().flatten())
     });
     out.status_in_time = status.is_some();
-    if let Some(log) = log {
-        for block in log.split('\u{1e}').filter(|b| !b.trim().is_empty()) {
-            let mut lines = block.lines();
-            let subject = lines.next().unwrap_or("").trim();
-            if subject.is_empty() || subject.starts_with("agentops:") {
-                continue;
-            }
-            out.subjects.push(subject.to_owned());
-            out.paths.extend(
-                lines
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned),
-            );
+    for (subject, paths) in log {
+        if subject.is_empty() || subject.starts_with("agentops:") {
+            continue;
         }
+        out.subjects.push(subject);
+        out.paths.extend(paths);
     }
     if let Some(status) = status {
         out.paths.extend(

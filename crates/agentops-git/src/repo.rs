@@ -790,6 +790,139 @@ impl Repo {
         Ok(out)
     }
 
+    /// The last `commits` commits of HEAD's history (merges left out) that
+    /// changed something outside `.agents/`, newest first, each as its subject
+    /// and the paths it changed there (at most `max_paths` per commit) —
+    /// what `git log -n<commits> --no-merges --name-only -- . ':(exclude).agents'`
+    /// says, in-process and bounded: at most `examine` commits are looked at,
+    /// so a history of thousands of memory commits costs no more than a
+    /// short one. Nothing (no error) where there is no history.
+    pub fn recent_commits(
+        &self,
+        commits: usize,
+        examine: usize,
+        max_paths: usize,
+    ) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        let Ok(head) = self.repo.head_id() else {
+            return out;
+        };
+        let Ok(walk) = self.repo.rev_walk([head.detach()]).all() else {
+            return out;
+        };
+        for info in walk.take(examine) {
+            let Ok(info) = info else { break };
+            let Ok(commit) = self.repo.find_commit(info.id) else {
+                break;
+            };
+            let mut parents = commit.parent_ids();
+            let first = parents.next();
+            if parents.next().is_some() {
+                continue;
+            }
+            let Ok(tree) = commit.tree_id() else { continue };
+            let before = match first {
+                Some(p) => match self
+                    .repo
+                    .find_commit(p.detach())
+                    .and_then(|c| c.tree_id().map_err(Into::into))
+                {
+                    Ok(t) => Some(t.detach()),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            let mut paths = Vec::new();
+            self.changed_paths(before, Some(tree.detach()), "", max_paths, &mut paths);
+            if paths.is_empty() {
+                continue;
+            }
+            let subject = commit
+                .message_raw_sloppy()
+                .lines()
+                .next()
+                .map(|l| l.to_str_lossy().trim().to_owned())
+                .unwrap_or_default();
+            out.push((subject, paths));
+            if out.len() >= commits {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The paths (files, submodules) that differ between trees `a` and `b`
+    /// (either absent: everything in the other), under `prefix`, `.agents/`
+    /// at the root left out; at most `max` in `out`.
+    fn changed_paths(
+        &self,
+        a: Option<ObjectId>,
+        b: Option<ObjectId>,
+        prefix: &str,
+        max: usize,
+        out: &mut Vec<String>,
+    ) {
+        if a == b || out.len() >= max {
+            return;
+        }
+        let read = |id: Option<ObjectId>| -> Vec<(String, ObjectId, bool)> {
+            let Some(id) = id else { return Vec::new() };
+            let Ok(tree) = self.repo.find_tree(id) else {
+                return Vec::new();
+            };
+            let Ok(decoded) = tree.decode() else {
+                return Vec::new();
+            };
+            decoded
+                .entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.filename.to_str_lossy().into_owned(),
+                        e.oid.to_owned(),
+                        e.mode.is_tree(),
+                    )
+                })
+                .filter(|(name, _, _)| !(prefix.is_empty() && name == ".agents"))
+                .collect()
+        };
+        let (old, new) = (read(a), read(b));
+        let olds: std::collections::HashMap<&str, (ObjectId, bool)> = old
+            .iter()
+            .map(|(n, id, t)| (n.as_str(), (*id, *t)))
+            .collect();
+        let news: std::collections::HashSet<&str> =
+            new.iter().map(|(n, _, _)| n.as_str()).collect();
+        let mut visit =
+            |name: &str, was: Option<(ObjectId, bool)>, is: Option<(ObjectId, bool)>| {
+                if out.len() >= max
+                    || was.map(|w| w.0) == is.map(|i| i.0) && was.map(|w| w.1) == is.map(|i| i.1)
+                {
+                    return;
+                }
+                let path = format!("{prefix}{name}");
+                let tree_of = |x: Option<(ObjectId, bool)>| x.filter(|(_, t)| *t).map(|(id, _)| id);
+                let (ta, tb) = (tree_of(was), tree_of(is));
+                if ta.is_some() || tb.is_some() {
+                    self.changed_paths(ta, tb, &format!("{path}/"), max, out);
+                }
+                // A file on either side (also where a file became a folder).
+                if was.is_some_and(|w| !w.1) || is.is_some_and(|i| !i.1) {
+                    if out.len() < max {
+                        out.push(path);
+                    }
+                }
+            };
+        for (name, id, t) in &new {
+            visit(name, olds.get(name.as_str()).copied(), Some((*id, *t)));
+        }
+        for (name, id, t) in &old {
+            if !news.contains(name.as_str()) {
+                visit(name, Some((*id, *t)), None);
+            }
+        }
+    }
+
     fn path_id(&self, commit: &gix::Commit<'_>, path: &str) -> Result<Option<ObjectId>, GitError> {
         let tree = commit.tree().map_err(op("read tree"))?;
         Ok(tree
@@ -1118,6 +1251,122 @@ pub fn absolute(work_tree: &Path, rel: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `recent_commits` says what `git log --no-merges --name-only` outside
+    /// `.agents/` says: memory-only commits and merges left out, nested,
+    /// deleted and renamed paths, a file that became a folder, the root commit.
+    #[test]
+    fn recent_commits_agree_with_git_log() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let git = |args: &[&str]| {
+            let o = std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "init.defaultBranch=main",
+                ])
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8(o.stdout).unwrap()
+        };
+        let write = |p: &str, t: &str| {
+            let p = dir.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        };
+        git(&["init", "-q"]);
+        assert!(
+            Repo::open(dir)
+                .unwrap()
+                .recent_commits(8, 200, 100)
+                .is_empty()
+        );
+        write("README.md", "r");
+        write("src/a/b.rs", "1");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "Start"]);
+        write(".agents/learnings/x.md", "x");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "agentops: learn x"]);
+        write("src/a/b.rs", "2");
+        write(".agents/learnings/y.md", "y");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "Change b and learn y"]);
+        git(&["checkout", "-qb", "side"]);
+        write("side.txt", "s");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "Side work"]);
+        git(&["checkout", "-q", "main"]);
+        git(&["rm", "-q", "README.md"]);
+        write("notes", "a file");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "Drop the readme"]);
+        git(&["rm", "-q", "notes"]);
+        write("notes/today.md", "now a folder");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "Notes become a folder"]);
+        git(&["merge", "-q", "--no-ff", "-m", "Merge side", "side"]);
+        let repo = Repo::open(dir).unwrap();
+        let ours = repo.recent_commits(8, 200, 100);
+        let log = git(&[
+            "-c",
+            "diff.renames=false",
+            "log",
+            "-n8",
+            "--no-merges",
+            "--format=%x1e%s",
+            "--name-only",
+            "--",
+            ".",
+            ":(exclude).agents",
+        ]);
+        let mut theirs: Vec<(String, Vec<String>)> = Vec::new();
+        for block in log.split('\u{1e}').filter(|b| !b.trim().is_empty()) {
+            let mut lines = block.lines();
+            let subject = lines.next().unwrap().to_owned();
+            let mut paths: Vec<String> =
+                lines.filter(|l| !l.is_empty()).map(str::to_owned).collect();
+            paths.sort();
+            theirs.push((subject, paths));
+        }
+        let mut ours_sorted: Vec<(String, Vec<String>)> = ours
+            .into_iter()
+            .map(|(s, mut p)| {
+                p.sort();
+                (s, p)
+            })
+            .collect();
+        // The walk's order among commits of two branches may differ from
+        // git's date order; the set of commits and their paths may not.
+        ours_sorted.sort();
+        theirs.sort();
+        assert_eq!(ours_sorted, theirs);
+        assert!(
+            ours_sorted
+                .iter()
+                .all(|(s, _)| s != "Merge side" && s != "agentops: learn x")
+        );
+        // Bounded: the newest one, and no more than `examine` looked at.
+        assert_eq!(repo.recent_commits(1, 200, 100).len(), 1);
+        assert!(repo.recent_commits(8, 2, 100).len() <= 2);
+        // At most `max_paths` per commit.
+        assert!(
+            repo.recent_commits(8, 200, 1)
+                .iter()
+                .all(|(_, p)| p.len() == 1)
+        );
+    }
 
     #[test]
     fn core_fsync_values() {

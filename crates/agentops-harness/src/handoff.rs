@@ -200,12 +200,33 @@ pub fn render(
                 .join(" ")
         )
     } else if trigger == "context-critical" || trigger == "PreCompact" {
-        "The context filled up mid-task: re-read the goal and the files changed, check them with the tests, and carry on from the last message.".into()
+        NEXT_AFTER_COMPACTION.into()
     } else {
-        "Check the goal against the last message: if it is met, review and commit the changes; otherwise continue from where the last message leaves off.".into()
+        NEXT_BY_DEFAULT.into()
     };
     b.push_str(&format!("\n## Next step\n\n{next}\n"));
     (title, b)
+}
+
+/// The next step of a handoff whose session filled its context.
+const NEXT_AFTER_COMPACTION: &str = "The context filled up mid-task: re-read the goal and the files changed, check them with the tests, and carry on from the last message.";
+/// The next step of a handoff with nothing more specific to say.
+const NEXT_BY_DEFAULT: &str = "Check the goal against the last message: if it is met, review and commit the changes; otherwise continue from where the last message leaves off.";
+
+/// What of a handoff the packet is searched with: its goal and next step,
+/// leaving out agentops's own wording of a next step (which says nothing
+/// about the work and would only add common words to the query).
+fn handoff_query(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for section in ["## Goal", "## Next step"] {
+        if let Some(s) = body.split(section).nth(1) {
+            let said = s.split("\n## ").next().unwrap_or("").trim();
+            if !said.is_empty() && said != NEXT_BY_DEFAULT && said != NEXT_AFTER_COMPACTION {
+                out.push(said.to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// What [`write_for_session`] wrote.
@@ -465,6 +486,10 @@ const LARGE_GIT_INDEX: u64 = 1 << 20;
 /// slow; later, the query goes without them.
 const WORK_TREE_STATUS_WITHIN: std::time::Duration = std::time::Duration::from_millis(12);
 
+/// How many of the latest tool calls stand for the work tree's changes
+/// when `git status` cannot answer in time.
+const RECENT_TOOL_CALLS: usize = 200;
+
 /// Tokens of text not in the index, estimated without a tokenizer (loading
 /// one costs 100–250 ms, too much for a hook): a conservative 3 characters
 /// per token.
@@ -495,37 +520,7 @@ pub fn session_context(
     let mut text = String::new();
     let mut used = 0u32;
     let mut query_words = Vec::new();
-    if let Some(h) = latest(layout, branch) {
-        // At most half the budget for the handoff.
-        let max_chars = (budget as usize * 3) / 2;
-        let body = clip_to(&h.body, max_chars);
-        let block = format!(
-            "## Handoff from the last session ({}, `{}`)\n\n{}\n",
-            h.created
-                .map(agentops_core::time::rfc3339)
-                .unwrap_or_default(),
-            h.id,
-            body.trim()
-        );
-        used += estimate_tokens(&block);
-        text.push_str(&block);
-        for section in ["## Goal", "## Next step"] {
-            if let Some(s) = h.body.split(section).nth(1) {
-                query_words.push(s.split("\n## ").next().unwrap_or("").trim().to_owned());
-            }
-        }
-        inj.handoff = Some(h.id.to_string());
-    }
-    if let Some(b) = branch
-        && !matches!(b, "main" | "master" | "trunk" | "develop")
-    {
-        query_words.push(b.replace(['/', '-', '_'], " "));
-    }
-    // What the branch has been about: recent commit subjects and the paths
-    // they and the work tree changed (file stems and folders as words).
     let index_dir = layout.state_dir().join("index");
-    let remaining = budget.saturating_sub(used).saturating_sub(60);
-    // The git processes and the index's catch-up check overlap.
     // `git status` reads the whole git index: with a large one it cannot
     // answer on the hook's clock, so the files the sessions' tools wrote
     // (the journal knows them) stand for the work tree's changes.
@@ -536,21 +531,52 @@ pub fn session_context(
     } else {
         WORK_TREE_STATUS_WITHIN
     };
-    let (recent, opened) = std::thread::scope(|s| {
-        let opened = s.spawn(|| (remaining > 100).then(|| open_index(layout, config, &index_dir)));
+    // The index's catch-up runs on its own thread from the start, beside
+    // everything that builds the query: the handoff, the branch's commits
+    // (and `git status`), the files the tools wrote.
+    let opened = std::thread::scope(|s| {
+        let opened = s.spawn(|| open_index(layout, config, &index_dir));
+        if let Some(h) = latest(layout, branch) {
+            // At most half the budget for the handoff.
+            let max_chars = (budget as usize * 3) / 2;
+            let body = clip_to(&h.body, max_chars);
+            let block = format!(
+                "## Handoff from the last session ({}, `{}`)\n\n{}\n",
+                h.created
+                    .map(agentops_core::time::rfc3339)
+                    .unwrap_or_default(),
+                h.id,
+                body.trim()
+            );
+            used += estimate_tokens(&block);
+            text.push_str(&block);
+            query_words.extend(handoff_query(&h.body));
+            inj.handoff = Some(h.id.to_string());
+        }
+        if let Some(b) = branch
+            && !matches!(b, "main" | "master" | "trunk" | "develop")
+        {
+            query_words.push(b.replace(['/', '-', '_'], " "));
+        }
+        // What the branch has been about: recent commit subjects and the
+        // paths they and the work tree changed (file stems and folders as
+        // words).
         let recent = agentops_git::cmd::recent_work(&layout.work_tree, 8, status_within);
-        (recent, opened.join().ok().flatten())
+        query_words.extend(recent.subjects.iter().take(8).cloned());
+        query_words.extend(recent.paths.iter().take(40).map(|p| path_words(p)));
+        if !recent.status_in_time {
+            query_words.extend(
+                written_recently(journal)
+                    .iter()
+                    .take(40)
+                    .map(|p| path_words(p)),
+            );
+        }
+        opened.join().ok()
     });
-    query_words.extend(recent.subjects.iter().take(8).cloned());
-    query_words.extend(recent.paths.iter().take(40).map(|p| path_words(p)));
-    if !recent.status_in_time {
-        query_words.extend(
-            written_recently(journal)
-                .iter()
-                .take(40)
-                .map(|p| path_words(p)),
-        );
-    }
+    let remaining = budget.saturating_sub(used).saturating_sub(60);
+    // Too little room left for a packet: the index is not used.
+    let opened = opened.filter(|_| remaining > 100);
     if let Some(p) = first_prompt {
         query_words.insert(0, clip(p, 400));
     }
@@ -601,6 +627,7 @@ pub fn session_context(
                         inj.cited = p.cited;
                     }
                 }
+                drop_aside(idx);
             }
             Err(note) => inj.index_note = Some(note),
         }
@@ -620,23 +647,25 @@ pub fn session_context(
     Ok(inj)
 }
 
-/// Files the tools wrote in the journal's last 5,000 events (and the last
-/// week), newest first, outside `.agents/`: the work tree's recent changes
-/// as the journal saw them. Bounded, whatever the journal's size.
+/// Files the latest [`RECENT_TOOL_CALLS`] tool calls of the last week wrote,
+/// newest first, outside `.agents/`: the work tree's recent changes as the
+/// journal saw them. Bounded, whatever the journal's size.
 fn written_recently(journal: &Journal) -> Vec<String> {
     let since = agentops_core::time::now_micros() - 7 * 86_400 * 1_000_000;
-    let after = journal.last_seq().unwrap_or(0).saturating_sub(5_000);
     let mut files = Vec::new();
     let _ = journal.scan(
         &Query {
             kinds: vec![EventKind::ToolCall],
             since_ts: Some(since),
-            after_seq: Some(after),
+            // The latest tool calls only, newest first: a long history of
+            // spans is never read on the hook's clock.
+            limit: Some(RECENT_TOOL_CALLS),
+            newest_first: true,
             ..Query::default()
         },
         &mut |r| {
             // Only the files: most tool spans name none, and the rest of a
-            // body is skipped, not built (thousands of spans on a hook's clock).
+            // body is skipped, not built.
             #[derive(serde::Deserialize)]
             struct Files {
                 #[serde(default)]
@@ -645,11 +674,10 @@ fn written_recently(journal: &Journal) -> Vec<String> {
             if r.body.contains("\"files\"")
                 && let Ok(v) = serde_json::from_str::<Files>(r.body)
             {
-                files.extend(v.files);
+                files.extend(v.files.into_iter().rev());
             }
         },
     );
-    files.reverse();
     let mut seen = BTreeSet::new();
     files.retain(|f| !f.starts_with(".agents/") && seen.insert(f.clone()));
     files
@@ -666,6 +694,17 @@ fn clip_to(s: &str, max_chars: usize) -> String {
         .unwrap_or(&cut)
         .to_owned();
     format!("{cut}\n[… handoff cut to fit the budget; `agentops handoff latest` shows all of it]")
+}
+
+/// Drops `idx` on a thread of its own: closing an index unmaps and closes
+/// dozens of files (about a millisecond), which the hook's answer need not
+/// wait for (a hook process that exits first leaves it to the kernel).
+fn drop_aside(idx: KnowledgeIndex) {
+    // No thread to be had: the closure, and the index with it, is dropped
+    // here by `spawn`.
+    let _ = std::thread::Builder::new()
+        .name("index-close".into())
+        .spawn(move || drop(idx));
 }
 
 /// Builds the search index in a detached process (the first session in a
@@ -691,6 +730,31 @@ mod tests {
     use super::*;
     use agentops_protocol::event::{ToolCall, new_event};
     use agentops_store::Durability;
+
+    #[test]
+    fn a_handoff_is_searched_with_its_goal_and_a_next_step_of_its_own() {
+        let body = |next: &str| {
+            format!(
+                "# x\n\n## Goal\n\nRound invoices to cents\n\n## Done\n\n- Tools: Edit ×1\n\n## Next step\n\n{next}\n"
+            )
+        };
+        assert_eq!(
+            handoff_query(&body(NEXT_BY_DEFAULT)),
+            ["Round invoices to cents"]
+        );
+        assert_eq!(
+            handoff_query(&body(NEXT_AFTER_COMPACTION)),
+            ["Round invoices to cents"]
+        );
+        assert_eq!(
+            handoff_query(&body("Port the rounding to the refunds path")),
+            [
+                "Round invoices to cents",
+                "Port the rounding to the refunds path"
+            ]
+        );
+        assert!(handoff_query("no sections").is_empty());
+    }
 
     #[test]
     fn files_written_recently_are_newest_first_without_knowledge() {
