@@ -105,7 +105,7 @@ struct LazyRule {
     pattern: &'static str,
     reason: &'static str,
     triggers: &'static [&'static str],
-    re: std::sync::OnceLock<Option<regex::bytes::Regex>>,
+    re: std::sync::OnceLock<Option<BuiltinRegex>>,
 }
 
 /// A built-in pattern compiled over bytes, ASCII classes only: `\s`, `\b` and
@@ -113,12 +113,27 @@ struct LazyRule {
 /// Unicode form's compile time, which a denied command pays on the hook's
 /// clock. A multi-byte character still counts as a byte run a class may
 /// cross, so nothing a shell would run slips between the two readings.
-fn compile_builtin(pattern: &str) -> Option<regex::bytes::Regex> {
-    regex::bytes::RegexBuilder::new(pattern)
-        .unicode(false)
-        .build()
+///
+/// Built with `regex-automata`'s meta engine directly (what `regex::bytes`
+/// wraps) for one setting `regex` does not expose: a cache pool of one. Left
+/// to its default, the first regex built asks the OS how many CPUs the
+/// process may use, which on Linux reads `/proc/self/cgroup` and the cgroup's
+/// CPU quota files — more than the whole policy check.
+fn compile_builtin(pattern: &str) -> Option<BuiltinRegex> {
+    use regex_automata::meta;
+    meta::Builder::new()
+        .configure(meta::Config::new().pool_capacity(1).utf8_empty(false))
+        .syntax(
+            regex_automata::util::syntax::Config::new()
+                .unicode(false)
+                .utf8(false),
+        )
+        .build(pattern)
         .ok()
 }
+
+/// A compiled built-in pattern (over bytes, ASCII classes).
+type BuiltinRegex = regex_automata::meta::Regex;
 
 static DEFAULTS: LazyLock<Vec<LazyRule>> = LazyLock::new(|| {
     DEFAULT_DENY

@@ -822,11 +822,7 @@ impl Repo {
             }
             let Ok(tree) = commit.tree_id() else { continue };
             let before = match first {
-                Some(p) => match self
-                    .repo
-                    .find_commit(p.detach())
-                    .and_then(|c| c.tree_id().map_err(Into::into))
-                {
+                Some(p) => match self.repo.find_commit(p.detach()).and_then(|c| c.tree_id()) {
                     Ok(t) => Some(t.detach()),
                     Err(_) => continue,
                 },
@@ -907,10 +903,8 @@ impl Repo {
                     self.changed_paths(ta, tb, &format!("{path}/"), max, out);
                 }
                 // A file on either side (also where a file became a folder).
-                if was.is_some_and(|w| !w.1) || is.is_some_and(|i| !i.1) {
-                    if out.len() < max {
-                        out.push(path);
-                    }
+                if (was.is_some_and(|w| !w.1) || is.is_some_and(|i| !i.1)) && out.len() < max {
+                    out.push(path);
                 }
             };
         for (name, id, t) in &new {
