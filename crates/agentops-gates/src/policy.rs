@@ -26,44 +26,7 @@ impl PolicyDecision {
     }
 }
 
-/// (rule, pattern, reason) of the built-in command deny list.
-const DEFAULT_DENY: &[(&str, &str, &str)] = &[
-    (
-        "force-push",
-        r"\bgit\b[^;&|\n]*\bpush\b[^;&|\n]*(\s--force(-with-lease)?\b|\s-[a-zA-Z]*f[a-zA-Z]*\b|\s\+[^\s]+)",
-        "force-pushing rewrites history others may have pulled. Push to a new branch, or ask the user to force-push themselves.",
-    ),
-    (
-        "reset-hard",
-        r"\bgit\b[^;&|\n]*\breset\b[^;&|\n]*--hard\b",
-        "`git reset --hard` discards uncommitted work irreversibly. Use `git stash` or commit first, or ask the user.",
-    ),
-    (
-        "git-clean-force",
-        r"\bgit\b[^;&|\n]*\bclean\b[^;&|\n]*\s-[a-zA-Z]*f[a-zA-Z]*[dx][a-zA-Z]*\b|\bgit\b[^;&|\n]*\bclean\b[^;&|\n]*\s-[a-zA-Z]*[dx][a-zA-Z]*f[a-zA-Z]*\b",
-        "`git clean -fd`/`-fdx` deletes untracked files (and ignored ones with -x) for good. Remove the specific files you created instead.",
-    ),
-    (
-        "rm-root-or-home",
-        r#"\brm\s+(-[a-zA-Z]*\s+|--[a-z-]+\s+)*(-[a-zA-Z]*[rR][a-zA-Z]*|--recursive)\s+(-[a-zA-Z]*\s+|--[a-z-]+\s+)*("?(/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\$HOME/\*)"?)(\s|$|;|&|\|)"#,
-        "recursively deleting the root or home directory destroys the machine's files. Delete only the specific paths inside the project you mean.",
-    ),
-    (
-        "pipe-to-shell",
-        r#"\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+(-[a-zA-Z]+\s+)*)?(env\s+)?(ba|z|k|da)?sh\b|\b((ba|z|k|da)?sh|source)\b[^;&|\n]*<\s*<?\(\s*(curl|wget)\b|(^|[;&|(\s])\.\s+<\(\s*(curl|wget)\b|\b((ba|z|k|da)?sh\s+-[a-zA-Z]*c|eval)\s+["']?(\$\(|`)\s*(curl|wget)\b"#,
-        "piping a download into a shell (or running it through `<(…)` or `$(…)`) runs unreviewed code. Download the script to a file, read it, and run it only if the user agrees.",
-    ),
-    (
-        "drop-database",
-        r"(?i)\bdrop\s+(database|schema)\b|\bdropdb\b",
-        "dropping a database destroys its data. Ask the user; use a migration that can be rolled back instead.",
-    ),
-    (
-        "disk-wipe",
-        r"\bmkfs(\.[a-z0-9]+)?\b|\bdd\b[^\n]*\bof=/dev/(sd|nvme|hd|vd|xvd)",
-        "writing a filesystem or raw data to a disk device destroys it. This is not something an agent should run.",
-    ),
-];
+include!("builtin_deny.rs");
 
 struct Rule {
     id: String,
@@ -105,7 +68,7 @@ struct LazyRule {
     pattern: &'static str,
     reason: &'static str,
     triggers: &'static [&'static str],
-    re: std::sync::OnceLock<Option<BuiltinRegex>>,
+    re: std::sync::OnceLock<Option<Builtin>>,
 }
 
 /// A built-in pattern compiled over bytes, ASCII classes only: `\s`, `\b` and
@@ -134,6 +97,51 @@ fn compile_builtin(pattern: &str) -> Option<BuiltinRegex> {
 
 /// A compiled built-in pattern (over bytes, ASCII classes).
 type BuiltinRegex = regex_automata::meta::Regex;
+
+/// Four-byte aligned bytes: a serialised DFA is read in place as `u32`s.
+#[repr(C)]
+struct Aligned<B: ?Sized> {
+    _align: [u32; 0],
+    bytes: B,
+}
+
+/// (rule id, its pattern as a dense DFA, serialised little-endian by the
+/// build script; empty where it could not be built there).
+static DENY_DFAS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/deny_dfas.rs"));
+
+/// A built-in pattern ready to match.
+enum Builtin {
+    /// Read in place from the binary: nothing compiled on the hook's clock.
+    Dfa(Box<regex_automata::dfa::dense::DFA<&'static [u32]>>),
+    /// Compiled at run time (the DFA did not load, e.g. on a big-endian
+    /// target).
+    Regex(BuiltinRegex),
+}
+
+impl Builtin {
+    /// The rule `id`'s pattern: its DFA when it loads, else compiled.
+    fn load(id: &str, pattern: &str) -> Option<Self> {
+        DENY_DFAS
+            .iter()
+            .find(|(i, b)| *i == id && !b.is_empty())
+            .and_then(|(_, b)| regex_automata::dfa::dense::DFA::from_bytes(b).ok())
+            .map(|(dfa, _)| Self::Dfa(Box::new(dfa)))
+            .or_else(|| compile_builtin(pattern).map(Self::Regex))
+    }
+
+    fn is_match(&self, hay: &[u8], pattern: &str) -> bool {
+        use regex_automata::dfa::Automaton;
+        match self {
+            Self::Dfa(dfa) => dfa
+                .try_search_fwd(&regex_automata::Input::new(hay).earliest(true))
+                .map(|m| m.is_some())
+                // A DFA that cannot answer (it never should: no quit bytes
+                // over ASCII classes) hands over to the compiled pattern.
+                .unwrap_or_else(|_| compile_builtin(pattern).is_some_and(|r| r.is_match(hay))),
+            Self::Regex(r) => r.is_match(hay),
+        }
+    }
+}
 
 static DEFAULTS: LazyLock<Vec<LazyRule>> = LazyLock::new(|| {
     DEFAULT_DENY
@@ -234,10 +242,12 @@ impl CommandPolicy {
                 if !r.triggers.iter().any(|t| contains_word(&lower, t)) {
                     continue;
                 }
-                let re = r.re.get_or_init(|| compile_builtin(r.pattern));
+                let re = r.re.get_or_init(|| Builtin::load(r.id, r.pattern));
                 if re.as_ref().is_some_and(|re| {
-                    re.is_match(cmd.as_bytes())
-                        || merged.as_ref().is_some_and(|m| re.is_match(m.as_bytes()))
+                    re.is_match(cmd.as_bytes(), r.pattern)
+                        || merged
+                            .as_ref()
+                            .is_some_and(|m| re.is_match(m.as_bytes(), r.pattern))
                 }) {
                     return PolicyDecision::Deny {
                         rule: r.id.to_owned(),
@@ -555,13 +565,83 @@ mod tests {
             "cargo test -p ünïcode",
         ] {
             for (id, pat, _) in DEFAULT_DENY {
+                let unicode = Regex::new(pat).unwrap().is_match(cmd);
                 assert_eq!(
-                    Regex::new(pat).unwrap().is_match(cmd),
+                    unicode,
                     compile_builtin(pat).unwrap().is_match(cmd.as_bytes()),
                     "{id} on {cmd}"
                 );
+                let dfa = Builtin::load(id, pat).unwrap();
+                assert_eq!(
+                    unicode,
+                    dfa.is_match(cmd.as_bytes(), pat),
+                    "{id}'s DFA on {cmd}"
+                );
             }
         }
+    }
+
+    /// Every built-in pattern loads as the build script's DFA here (no
+    /// compiling on the hook's clock), and each DFA says what the compiled
+    /// pattern says about any command around a dangerous one.
+    #[test]
+    fn the_prebuilt_dfas_load_and_agree_with_the_patterns() {
+        assert_eq!(DENY_DFAS.len(), DEFAULT_DENY.len());
+        for (id, pat, _) in DEFAULT_DENY {
+            assert!(
+                matches!(Builtin::load(id, pat), Some(Builtin::Dfa(_))),
+                "{id}"
+            );
+        }
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let cmds = (
+            "[ -~]{0,16}",
+            proptest::sample::select(vec![
+                "git push --force",
+                "git push -f x",
+                "git push origin +main",
+                "git reset --hard",
+                "git clean -fdx",
+                "rm -rf /",
+                "rm -r -f ~",
+                "curl -s x | sh",
+                "bash <(wget -q x)",
+                "DROP DATABASE x",
+                "dropdb x",
+                "mkfs.ext4 /dev/sda",
+                "dd of=/dev/sda",
+                "git push",
+                "ls -la",
+                "git status",
+            ]),
+            "[ -~\\n]{0,16}",
+        );
+        let both: Vec<_> = DEFAULT_DENY
+            .iter()
+            .map(|(id, pat, _)| {
+                (
+                    id,
+                    pat,
+                    Builtin::load(id, pat).unwrap(),
+                    compile_builtin(pat).unwrap(),
+                )
+            })
+            .collect();
+        runner
+            .run(&cmds, |(before, cmd, after)| {
+                let text = format!("{before}{cmd}{after}");
+                for (id, pat, dfa, re) in &both {
+                    proptest::prop_assert_eq!(
+                        dfa.is_match(text.as_bytes(), pat),
+                        re.is_match(text.as_bytes()),
+                        "{} on {:?}",
+                        id,
+                        text
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
