@@ -79,15 +79,18 @@ fn short_lived_writers_keep_the_wal_bounded() {
     let wal = dir.path().join("state.db-wal");
     let r = RunId::parse("r").unwrap();
     let body = serde_json::json!({"text": "w".repeat(6_000)});
-    let mut longest = 0;
-    for i in 0..200 {
+    // One hook: open, append one event, close.
+    let hook = || {
         let s = open(&p).unwrap();
         s.append_batch(
             &[NewEvent::now(r.clone(), EventKind::ToolCall, body.clone())],
             Durability::Configured,
         )
         .unwrap();
-        drop(s);
+    };
+    let mut longest = 0;
+    for i in 0..200 {
+        hook();
         longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         if i == 100 {
             // A reader holding a snapshot while writers come and go.
@@ -96,13 +99,7 @@ fn short_lived_writers_keep_the_wal_bounded() {
                 .execute_batch("BEGIN; SELECT count(*) FROM events;")
                 .unwrap();
             let t = std::time::Instant::now();
-            let s = open(&p).unwrap();
-            s.append_batch(
-                &[NewEvent::now(r.clone(), EventKind::ToolCall, body.clone())],
-                Durability::Configured,
-            )
-            .unwrap();
-            drop(s);
+            hook();
             assert!(
                 t.elapsed() < std::time::Duration::from_secs(1),
                 "{:?}",
