@@ -507,3 +507,19 @@ fn a_memory_write_updates_the_index_and_a_full_check_counts_its_tokens() {
     assert_eq!(ctx.run(&["index", "-q"]).code, 0);
     assert_eq!(manifest()["estimated"].as_array().map(Vec::len), Some(0));
 }
+
+/// Titles come from the first heading outside fenced code, any level when
+/// there is no `# ` (a `# ` line in a code block is a comment).
+#[test]
+fn titles_skip_code_fences() {
+    let ctx = ctx();
+    ctx.write(
+        ".agents/learnings/monad-notes.md",
+        "Intro.\n\n```haskell\n# do something monadic idk\nmain = pure ()\n```\n\n## Sequencing effects with do-notation\n\nThe do block desugars to binds.\n",
+    );
+    ctx.git(&["add", "-A"]);
+    ctx.git(&["commit", "-qm", "notes"]);
+    let shown = json(&ctx, &["knowledge", "show", "monad-notes", "--json"]);
+    assert_eq!(shown["title"], "Sequencing effects with do-notation");
+    assert_eq!(search_ids(&ctx, "sequencing effects"), vec!["monad-notes"]);
+}

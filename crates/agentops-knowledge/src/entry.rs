@@ -305,13 +305,10 @@ fn split_front_matter(text: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// The text of the first `# ` heading, if any.
+/// The title a body gives itself: its first `# ` heading outside fenced
+/// code, else its first heading of any level ([`crate::outline`]).
 fn first_heading(body: &str) -> Option<String> {
-    body.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("# "))
-        .map(|l| l.trim_start_matches('#').trim().to_owned())
-        .filter(|s| !s.is_empty())
+    crate::outline::outline(body).title().map(str::to_owned)
 }
 
 /// The field named on a line of YAML: `key: value` → `key`.

@@ -8,6 +8,7 @@ pub mod feedback;
 pub use agentops_git::locks;
 pub use agentops_git::repo as git;
 pub mod memory;
+pub mod outline;
 
 pub use entry::{Entry, EntryError, EntryType, Maturity, Provenance};
 
