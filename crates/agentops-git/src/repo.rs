@@ -1279,6 +1279,10 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, t).unwrap();
         };
+        let commit = |message: &str| {
+            git(&["add", "-A"]);
+            git(&["commit", "-qm", message]);
+        };
         git(&["init", "-q"]);
         assert!(
             Repo::open(dir)
@@ -1288,28 +1292,22 @@ mod tests {
         );
         write("README.md", "r");
         write("src/a/b.rs", "1");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "Start"]);
+        commit("Start");
         write(".agents/learnings/x.md", "x");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "agentops: learn x"]);
+        commit("agentops: learn x");
         write("src/a/b.rs", "2");
         write(".agents/learnings/y.md", "y");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "Change b and learn y"]);
+        commit("Change b and learn y");
         git(&["checkout", "-qb", "side"]);
         write("side.txt", "s");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "Side work"]);
+        commit("Side work");
         git(&["checkout", "-q", "main"]);
         git(&["rm", "-q", "README.md"]);
         write("notes", "a file");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "Drop the readme"]);
+        commit("Drop the readme");
         git(&["rm", "-q", "notes"]);
         write("notes/today.md", "now a folder");
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "Notes become a folder"]);
+        commit("Notes become a folder");
         git(&["merge", "-q", "--no-ff", "-m", "Merge side", "side"]);
         let repo = Repo::open(dir).unwrap();
         let ours = repo.recent_commits(8, 200, 100);
