@@ -356,14 +356,40 @@ pub fn eval(
     if out.verbose > 0 {
         for q in &report.per_query {
             out.line(&format!(
-                "P@5 {:.2}  R@10 {:.2}  RR {:.2}  {}",
-                q.precision_at_5, q.recall_at_10, q.reciprocal_rank, q.query
+                "{:<10}  hit@5 {}  P@5 {:.2}  R@10 {:.2}  RR {:.2}  {}",
+                q.subset,
+                if q.hit_at_5 { "yes" } else { "no " },
+                q.precision_at_5,
+                q.recall_at_10,
+                q.reciprocal_rank,
+                q.query
             ));
         }
     }
-    out.line(&format!(
-        "{} queries  P@5 {:.3}  Recall@10 {:.3}  MRR {:.3}",
-        report.queries, report.precision_at_5, report.recall_at_10, report.mrr
+    let line = |name: &str, n: usize, hit: f64, p5: f64, r10: f64, mrr: f64| {
+        format!(
+            "{name:<10}  {n:>3} queries  Hit@5 {hit:.3}  MRR {mrr:.3}  Recall@10 {r10:.3}  P@5 {p5:.3}"
+        )
+    };
+    if report.subsets.len() > 1 {
+        for s in &report.subsets {
+            out.line(&line(
+                &s.subset,
+                s.queries,
+                s.hit_at_5,
+                s.precision_at_5,
+                s.recall_at_10,
+                s.mrr,
+            ));
+        }
+    }
+    out.line(&line(
+        "all",
+        report.queries,
+        report.hit_at_5,
+        report.precision_at_5,
+        report.recall_at_10,
+        report.mrr,
     ));
     Ok(Code::Ok)
 }
