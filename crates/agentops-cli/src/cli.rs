@@ -462,8 +462,12 @@ pub struct ContextArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
-    /// Precision@5, Recall@10 and MRR of search over labelled queries: a JSONL
-    /// file of {"query": "...", "expected": ["entry-id", ...]} lines.
+    /// Hit@5, MRR, Recall@10 and Precision@5 of search over labelled queries,
+    /// overall and per subset: a JSONL file of {"query": "...", "expected":
+    /// ["entry-id", ...]} lines, each optionally with "subset": "NAME"
+    /// (default "lexical"; the checked-in set also has "paraphrase"). The
+    /// ranking is the configured one (context.expansion, context.embeddings);
+    /// set AGENTOPS_CONTEXT_EXPANSION=false or pass --lexical to compare.
     Retrieval {
         /// The labelled queries.
         file: PathBuf,
@@ -471,6 +475,9 @@ pub enum EvalCommand {
         /// tree) instead of the repository's index.
         #[arg(long, value_name = "DIR")]
         corpus: Option<PathBuf>,
+        /// Rank lexically even when context.embeddings is set.
+        #[arg(long)]
+        lexical: bool,
     },
 }
 

@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod output;
+mod semantic;
 mod shared;
 
 use std::process::ExitCode;

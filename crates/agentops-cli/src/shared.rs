@@ -114,7 +114,7 @@ pub(crate) fn index_after_write(
     match after_write(layout, config) {
         Ok(CatchUp::Current(..)) => {}
         Ok(CatchUp::TooLarge { entries }) => warnings.push(format!(
-            "the search index is not built yet ({entries}+ entries): run `agentops index`"
+            "the search index is missing or from another agentops version ({entries}+ entries to index): run `agentops index`"
         )),
         Err(e) => warnings.push(format!(
             "the write is done, but the search index could not be updated: {e}"

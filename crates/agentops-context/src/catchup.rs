@@ -20,7 +20,7 @@ pub const SYNC_BUILD_LIMIT: usize = 2_000;
 pub enum CatchUp {
     /// The index is current; here it is, opened.
     Current(Box<KnowledgeIndex>, Refresh),
-    /// There is no index and too many entries to build one now.
+    /// There is no usable index and too many entries to build one now.
     TooLarge { entries: usize },
 }
 
@@ -83,7 +83,8 @@ fn catch_up_waiting(
     config: &Config,
     wait: std::time::Duration,
 ) -> Result<CatchUp, IndexError> {
-    if !exists(layout) {
+    // One from another version or tokenizer is rebuilt: as costly as none.
+    if !exists(layout) || !KnowledgeIndex::is_current(layout, config) {
         let entries = count_entries(layout, SYNC_BUILD_LIMIT);
         if entries > SYNC_BUILD_LIMIT {
             return Ok(CatchUp::TooLarge { entries });

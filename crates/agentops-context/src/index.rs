@@ -35,13 +35,25 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::tokens::TokenizerKind;
+use crate::vectors::{Embedder, VectorSync, Vectors};
 use crate::{rank, render};
 
 /// Bumped when the schema or the manifest changes shape: the index is rebuilt.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const ANALYZER: &str = "agentops";
 const MAX_QUERY_TERMS: usize = 64;
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// Pseudo-relevance feedback (docs/factor-2-context.md, "Ranking"): the
+/// query is expanded from its best hit with that entry's most distinctive
+/// terms, each weighted at most this share of a query term. One hit, ten
+/// terms, 0.2: the best of the settings the eval tried.
+const FEEDBACK_DOCS: usize = 1;
+const FEEDBACK_TERMS: usize = 10;
+const FEEDBACK_WEIGHT: f64 = 0.2;
+/// Query weights of the fields. The title has none of its own: it is also
+/// indexed in the body (the body starts with it, or it is added), and a
+/// short title field's BM25 drowned the body's evidence (eval, same doc).
+const TAGS_WEIGHT: f32 = 0.5;
 /// How long a reader waits for another process's index writer.
 const WRITER_WAIT: Duration = Duration::from_secs(5);
 
@@ -260,6 +272,8 @@ pub struct KnowledgeIndex {
     work_tree: PathBuf,
     tokenizer: TokenizerKind,
     half_life_days: f64,
+    /// Pseudo-relevance feedback on (`context.expansion`).
+    expansion: bool,
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i128 {
@@ -328,6 +342,8 @@ impl KnowledgeIndex {
                 config.context.half_life_days,
             )? {
                 refresh.read_only = true;
+                let mut k = k;
+                k.expansion = config.context.expansion;
                 refresh.entries = k.manifest.entries;
                 refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
                 return Ok((k, refresh));
@@ -369,6 +385,7 @@ impl KnowledgeIndex {
         let Some(mut k) = opened else {
             return Err(IndexError::Unopened);
         };
+        k.expansion = config.context.expansion;
         let full = full || refresh.rebuilt.is_some();
         k.refresh(layout, full, &mut refresh, wait)?;
         refresh.entries = k.manifest.entries;
@@ -376,6 +393,19 @@ impl KnowledgeIndex {
         refresh.warnings.extend(k.manifest.broken.values().cloned());
         refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
         Ok((k, refresh))
+    }
+
+    /// Whether `layout` has an index this version can use with `config`'s
+    /// tokenizer (one from another format or tokenizer is rebuilt).
+    pub fn is_current(layout: &RepoLayout, config: &Config) -> bool {
+        let path = Self::manifest_path(&layout.state_dir().join("index"));
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+            .is_some_and(|m| {
+                m.format == FORMAT
+                    && m.tokenizer == TokenizerKind::of(config.context.tokenizer).name()
+            })
     }
 
     fn manifest_path(dir: &Path) -> PathBuf {
@@ -481,7 +511,13 @@ impl KnowledgeIndex {
             work_tree: work_tree.to_path_buf(),
             tokenizer,
             half_life_days,
+            expansion: true,
         })
+    }
+
+    /// Turns pseudo-relevance feedback on or off (`context.expansion`).
+    pub fn set_expansion(&mut self, on: bool) {
+        self.expansion = on;
     }
 
     fn fresh_manifest(tokenizer: TokenizerKind) -> Manifest {
@@ -905,11 +941,12 @@ impl KnowledgeIndex {
         &self.manifest.fixed_tokens
     }
 
-    /// The query for free text: its terms (after the same analysis as the
-    /// index, at most 64) in title ×3, tags ×2 and body, any of them matching.
-    /// No query syntax: `AND`, quotes, `-` and `:` are plain text.
-    fn text_query(&self, text: &str) -> Option<Box<dyn Query>> {
-        let mut analyzer = self.index.tokenizer_for_field(self.f.body).ok()?;
+    /// The analyzed terms of `text` (the same analysis as the index), each
+    /// once, at most [`MAX_QUERY_TERMS`].
+    fn query_terms(&self, text: &str) -> Vec<String> {
+        let Ok(mut analyzer) = self.index.tokenizer_for_field(self.f.body) else {
+            return Vec::new();
+        };
         let mut terms: Vec<String> = Vec::new();
         let mut stream = analyzer.token_stream(text);
         while stream.advance() {
@@ -921,24 +958,79 @@ impl KnowledgeIndex {
                 break;
             }
         }
+        terms
+    }
+
+    /// The query for weighted terms: each in the body and in tags (×0.5),
+    /// times its weight, any of them matching.
+    fn terms_query(&self, terms: &[(String, f32)]) -> Option<Box<dyn Query>> {
         if terms.is_empty() {
             return None;
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for t in &terms {
-            for (field, boost) in [
-                (self.f.title, 3.0f32),
-                (self.f.tags, 2.0),
-                (self.f.body, 1.0),
-            ] {
+        for (t, w) in terms {
+            for (field, boost) in [(self.f.tags, TAGS_WEIGHT), (self.f.body, 1.0)] {
                 let q: Box<dyn Query> = Box::new(TermQuery::new(
                     Term::from_field_text(field, t),
                     IndexRecordOption::WithFreqs,
                 ));
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost * w))));
             }
         }
         Some(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// Pseudo-relevance feedback: the terms that best characterise the top
+    /// [`FEEDBACK_DOCS`] hits of the first pass (frequency in them, weighted
+    /// by their score, times idf), not in the query and found in at least two
+    /// entries, each weighted at most [`FEEDBACK_WEIGHT`].
+    fn feedback_terms(
+        &self,
+        searcher: &tantivy::Searcher,
+        query_terms: &[String],
+        top: &[(f32, tantivy::DocAddress)],
+    ) -> Result<Vec<(String, f32)>, IndexError> {
+        let Some(best) = top.first().map(|t| t.0).filter(|s| *s > 0.0) else {
+            return Ok(Vec::new());
+        };
+        let Ok(mut analyzer) = self.index.tokenizer_for_field(self.f.body) else {
+            return Ok(Vec::new());
+        };
+        let mut weight: HashMap<String, f64> = HashMap::new();
+        for (score, addr) in top.iter().take(FEEDBACK_DOCS) {
+            let doc: TantivyDocument = searcher.doc(*addr)?;
+            let text = format!("{}\n{}", self.text(&doc, self.f.title), self.text(&doc, self.f.body));
+            let mut tf: HashMap<String, u32> = HashMap::new();
+            let mut len = 0u32;
+            let mut stream = analyzer.token_stream(&text);
+            while stream.advance() {
+                len += 1;
+                *tf.entry(stream.token().text.clone()).or_default() += 1;
+            }
+            let p_doc = f64::from(*score / best);
+            for (t, n) in tf {
+                if !query_terms.contains(&t) {
+                    *weight.entry(t).or_default() += p_doc * f64::from(n) / f64::from(len.max(1));
+                }
+            }
+        }
+        let docs = searcher.num_docs().max(1) as f64;
+        let mut scored: Vec<(String, f64)> = Vec::with_capacity(weight.len());
+        for (t, w) in weight {
+            let df = searcher.doc_freq(&Term::from_field_text(self.f.body, &t))? as f64;
+            if df < 2.0 {
+                continue;
+            }
+            let idf = (1.0 + (docs - df + 0.5) / (df + 0.5)).ln();
+            scored.push((t, w * idf));
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scored.truncate(FEEDBACK_TERMS);
+        let top_w = scored.first().map_or(1.0, |t| t.1).max(f64::MIN_POSITIVE);
+        Ok(scored
+            .into_iter()
+            .map(|(t, w)| (t, (FEEDBACK_WEIGHT * w / top_w) as f32))
+            .collect())
     }
 
     /// Ranked entries for `text`: BM25 candidates (at most `candidates`),
@@ -951,10 +1043,198 @@ impl KnowledgeIndex {
         candidates: usize,
         utility: &dyn Fn(&[&str]) -> HashMap<String, f64>,
     ) -> Result<Vec<Hit>, IndexError> {
-        let Some(text_q) = self.text_query(text) else {
+        self.search_hybrid(text, filter, candidates, utility, None)
+    }
+
+    /// [`KnowledgeIndex::search`], fused with the entries whose stored
+    /// vectors are nearest the query's (`semantic`: the vectors and the
+    /// query's vector) by reciprocal rank fusion: relevance is then the
+    /// fused score (about 1 for first in one list, 2 for first in both).
+    pub fn search_hybrid(
+        &self,
+        text: &str,
+        filter: &SearchFilter,
+        candidates: usize,
+        utility: &dyn Fn(&[&str]) -> HashMap<String, f64>,
+        semantic: Option<(&Vectors, &[f32])>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let terms = self.query_terms(text);
+        let weighted: Vec<(String, f32)> = terms.iter().map(|t| (t.clone(), 1.0)).collect();
+        let searcher = self.reader.searcher();
+        let mut top = self.bm25(&searcher, &weighted, &[], filter, candidates)?;
+        if self.expansion && !top.is_empty() {
+            let more = self.feedback_terms(&searcher, &terms, &top)?;
+            top = self.bm25(&searcher, &weighted, &more, filter, candidates)?;
+        }
+        let now = agentops_core::time::now_micros();
+        let mut raw = Vec::with_capacity(top.len());
+        for (bm25, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            raw.push((f64::from(bm25), doc));
+        }
+        if let Some((vectors, q)) = semantic {
+            raw = self.fuse(&searcher, raw, vectors, q, filter, candidates)?;
+        }
+        let ids: Vec<String> = raw.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let util = utility(&id_refs);
+        let mut hits = Vec::with_capacity(raw.len());
+        for ((bm25, doc), id) in raw.into_iter().zip(ids) {
+            let Some(entry) = self.entry_from(&doc) else {
+                continue;
+            };
+            let created = doc
+                .get_first(self.f.created)
+                .and_then(|v| v.as_i64())
+                .unwrap_or(now);
+            let u = util.get(&id).copied();
+            hits.push(self.hit(&doc, entry, bm25, now - created, u));
+        }
+        sort_hits(&mut hits);
+        Ok(hits)
+    }
+
+    /// The lexical candidates `lexical` (BM25, best first) and the nearest
+    /// vectors, fused: each document once, relevance its RRF score.
+    fn fuse(
+        &self,
+        searcher: &tantivy::Searcher,
+        lexical: Vec<(f64, TantivyDocument)>,
+        vectors: &Vectors,
+        q: &[f32],
+        filter: &SearchFilter,
+        candidates: usize,
+    ) -> Result<Vec<(f64, TantivyDocument)>, IndexError> {
+        let mut docs: HashMap<String, TantivyDocument> = HashMap::new();
+        let mut lex_ids = Vec::with_capacity(lexical.len());
+        for (_, d) in lexical {
+            let id = self.text(&d, self.f.id);
+            lex_ids.push(id.clone());
+            docs.insert(id, d);
+        }
+        let mut near_ids = Vec::new();
+        for (id, _) in vectors.nearest(q, candidates.max(1)) {
+            if !docs.contains_key(id) {
+                let Some(d) = self.doc_by_id(searcher, id)? else {
+                    continue;
+                };
+                if !self.passes(&d, filter) {
+                    continue;
+                }
+                docs.insert(id.to_owned(), d);
+            }
+            near_ids.push(id.to_owned());
+        }
+        Ok(crate::vectors::rrf(&[lex_ids, near_ids])
+            .into_iter()
+            .filter_map(|(id, s)| docs.remove(&id).map(|d| (s, d)))
+            .collect())
+    }
+
+    fn doc_by_id(
+        &self,
+        searcher: &tantivy::Searcher,
+        id: &str,
+    ) -> Result<Option<TantivyDocument>, IndexError> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.f.id, id),
+            IndexRecordOption::Basic,
+        );
+        match searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?.first() {
+            Some((_, addr)) => Ok(Some(searcher.doc(*addr)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a document is of the filter's kind and has all its tags.
+    fn passes(&self, d: &TantivyDocument, filter: &SearchFilter) -> bool {
+        let kind_ok = filter
+            .kind
+            .is_none_or(|k| self.text(d, self.f.kind) == k.as_str());
+        let tags: Vec<&str> = d.get_all(self.f.tags).filter_map(|v| v.as_str()).collect();
+        kind_ok && filter.tags.iter().all(|t| tags.contains(&t.as_str()))
+    }
+
+    /// Identifies the index's contents: it changes with every commit.
+    pub fn generation(&self) -> String {
+        let stamp = self.index.load_metas().map(|m| m.opstamp).unwrap_or(0);
+        format!("{FORMAT}-{stamp}-{}", self.len())
+    }
+
+    /// Every entry's (id, hash, text to embed): title and body.
+    pub fn embedding_texts(&self) -> Result<Vec<(String, String, String)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(self.len() as usize);
+        for seg in searcher.segment_readers() {
+            let store = seg.get_store_reader(64).map_err(io(&self.dir))?;
+            for doc in store.iter::<TantivyDocument>(seg.alive_bitset()) {
+                let d = doc?;
+                let text = format!(
+                    "{}\n\n{}",
+                    self.text(&d, self.f.title),
+                    self.text(&d, self.f.body)
+                );
+                out.push((self.text(&d, self.f.id), content_hash(text.as_bytes()), text));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The stored vectors of `embedder`'s model, brought up to date with the
+    /// index (entries embedded until `deadline`; saved beside the index when
+    /// it is on disk and writable). Cheap when nothing changed: the
+    /// generation is compared first.
+    pub fn vectors(
+        &self,
+        embedder: &dyn Embedder,
+        deadline: Option<Instant>,
+    ) -> Result<(Vectors, VectorSync), IndexError> {
+        let on_disk = !self.dir.as_os_str().is_empty();
+        let path = Vectors::path(&self.dir);
+        let mut v = if on_disk {
+            Vectors::load(&path, &embedder.id())
+        } else {
+            Vectors::empty(&embedder.id())
+        };
+        let generation = self.generation();
+        if !v.generation.is_empty() && v.generation == generation {
+            let entries = v.len();
+            return Ok((
+                v,
+                VectorSync {
+                    entries,
+                    ..VectorSync::default()
+                },
+            ));
+        }
+        let wanted = self.embedding_texts()?;
+        let r = v.sync(&wanted, &generation, embedder, deadline);
+        if on_disk && (r.embedded > 0 || r.removed > 0 || r.missing == 0) && writable(&self.dir) {
+            v.save(&path).map_err(io(&path))?;
+        }
+        Ok((v, r))
+    }
+
+    /// BM25 top `candidates` for weighted terms, within `filter`: entries
+    /// with at least one of `terms`, `expansion` terms adding to their score
+    /// (an expansion re-ranks; it never brings in an entry without a word of
+    /// the query).
+    fn bm25(
+        &self,
+        searcher: &tantivy::Searcher,
+        terms: &[(String, f32)],
+        expansion: &[(String, f32)],
+        filter: &SearchFilter,
+        candidates: usize,
+    ) -> Result<Vec<(f32, tantivy::DocAddress)>, IndexError> {
+        let Some(text_q) = self.terms_query(terms) else {
             return Ok(Vec::new());
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_q)];
+        if let Some(more) = self.terms_query(expansion) {
+            clauses.push((Occur::Should, more));
+        }
         if let Some(k) = filter.kind {
             clauses.push((
                 Occur::Must,
@@ -974,34 +1254,10 @@ impl KnowledgeIndex {
             ));
         }
         let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
-        let top = searcher.search(
+        Ok(searcher.search(
             &query,
             &TopDocs::with_limit(candidates.max(1)).order_by_score(),
-        )?;
-        let now = agentops_core::time::now_micros();
-        let mut raw = Vec::with_capacity(top.len());
-        for (bm25, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            raw.push((f64::from(bm25), doc));
-        }
-        let ids: Vec<String> = raw.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
-        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let util = utility(&id_refs);
-        let mut hits = Vec::with_capacity(raw.len());
-        for ((bm25, doc), id) in raw.into_iter().zip(ids) {
-            let Some(entry) = self.entry_from(&doc) else {
-                continue;
-            };
-            let created = doc
-                .get_first(self.f.created)
-                .and_then(|v| v.as_i64())
-                .unwrap_or(now);
-            let u = util.get(&id).copied();
-            hits.push(self.hit(&doc, entry, bm25, now - created, u));
-        }
-        sort_hits(&mut hits);
-        Ok(hits)
+        )?)
     }
 
     /// A hit for `doc`: its score (relevance `relevance`, age `age_us`,
@@ -1198,6 +1454,10 @@ fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: Count) -> TantivyDocu
         d.add_text(f.tag, t);
     }
     d.add_text(f.body, &e.body);
+    // The title is searched through the body: add it when the body lacks it.
+    if !contains_ignoring_case(&e.body, &e.title) {
+        d.add_text(f.body, &e.title);
+    }
     d.add_text(f.maturity, e.maturity.as_str());
     d.add_i64(f.created, created);
     d.add_u64(f.tok_full, u64::from(tokenizer.count(&render::full(e))));
@@ -1211,6 +1471,12 @@ fn doc_for(f: &Fields, e: &Entry, created: i64, tokenizer: Count) -> TantivyDocu
     );
     d.add_text(f.summary, render::summary(e));
     d
+}
+
+/// Whether `needle` occurs in `hay`, ASCII case ignored.
+fn contains_ignoring_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// Whether files can be created in `dir` (or where it would be created):

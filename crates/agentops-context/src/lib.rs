@@ -12,6 +12,7 @@ pub mod rank;
 pub mod relevance;
 pub mod render;
 pub mod tokens;
+pub mod vectors;
 
 pub use index::{Hit, IndexError, KnowledgeIndex, Refresh, SearchFilter};
 pub use packet::{Decision, Packet, PacketRequest};

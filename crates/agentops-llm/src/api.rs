@@ -242,7 +242,7 @@ fn retry_after(h: &ureq::http::HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)))
 }
 
-fn transport_error(e: ureq::Error) -> LlmError {
+pub(crate) fn transport_error(e: ureq::Error) -> LlmError {
     match e {
         ureq::Error::Timeout(t) => LlmError::new(ErrorKind::Timeout, format!("timed out ({t})")),
         ureq::Error::Io(io) => io_error(&io),

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod command;
+pub mod embed;
 pub mod error;
 pub mod pricing;
 pub mod replay;

@@ -200,7 +200,8 @@ pub struct Received {
     /// 1-based order of arrival.
     pub n: usize,
     pub path: String,
-    /// `openai`, `anthropic` or `responses` (the OpenAI Responses API).
+    /// `openai`, `anthropic`, `responses` (the OpenAI Responses API) or
+    /// `embeddings`.
     pub api: &'static str,
     pub stream: bool,
     pub headers: Vec<(String, String)>,
@@ -311,6 +312,38 @@ impl Drop for ScriptedServer {
     }
 }
 
+/// Dimensions of the scripted server's embeddings unless the request asks.
+pub const EMBEDDING_DIMS: usize = 64;
+
+/// The scripted server's embedding of `text`: deterministic, lexical (its
+/// words, lowercased, a trailing `s`/`ed`/`ing` cut, hashed into `dims`
+/// buckets), unit length. It exercises the plumbing; it knows no synonyms.
+pub fn hashed_embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dims.max(1)];
+    for w in text.split(|c: char| !c.is_alphanumeric()) {
+        let w = w.to_lowercase();
+        if w.chars().count() < 3 {
+            continue;
+        }
+        let stem = ["ing", "ed", "s"]
+            .iter()
+            .find_map(|suf| w.strip_suffix(suf).filter(|s| s.len() >= 3))
+            .unwrap_or(&w);
+        // FNV-1a: stable across runs and platforms.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in stem.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let len = v.len();
+        v[(h % len as u64) as usize] += if h >> 63 == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|a| *a /= norm);
+    }
+    v
+}
+
 /// One HTTP/1.1 request as the loopback test servers read it (header names
 /// lowercased).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,7 +416,9 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         }
         // `/v1/messages?beta=true` is Claude Code's form.
         let route = path.split('?').next().unwrap_or(&path);
-        let api = if route.ends_with("/messages") {
+        let api = if route.ends_with("/embeddings") {
+            "embeddings"
+        } else if route.ends_with("/messages") {
             "anthropic"
         } else if route.ends_with("/responses") {
             "responses"
@@ -470,6 +505,24 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 &extra,
                 body.to_string().as_bytes(),
             )?;
+            continue;
+        }
+        if api == "embeddings" {
+            let inputs: Vec<String> = match &req["input"] {
+                Value::String(t) => vec![t.clone()],
+                Value::Array(a) => a.iter().map(|t| t.as_str().unwrap_or("").to_owned()).collect(),
+                _ => Vec::new(),
+            };
+            let dims = req["dimensions"].as_u64().map_or(EMBEDDING_DIMS, |d| d as usize);
+            let data: Vec<Value> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": hashed_embedding(t, dims)}))
+                .collect();
+            let tokens: usize = inputs.iter().map(|t| t.len().div_ceil(4)).sum();
+            let body = json!({"object": "list", "data": data, "model": req["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+            respond(&mut out, 200, "application/json", &[], body.to_string().as_bytes())?;
             continue;
         }
         let model = req["model"].as_str().unwrap_or("scripted").to_owned();

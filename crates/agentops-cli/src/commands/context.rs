@@ -13,6 +13,7 @@ use agentops_store::{Durability, Journal};
 use super::{Code, Failure, Flags};
 use crate::cli::{ContextArgs, SourceArgs};
 use crate::output::Output;
+use crate::semantic::{self, Semantic};
 use crate::shared::{
     journal, journal_read, knowledge_failure as fail, open, provenance, render_write,
 };
@@ -105,10 +106,24 @@ pub fn search(
     out: &Output,
 ) -> Result<Code, Failure> {
     let f = filter(kind, tags)?;
-    let (idx, j, _, _) = open_index(flags, out, false)?;
-    let hits = idx
-        .search(query, &f, limit.max(CANDIDATES), &utility_of(&j, out))
-        .map_err(Failure::failed)?;
+    let (idx, j, layout, config) = open_index(flags, out, false)?;
+    let sem = Semantic::prepare(
+        &idx,
+        &config,
+        Some(&layout.work_tree),
+        Some(semantic::SEARCH_SYNC_BUDGET),
+        out,
+    );
+    let hits = semantic::search(
+        &idx,
+        sem.as_ref(),
+        query,
+        &f,
+        limit.max(CANDIDATES),
+        &utility_of(&j, out),
+        out,
+    )
+    .map_err(Failure::failed)?;
     let mut hits: Vec<_> = hits.into_iter().take(limit).collect();
     idx.add_snippets(query, &mut hits)
         .map_err(Failure::failed)?;
@@ -152,14 +167,28 @@ pub fn search(
 
 pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let f = filter(args.kind.clone(), args.tags.clone())?;
-    let (idx, j, _, config) = open_index(flags, out, true)?;
+    let (idx, j, layout, config) = open_index(flags, out, true)?;
     let window = args.window.unwrap_or(config.context.window);
     let budget = args
         .budget
         .unwrap_or_else(|| packet::default_budget(config.context.packet_max, window, args.used));
-    let hits = idx
-        .search(&args.task, &f, CANDIDATES, &utility_of(&j, out))
-        .map_err(Failure::failed)?;
+    let sem = Semantic::prepare(
+        &idx,
+        &config,
+        Some(&layout.work_tree),
+        Some(semantic::SEARCH_SYNC_BUDGET),
+        out,
+    );
+    let hits = semantic::search(
+        &idx,
+        sem.as_ref(),
+        &args.task,
+        &f,
+        CANDIDATES,
+        &utility_of(&j, out),
+        out,
+    )
+    .map_err(Failure::failed)?;
     let p = packet::assemble(
         &hits,
         idx.fixed_tokens(),
@@ -317,6 +346,7 @@ pub fn guard(
 pub fn eval(
     file: &Path,
     corpus: Option<&Path>,
+    lexical: bool,
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
@@ -327,32 +357,70 @@ pub fn eval(
             file.display()
         )));
     }
-    let report = match corpus {
+    let layout = agentops_store::RepoLayout::discover(&super::cwd()?).ok();
+    let mut config = agentops_store::project::load_config(layout.as_ref(), flags.to_vec())
+        .map_err(Failure::usage)?;
+    if lexical {
+        config.context.embeddings.clear();
+    }
+    let (idx, j) = match corpus {
         Some(dir) => {
             let entries = read_corpus(dir)?;
-            let idx = KnowledgeIndex::in_memory(&entries, TokenizerKind::O200k, 90.0)
+            let mut idx = KnowledgeIndex::in_memory(&entries, TokenizerKind::O200k, 90.0)
                 .map_err(Failure::failed)?;
-            let none = |_: &[&str]| HashMap::new();
-            agentops_context::eval::evaluate(&set, &mut |q| {
-                idx.search(q, &SearchFilter::default(), CANDIDATES, &none)
-                    .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
-                    .unwrap_or_default()
-            })
+            idx.set_expansion(config.context.expansion);
+            (idx, None)
         }
         None => {
             let (idx, j, _, _) = open_index(flags, out, false)?;
-            let util = utility_of(&j, out);
-            agentops_context::eval::evaluate(&set, &mut |q| {
-                idx.search(q, &SearchFilter::default(), CANDIDATES, &util)
-                    .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
-                    .unwrap_or_default()
-            })
+            (idx, Some(j))
         }
     };
+    let work_tree = layout.as_ref().map(|l| l.work_tree.clone());
+    let sem = Semantic::prepare(&idx, &config, work_tree.as_deref(), None, out);
+    let ranking = format!(
+        "ranking: lexical{}{}",
+        if config.context.expansion {
+            " + expansion"
+        } else {
+            ""
+        },
+        match &sem {
+            Some(s) => format!(
+                " + vectors ({}, {})",
+                config.context.embeddings,
+                agentops_core::counted(s.len() as u64, "entry", "entries")
+            ),
+            None => String::new(),
+        }
+    );
+    let none = |_: &[&str]| HashMap::new();
+    let util: Box<dyn Fn(&[&str]) -> HashMap<String, f64>> = match &j {
+        Some(j) => Box::new(utility_of(j, out)),
+        None => Box::new(none),
+    };
+    let report = agentops_context::eval::evaluate(&set, &mut |q| {
+        semantic::search(
+            &idx,
+            sem.as_ref(),
+            q,
+            &SearchFilter::default(),
+            CANDIDATES,
+            &util,
+            out,
+        )
+        .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
+        .unwrap_or_default()
+    });
     if out.json {
-        out.json(&report);
+        let mut v = serde_json::to_value(&report).map_err(Failure::failed)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ranking".into(), serde_json::Value::String(ranking));
+        }
+        out.json(&v);
         return Ok(Code::Ok);
     }
+    out.line(&ranking);
     if out.verbose > 0 {
         for q in &report.per_query {
             out.line(&format!(
@@ -425,13 +493,28 @@ fn read_corpus(dir: &Path) -> Result<Vec<agentops_knowledge::Entry>, Failure> {
 
 pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, _, config) = open(flags)?;
-    let (_, r) = KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
+    let (idx, r) = KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
     for w in &r.warnings {
         out.warn(&format!("{w} (skipped)"));
     }
+    // Every entry gets its vector here (searches embed for a few seconds at most).
+    let sem = Semantic::prepare(&idx, &config, Some(&layout.work_tree), None, out);
+    // Entries left without a vector (the endpoint failed): exit 1, the
+    // lexical index is still current.
+    let code = match &sem {
+        Some(s) if s.sync.missing > 0 => Code::Failure,
+        _ => Code::Ok,
+    };
     if out.json {
-        out.json(&r);
-        return Ok(Code::Ok);
+        let mut v = serde_json::to_value(&r).map_err(Failure::failed)?;
+        if let (Some(o), Some(s)) = (v.as_object_mut(), &sem) {
+            o.insert(
+                "vectors".into(),
+                serde_json::to_value(&s.sync).map_err(Failure::failed)?,
+            );
+        }
+        out.json(&v);
+        return Ok(code);
     }
     let how = match &r.rebuilt {
         Some(why) => format!("rebuilt ({why})"),
@@ -446,5 +529,23 @@ pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure
         r.warnings.len(),
         r.elapsed_ms
     ));
-    Ok(Code::Ok)
+    if let Some(s) = &sem {
+        let rate = if s.sync.embed_ms > 0.0 {
+            format!(
+                " ({:.0} entries/s)",
+                s.sync.embedded as f64 / (s.sync.embed_ms / 1000.0)
+            )
+        } else {
+            String::new()
+        };
+        out.line(&format!(
+            "vectors ({}): {} with one, {} embedded now in {:.0} ms{rate}, {} without",
+            config.context.embeddings,
+            agentops_core::counted(s.sync.entries as u64, "entry", "entries"),
+            s.sync.embedded,
+            s.sync.embed_ms,
+            s.sync.missing
+        ));
+    }
+    Ok(code)
 }

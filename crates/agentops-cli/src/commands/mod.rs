@@ -50,8 +50,12 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
             apply,
         } => knowledge::harvest(session.as_deref(), &since, apply, flags, out),
         Command::Guard { transcript, window } => context::guard(&transcript, window, flags, out),
-        Command::Eval(crate::cli::EvalCommand::Retrieval { file, corpus }) => {
-            context::eval(&file, corpus.as_deref(), flags, out)
+        Command::Eval(crate::cli::EvalCommand::Retrieval {
+            file,
+            corpus,
+            lexical,
+        }) => {
+            context::eval(&file, corpus.as_deref(), lexical, flags, out)
         }
         Command::Index { rebuild } => context::index(rebuild, flags, out),
         Command::Gate(cmd) => gate::run(cmd, flags, out),

@@ -80,6 +80,23 @@ pub(super) fn optional_url(v: &mut Option<String>) -> Result<(), String> {
     v.as_deref().map_or(Ok(()), is_http)
 }
 
+pub(super) fn optional_env_var_name(v: &mut Option<String>) -> Result<(), String> {
+    v.as_mut().map_or(Ok(()), env_var_name)
+}
+
+/// `""`, `openai:MODEL` or `model2vec:PATH`.
+pub(super) fn embeddings(v: &mut String) -> Result<(), String> {
+    let allowed = "allowed: \"\" (off), \"openai:MODEL\" or \"model2vec:PATH\"";
+    if v.is_empty() {
+        return Ok(());
+    }
+    match v.split_once(':') {
+        Some(("openai" | "model2vec", rest)) if !rest.trim().is_empty() => Ok(()),
+        Some(("openai" | "model2vec", _)) => Err(format!("`{v}` names no model; {allowed}")),
+        _ => Err(format!("`{v}` is not an embedding provider; {allowed}")),
+    }
+}
+
 pub(super) fn env_var_name(v: &mut String) -> Result<(), String> {
     let is_name = !v.is_empty()
         && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -325,6 +325,27 @@ config_table! {
         windows: BTreeMap<String, u64> = BTreeMap::new(),
             Rule::Text("a table of model-name prefix = tokens (1000 to 10000000), e.g. { \"claude-\" = 200000 }"),
             check window_sizes, example "{ \"claude-\" = 200000, \"gpt-4.1\" = 1047576 }";
+        /// Expand each search with the distinctive words of its best hit
+        /// (pseudo-relevance feedback: docs/factor-2-context.md, "Ranking").
+        expansion: bool = true, Rule::Text("true or false");
+        /// Vector search fused with the lexical ranking (off when empty): "openai:MODEL" calls
+        /// an OpenAI-compatible /v1/embeddings API (embeddings_base_url); "model2vec:PATH" loads
+        /// a local static-embedding model directory (model.safetensors + tokenizer.json).
+        embeddings: String = String::new(),
+            Rule::Text("\"\" (off), \"openai:MODEL\" or \"model2vec:PATH\""),
+            check embeddings, example "\"openai:text-embedding-3-small\"";
+        /// Base URL of the OpenAI-compatible embeddings API (default: llm.openai_base_url;
+        /// Ollama: http://127.0.0.1:11434/v1).
+        embeddings_base_url: Option<String> = None,
+            Rule::Text("an http:// or https:// URL of an OpenAI-compatible API"),
+            check optional_url, example "\"http://127.0.0.1:11434/v1\"";
+        /// The NAME of the environment variable holding the embeddings API key (default:
+        /// llm.openai_key_env; a server that needs no key works without it being set).
+        embeddings_key_env: Option<String> = None,
+            Rule::Text("the NAME of the environment variable holding the key"),
+            check optional_env_var_name, example "\"OLLAMA_API_KEY\"";
+        /// The longest a search waits for the query's embedding before ranking lexically.
+        embeddings_timeout_ms: u64 = 1_500, Rule::Whole { unit: "milliseconds", lo: 50, hi: 60_000 };
     }
     /// `[policy]`: what harness hooks let an agent run and write (docs/factor-4-gates.md).
     [policy] PolicyConfig {
