@@ -16,6 +16,7 @@ mod foundation;
 mod gates;
 mod harness;
 mod knowledge;
+mod retrieval;
 mod runner;
 mod stats;
 mod telemetry;
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
     );
     std::process::exit(2)
 }
@@ -50,6 +51,7 @@ fn main() {
         Some("gates") => gates::run(quick),
         Some("harness") => harness::run(quick),
         Some("flywheel") => flywheel::run(quick),
+        Some("retrieval") => retrieval::run(quick),
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
         Some("trace-repo") => match args.get(1) {

@@ -443,9 +443,17 @@ fn retrieval_quality_on_the_labelled_set() {
             .unwrap()
     };
     // The figures of docs/factor-2-context.md, with a little room.
-    assert!(subset(&r, "lexical", "hit_at_5") >= 0.97, "{}", r["subsets"]);
+    assert!(
+        subset(&r, "lexical", "hit_at_5") >= 0.97,
+        "{}",
+        r["subsets"]
+    );
     assert!(subset(&r, "lexical", "mrr") >= 0.95, "{}", r["subsets"]);
-    assert!(subset(&r, "paraphrase", "hit_at_5") >= 0.72, "{}", r["subsets"]);
+    assert!(
+        subset(&r, "paraphrase", "hit_at_5") >= 0.72,
+        "{}",
+        r["subsets"]
+    );
     assert!(subset(&r, "paraphrase", "mrr") >= 0.58, "{}", r["subsets"]);
     // Expansion is what lifts the paraphrase MRR above the plain ranking's.
     let plain = serde_json::from_str::<serde_json::Value>(
@@ -584,7 +592,8 @@ fn hybrid_search_embeds_entries_once_and_falls_back_to_lexical_when_the_endpoint
     let key = [("TEST_EMBED_KEY", "sk-test-0123".to_owned())];
     let r = ctx.run_env(&["index"], &key);
     assert!(
-        r.ok().contains("vectors (openai:test-embed): 2 entries with one, 2 embedded now"),
+        r.ok()
+            .contains("vectors (openai:test-embed): 2 entries with one, 2 embedded now"),
         "{}",
         r.stdout
     );
@@ -606,31 +615,56 @@ fn hybrid_search_embeds_entries_once_and_falls_back_to_lexical_when_the_endpoint
     // A search embeds the query only: the entries' vectors are stored.
     let hits = json_env(&ctx, &["search", "--json", "random delays"], &key);
     assert_eq!(hits[0]["id"], a.as_str(), "{hits}");
-    assert!(hits[0]["score"]["relevance"].as_f64().unwrap() > 1.5, "first in both lists");
+    assert!(
+        hits[0]["score"]["relevance"].as_f64().unwrap() > 1.5,
+        "first in both lists"
+    );
     let got = server.received();
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].body["input"], serde_json::json!(["random delays"]));
 
     // A new entry is embedded by the next search, alone.
-    let c = learn(&ctx, "Pool exhausted", &["--body", "transactions held across calls"]);
+    let c = learn(
+        &ctx,
+        "Pool exhausted",
+        &["--body", "transactions held across calls"],
+    );
     json_env(&ctx, &["search", "--json", "pool"], &key);
     let got = server.received();
     assert_eq!(got.len(), 4, "the new entry, then the query");
     assert_eq!(got[2].body["input"].as_array().unwrap().len(), 1);
-    assert!(got[2].body["input"][0].as_str().unwrap().contains("Pool exhausted"));
+    assert!(
+        got[2].body["input"][0]
+            .as_str()
+            .unwrap()
+            .contains("Pool exhausted")
+    );
 
     // The endpoint goes away: lexical results, one warning, exit 0.
     drop(server);
     let r = ctx.run_env(&["search", "--json", "rotate logs"], &key);
     let hits: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(hits[0]["id"], b.as_str());
-    assert_eq!(r.stderr.matches("ranking lexically").count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("ranking lexically").count(),
+        1,
+        "{}",
+        r.stderr
+    );
     // An entry written while it is down: `index` says so and exits 1.
-    learn(&ctx, "Another note", &["--body", "written while the endpoint is down"]);
+    learn(
+        &ctx,
+        "Another note",
+        &["--body", "written while the endpoint is down"],
+    );
     let r = ctx.run_env(&["index"], &key);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("1 without"), "{}", r.stdout);
-    assert!(r.stderr.contains("without a vector are ranked lexically"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("without a vector are ranked lexically"),
+        "{}",
+        r.stderr
+    );
     let _ = c;
     // Nothing about the key reached the index or the journal.
     for dir in [ctx.git_dir().join("agentops")] {
@@ -639,7 +673,11 @@ fn hybrid_search_embeds_entries_once_and_falls_back_to_lexical_when_the_endpoint
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -648,7 +686,9 @@ fn a_local_static_model_ranks_without_any_server() {
     let ctx = ctx();
     // A tiny model2vec-format model the test builds: "outage" and "herd" sit
     // near "jitter"; "disk" is far from both.
-    let vocab = ["[UNK]", "outage", "herd", "jitter", "backoff", "disk", "logs"];
+    let vocab = [
+        "[UNK]", "outage", "herd", "jitter", "backoff", "disk", "logs",
+    ];
     let rows = vec![
         vec![0.0, 0.0, 0.0],
         vec![1.0, 0.1, 0.0],
@@ -659,7 +699,11 @@ fn a_local_static_model_ranks_without_any_server() {
         vec![0.0, 0.0, 1.0],
     ];
     agentops_llm::embed::write_static_model(&ctx.path("models/tiny"), &vocab, &rows).unwrap();
-    let a = learn(&ctx, "Use jitter", &["--body", "spread retries with backoff"]);
+    let a = learn(
+        &ctx,
+        "Use jitter",
+        &["--body", "spread retries with backoff"],
+    );
     learn(&ctx, "Disk full", &["--body", "rotate logs"]);
     ctx.write(
         ".agents/config.toml",
@@ -674,7 +718,8 @@ fn a_local_static_model_ranks_without_any_server() {
     let r = ctx.run(&["search", "rotate"]);
     assert_eq!(r.code, 0);
     assert!(
-        r.stderr.contains("models/tiny/tokenizer.json: line 1") && r.stderr.contains("ranking lexically"),
+        r.stderr.contains("models/tiny/tokenizer.json: line 1")
+            && r.stderr.contains("ranking lexically"),
         "{}",
         r.stderr
     );

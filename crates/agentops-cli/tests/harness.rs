@@ -724,7 +724,7 @@ fn feedback_over_sessions_changes_what_the_next_session_gets() {
     );
     let useful = learn(
         "Idempotency keys stop duplicate payment charges",
-        "When a payment webhook is retried, dedupe by the idempotency key before charging the customer.",
+        "When a webhook arrives again, dedupe by the idempotency key before charging.",
     );
     let unrelated = learn(
         "CSS grid for the settings page",

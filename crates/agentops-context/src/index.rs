@@ -999,7 +999,11 @@ impl KnowledgeIndex {
         let mut weight: HashMap<String, f64> = HashMap::new();
         for (score, addr) in top.iter().take(FEEDBACK_DOCS) {
             let doc: TantivyDocument = searcher.doc(*addr)?;
-            let text = format!("{}\n{}", self.text(&doc, self.f.title), self.text(&doc, self.f.body));
+            let text = format!(
+                "{}\n{}",
+                self.text(&doc, self.f.title),
+                self.text(&doc, self.f.body)
+            );
             let mut tf: HashMap<String, u32> = HashMap::new();
             let mut len = 0u32;
             let mut stream = analyzer.token_stream(&text);
@@ -1140,7 +1144,10 @@ impl KnowledgeIndex {
             Term::from_field_text(self.f.id, id),
             IndexRecordOption::Basic,
         );
-        match searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?.first() {
+        match searcher
+            .search(&q, &TopDocs::with_limit(1).order_by_score())?
+            .first()
+        {
             Some((_, addr)) => Ok(Some(searcher.doc(*addr)?)),
             None => Ok(None),
         }
@@ -1174,7 +1181,11 @@ impl KnowledgeIndex {
                     self.text(&d, self.f.title),
                     self.text(&d, self.f.body)
                 );
-                out.push((self.text(&d, self.f.id), content_hash(text.as_bytes()), text));
+                out.push((
+                    self.text(&d, self.f.id),
+                    content_hash(text.as_bytes()),
+                    text,
+                ));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));

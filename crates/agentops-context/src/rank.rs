@@ -8,7 +8,8 @@ use serde::Serialize;
 /// The parts of a score, for `--explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ScoreParts {
-    /// BM25 over title (×3), tags (×2) and body.
+    /// BM25 over the body (title included) and tags (×0.5), with expansion;
+    /// with vectors, the reciprocal-rank fusion of both rankings.
     pub relevance: f64,
     /// 0.5 + 0.5 × 2^(−age / half-life): from 1.0 (new) down to 0.5 (old).
     pub freshness: f64,

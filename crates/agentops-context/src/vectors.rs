@@ -320,10 +320,7 @@ mod tests {
             if self.1.is_some_and(|fail| n >= fail) {
                 return Err("connection refused".into());
             }
-            Ok(texts
-                .iter()
-                .map(|t| vec![t.len() as f32, 1.0])
-                .collect())
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
         }
         fn embed_query(&self, t: &str) -> Result<Vec<f32>, String> {
             Ok(vec![t.len() as f32, 1.0])
@@ -344,17 +341,27 @@ mod tests {
         let mut v = Vectors::load(&p, "fake");
         let r = v.sync(&wanted(70), "g1", &e, None);
         assert_eq!((r.embedded, r.entries, r.missing), (70, 70, 0));
-        assert_eq!(e.0.load(std::sync::atomic::Ordering::SeqCst), 2, "two batches of 64");
+        assert_eq!(
+            e.0.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "two batches of 64"
+        );
         v.save(&p).unwrap();
         let mut again = Vectors::load(&p, "fake");
-        assert_eq!((again.len(), again.dims, again.generation.as_str()), (70, 2, "g1"));
+        assert_eq!(
+            (again.len(), again.dims, again.generation.as_str()),
+            (70, 2, "g1")
+        );
         let mut w = wanted(69);
         w[3].1 = format!("{:040}", 999);
         let r = again.sync(&w, "g2", &e, None);
         assert_eq!((r.embedded, r.removed, r.entries), (1, 2, 69));
         assert!(Vectors::load(&p, "another-model").is_empty());
         std::fs::write(&p, b"AOVEC1\n\x05\0\0\0{").unwrap();
-        assert!(Vectors::load(&p, "fake").is_empty(), "a damaged file is rebuilt");
+        assert!(
+            Vectors::load(&p, "fake").is_empty(),
+            "a damaged file is rebuilt"
+        );
     }
 
     #[test]
@@ -367,7 +374,10 @@ mod tests {
         assert_eq!(v.generation, "");
         let ok = Fake(Default::default(), None);
         let r = v.sync(&wanted(100), "g1", &ok, None);
-        assert_eq!((r.embedded, r.missing, v.generation.as_str()), (36, 0, "g1"));
+        assert_eq!(
+            (r.embedded, r.missing, v.generation.as_str()),
+            (36, 0, "g1")
+        );
     }
 
     #[test]
@@ -379,10 +389,7 @@ mod tests {
         v.push("c", &"0".repeat(40), &unit(vec![-1.0, 0.2]));
         let near = v.nearest(&[0.9, 1.0], 5);
         assert_eq!(near.iter().map(|x| x.0).collect::<Vec<_>>(), ["b", "a"]);
-        let fused = rrf(&[
-            vec!["x".into(), "b".into()],
-            vec!["b".into(), "a".into()],
-        ]);
+        let fused = rrf(&[vec!["x".into(), "b".into()], vec!["b".into(), "a".into()]]);
         assert_eq!(fused[0].0, "b");
         assert!((fused[0].1 - (60.0 / 62.0 + 60.0 / 61.0)).abs() < 1e-9);
         assert_eq!(fused.len(), 3);

@@ -95,9 +95,8 @@ impl OpenAiEmbeddings {
                 format!("{}: the answer is not JSON: {e}", self.url),
             )
         })?;
-        parse_embeddings(&v, texts.len()).map_err(|m| {
-            LlmError::new(ErrorKind::Protocol, format!("{}: {m}", self.url))
-        })
+        parse_embeddings(&v, texts.len())
+            .map_err(|m| LlmError::new(ErrorKind::Protocol, format!("{}: {m}", self.url)))
     }
 }
 
@@ -208,7 +207,9 @@ impl StaticModel {
         if let Some((tok, id)) = vocab.iter().find(|(_, id)| **id as usize >= n_rows) {
             return Err(model_err(
                 &tpath,
-                format!("`model.vocab.{tok}` is id {id}, past the {n_rows} rows of model.safetensors"),
+                format!(
+                    "`model.vocab.{tok}` is id {id}, past the {n_rows} rows of model.safetensors"
+                ),
             ));
         }
         Ok(Self {
@@ -340,7 +341,12 @@ fn read_embeddings(path: &PathBuf) -> Result<(usize, Vec<f32>), String> {
         .ok_or_else(|| model_err(path, "shorter than the 8-byte header length"))?;
     let head = bytes
         .get(8..8usize.saturating_add(head_len))
-        .ok_or_else(|| model_err(path, format!("the header ({head_len} bytes) runs past the file")))?;
+        .ok_or_else(|| {
+            model_err(
+                path,
+                format!("the header ({head_len} bytes) runs past the file"),
+            )
+        })?;
     let head: Value = serde_json::from_slice(head)
         .map_err(|e| model_err(path, format!("the header is not JSON: {e}")))?;
     let t = head
@@ -352,17 +358,31 @@ fn read_embeddings(path: &PathBuf) -> Result<(usize, Vec<f32>), String> {
         .ok_or_else(|| model_err(path, "no tensor `embeddings`"))?;
     let shape: Vec<usize> = t["shape"]
         .as_array()
-        .map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|d| d.as_u64().map(|d| d as usize))
+                .collect()
+        })
         .unwrap_or_default();
     let [rows, dims] = shape[..] else {
-        return Err(model_err(path, format!("`embeddings.shape` is {shape:?}, not [rows, dims]")));
+        return Err(model_err(
+            path,
+            format!("`embeddings.shape` is {shape:?}, not [rows, dims]"),
+        ));
     };
     let offs: Vec<usize> = t["data_offsets"]
         .as_array()
-        .map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|d| d.as_u64().map(|d| d as usize))
+                .collect()
+        })
         .unwrap_or_default();
     let [from, to] = offs[..] else {
-        return Err(model_err(path, "`embeddings.data_offsets` is not [begin, end]"));
+        return Err(model_err(
+            path,
+            "`embeddings.data_offsets` is not [begin, end]",
+        ));
     };
     let base = 8 + head_len;
     let data = bytes
@@ -382,7 +402,10 @@ fn read_embeddings(path: &PathBuf) -> Result<(usize, Vec<f32>), String> {
     if data.len() != rows * dims * width || dims == 0 {
         return Err(model_err(
             path,
-            format!("`embeddings` holds {} bytes, not {rows} x {dims} {dtype}", data.len()),
+            format!(
+                "`embeddings` holds {} bytes, not {rows} x {dims} {dtype}",
+                data.len()
+            ),
         ));
     }
     let values = if width == 4 {
@@ -497,14 +520,23 @@ mod tests {
         let text = std::fs::read_to_string(&tok).unwrap();
         std::fs::write(&tok, text.replace("WordPiece", "BPE")).unwrap();
         let e = StaticModel::load(dir.path()).unwrap_err();
-        assert!(e.contains("tokenizer.json") && e.contains("model.type"), "{e}");
+        assert!(
+            e.contains("tokenizer.json") && e.contains("model.type"),
+            "{e}"
+        );
         std::fs::write(&tok, text.replace("\"a\":1", "\"a\":7")).unwrap();
         let e = StaticModel::load(dir.path()).unwrap_err();
-        assert!(e.contains("model.vocab.a") && e.contains("past the 2 rows"), "{e}");
+        assert!(
+            e.contains("model.vocab.a") && e.contains("past the 2 rows"),
+            "{e}"
+        );
         std::fs::write(&tok, &text).unwrap();
         std::fs::write(dir.path().join("model.safetensors"), b"\x10\0\0\0\0\0\0\0{").unwrap();
         let e = StaticModel::load(dir.path()).unwrap_err();
-        assert!(e.contains("model.safetensors") && e.contains("runs past"), "{e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains("runs past"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -525,8 +557,16 @@ mod tests {
             parse_embeddings(&v, 2).unwrap(),
             vec![vec![1.0, 0.0], vec![0.0, 1.0]]
         );
-        assert!(parse_embeddings(&v, 3).unwrap_err().contains("2 vectors for 3"));
+        assert!(
+            parse_embeddings(&v, 3)
+                .unwrap_err()
+                .contains("2 vectors for 3")
+        );
         let bad = json!({"data": [{"embedding": [1.0]}, {"embedding": [1.0, 2.0]}]});
-        assert!(parse_embeddings(&bad, 2).unwrap_err().contains("another length"));
+        assert!(
+            parse_embeddings(&bad, 2)
+                .unwrap_err()
+                .contains("another length")
+        );
     }
 }

@@ -510,10 +510,15 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         if api == "embeddings" {
             let inputs: Vec<String> = match &req["input"] {
                 Value::String(t) => vec![t.clone()],
-                Value::Array(a) => a.iter().map(|t| t.as_str().unwrap_or("").to_owned()).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|t| t.as_str().unwrap_or("").to_owned())
+                    .collect(),
                 _ => Vec::new(),
             };
-            let dims = req["dimensions"].as_u64().map_or(EMBEDDING_DIMS, |d| d as usize);
+            let dims = req["dimensions"]
+                .as_u64()
+                .map_or(EMBEDDING_DIMS, |d| d as usize);
             let data: Vec<Value> = inputs
                 .iter()
                 .enumerate()
@@ -522,7 +527,13 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             let tokens: usize = inputs.iter().map(|t| t.len().div_ceil(4)).sum();
             let body = json!({"object": "list", "data": data, "model": req["model"],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
-            respond(&mut out, 200, "application/json", &[], body.to_string().as_bytes())?;
+            respond(
+                &mut out,
+                200,
+                "application/json",
+                &[],
+                body.to_string().as_bytes(),
+            )?;
             continue;
         }
         let model = req["model"].as_str().unwrap_or("scripted").to_owned();

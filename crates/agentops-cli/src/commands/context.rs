@@ -493,7 +493,8 @@ fn read_corpus(dir: &Path) -> Result<Vec<agentops_knowledge::Entry>, Failure> {
 
 pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, _, config) = open(flags)?;
-    let (idx, r) = KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
+    let (idx, r) =
+        KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
     for w in &r.warnings {
         out.warn(&format!("{w} (skipped)"));
     }

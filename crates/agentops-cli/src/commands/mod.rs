@@ -54,9 +54,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
             file,
             corpus,
             lexical,
-        }) => {
-            context::eval(&file, corpus.as_deref(), lexical, flags, out)
-        }
+        }) => context::eval(&file, corpus.as_deref(), lexical, flags, out),
         Command::Index { rebuild } => context::index(rebuild, flags, out),
         Command::Gate(cmd) => gate::run(cmd, flags, out),
         Command::Approve(args) => gate::decide(args, true, flags, out),
