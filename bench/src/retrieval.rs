@@ -145,7 +145,7 @@ pub fn run(quick: bool) {
     println!("| measurement, {n} entries | median | p99 | note |");
     println!("|---|---|---|---|");
     println!(
-        "| embedding every entry (scripted server, batches of 64, 64 dims) | {:.0} entries/s ({:.1} s; {:.1} s of it in the embedder) | – | vectors.bin {:.1} MB |",
+        "| embedding every entry (scripted server, batches of 64, 256 dims) | {:.0} entries/s ({:.1} s; {:.1} s of it in the embedder) | – | vectors.bin {:.1} MB |",
         n as f64 / build.as_secs_f64(),
         build.as_secs_f64(),
         sync.embed_ms / 1000.0,

@@ -200,8 +200,22 @@ impl Vectors {
             r.embed_ms += t0.elapsed().as_secs_f64() * 1000.0;
             match got {
                 Ok(vs) if vs.len() == chunk.len() => {
+                    let kept = next.ids.len() - r.embedded;
+                    if kept > 0
+                        && r.embedded == 0
+                        && vs.first().is_some_and(|v| v.len() != next.dims)
+                    {
+                        // The model now answers another size: what is stored
+                        // is another model's, whatever its name. Start over.
+                        *self = Self::empty(&self.model);
+                        let mut again = self.sync(wanted, generation, embedder, deadline);
+                        again.removed += kept;
+                        again.embed_ms += r.embed_ms;
+                        again.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+                        return again;
+                    }
                     for (w, v) in chunk.iter().zip(vs) {
-                        if next.dims == 0 || next.ids.is_empty() && next.dims != v.len() {
+                        if next.ids.is_empty() {
                             next.dims = v.len();
                         }
                         if v.len() != next.dims {
@@ -378,6 +392,29 @@ mod tests {
             (r.embedded, r.missing, v.generation.as_str()),
             (36, 0, "g1")
         );
+    }
+
+    #[test]
+    fn vectors_of_another_size_are_replaced_not_mixed() {
+        struct Sized(usize);
+        impl Embedder for Sized {
+            fn id(&self) -> String {
+                "m".into()
+            }
+            fn embed_documents(&self, t: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+                Ok(t.iter().map(|_| vec![1.0; self.0]).collect())
+            }
+            fn embed_query(&self, _: &str) -> Result<Vec<f32>, String> {
+                Ok(vec![1.0; self.0])
+            }
+        }
+        let mut v = Vectors::empty("m");
+        v.sync(&wanted(3), "g1", &Sized(4), None);
+        let mut w = wanted(3);
+        w.push(("new".into(), "f".repeat(40), "text".into()));
+        let r = v.sync(&w, "g2", &Sized(8), None);
+        assert_eq!((r.embedded, r.removed, r.missing, v.dims), (4, 3, 0, 8));
+        assert_eq!(v.generation, "g2");
     }
 
     #[test]

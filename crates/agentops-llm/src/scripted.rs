@@ -313,7 +313,7 @@ impl Drop for ScriptedServer {
 }
 
 /// Dimensions of the scripted server's embeddings unless the request asks.
-pub const EMBEDDING_DIMS: usize = 64;
+pub const EMBEDDING_DIMS: usize = 256;
 
 /// The scripted server's embedding of `text`: deterministic, lexical (its
 /// words, lowercased, a trailing `s`/`ed`/`ing` cut, hashed into `dims`

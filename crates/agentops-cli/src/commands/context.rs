@@ -394,11 +394,8 @@ pub fn eval(
             None => String::new(),
         }
     );
-    let none = |_: &[&str]| HashMap::new();
-    let util: Box<dyn Fn(&[&str]) -> HashMap<String, f64>> = match &j {
-        Some(j) => Box::new(utility_of(j, out)),
-        None => Box::new(none),
-    };
+    let from_journal = j.as_ref().map(|j| utility_of(j, out));
+    let util = |ids: &[&str]| from_journal.as_ref().map(|u| u(ids)).unwrap_or_default();
     let report = agentops_context::eval::evaluate(&set, &mut |q| {
         semantic::search(
             &idx,
