@@ -16,7 +16,8 @@ use crate::output::Output;
 /// How long a search command spends embedding entries that lack a vector
 /// (the rest are embedded by the next command, or all by `agentops index`).
 pub const SEARCH_SYNC_BUDGET: Duration = Duration::from_secs(5);
-/// How long one batch of entries may take to embed.
+/// How long one batch of entries may take to embed when there is no
+/// budget (`agentops index`).
 const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Api {
@@ -60,6 +61,7 @@ impl Embedder for Local {
 pub fn embedder(
     config: &Config,
     work_tree: Option<&std::path::Path>,
+    doc_timeout: Duration,
 ) -> Result<Option<Box<dyn Embedder>>, String> {
     let c = &config.context;
     let Some((kind, what)) = c.embeddings.split_once(':') else {
@@ -79,7 +81,7 @@ pub fn embedder(
             let key = std::env::var(&var).ok().filter(|k| !k.is_empty());
             let query_timeout = Duration::from_millis(c.embeddings_timeout_ms);
             Ok(Some(Box::new(Api {
-                docs: OpenAiEmbeddings::new(&base, what, key.clone(), DOCUMENT_TIMEOUT),
+                docs: OpenAiEmbeddings::new(&base, what, key.clone(), doc_timeout),
                 query: OpenAiEmbeddings::new(&base, what, key, query_timeout),
                 id: format!("openai:{what}@{}", base.trim_end_matches('/')),
             })))
@@ -121,7 +123,8 @@ impl Semantic {
         budget: Option<Duration>,
         out: &Output,
     ) -> Option<Self> {
-        let embedder = match embedder(config, work_tree) {
+        // A batch of entries may take as long as the whole budget.
+        let embedder = match embedder(config, work_tree, budget.unwrap_or(DOCUMENT_TIMEOUT)) {
             Ok(Some(e)) => e,
             Ok(None) => return None,
             Err(e) => {
@@ -206,4 +209,36 @@ pub fn search(
         utility,
         q.as_ref().map(|(s, q)| (s.vectors(), q.as_slice())),
     )
+}
+
+/// After a memory write from a command (never a hook): the new entry's
+/// vector, within `context.embeddings_timeout_ms`. What cannot be done is a
+/// warning of the write; the next search or `agentops index` embeds it.
+pub fn embed_after_write(
+    idx: &KnowledgeIndex,
+    config: &Config,
+    work_tree: &std::path::Path,
+    warnings: &mut Vec<String>,
+) {
+    let budget = Duration::from_millis(config.context.embeddings_timeout_ms);
+    let embedder = match embedder(config, Some(work_tree), budget) {
+        Ok(Some(e)) => e,
+        Ok(None) => return,
+        Err(e) => {
+            warnings.push(e);
+            return;
+        }
+    };
+    match idx.vectors(embedder.as_ref(), Some(Instant::now() + budget)) {
+        Ok((_, sync)) => {
+            if let Some(e) = sync.error {
+                warnings.push(format!(
+                    "embeddings ({}): {e}; {} get a vector at the next search or `agentops index`",
+                    config.context.embeddings,
+                    agentops_core::counted(sync.missing as u64, "entry", "entries")
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("embeddings: {e}")),
+    }
 }

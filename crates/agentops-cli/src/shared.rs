@@ -112,7 +112,9 @@ pub(crate) fn index_after_write(
 ) {
     use agentops_context::catchup::{CatchUp, after_write};
     match after_write(layout, config) {
-        Ok(CatchUp::Current(..)) => {}
+        Ok(CatchUp::Current(idx, _)) => {
+            crate::semantic::embed_after_write(&idx, config, &layout.work_tree, warnings);
+        }
         Ok(CatchUp::TooLarge { entries }) => warnings.push(format!(
             "the search index is missing or from another agentops version ({entries}+ entries to index): run `agentops index`"
         )),

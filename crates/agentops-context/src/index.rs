@@ -1065,17 +1065,32 @@ impl KnowledgeIndex {
         let terms = self.query_terms(text);
         let weighted: Vec<(String, f32)> = terms.iter().map(|t| (t.clone(), 1.0)).collect();
         let searcher = self.reader.searcher();
-        let mut top = self.bm25(&searcher, &weighted, &[], filter, candidates)?;
+        let top = self.bm25(&searcher, &weighted, &[], filter, candidates, None)?;
+        let mut raw = Vec::with_capacity(top.len());
+        for (bm25, addr) in &top {
+            let doc: TantivyDocument = searcher.doc(*addr)?;
+            raw.push((f64::from(*bm25), doc));
+        }
         if self.expansion && !top.is_empty() {
+            // The expanded query re-scores the first pass's candidates only
+            // (it could not add others: an entry needs a word of the query).
             let more = self.feedback_terms(&searcher, &terms, &top)?;
-            top = self.bm25(&searcher, &weighted, &more, filter, candidates)?;
+            if !more.is_empty() {
+                let ids: Vec<String> = raw.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
+                let again =
+                    self.bm25(&searcher, &weighted, &more, filter, candidates, Some(&ids))?;
+                let mut by_addr: HashMap<tantivy::DocAddress, TantivyDocument> = top
+                    .iter()
+                    .map(|(_, a)| *a)
+                    .zip(raw.into_iter().map(|(_, d)| d))
+                    .collect();
+                raw = again
+                    .into_iter()
+                    .filter_map(|(s, a)| by_addr.remove(&a).map(|d| (f64::from(s), d)))
+                    .collect();
+            }
         }
         let now = agentops_core::time::now_micros();
-        let mut raw = Vec::with_capacity(top.len());
-        for (bm25, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            raw.push((f64::from(bm25), doc));
-        }
         if let Some((vectors, q)) = semantic {
             raw = self.fuse(&searcher, raw, vectors, q, filter, candidates)?;
         }
@@ -1227,7 +1242,8 @@ impl KnowledgeIndex {
         Ok((v, r))
     }
 
-    /// BM25 top `candidates` for weighted terms, within `filter`: entries
+    /// BM25 top `candidates` for weighted terms, within `filter` (and among
+    /// the entries `within`, when given): entries
     /// with at least one of `terms`, `expansion` terms adding to their score
     /// (an expansion re-ranks; it never brings in an entry without a word of
     /// the query).
@@ -1238,11 +1254,19 @@ impl KnowledgeIndex {
         expansion: &[(String, f32)],
         filter: &SearchFilter,
         candidates: usize,
+        within: Option<&[String]>,
     ) -> Result<Vec<(f32, tantivy::DocAddress)>, IndexError> {
         let Some(text_q) = self.terms_query(terms) else {
             return Ok(Vec::new());
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_q)];
+        if let Some(ids) = within {
+            let set = tantivy::query::TermSetQuery::new(
+                ids.iter().map(|id| Term::from_field_text(self.f.id, id)),
+            );
+            // Scoreless: the ids only say which entries are scored.
+            clauses.push((Occur::Must, Box::new(BoostQuery::new(Box::new(set), 0.0))));
+        }
         if let Some(more) = self.terms_query(expansion) {
             clauses.push((Occur::Should, more));
         }
