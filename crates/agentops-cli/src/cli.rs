@@ -82,10 +82,12 @@ pub enum Command {
     /// List, show, and manage knowledge entries.
     #[command(subcommand)]
     Knowledge(KnowledgeCommand),
-    /// Search knowledge: full text (BM25 over the body, title included, and
-    /// tags, expanded from the best hit: context.expansion), fused with vector
-    /// search when context.embeddings is set, ranked by relevance × freshness
-    /// × utility × maturity, with snippets.
+    /// Search knowledge: full text, ranked by relevance × freshness × utility ×
+    /// maturity, with snippets.
+    ///
+    /// Relevance is BM25 over the body (title included) and tags, expanded
+    /// from the best hit (context.expansion), fused with vector search when
+    /// context.embeddings is set (docs/factor-2-context.md).
     Search {
         /// What to look for, in plain words (no query syntax).
         query: String,
@@ -148,9 +150,10 @@ pub enum Command {
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Bring the search index up to date with a full check of every file
-    /// (commands do a cheap check themselves), or rebuild it. With
-    /// context.embeddings set, also embed every entry that lacks a vector
-    /// (exit 1 when some are left without one: the endpoint failed).
+    /// (commands do a cheap check themselves), or rebuild it.
+    ///
+    /// With context.embeddings set, also embed every entry that lacks a
+    /// vector (exit 1 when some are left without one: the endpoint failed).
     Index {
         /// Drop the index and build it again from `.agents/`.
         #[arg(long)]

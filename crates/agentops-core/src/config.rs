@@ -946,6 +946,46 @@ mod tests {
             )),
             "{err}"
         );
+        let p = write(
+            dir.path(),
+            "e.toml",
+            "[context]\nembeddings = \"openai:nomic-embed-text\"\nembeddings_base_url = \"http://127.0.0.1:11434/v1/\"\nembeddings_key_env = \"OLLAMA_KEY\"\nexpansion = false\n",
+        );
+        let cfg = load(&LoadOptions {
+            project_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.context.embeddings, "openai:nomic-embed-text");
+        assert_eq!(
+            cfg.context.embeddings_key_env.as_deref(),
+            Some("OLLAMA_KEY")
+        );
+        assert!(!cfg.context.expansion);
+        for (text, want) in [
+            (
+                "embeddings = \"cohere:embed\"",
+                "is not an embedding provider",
+            ),
+            ("embeddings = \"openai:\"", "names no model"),
+            (
+                "embeddings_base_url = \"localhost:11434\"",
+                "not an http:// or https:// URL",
+            ),
+            (
+                "embeddings_key_env = \"sk-abc123 \"",
+                "not an environment variable name",
+            ),
+            ("embeddings_timeout_ms = 5", "out of range"),
+        ] {
+            let (p, err) = load_err(dir.path(), "f.toml", &format!("[context]\n{text}\n"));
+            let key = text.split(' ').next().unwrap();
+            assert!(
+                err.starts_with(&format!("{}:2: key `context.{key}`", p.display()))
+                    && err.contains(want),
+                "{err}"
+            );
+        }
     }
 
     #[test]
