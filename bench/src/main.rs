@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)\n       agentops-bench knowledge-repo DIR N   (a repo with N committed learnings, for profiling)"
     );
     std::process::exit(2)
 }
@@ -54,6 +54,15 @@ fn main() {
         Some("retrieval") => retrieval::run(quick),
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
+        Some("knowledge-repo") => match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
+            (Some(dir), Some(n)) => corpus::knowledge_repo(
+                std::path::Path::new(dir),
+                n,
+                &agentops_bin(),
+                corpus::Layout::Monthly,
+            ),
+            _ => usage(),
+        },
         Some("trace-repo") => match args.get(1) {
             Some(dir) => drop(telemetry::trace_repo(std::path::Path::new(dir))),
             None => usage(),
