@@ -248,7 +248,7 @@ pub fn run(quick: bool) {
             "a hosted model adds its own latency",
         ),
         (
-            "search in-process, hybrid (expansion + cosine over every vector + RRF)",
+            "search in-process, hybrid (expansion + cosine over every vector + score fusion)",
             fused,
             "without the embedding call",
         ),

@@ -473,6 +473,47 @@ fn retrieval_quality_on_the_labelled_set() {
     .unwrap();
     assert_eq!(plain["ranking"], "ranking: lexical");
     assert!(subset(&plain, "paraphrase", "mrr") < subset(&r, "paraphrase", "mrr"));
+    // Fused with a weak vector ranking (the scripted server's hashed words),
+    // lexical queries keep their hits: relevance still comes first. (With
+    // reciprocal rank fusion, maturity and freshness reordered the flat
+    // fused scores and lexical Hit@5 fell to 0.50.)
+    let server = agentops_llm::scripted::ScriptedServer::start(Default::default()).unwrap();
+    let hybrid = serde_json::from_str::<serde_json::Value>(
+        ctx.run_env(
+            &[
+                "eval",
+                "retrieval",
+                "--json",
+                q.to_str().unwrap(),
+                "--corpus",
+                corpus.to_str().unwrap(),
+            ],
+            &[
+                ("AGENTOPS_CONTEXT_EMBEDDINGS", "openai:scripted".into()),
+                ("AGENTOPS_CONTEXT_EMBEDDINGS_BASE_URL", server.openai_base()),
+            ],
+        )
+        .ok(),
+    )
+    .unwrap();
+    assert!(
+        hybrid["ranking"]
+            .as_str()
+            .unwrap()
+            .contains("+ vectors (openai:scripted, 63 entries)"),
+        "{}",
+        hybrid["ranking"]
+    );
+    assert!(
+        subset(&hybrid, "lexical", "hit_at_5") >= 0.95,
+        "{}",
+        hybrid["subsets"]
+    );
+    assert!(
+        subset(&hybrid, "lexical", "mrr") >= 0.9,
+        "{}",
+        hybrid["subsets"]
+    );
     ctx.write("bad.jsonl", "{\"query\": \"x\"}\n");
     let r = ctx.run(&["eval", "retrieval", "bad.jsonl"]);
     assert_eq!(r.code, 2);

@@ -1052,8 +1052,8 @@ impl KnowledgeIndex {
 
     /// [`KnowledgeIndex::search`], fused with the entries whose stored
     /// vectors are nearest the query's (`semantic`: the vectors and the
-    /// query's vector) by reciprocal rank fusion: relevance is then the
-    /// fused score (about 1 for first in one list, 2 for first in both).
+    /// query's vector) by normalised score ([`crate::vectors::fuse`]):
+    /// relevance is then in [0, 2] (2 for first in both lists).
     pub fn search_hybrid(
         &self,
         text: &str,
@@ -1114,7 +1114,8 @@ impl KnowledgeIndex {
     }
 
     /// The lexical candidates `lexical` (BM25, best first) and the nearest
-    /// vectors, fused: each document once, relevance its RRF score.
+    /// vectors, fused by their normalised scores ([`crate::vectors::fuse`]):
+    /// each document once, relevance in [0, 2].
     fn fuse(
         &self,
         searcher: &tantivy::Searcher,
@@ -1125,14 +1126,14 @@ impl KnowledgeIndex {
         candidates: usize,
     ) -> Result<Vec<(f64, TantivyDocument)>, IndexError> {
         let mut docs: HashMap<String, TantivyDocument> = HashMap::new();
-        let mut lex_ids = Vec::with_capacity(lexical.len());
-        for (_, d) in lexical {
+        let mut lex = Vec::with_capacity(lexical.len());
+        for (score, d) in lexical {
             let id = self.text(&d, self.f.id);
-            lex_ids.push(id.clone());
+            lex.push((id.clone(), score));
             docs.insert(id, d);
         }
-        let mut near_ids = Vec::new();
-        for (id, _) in vectors.nearest(q, candidates.max(1)) {
+        let mut near = Vec::new();
+        for (id, sim) in vectors.nearest(q, candidates.max(1)) {
             if !docs.contains_key(id) {
                 let Some(d) = self.doc_by_id(searcher, id)? else {
                     continue;
@@ -1142,9 +1143,21 @@ impl KnowledgeIndex {
                 }
                 docs.insert(id.to_owned(), d);
             }
-            near_ids.push(id.to_owned());
+            near.push((id.to_owned(), f64::from(sim)));
         }
-        Ok(crate::vectors::rrf(&[lex_ids, near_ids])
+        // Lexical candidates beyond the nearest still have a similarity.
+        let floor = near.last().map_or(0.0, |n| n.1);
+        let extra: Vec<(String, f64)> = lex
+            .iter()
+            .filter(|(id, _)| !near.iter().any(|n| &n.0 == id))
+            .filter_map(|(id, _)| {
+                vectors
+                    .similarity(id, q)
+                    .map(|s| (id.clone(), f64::from(s).min(floor)))
+            })
+            .collect();
+        near.extend(extra);
+        Ok(crate::vectors::fuse(&lex, &near)
             .into_iter()
             .filter_map(|(id, s)| docs.remove(&id).map(|d| (s, d)))
             .collect())

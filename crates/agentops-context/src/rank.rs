@@ -9,7 +9,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ScoreParts {
     /// BM25 over the body (title included) and tags (×0.5), with expansion;
-    /// with vectors, the reciprocal-rank fusion of both rankings.
+    /// with vectors, BM25 over the best BM25 plus the similarity scaled over
+    /// the vector candidates (0 to 2).
     pub relevance: f64,
     /// 0.5 + 0.5 × 2^(−age / half-life): from 1.0 (new) down to 0.5 (old).
     pub freshness: f64,

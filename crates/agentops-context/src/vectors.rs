@@ -2,8 +2,8 @@
 //! computed when the entry is indexed (by whatever [`Embedder`] is
 //! configured), stored in `<index>/vectors.bin`, kept current with the index
 //! and searched by brute-force cosine — exact, and at 10,000 entries of 256
-//! dimensions a couple of milliseconds. Fused with the BM25 ranking by
-//! reciprocal rank fusion ([`rrf`]).
+//! dimensions a couple of milliseconds. Fused with the BM25 ranking by their
+//! normalised scores ([`fuse`]).
 //!
 //! The file: `AOVEC2\n`, a little-endian u32 length and a JSON header
 //! (`model`, `dims`, `generation`, `count`), then per entry a u16 id length,
@@ -16,9 +16,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8] = b"AOVEC2\n";
-/// Reciprocal rank fusion's constant: a list's first place is worth
-/// 1/(K+1); the usual 60.
-pub const RRF_K: f64 = 60.0;
 
 /// What computes embeddings (a model API, a local model file).
 pub trait Embedder: Send + Sync {
@@ -50,6 +47,8 @@ pub struct Vectors {
     ids: Vec<String>,
     hashes: Vec<String>,
     data: Vec<f32>,
+    /// id → position, built on first use.
+    pos: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
 }
 
 /// What bringing the vectors up to date did.
@@ -114,6 +113,7 @@ impl Vectors {
             ids: Vec::with_capacity(h.count),
             hashes: Vec::with_capacity(h.count),
             data: Vec::with_capacity(h.count * h.dims),
+            pos: std::sync::OnceLock::new(),
         };
         for _ in 0..h.count {
             let n = u16::from_le_bytes(rest.get(at..at + 2)?.try_into().ok()?) as usize;
@@ -257,9 +257,28 @@ impl Vectors {
     }
 
     fn push(&mut self, id: &str, hash: &str, v: &[f32]) {
+        self.pos.take();
         self.ids.push(id.to_owned());
         self.hashes.push(hash.to_owned());
         self.data.extend_from_slice(v);
+    }
+
+    /// The cosine of `id`'s vector with `q`, if it has one.
+    pub fn similarity(&self, id: &str, q: &[f32]) -> Option<f32> {
+        if q.len() != self.dims || self.dims == 0 {
+            return None;
+        }
+        let i = *self.pos.get_or_init(|| self.index_ids()).get(id)?;
+        let q = unit(q.to_vec());
+        Some(dot(&self.data[i * self.dims..(i + 1) * self.dims], &q))
+    }
+
+    fn index_ids(&self) -> std::collections::HashMap<String, usize> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect()
     }
 
     /// The ids of the `k` vectors most similar to `q` (cosine; stored vectors
@@ -309,21 +328,33 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-/// Reciprocal rank fusion of ranked id lists: each id scores
-/// `K × Σ 1/(K + rank)` over the lists it is in (rank from 1), so first in
-/// one list is about 1 and first in two about 2. Best first; ties keep the
-/// order of first appearance.
-pub fn rrf(lists: &[Vec<String>]) -> Vec<(String, f64)> {
+/// Fusion of a lexical and a vector ranking by normalised score: BM25 over
+/// the best BM25, plus similarity min–max scaled over the vector candidates,
+/// so an entry first in both scores 2 and one found by one list alone at
+/// most 1. Unlike reciprocal rank fusion the gaps between scores survive,
+/// and with them "relevance comes first": freshness, utility and maturity
+/// (together at most a few times) cannot lift a barely similar entry over a
+/// close match (measured: docs/factor-2-context.md). Best first; ties keep
+/// the order of first appearance.
+pub fn fuse(lexical: &[(String, f64)], vector: &[(String, f64)]) -> Vec<(String, f64)> {
+    let top = lexical.iter().map(|x| x.1).fold(0.0, f64::max);
+    let hi = vector.iter().map(|x| x.1).fold(f64::MIN, f64::max);
+    let lo = vector.iter().map(|x| x.1).fold(f64::MAX, f64::min);
     let mut order: Vec<String> = Vec::new();
     let mut score: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
-    for list in lists {
-        for (rank, id) in list.iter().enumerate() {
-            let s = score.entry(id.clone()).or_insert_with(|| {
-                order.push(id.clone());
-                0.0
-            });
-            *s += RRF_K / (RRF_K + rank as f64 + 1.0);
-        }
+    let mut add = |id: &String, s: f64| {
+        let e = score.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            0.0
+        });
+        *e += s;
+    };
+    for (id, s) in lexical {
+        add(id, if top > 0.0 { s / top } else { 0.0 });
+    }
+    for (id, s) in vector {
+        let v = if hi > lo { (s - lo) / (hi - lo) } else { 1.0 };
+        add(id, v.max(0.0));
     }
     let mut out: Vec<(String, f64)> = order
         .into_iter()
@@ -450,9 +481,16 @@ mod tests {
         v.push("c", &"0".repeat(40), &unit(vec![-1.0, 0.2]));
         let near = v.nearest(&[0.9, 1.0], 5);
         assert_eq!(near.iter().map(|x| x.0).collect::<Vec<_>>(), ["b", "a"]);
-        let fused = rrf(&[vec!["x".into(), "b".into()], vec!["b".into(), "a".into()]]);
-        assert_eq!(fused[0].0, "b");
-        assert!((fused[0].1 - (60.0 / 62.0 + 60.0 / 61.0)).abs() < 1e-9);
-        assert_eq!(fused.len(), 3);
+        let fused = fuse(
+            &[("x".into(), 4.0), ("b".into(), 2.0)],
+            &[("b".into(), 0.9), ("a".into(), 0.5), ("c".into(), 0.1)],
+        );
+        // b: 0.5 + 1.0; x: 1.0; a: 0.5; c: 0.
+        assert_eq!(fused[0], ("b".into(), 1.5));
+        assert_eq!(fused[1], ("x".into(), 1.0));
+        assert_eq!(fused[2], ("a".into(), 0.5));
+        assert_eq!(fused.len(), 4);
+        assert_eq!(v.similarity("a", &[2.0, 0.0]), Some(1.0));
+        assert_eq!(v.similarity("zz", &[2.0, 0.0]), None);
     }
 }
