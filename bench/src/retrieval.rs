@@ -37,6 +37,24 @@ impl Embedder for Scripted {
     }
 }
 
+/// One whole `agentops search` process, which must succeed and warn nothing.
+fn search_process(bin: &Path, repo: &Path, q: &str, env: &[(&str, &str)]) -> Duration {
+    let t = Instant::now();
+    let o = Command::new(bin)
+        .args(["search", q])
+        .envs(env.iter().copied())
+        .current_dir(repo)
+        .output()
+        .expect("search");
+    let d = t.elapsed();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d
+}
+
 fn eval(bin: &Path, repo: &Path, env: &[(&str, &str)], extra: &[&str]) -> serde_json::Value {
     let set = Path::new("crates/agentops-context/tests/eval");
     let root = std::env::current_dir().expect("cwd");
@@ -137,21 +155,8 @@ pub fn run(quick: bool) {
     let mut whole_off = Vec::new();
     for _ in 0..2 {
         for q in qs.iter().take(20) {
-            for (out, env) in [(&mut whole, &[][..]), (&mut whole_off, &off[..])] {
-                let t = Instant::now();
-                let o = Command::new(&bin)
-                    .args(["search", q])
-                    .envs(env.iter().copied())
-                    .current_dir(&repo)
-                    .output()
-                    .expect("search");
-                assert!(
-                    o.status.success() && o.stderr.is_empty(),
-                    "{}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                out.push(t.elapsed());
-            }
+            whole.push(search_process(&bin, &repo, q, &[]));
+            whole_off.push(search_process(&bin, &repo, q, &off));
         }
     }
     for (label, s, note) in [
@@ -262,23 +267,12 @@ pub fn run(quick: bool) {
     }
 
     // Whole process, hybrid: the CLI finds these vectors current.
-    let mut whole_hybrid = Vec::new();
-    for q in qs.iter().take(20) {
-        let t = Instant::now();
-        let o = Command::new(&bin)
-            .args(["search", q])
-            .envs(hybrid.iter().copied())
-            .current_dir(&repo)
-            .output()
-            .expect("search");
-        assert!(
-            o.status.success() && o.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        whole_hybrid.push(t.elapsed());
-    }
-    let s = Samples::new(whole_hybrid);
+    let s = Samples::new(
+        qs.iter()
+            .take(20)
+            .map(|q| search_process(&bin, &repo, q, &hybrid))
+            .collect(),
+    );
     println!(
         "| `agentops search`, whole process, hybrid | {} | {} | loads vectors.bin, embeds the query |",
         ms(s.median()),

@@ -419,17 +419,18 @@ fn retrieval_quality_on_the_labelled_set() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agentops-context/tests/eval");
     let q = dir.join("queries.jsonl");
     let corpus = dir.join("corpus");
-    let r = json(
-        &ctx,
-        &[
+    let eval = |env: &[(&str, String)]| -> serde_json::Value {
+        let args = [
             "eval",
             "retrieval",
             "--json",
             q.to_str().unwrap(),
             "--corpus",
             corpus.to_str().unwrap(),
-        ],
-    );
+        ];
+        serde_json::from_str(ctx.run_env(&args, env).ok()).unwrap()
+    };
+    let r = eval(&[]);
     assert!(r["queries"].as_u64().unwrap() >= 80);
     assert_eq!(r["ranking"], "ranking: lexical + expansion");
     let subset = |r: &serde_json::Value, name: &str, key: &str| {
@@ -456,21 +457,7 @@ fn retrieval_quality_on_the_labelled_set() {
     );
     assert!(subset(&r, "paraphrase", "mrr") >= 0.58, "{}", r["subsets"]);
     // Expansion is what lifts the paraphrase MRR above the plain ranking's.
-    let plain = serde_json::from_str::<serde_json::Value>(
-        ctx.run_env(
-            &[
-                "eval",
-                "retrieval",
-                "--json",
-                q.to_str().unwrap(),
-                "--corpus",
-                corpus.to_str().unwrap(),
-            ],
-            &[("AGENTOPS_CONTEXT_EXPANSION", "false".into())],
-        )
-        .ok(),
-    )
-    .unwrap();
+    let plain = eval(&[("AGENTOPS_CONTEXT_EXPANSION", "false".into())]);
     assert_eq!(plain["ranking"], "ranking: lexical");
     assert!(subset(&plain, "paraphrase", "mrr") < subset(&r, "paraphrase", "mrr"));
     // Fused with a weak vector ranking (the scripted server's hashed words),
@@ -478,24 +465,10 @@ fn retrieval_quality_on_the_labelled_set() {
     // reciprocal rank fusion, maturity and freshness reordered the flat
     // fused scores and lexical Hit@5 fell to 0.50.)
     let server = agentops_llm::scripted::ScriptedServer::start(Default::default()).unwrap();
-    let hybrid = serde_json::from_str::<serde_json::Value>(
-        ctx.run_env(
-            &[
-                "eval",
-                "retrieval",
-                "--json",
-                q.to_str().unwrap(),
-                "--corpus",
-                corpus.to_str().unwrap(),
-            ],
-            &[
-                ("AGENTOPS_CONTEXT_EMBEDDINGS", "openai:scripted".into()),
-                ("AGENTOPS_CONTEXT_EMBEDDINGS_BASE_URL", server.openai_base()),
-            ],
-        )
-        .ok(),
-    )
-    .unwrap();
+    let hybrid = eval(&[
+        ("AGENTOPS_CONTEXT_EMBEDDINGS", "openai:scripted".into()),
+        ("AGENTOPS_CONTEXT_EMBEDDINGS_BASE_URL", server.openai_base()),
+    ]);
     assert!(
         hybrid["ranking"]
             .as_str()

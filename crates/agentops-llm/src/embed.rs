@@ -356,28 +356,23 @@ fn read_embeddings(path: &PathBuf) -> Result<(usize, Vec<f32>), String> {
                 .and_then(|o| o.iter().find(|(k, _)| *k != "__metadata__").map(|(_, v)| v))
         })
         .ok_or_else(|| model_err(path, "no tensor `embeddings`"))?;
-    let shape: Vec<usize> = t["shape"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .filter_map(|d| d.as_u64().map(|d| d as usize))
-                .collect()
-        })
-        .unwrap_or_default();
+    let numbers = |v: &Value| -> Vec<usize> {
+        v.as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|d| d.as_u64().map(|d| d as usize))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let shape = numbers(&t["shape"]);
     let [rows, dims] = shape[..] else {
         return Err(model_err(
             path,
             format!("`embeddings.shape` is {shape:?}, not [rows, dims]"),
         ));
     };
-    let offs: Vec<usize> = t["data_offsets"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .filter_map(|d| d.as_u64().map(|d| d as usize))
-                .collect()
-        })
-        .unwrap_or_default();
+    let offs = numbers(&t["data_offsets"]);
     let [from, to] = offs[..] else {
         return Err(model_err(
             path,

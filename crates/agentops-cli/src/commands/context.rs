@@ -97,6 +97,37 @@ fn open_index(
     Ok((idx, j, layout, config))
 }
 
+/// The search of a command: lexical, hybrid when `context.embeddings` is
+/// set (entries lacking a vector embedded first, for a few seconds at most).
+#[allow(clippy::too_many_arguments)]
+fn ranked(
+    idx: &KnowledgeIndex,
+    j: &Journal,
+    layout: &agentops_store::RepoLayout,
+    config: &agentops_core::config::Config,
+    query: &str,
+    f: &SearchFilter,
+    candidates: usize,
+    out: &Output,
+) -> Result<Vec<agentops_context::Hit>, agentops_context::IndexError> {
+    let sem = Semantic::prepare(
+        idx,
+        config,
+        Some(&layout.work_tree),
+        Some(semantic::SEARCH_SYNC_BUDGET),
+        out,
+    );
+    semantic::search(
+        idx,
+        sem.as_ref(),
+        query,
+        f,
+        candidates,
+        &utility_of(j, out),
+        out,
+    )
+}
+
 pub fn search(
     query: &str,
     kind: Option<String>,
@@ -107,20 +138,14 @@ pub fn search(
 ) -> Result<Code, Failure> {
     let f = filter(kind, tags)?;
     let (idx, j, layout, config) = open_index(flags, out, false)?;
-    let sem = Semantic::prepare(
+    let hits = ranked(
         &idx,
+        &j,
+        &layout,
         &config,
-        Some(&layout.work_tree),
-        Some(semantic::SEARCH_SYNC_BUDGET),
-        out,
-    );
-    let hits = semantic::search(
-        &idx,
-        sem.as_ref(),
         query,
         &f,
         limit.max(CANDIDATES),
-        &utility_of(&j, out),
         out,
     )
     .map_err(Failure::failed)?;
@@ -172,23 +197,8 @@ pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, F
     let budget = args
         .budget
         .unwrap_or_else(|| packet::default_budget(config.context.packet_max, window, args.used));
-    let sem = Semantic::prepare(
-        &idx,
-        &config,
-        Some(&layout.work_tree),
-        Some(semantic::SEARCH_SYNC_BUDGET),
-        out,
-    );
-    let hits = semantic::search(
-        &idx,
-        sem.as_ref(),
-        &args.task,
-        &f,
-        CANDIDATES,
-        &utility_of(&j, out),
-        out,
-    )
-    .map_err(Failure::failed)?;
+    let hits = ranked(&idx, &j, &layout, &config, &args.task, &f, CANDIDATES, out)
+        .map_err(Failure::failed)?;
     let p = packet::assemble(
         &hits,
         idx.fixed_tokens(),
