@@ -253,8 +253,8 @@ pub fn run(quick: bool) {
         && tools == 16 * rounds as u64
         && log.is_empty();
     println!("targets met: {}", if ok { "yes" } else { "NO" });
-    // For profiling: keep the repository (`AGENTOPS_BENCH_KEEP=1`).
-    if std::env::var_os("AGENTOPS_BENCH_KEEP").is_some() {
+    // For profiling: keep the repository (`BENCH_KEEP=1`).
+    if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept: {}", repo.display());
         std::mem::forget(tmp);
     }
