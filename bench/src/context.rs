@@ -30,7 +30,8 @@ fn timed(cmd: &mut Command) -> Duration {
     d
 }
 
-fn queries(n: usize) -> Vec<String> {
+/// `n` queries of three words of the corpus's vocabulary (the same every run).
+pub fn queries(n: usize) -> Vec<String> {
     let mut rng = Rng::new(7);
     (0..n).map(|_| rng.words(3)).collect()
 }
@@ -52,14 +53,7 @@ pub fn run(quick: bool) {
         crate::corpus::knowledge_repo(&repo, n, &bin, Layout::Monthly);
 
         // Build from scratch (parsing, three token counts per entry, indexing).
-        let t = Instant::now();
-        let st = Command::new(&bin)
-            .args(["index", "--rebuild", "-q"])
-            .current_dir(&repo)
-            .status()
-            .expect("index");
-        assert!(st.success());
-        let build = t.elapsed();
+        let build = crate::corpus::rebuild_index(&bin, &repo);
         println!(
             "| index build, {n} entries (parse, count 3 tiers with o200k, index) | {:.0} entries/s ({:.1} s) | – | report |",
             n as f64 / build.as_secs_f64(),

@@ -153,3 +153,15 @@ pub fn knowledge_repo(dir: &Path, n: usize, agentops: &Path, layout: Layout) {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "corpus"]);
 }
+
+/// `agentops index --rebuild` in `repo`; how long it took.
+pub fn rebuild_index(agentops: &Path, repo: &Path) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    let st = Command::new(agentops)
+        .args(["index", "--rebuild", "-q"])
+        .current_dir(repo)
+        .status()
+        .expect("index");
+    assert!(st.success());
+    t.elapsed()
+}

@@ -14,7 +14,7 @@ use agentops_llm::embed::OpenAiEmbeddings;
 use agentops_llm::scripted::{Script, ScriptedServer};
 use agentops_store::RepoLayout;
 
-use crate::corpus::{Layout, Rng};
+use crate::corpus::Layout;
 use crate::stats::{Samples, ms};
 
 /// The scripted server's embeddings, under the id the CLI gives them (so
@@ -29,11 +29,7 @@ impl Embedder for Scripted {
         self.0.embed(texts).map_err(|e| e.to_string())
     }
     fn embed_query(&self, text: &str) -> Result<Vec<f32>, String> {
-        self.0
-            .embed(&[text])
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or_else(|| "no vector".into())
+        self.0.embed_one(text).map_err(|e| e.to_string())
     }
 }
 
@@ -136,17 +132,8 @@ pub fn run(quick: bool) {
     let n = if quick { 10_000 } else { 100_000 };
     let repo = tmp.path().join("repo");
     crate::corpus::knowledge_repo(&repo, n, &bin, Layout::Monthly);
-    let st = Command::new(&bin)
-        .args(["index", "--rebuild", "-q"])
-        .current_dir(&repo)
-        .status()
-        .expect("index");
-    assert!(st.success());
-    // The context suite's queries: three words of the corpus's vocabulary.
-    let mut rng = Rng::new(7);
-    let qs: Vec<String> = (0..if quick { 20 } else { 40 })
-        .map(|_| rng.words(3))
-        .collect();
+    crate::corpus::rebuild_index(&bin, &repo);
+    let qs = crate::context::queries(if quick { 20 } else { 40 });
     println!("| measurement, {n} entries | median | p99 | note |");
     println!("|---|---|---|---|");
     // Whole process, as a user or a hook would pay it: before any vectors

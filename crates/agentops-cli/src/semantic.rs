@@ -34,11 +34,7 @@ impl Embedder for Api {
         self.docs.embed(texts).map_err(|e| e.to_string())
     }
     fn embed_query(&self, text: &str) -> Result<Vec<f32>, String> {
-        self.query
-            .embed(&[text])
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or_else(|| "no vector in the answer".into())
+        self.query.embed_one(text).map_err(|e| e.to_string())
     }
 }
 

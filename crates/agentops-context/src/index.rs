@@ -1390,15 +1390,11 @@ impl KnowledgeIndex {
         let searcher = self.reader.searcher();
         let mut out = HashMap::with_capacity(ids.len());
         for id in ids {
-            let q = TermQuery::new(
-                Term::from_field_text(self.f.id, id),
-                IndexRecordOption::Basic,
-            );
-            for (_, addr) in searcher.search(&q, &TopDocs::with_limit(1).order_by_score())? {
-                let doc: TantivyDocument = searcher.doc(addr)?;
-                if let Some(e) = self.entry_from(&doc) {
-                    out.insert((*id).to_owned(), e);
-                }
+            if let Some(e) = self
+                .doc_by_id(&searcher, id)?
+                .and_then(|d| self.entry_from(&d))
+            {
+                out.insert((*id).to_owned(), e);
             }
         }
         Ok(out)

@@ -66,6 +66,13 @@ impl OpenAiEmbeddings {
         Ok(out)
     }
 
+    /// The vector of one text (a query).
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, LlmError> {
+        self.embed_batch(&[text])?
+            .pop()
+            .ok_or_else(|| LlmError::new(ErrorKind::Protocol, "no vector in the answer"))
+    }
+
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlmError> {
         let input: Vec<&str> = texts.iter().map(|t| clip(t, MAX_CHARS)).collect();
         let body = json!({"model": self.model, "input": input, "encoding_format": "float"});
