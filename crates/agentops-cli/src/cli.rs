@@ -190,6 +190,27 @@ pub enum Command {
         #[arg(value_parser = ["claude", "codex"])]
         harness: String,
     },
+    /// Serve agentops over MCP: tools (search, context, get, learn, feedback,
+    /// handoff_latest, handoff_write, gate_run, gate_check, runs, run_show,
+    /// trace, sessions, stats, status), resources (agentops://entry/{id},
+    /// agentops://handoff/latest, agentops://run/{id}) and prompts (continue,
+    /// record-learning, review-run) for any MCP client. Installed by
+    /// `agentops hooks install` (docs/mcp.md).
+    ///
+    /// Over stdio by default (the client starts it). With --http, Streamable
+    /// HTTP on ADDR (127.0.0.1:PORT, or a port; 0 picks one) at /mcp: every
+    /// request needs `Authorization: Bearer <token>` (AGENTOPS_MCP_TOKEN, or
+    /// a fresh one printed on stderr), and Host and Origin must be this
+    /// server's. Only loopback addresses unless --bind.
+    Mcp {
+        /// Serve Streamable HTTP on this address instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Allow --http on an address beyond loopback (any Host is then
+        /// accepted; the token is the only guard).
+        #[arg(long, requires = "http")]
+        bind: bool,
+    },
     /// Read a harness's event stream into sessions and spans with tokens and
     /// cost. Ingesting the same stream twice adds nothing.
     #[command(subcommand)]

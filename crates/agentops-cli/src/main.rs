@@ -8,7 +8,6 @@
 mod cli;
 mod commands;
 mod output;
-mod semantic;
 mod shared;
 
 use std::process::ExitCode;

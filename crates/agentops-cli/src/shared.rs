@@ -26,6 +26,18 @@ pub struct Failure {
     pub message: String,
 }
 
+impl From<agentops_api::ApiError> for Failure {
+    fn from(e: agentops_api::ApiError) -> Self {
+        Self {
+            code: match e.kind {
+                agentops_api::ErrorKind::Usage => Code::Usage,
+                agentops_api::ErrorKind::Failed => Code::Failure,
+            },
+            message: e.message,
+        }
+    }
+}
+
 impl Failure {
     pub(crate) fn usage(e: impl std::fmt::Display) -> Self {
         Self {
@@ -48,6 +60,11 @@ pub(crate) fn cwd() -> Result<std::path::PathBuf, Failure> {
 }
 
 /// The repository around the current directory and its configuration.
+/// The project around the current directory, for a library call.
+pub(crate) fn project(flags: &Flags) -> Result<agentops_api::Project, Failure> {
+    Ok(agentops_api::Project::open(&cwd()?, flags.to_vec())?)
+}
+
 pub(crate) fn open_project(
     flags: &Flags,
 ) -> Result<(RepoLayout, agentops_core::config::Config), Failure> {
@@ -102,26 +119,19 @@ pub(crate) fn provenance(s: SourceArgs) -> Provenance {
     }
 }
 
-/// Brings the search index up to date after a memory write, in-process (only
-/// the changed folder is read again); what could not be done is a warning of
-/// the write, which stands either way.
+/// Brings the search index up to date after a memory write (see
+/// [`agentops_api::knowledge::index_after_write`]).
 pub(crate) fn index_after_write(
     layout: &RepoLayout,
     config: &agentops_core::config::Config,
     warnings: &mut Vec<String>,
 ) {
-    use agentops_context::catchup::{CatchUp, after_write};
-    match after_write(layout, config) {
-        Ok(CatchUp::Current(idx, _)) => {
-            crate::semantic::embed_after_write(&idx, config, &layout.work_tree, warnings);
-        }
-        Ok(CatchUp::TooLarge { entries }) => warnings.push(format!(
-            "the search index is missing or from another agentops version ({entries}+ entries to index): run `agentops index`"
-        )),
-        Err(e) => warnings.push(format!(
-            "the write is done, but the search index could not be updated: {e}"
-        )),
-    }
+    let p = agentops_api::Project {
+        layout: layout.clone(),
+        config: config.clone(),
+        cwd: layout.work_tree.clone(),
+    };
+    agentops_api::knowledge::index_after_write(&p, warnings);
 }
 
 pub(crate) fn render_write(o: &WriteOutcome, out: &Output, verb: &str) {

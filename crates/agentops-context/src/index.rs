@@ -145,7 +145,7 @@ fn register(index: &Index) {
     index.tokenizers().register(ANALYZER, analyzer);
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct DirState {
     mtime_ns: i128,
     subdirs: Vec<String>,
@@ -393,6 +393,39 @@ impl KnowledgeIndex {
         refresh.warnings.extend(k.manifest.broken.values().cloned());
         refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
         Ok((k, refresh))
+    }
+
+    /// Brings an index held open by a long-lived process (the MCP server)
+    /// up to date: what another process committed to the index is read
+    /// again (the manifest changed on disk), then changed entry files are
+    /// indexed, never waiting for another process's writer (`stale` then).
+    pub fn catch_up(&mut self, layout: &RepoLayout) -> Result<Refresh, IndexError> {
+        let start = Instant::now();
+        let _ = now_ns();
+        let mut refresh = Refresh::default();
+        let on_disk = std::fs::read(Self::manifest_path(&self.dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+        match on_disk {
+            Some(m) if m.format == FORMAT && m.tokenizer == self.tokenizer.name() => {
+                if m.entries != self.manifest.entries
+                    || m.dirs != self.manifest.dirs
+                    || m.head_tree != self.manifest.head_tree
+                {
+                    self.manifest = m;
+                    self.reader.reload()?;
+                }
+            }
+            // Rebuilt by another version, or removed: the caller opens it afresh.
+            _ => return Err(IndexError::Unopened),
+        }
+        self.refresh(layout, false, &mut refresh, Duration::ZERO)?;
+        refresh.entries = self.manifest.entries;
+        refresh
+            .warnings
+            .extend(self.manifest.broken.values().cloned());
+        refresh.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        Ok(refresh)
     }
 
     /// Whether `layout` has an index this version can use with `config`'s

@@ -493,6 +493,9 @@ pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
         "AGENTOPS_PHOENIX",
         "AGENTOPS_REQUIRE_PHOENIX",
         "AGENTOPS_TEST_CHILD_WRITER",
+        "AGENTOPS_MCP_TOKEN",
+        "AGENTOPS_MCP_SDK",
+        "AGENTOPS_REQUIRE_MCP_SDK",
     ];
     let known: Vec<String> = KEYS
         .iter()

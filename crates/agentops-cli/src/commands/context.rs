@@ -1,74 +1,19 @@
 //! `search`, `context`, `feedback`, `guard`, `eval retrieval`, `index`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use agentops_context::packet::{self, Decision, PacketRequest};
+use agentops_api::knowledge::{self as api, CANDIDATES, ContextRequest};
+use agentops_api::semantic::{self, Semantic};
+use agentops_context::packet::Decision;
 use agentops_context::tokens::TokenizerKind;
-use agentops_context::{KnowledgeIndex, Refresh, SearchFilter};
+use agentops_context::{KnowledgeIndex, SearchFilter};
 use agentops_knowledge::EntryType;
-use agentops_protocol::event::{self as body, new_event};
-use agentops_store::{Durability, Journal};
+use agentops_store::Journal;
 
 use super::{Code, Failure, Flags};
 use crate::cli::{ContextArgs, SourceArgs};
 use crate::output::Output;
-use crate::semantic::{self, Semantic};
-use crate::shared::{
-    journal, journal_read, knowledge_failure as fail, open, provenance, render_write,
-};
-
-/// Candidates taken from BM25 before re-ranking.
-const CANDIDATES: usize = 50;
-
-fn filter(kind: Option<String>, tags: Vec<String>) -> Result<SearchFilter, Failure> {
-    Ok(SearchFilter {
-        kind: kind
-            .as_deref()
-            .map(EntryType::parse)
-            .transpose()
-            .map_err(|e| Failure::usage(format!("--type: {e}")))?,
-        tags: tags.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
-    })
-}
-
-fn report_refresh(r: &Refresh, out: &Output) {
-    if let Some(why) = &r.rebuilt {
-        out.warn(&format!(
-            "rebuilt the search index ({why}): {}",
-            agentops_core::counted(r.entries, "entry", "entries")
-        ));
-    }
-    if r.read_only {
-        out.warn("the state directory is read-only: searching the index as it is, without bringing it up to date");
-    }
-    if r.stale {
-        out.warn("another agentops process is updating the search index; these results may miss its latest changes");
-    }
-    for w in &r.warnings {
-        out.warn(&format!("{w} (skipped)"));
-    }
-}
-
-/// Utility scores for ranking. A journal that cannot be read ranks as if
-/// there were no feedback, and says so once (on stderr) instead of silently.
-fn utility_of<'j>(
-    j: &'j Journal,
-    out: &'j Output,
-) -> impl Fn(&[&str]) -> HashMap<String, f64> + 'j {
-    let warned = std::cell::Cell::new(false);
-    move |ids: &[&str]| match j.utility(ids) {
-        Ok(m) => m.into_iter().map(|(k, v)| (k, v.value)).collect(),
-        Err(e) => {
-            if !warned.replace(true) {
-                out.warn(&format!(
-                    "ranking without feedback: the journal cannot be read ({e})"
-                ));
-            }
-            HashMap::new()
-        }
-    }
-}
+use crate::shared::{project, provenance, render_write};
 
 /// The index and the journal; `write` when the command records something
 /// (a packet's citations), else the journal is opened read-only.
@@ -76,56 +21,19 @@ fn open_index(
     flags: &Flags,
     out: &Output,
     write: bool,
-) -> Result<
-    (
-        KnowledgeIndex,
-        Journal,
-        agentops_store::RepoLayout,
-        agentops_core::config::Config,
-    ),
-    Failure,
-> {
-    let (layout, _, config) = open(flags)?;
-    let (idx, refresh) =
-        KnowledgeIndex::open(&layout, &config, false, false).map_err(Failure::failed)?;
-    report_refresh(&refresh, out);
+) -> Result<(KnowledgeIndex, Journal, agentops_api::Project), Failure> {
+    let p = project(flags)?;
+    p.knowledge()?;
+    let (idx, refresh) = api::open_index(&p)?;
+    for w in api::refresh_warnings(&refresh) {
+        out.warn(&w);
+    }
     let j = if write {
-        journal(&layout, &config)?
+        p.journal()?
     } else {
-        journal_read(&layout, &config)?
+        p.journal_read()?
     };
-    Ok((idx, j, layout, config))
-}
-
-/// The search of a command: lexical, hybrid when `context.embeddings` is
-/// set (entries lacking a vector embedded first, for a few seconds at most).
-#[allow(clippy::too_many_arguments)]
-fn ranked(
-    idx: &KnowledgeIndex,
-    j: &Journal,
-    layout: &agentops_store::RepoLayout,
-    config: &agentops_core::config::Config,
-    query: &str,
-    f: &SearchFilter,
-    candidates: usize,
-    out: &Output,
-) -> Result<Vec<agentops_context::Hit>, agentops_context::IndexError> {
-    let sem = Semantic::prepare(
-        idx,
-        config,
-        Some(&layout.work_tree),
-        Some(semantic::SEARCH_SYNC_BUDGET),
-        out,
-    );
-    semantic::search(
-        idx,
-        sem.as_ref(),
-        query,
-        f,
-        candidates,
-        &utility_of(j, out),
-        out,
-    )
+    Ok((idx, j, p))
 }
 
 pub fn search(
@@ -136,32 +44,13 @@ pub fn search(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
-    let f = filter(kind, tags)?;
-    let (idx, j, layout, config) = open_index(flags, out, false)?;
-    let hits = ranked(
-        &idx,
-        &j,
-        &layout,
-        &config,
-        query,
-        &f,
-        limit.max(CANDIDATES),
-        out,
-    )
-    .map_err(Failure::failed)?;
-    let mut hits: Vec<_> = hits.into_iter().take(limit).collect();
-    idx.add_snippets(query, &mut hits)
-        .map_err(Failure::failed)?;
+    let f = api::filter(kind.as_deref(), &tags, "--type")?;
+    let (idx, j, p) = open_index(flags, out, false)?;
+    let warn = |w: &str| out.warn(w);
+    let sem = api::prepare_semantic(&idx, &p, &warn);
+    let hits = api::search(&idx, &j, sem.as_ref(), query, &f, limit, &warn)?;
     if out.json {
-        let rows: Vec<serde_json::Value> = hits
-            .iter()
-            .map(|h| {
-                serde_json::json!({
-                    "id": h.entry.id, "type": h.entry.kind, "title": h.entry.title, "tags": h.entry.tags,
-                    "maturity": h.entry.maturity, "path": h.entry.path, "score": h.score, "snippet": h.snippet,
-                })
-            })
-            .collect();
+        let rows: Vec<serde_json::Value> = hits.iter().map(api::hit_json).collect();
         out.json(&rows);
         return Ok(Code::Ok);
     }
@@ -191,52 +80,23 @@ pub fn search(
 }
 
 pub fn context(args: ContextArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let f = filter(args.kind.clone(), args.tags.clone())?;
-    let (idx, j, layout, config) = open_index(flags, out, true)?;
-    let window = args.window.unwrap_or(config.context.window);
-    let budget = args
-        .budget
-        .unwrap_or_else(|| packet::default_budget(config.context.packet_max, window, args.used));
-    let hits = ranked(&idx, &j, &layout, &config, &args.task, &f, CANDIDATES, out)
-        .map_err(Failure::failed)?;
-    let p = packet::assemble(
-        &hits,
-        idx.fixed_tokens(),
-        &PacketRequest {
-            budget,
-            full_entries: usize::try_from(config.context.full_entries).unwrap_or(5),
-        },
-    );
-    let source = provenance(args.source);
-    let run = source.journal_run();
+    let f = api::filter(args.kind.as_deref(), &args.tags, "--type")?;
+    let (idx, j, pr) = open_index(flags, out, true)?;
+    let warn = |w: &str| out.warn(w);
+    let sem = api::prepare_semantic(&idx, &pr, &warn);
+    let req = ContextRequest {
+        task: args.task.clone(),
+        filter: f,
+        budget: args.budget,
+        window: args.window,
+        used: args.used,
+        source: provenance(args.source),
+    };
+    let p = api::context(&idx, &j, sem.as_ref(), &pr, &req, &warn)?;
+    let budget = p.budget;
     let count = |d: Decision| p.explain.iter().filter(|x| x.decision == d).count();
-    j.append(
-        new_event(
-            run,
-            body::ContextAssembled {
-                task: args.task.clone(),
-                budget: u64::from(budget),
-                tokens: u64::from(p.tokens),
-                cited: p.cited.clone(),
-                full: Some(count(Decision::Full)),
-                summary: Some(count(Decision::Summary)),
-                title: Some(count(Decision::Title)),
-                dropped: Some(count(Decision::Dropped)),
-                agent: source.agent.clone(),
-                ..body::ContextAssembled::default()
-            },
-        ),
-        Durability::Configured,
-    )
-    .map_err(Failure::failed)?;
     if args.format == "json" || out.json {
-        let mut v = serde_json::to_value(&p).map_err(Failure::failed)?;
-        if !args.explain
-            && let Some(o) = v.as_object_mut()
-        {
-            o.remove("explain");
-        }
-        out.json(&v);
+        out.json(&api::packet_json(&p, args.explain)?);
         return Ok(Code::Ok);
     }
     out.raw(&p.text);
@@ -283,33 +143,20 @@ pub fn feedback(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
-    use agentops_knowledge::feedback::{self, Signal};
-    let signal = Signal::parse(signal).map_err(Failure::usage)?;
-    let (layout, k, config) = open(flags)?;
-    let e = k.find(id).map_err(fail)?;
-    let j = journal(&layout, &config)?;
-    let source = provenance(source);
-    let run = source.journal_run();
-    let mut applied = feedback::apply(&k, &j, &e, signal, &source, &run).map_err(fail)?;
-    if let Some(w) = applied.write.as_mut().filter(|w| w.changed) {
-        crate::shared::index_after_write(&layout, &config, &mut w.warnings);
-    }
-    let u = applied.utility;
+    let p = project(flags)?;
+    let v = api::feedback(&p, id, signal, &provenance(source))?;
     if out.json {
-        out.json(&serde_json::json!({
-            "id": e.id, "signal": signal.as_str(), "utility": u.value, "events": u.events,
-            "maturity": applied.moved.unwrap_or(e.maturity), "write": applied.write,
-        }));
+        out.json(&v);
         return Ok(Code::Ok);
     }
     out.line(&format!(
         "{}: utility {:.3} after {}",
-        e.id,
-        u.value,
-        agentops_core::counted(u.events, "event", "events")
+        v.id,
+        v.utility,
+        agentops_core::counted(v.events, "event", "events")
     ));
-    if let (Some(m), Some(w)) = (applied.moved, &applied.write) {
-        render_write(w, out, &format!("{m} →"));
+    if let Some(w) = &v.write {
+        render_write(w, out, &format!("{} →", v.maturity));
     }
     Ok(Code::Ok)
 }
@@ -382,12 +229,13 @@ pub fn eval(
             (idx, None)
         }
         None => {
-            let (idx, j, _, _) = open_index(flags, out, false)?;
+            let (idx, j, _) = open_index(flags, out, false)?;
             (idx, Some(j))
         }
     };
     let work_tree = layout.as_ref().map(|l| l.work_tree.clone());
-    let sem = Semantic::prepare(&idx, &config, work_tree.as_deref(), None, out);
+    let warn = |w: &str| out.warn(w);
+    let sem = Semantic::prepare(&idx, &config, work_tree.as_deref(), None, &warn);
     let ranking = format!(
         "ranking: lexical{}{}",
         if config.context.expansion {
@@ -404,7 +252,7 @@ pub fn eval(
             None => String::new(),
         }
     );
-    let from_journal = j.as_ref().map(|j| utility_of(j, out));
+    let from_journal = j.as_ref().map(|j| agentops_api::utility_of(j, &warn));
     let util = |ids: &[&str]| from_journal.as_ref().map(|u| u(ids)).unwrap_or_default();
     let report = agentops_context::eval::evaluate(&set, &mut |q| {
         semantic::search(
@@ -414,7 +262,7 @@ pub fn eval(
             &SearchFilter::default(),
             CANDIDATES,
             &util,
-            out,
+            &warn,
         )
         .map(|h| h.into_iter().map(|h| h.entry.id.to_string()).collect())
         .unwrap_or_default()
@@ -499,14 +347,17 @@ fn read_corpus(dir: &Path) -> Result<Vec<agentops_knowledge::Entry>, Failure> {
 }
 
 pub fn index(rebuild: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, _, config) = open(flags)?;
+    let p = project(flags)?;
+    p.knowledge()?;
+    let (layout, config) = (p.layout, p.config);
     let (idx, r) =
         KnowledgeIndex::open(&layout, &config, true, rebuild).map_err(Failure::failed)?;
     for w in &r.warnings {
         out.warn(&format!("{w} (skipped)"));
     }
     // Every entry gets its vector here (searches embed for a few seconds at most).
-    let sem = Semantic::prepare(&idx, &config, Some(&layout.work_tree), None, out);
+    let warn = |w: &str| out.warn(w);
+    let sem = Semantic::prepare(&idx, &config, Some(&layout.work_tree), None, &warn);
     // Entries left without a vector (the endpoint failed): exit 1, the
     // lexical index is still current.
     let code = match &sem {

@@ -1,10 +1,10 @@
 //! `gate run | list | check`.
 
 use agentops_core::RunId;
-use agentops_gates::policy::{CommandPolicy, PolicyDecision};
-use agentops_gates::{Gate, Verdict};
+use agentops_gates::Verdict;
+use agentops_gates::policy::PolicyDecision;
 
-use super::{Code, Failure, Flags, cwd};
+use super::{Code, Failure, Flags};
 use crate::cli::{CheckCommand, DecideArgs, GateCommand};
 use crate::output::Output;
 use crate::shared::{journal, provenance};
@@ -40,73 +40,22 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
             strict,
             source,
         } => {
-            let gates = agentops_gates::load(&layout.agents_dir()).map_err(Failure::usage)?;
-            if names.is_empty() && !all {
-                return Err(Failure::usage(
-                    "name the gates to run, or pass --all (see `agentops gate list`)",
-                ));
-            }
-            let selected: Vec<&Gate> = if all {
-                gates.values().collect()
-            } else {
-                names
-                    .iter()
-                    .map(|n| {
-                        gates.get(n).ok_or_else(|| {
-                            Failure::usage(agentops_gates::GateError::Unknown {
-                                name: n.clone(),
-                                defined: gates.keys().cloned().collect(),
-                            })
-                        })
-                    })
-                    .collect::<Result<_, _>>()?
-            };
-            let j = journal(&layout, &config)?;
-            let src = provenance(source);
-            let run = src.journal_run();
-            let all: Vec<&agentops_gates::Gate> = gates.values().collect();
-            let env = |name: &str| std::env::var(name).ok();
-            let judges = agentops_gates::JudgeEnv {
-                llm: &config.llm,
-                agents_dir: layout.agents_dir(),
-                env: &env,
-                worker: src.agent.clone(),
-            };
-            let results = agentops_gates::run_gates_with(
-                &selected,
-                &all,
-                &layout.work_tree,
+            let p = crate::shared::project(flags)?;
+            let run = agentops_api::gates::run(
+                &p,
+                &names,
+                all,
                 base.as_deref(),
-                Some(&j),
-                &run,
-                Some(&judges),
-                None,
-            )
-            .map_err(Failure::failed)?;
-            let blocking = |v: Verdict| v == Verdict::Fail || (strict && v == Verdict::Warn);
-            let failed = results
-                .iter()
-                .filter(|r| blocking(r.verdict) && !r.pending)
-                .count();
-            let waiting = results.iter().filter(|r| r.pending).count();
+                strict,
+                &provenance(source),
+            )?;
+            let (results, failed, waiting) = (&run.results, run.failed, run.waiting);
             if out.json {
                 // A pending approval is WAIT here as in the text, not FAIL.
-                let shown: Vec<serde_json::Value> = results
-                    .iter()
-                    .map(|r| {
-                        let mut v = serde_json::to_value(r).unwrap_or_default();
-                        if r.pending {
-                            v["verdict"] = "WAIT".into();
-                        }
-                        v
-                    })
-                    .collect();
-                out.json(
-                    &serde_json::json!({ "ok": failed == 0, "strict": strict, "results": shown }),
-                );
+                out.json(&run.to_json());
             } else {
                 let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
-                for r in &results {
+                for r in results {
                     let label = if r.pending {
                         "WAIT"
                     } else {
@@ -183,14 +132,12 @@ pub fn run(cmd: GateCommand, flags: &Flags, out: &Output) -> Result<Code, Failur
         GateCommand::Check(c) => {
             let decision = match c {
                 CheckCommand::Command { command } => {
-                    let p = CommandPolicy::from_config(&config.policy).map_err(Failure::usage)?;
-                    p.check(&command)
+                    agentops_api::gates::check_command(&crate::shared::project(flags)?, &command)?
                 }
-                CheckCommand::Write { path } => {
-                    let scope = agentops_gates::policy::write_scope(&config.policy.write_scope)
-                        .map_err(Failure::usage)?;
-                    agentops_gates::policy::check_write(&path, &cwd()?, &layout.work_tree, &scope)
-                }
+                CheckCommand::Write { path } => agentops_api::gates::check_write(
+                    &crate::shared::project(flags)?,
+                    &path.to_string_lossy(),
+                )?,
             };
             if out.json {
                 out.json(&decision);
@@ -260,12 +207,7 @@ pub fn decide(
     let (layout, config) = super::open_project(flags)?;
     let run = RunId::parse(&args.run).map_err(Failure::usage)?;
     let j = journal(&layout, &config)?;
-    let by = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| agentops_git::cmd::user_name(&layout.work_tree))
-        .unwrap_or_else(|| "someone".into());
+    let by = agentops_api::actor(&layout);
     let decided = agentops_gates::approval::resolve(
         &j,
         &run,

@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Read};
 
 use agentops_knowledge::entry::{self, EntryType, Maturity};
 use agentops_knowledge::{Filter, NewEntry};
-use agentops_store::Journal;
 
 use super::{Code, Failure, Flags};
 use crate::cli::{KnowledgeCommand, LearnArgs, SourceArgs};
@@ -132,13 +131,7 @@ fn strip_empty_sections(text: &str) -> String {
 pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let kind = EntryType::parse(&args.kind).map_err(|e| Failure::usage(format!("--type: {e}")))?;
     let body = read_body(&args)?;
-    let (layout, k, config) = open(flags)?;
-    // A journal that cannot be opened does not stop the memory write (git
-    // is where knowledge lives); it is reported once the write is done.
-    let (j, journal_error) = match Journal::open_for(&layout, &config) {
-        Ok(j) => (Some(j), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let p = crate::shared::project(flags)?;
     let new = NewEntry {
         kind: Some(kind),
         title: args.title.clone(),
@@ -147,13 +140,7 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
         supersedes: args.supersedes.clone(),
         source: provenance(args.source),
     };
-    let mut o = k.learn(new, j.as_ref()).map_err(fail)?;
-    index_after_write(&layout, &config, &mut o.warnings);
-    if let Some(e) = journal_error {
-        o.warnings.push(format!(
-            "the write is done, but the journal could not record it: {e}"
-        ));
-    }
+    let o = agentops_api::knowledge::learn(&p, new)?;
     render_write(&o, out, "learned");
     Ok(Code::Ok)
 }

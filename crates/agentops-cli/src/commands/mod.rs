@@ -11,6 +11,7 @@ mod context;
 mod gate;
 mod harness;
 mod knowledge;
+mod mcp;
 mod observe;
 mod runs;
 
@@ -61,6 +62,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Reject(args) => gate::decide(args, false, flags, out),
         Command::Hooks(cmd) => harness::hooks(cmd, out),
         Command::Hook { harness } => Ok(harness::hook(&harness)),
+        Command::Mcp { http, bind } => mcp::serve(http.as_deref(), bind, flags, out),
         Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
         Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
         Command::Handoff(cmd) => harness::handoff(cmd, flags, out),

@@ -1,7 +1,7 @@
 //! `trace`, `stats`, `status`, `export otlp`: factor V's views and export.
 
 use agentops_core::RunId;
-use agentops_store::{Journal, Query};
+use agentops_store::Journal;
 use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
 
 use super::{Code, Failure, Flags, open_project};
@@ -24,25 +24,8 @@ fn width(flag: Option<usize>) -> usize {
         .max(40)
 }
 
-/// A run id (or unique prefix) or a session id with events.
 fn resolve(j: &Journal, id: &str) -> Result<RunId, Failure> {
-    if let Ok(r) = RunId::parse(id)
-        && !j
-            .read(&Query {
-                run_id: Some(r.clone()),
-                limit: Some(1),
-                ..Query::default()
-            })
-            .map_err(Failure::failed)?
-            .is_empty()
-    {
-        return Ok(r);
-    }
-    agentops_runner::run::find_run(j, id).map_err(|_| {
-        Failure::failed(format!(
-            "no run or session `{id}` in the journal (see `agentops runs` and `agentops sessions`)"
-        ))
-    })
+    Ok(agentops_api::runs::resolve(j, id)?)
 }
 
 pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<Code, Failure> {

@@ -638,17 +638,12 @@ fn render_run(
         }
         return Ok(Code::Ok);
     }
-    let d = agentops_runner::view::run_detail(j, &layout.state_dir(), id).map_err(fail)?;
-    let (st, status) = (&d.state, &d.status);
     if out.json {
-        out.json(&serde_json::json!({
-            "run": id, "status": status, "state": st.status, "workflow": st.started.workflow.name, "goal": st.started.goal,
-            "branch": st.started.branch, "worktree": st.started.worktree, "base_commit": st.started.base_commit,
-            "tokens": st.spent.tokens, "cost_usd": st.spent.usd, "calls": st.calls, "budget": st.budget,
-            "phases": st.completed, "events": d.events,
-        }));
+        out.json(&agentops_api::runs::detail_json(layout, j, id)?);
         return Ok(Code::Ok);
     }
+    let d = agentops_runner::view::run_detail(j, &layout.state_dir(), id).map_err(fail)?;
+    let (st, status) = (&d.state, &d.status);
     out.line(&format!(
         "run {id} — {} ({status})",
         st.started.workflow.name

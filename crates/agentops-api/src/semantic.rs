@@ -1,5 +1,5 @@
 //! `context.embeddings`: the configured embedder, the index's vectors kept
-//! current with it, and hybrid search. Only commands use it — hooks rank
+//! current with it, and hybrid search. Only front ends use it (commands, the MCP server) — hooks rank
 //! lexically and never wait on a model. When the endpoint is down, or the
 //! model cannot be loaded, search ranks lexically and says so once.
 
@@ -10,8 +10,6 @@ use agentops_context::vectors::{Embedder, VectorSync, Vectors};
 use agentops_context::{Hit, IndexError, KnowledgeIndex, SearchFilter};
 use agentops_core::config::Config;
 use agentops_llm::embed::{OpenAiEmbeddings, StaticModel};
-
-use crate::output::Output;
 
 /// How long a search command spends embedding entries that lack a vector
 /// (the rest are embedded by the next command, or all by `agentops index`).
@@ -117,14 +115,14 @@ impl Semantic {
         config: &Config,
         work_tree: Option<&std::path::Path>,
         budget: Option<Duration>,
-        out: &Output,
+        warn: &dyn Fn(&str),
     ) -> Option<Self> {
         // A batch of entries may take as long as the whole budget.
         let embedder = match embedder(config, work_tree, budget.unwrap_or(DOCUMENT_TIMEOUT)) {
             Ok(Some(e)) => e,
             Ok(None) => return None,
             Err(e) => {
-                out.warn(&format!("{e}: ranking lexically"));
+                warn(&format!("{e}: ranking lexically"));
                 return None;
             }
         };
@@ -132,21 +130,14 @@ impl Semantic {
         let (vectors, sync) = match idx.vectors(embedder.as_ref(), deadline) {
             Ok(v) => v,
             Err(e) => {
-                out.warn(&format!("embeddings: {e}: ranking lexically"));
+                warn(&format!("embeddings: {e}: ranking lexically"));
                 return None;
             }
         };
-        if sync.embedded > 0 && out.verbose > 0 {
-            out.line(&format!(
-                "embedded {} in {:.0} ms",
-                agentops_core::counted(sync.embedded as u64, "entry", "entries"),
-                sync.embed_ms
-            ));
-        }
         let mut down = false;
         if let Some(e) = &sync.error {
             down = e != "out of time";
-            out.warn(&format!(
+            warn(&format!(
                 "embeddings ({}): {e}; {} without a vector are ranked lexically{}",
                 config.context.embeddings,
                 agentops_core::counted(sync.missing as u64, "entry", "entries"),
@@ -167,14 +158,14 @@ impl Semantic {
     }
 
     /// The query's vector, or `None` (said once) when the endpoint fails.
-    pub fn query(&self, text: &str, out: &Output) -> Option<Vec<f32>> {
+    pub fn query(&self, text: &str, warn: &dyn Fn(&str)) -> Option<Vec<f32>> {
         if self.down || self.vectors.is_empty() {
             return None;
         }
         match self.embedder.embed_query(text) {
             Ok(v) => Some(v),
             Err(e) => {
-                out.warn(&format!(
+                warn(&format!(
                     "embeddings: the query could not be embedded ({e}): ranking lexically"
                 ));
                 None
@@ -195,9 +186,9 @@ pub fn search(
     filter: &SearchFilter,
     candidates: usize,
     utility: &dyn Fn(&[&str]) -> HashMap<String, f64>,
-    out: &Output,
+    warn: &dyn Fn(&str),
 ) -> Result<Vec<Hit>, IndexError> {
-    let q = semantic.and_then(|s| s.query(text, out).map(|q| (s, q)));
+    let q = semantic.and_then(|s| s.query(text, warn).map(|q| (s, q)));
     idx.search_hybrid(
         text,
         filter,

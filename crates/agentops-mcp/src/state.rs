@@ -1,0 +1,218 @@
+//! What a running server keeps: the project, the search index held open
+//! (and its vectors) so a search costs a search, not a process start, and
+//! the clients to tell when memory changes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, RwLock};
+
+use agentops_api::knowledge as api;
+use agentops_api::semantic::Semantic;
+use agentops_api::{ApiError, Project};
+use agentops_context::KnowledgeIndex;
+use rmcp::RoleServer;
+use rmcp::service::Peer;
+
+/// The index and, when `context.embeddings` is set, its vectors.
+#[derive(Default)]
+struct Warm {
+    index: Option<KnowledgeIndex>,
+    /// The index generation the vectors were brought up to date for.
+    semantic: Option<(String, Option<Semantic>)>,
+}
+
+/// A connected client that can be told about changes.
+struct Client {
+    peer: Peer<RoleServer>,
+    /// Resource URIs it subscribed to.
+    subscribed: BTreeSet<String>,
+}
+
+pub struct State {
+    project: Project,
+    warm: RwLock<Warm>,
+    /// Memory writes through this server, one at a time (other processes
+    /// are kept apart by the knowledge crate's locks).
+    writing: Mutex<()>,
+    clients: Mutex<HashMap<u64, Client>>,
+    /// What the entry list looked like at the last notification: entries,
+    /// and the text of each subscribed resource.
+    seen: Mutex<Seen>,
+    next_client: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Seen {
+    generation: String,
+    resources: HashMap<String, u64>,
+}
+
+/// Changes to tell the clients about.
+pub struct Changes {
+    pub list_changed: bool,
+    /// (client, uri) pairs whose resource changed.
+    pub updated: Vec<(Peer<RoleServer>, String)>,
+    pub peers: Vec<Peer<RoleServer>>,
+}
+
+fn warn_stderr(w: &str) {
+    // stdout is the protocol on stdio: warnings go to stderr, which MCP
+    // clients keep as the server's log.
+    let mut e = std::io::stderr().lock();
+    let _ = std::io::Write::write_all(&mut e, format!("agentops mcp: warning: {w}\n").as_bytes());
+}
+
+impl State {
+    pub fn new(project: Project) -> Self {
+        Self {
+            project,
+            warm: RwLock::new(Warm::default()),
+            writing: Mutex::new(()),
+            clients: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
+            next_client: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// Brings the held index up to date (opening it the first time, or
+    /// again when another version rebuilt it). Returns the generation.
+    pub fn catch_up(&self) -> Result<String, ApiError> {
+        let mut w = self
+            .warm
+            .write()
+            .map_err(|_| ApiError::failed("the search index lock was poisoned"))?;
+        let current = match w.index.as_mut() {
+            Some(idx) => idx.catch_up(&self.project.layout).is_ok(),
+            None => false,
+        };
+        if !current {
+            let (idx, refresh) = api::open_index(&self.project)?;
+            for m in api::refresh_warnings(&refresh) {
+                warn_stderr(&m);
+            }
+            w.index = Some(idx);
+        }
+        let Some(idx) = w.index.as_ref() else {
+            return Err(ApiError::failed("the search index could not be opened"));
+        };
+        let generation = idx.generation();
+        let stale = w.semantic.as_ref().is_none_or(|(g, _)| *g != generation);
+        if stale && !self.project.config.context.embeddings.is_empty() {
+            let sem = api::prepare_semantic(idx, &self.project, &warn_stderr);
+            w.semantic = Some((generation.clone(), sem));
+        }
+        Ok(generation)
+    }
+
+    /// Runs `f` on the current index (and vectors).
+    pub fn with_index<T>(
+        &self,
+        f: impl FnOnce(&KnowledgeIndex, Option<&Semantic>, &dyn Fn(&str)) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.catch_up()?;
+        let w = self
+            .warm
+            .read()
+            .map_err(|_| ApiError::failed("the search index lock was poisoned"))?;
+        let Some(idx) = w.index.as_ref() else {
+            return Err(ApiError::failed("the search index could not be opened"));
+        };
+        let sem = w.semantic.as_ref().and_then(|(_, s)| s.as_ref());
+        f(idx, sem, &warn_stderr)
+    }
+
+    /// A memory write through this server, one at a time.
+    pub fn write<T>(&self, f: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let _g = self
+            .writing
+            .lock()
+            .map_err(|_| ApiError::failed("the memory write lock was poisoned"))?;
+        f()
+    }
+
+    /// Registers a client for notifications; returns its number.
+    pub fn connect(&self, peer: Peer<RoleServer>) -> u64 {
+        let n = self
+            .next_client
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut c) = self.clients.lock() {
+            c.insert(
+                n,
+                Client {
+                    peer,
+                    subscribed: BTreeSet::new(),
+                },
+            );
+        }
+        n
+    }
+
+    /// Subscribes `client` to `uri`, whose text is `now` (`None`: unsubscribes).
+    pub fn subscribe(&self, client: u64, uri: &str, now: Option<&str>) {
+        if let Ok(mut c) = self.clients.lock()
+            && let Some(cl) = c.get_mut(&client)
+        {
+            match now {
+                Some(text) => {
+                    cl.subscribed.insert(uri.to_owned());
+                    if let Ok(mut seen) = self.seen.lock() {
+                        seen.resources.insert(uri.to_owned(), hash(text));
+                    }
+                }
+                None => {
+                    cl.subscribed.remove(uri);
+                }
+            }
+        }
+    }
+
+    /// What changed since the last look: the entry list (any memory write,
+    /// from this server or another process), and each subscribed resource.
+    /// `text` renders a resource (None: it is gone).
+    pub fn changes(&self, text: &dyn Fn(&str) -> Option<String>) -> Changes {
+        let generation = self.catch_up().unwrap_or_default();
+        let mut out = Changes {
+            list_changed: false,
+            updated: Vec::new(),
+            peers: Vec::new(),
+        };
+        let Ok(mut clients) = self.clients.lock() else {
+            return out;
+        };
+        clients.retain(|_, c| !c.peer.is_transport_closed());
+        let Ok(mut seen) = self.seen.lock() else {
+            return out;
+        };
+        if seen.generation.is_empty() {
+            seen.generation = generation.clone();
+        } else if seen.generation != generation {
+            seen.generation = generation;
+            out.list_changed = true;
+        }
+        let mut now = HashMap::new();
+        for c in clients.values() {
+            for uri in &c.subscribed {
+                let h = *now
+                    .entry(uri.clone())
+                    .or_insert_with(|| text(uri).map(|t| hash(&t)).unwrap_or(0));
+                match seen.resources.get(uri) {
+                    Some(old) if *old != h => out.updated.push((c.peer.clone(), uri.clone())),
+                    _ => {}
+                }
+            }
+        }
+        seen.resources = now;
+        out.peers = clients.values().map(|c| c.peer.clone()).collect();
+        out
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
