@@ -211,6 +211,11 @@ pub enum Command {
         #[arg(long, requires = "http")]
         bind: bool,
     },
+    /// The Claude Code and Codex plugins (hooks, the MCP server, and slash
+    /// commands or skills for learn, handoff and status), written out for a
+    /// user.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Read a harness's event stream into sessions and spans with tokens and
     /// cost. Ingesting the same stream twice adds nothing.
     #[command(subcommand)]
@@ -674,8 +679,13 @@ pub enum HooksCommand {
     /// them only in a trusted project once each is approved in /hooks;
     /// agentops never trusts them for you (`agentops doctor` says what Codex
     /// will skip).
+    ///
+    /// It also registers the MCP server (`agentops mcp`, unless --no-mcp):
+    /// Claude Code's .mcp.json (project), ~/.claude.json under the project
+    /// (local) or at its top (user); Codex's [mcp_servers.agentops] in
+    /// .codex/config.toml (project) or $CODEX_HOME/config.toml (user).
     Install(HooksArgs),
-    /// Remove exactly the entries `install` added.
+    /// Remove exactly the entries `install` added (hooks and MCP server).
     Uninstall(HooksArgs),
 }
 
@@ -691,6 +701,27 @@ pub struct HooksArgs {
     /// Print the change as a diff and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Leave the MCP server registration alone (hooks only).
+    #[arg(long)]
+    pub no_mcp: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Write the plugin and a marketplace listing it into DIR (default
+    /// $XDG_DATA_HOME/agentops/plugins), then say how to load it: Claude Code
+    /// `claude --plugin-dir DIR/claude`, or `claude plugin marketplace add DIR`
+    /// and `claude plugin install agentops@agentops`; Codex `codex plugin
+    /// marketplace add DIR` and `codex plugin add agentops@agentops`. The
+    /// plugin's hooks duplicate `agentops hooks install`: use one or the other.
+    Install {
+        /// claude or codex.
+        #[arg(value_parser = ["claude", "codex"])]
+        harness: String,
+        /// Where to write it.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

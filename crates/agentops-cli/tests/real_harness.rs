@@ -279,3 +279,278 @@ fn codex_fires_every_installed_hook_and_its_model_gets_the_learning() {
     );
     assert_learning_and_events(&ctx, &id, &server, "responses", MARK, &stderr);
 }
+
+/// Runs `claude -p` in `ctx` against `server` with `extra` arguments.
+fn claude_session(
+    claude: &std::path::Path,
+    ctx: &TestContext,
+    server: &ScriptedServer,
+    prompt: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let home = ctx.root.join(".home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = Command::new(claude);
+    c.args([
+        "-p",
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "bypassPermissions",
+    ])
+    .args(extra)
+    .current_dir(&ctx.root)
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("HOME", &home)
+    .env("ANTHROPIC_BASE_URL", server.url())
+    .env("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
+    .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    .env("DISABLE_AUTOUPDATER", "1")
+    .env("IS_SANDBOX", "1");
+    run_with_timeout(c, Duration::from_secs(120))
+}
+
+/// The scripted model calls `tool` (an agentops MCP tool as Claude Code
+/// names it) with a search, then answers; the tool's result must come back
+/// in the next request.
+fn mcp_script(tool: &str) -> Script {
+    Script::default()
+        .rule(
+            &[MARK, tool],
+            Some(0),
+            Reply {
+                tool_calls: vec![ScriptedCall {
+                    name: tool.into(),
+                    input: json!({"query": "canary rollout paged on-call"}),
+                }],
+                ..Reply::default()
+            },
+        )
+        .rule(
+            &[MARK, tool],
+            Some(1),
+            Reply::text("Found it: use --canary."),
+        )
+}
+
+fn assert_tool_result_reached_the_model(
+    server: &ScriptedServer,
+    tool: &str,
+    id: &str,
+    out: &std::process::Output,
+) {
+    let session: Vec<String> = server
+        .received()
+        .into_iter()
+        .map(|r| r.body.to_string())
+        .filter(|b| b.contains(MARK) && b.contains(tool))
+        .collect();
+    assert!(
+        session.len() >= 2,
+        "the model was not asked again after the tool call ({} requests)\n{}\n{}",
+        session.len(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = session.last().unwrap();
+    // The search tool's JSON result, with the learning's id and snippet.
+    assert!(
+        last.contains("tool_result")
+            && last.contains("hits")
+            && last.contains(id)
+            && last.contains("canary"),
+        "{last}"
+    );
+}
+
+#[test]
+fn claude_code_calls_an_agentops_mcp_tool_registered_by_hooks_install() {
+    let Some(claude) = cli("claude") else { return };
+    let (ctx, id) = project();
+    // Local scope: ~/.claude.json under this project (no approval prompt).
+    let home = ctx.root.join(".home");
+    std::fs::create_dir_all(&home).unwrap();
+    let r = ctx.run_env(
+        &["hooks", "install", "claude", "--scope", "local"],
+        &[("HOME", home.display().to_string())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tool = "mcp__agentops__search";
+    let server = ScriptedServer::start(mcp_script(tool)).unwrap();
+    let out = claude_session(
+        &claude,
+        &ctx,
+        &server,
+        &format!("{MARK}: how do we deploy?"),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_tool_result_reached_the_model(&server, tool, &id, &out);
+    // The call is a span in the journal, of the session the hooks saw.
+    let conn = rusqlite::Connection::open(ctx.git_dir().join("agentops/state.db")).unwrap();
+    let run: String = conn
+        .query_row(
+            "SELECT run_id FROM events WHERE kind = 'tool.call' AND body LIKE '%mcp:agentops/search%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the MCP call's span");
+    let sessions: Value = serde_json::from_str(&ctx.run(&["sessions", "--json"]).stdout).unwrap();
+    eprintln!("mcp span session {run}; sessions {sessions}");
+    assert!(
+        sessions.to_string().contains(&run),
+        "span under {run}, sessions: {sessions}"
+    );
+}
+
+#[test]
+fn claude_code_loads_the_plugin_and_calls_its_mcp_tool() {
+    let Some(claude) = cli("claude") else { return };
+    let (ctx, id) = project();
+    let dir = ctx.root.join(".plugins");
+    let r = ctx.run(&[
+        "plugin",
+        "install",
+        "claude",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The plugin is valid by Claude Code's own check.
+    let v = Command::new(&claude)
+        .args(["plugin", "validate", "--strict"])
+        .arg(dir.join("claude"))
+        .env("HOME", ctx.root.join(".home"))
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let tool = "mcp__plugin_agentops_agentops__search";
+    let server = ScriptedServer::start(mcp_script(tool)).unwrap();
+    let plugin = dir.join("claude");
+    let out = claude_session(
+        &claude,
+        &ctx,
+        &server,
+        &format!("{MARK}: how do we deploy?"),
+        &["--plugin-dir", plugin.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_tool_result_reached_the_model(&server, tool, &id, &out);
+    // The plugin's hooks fired too.
+    let got = journaled_events(&ctx);
+    assert!(
+        got.contains("SessionStart") && got.contains("Stop"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn codex_calls_an_agentops_mcp_tool_registered_by_hooks_install() {
+    let Some(codex) = cli("codex") else { return };
+    let (ctx, id) = project();
+    // Project scope: .codex/config.toml, which Codex reads in a trusted project.
+    let r = ctx.run(&["hooks", "install", "codex", "--no-mcp"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let home = ctx.root.join(".home");
+    let codex_home = home.join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let tool = "mcp__agentops__search";
+    let script = Script::default()
+        .rule(
+            &[MARK, "agentops"],
+            Some(0),
+            Reply {
+                tool_calls: vec![ScriptedCall {
+                    name: tool.into(),
+                    input: json!({"query": "canary rollout paged on-call"}),
+                }],
+                ..Reply::default()
+            },
+        )
+        .rule(&[MARK], Some(1), Reply::text("Found it: use --canary."));
+    let server = ScriptedServer::start(script).unwrap();
+    let root = std::fs::canonicalize(&ctx.root).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n[projects.{:?}]\ntrust_level = \"trusted\"\n",
+            server.url(),
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
+    // The user scope: agentops merges its table into the person's config.toml.
+    let r = ctx.run_env(
+        &["hooks", "install", "codex", "--scope", "user"],
+        &[("CODEX_HOME", codex_home.display().to_string())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cfg = std::fs::read_to_string(codex_home.join("config.toml")).unwrap();
+    assert!(
+        cfg.starts_with("model = \"scripted-model\"") && cfg.contains("[mcp_servers.agentops]"),
+        "{cfg}"
+    );
+    // Codex itself lists it.
+    let list = Command::new(&codex)
+        .args(["mcp", "list", "--json"])
+        .current_dir(&ctx.root)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("CODEX_HOME", &codex_home)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("\"agentops\""),
+        "{listed}{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let mut c = Command::new(&codex);
+    c.args([
+        "exec",
+        "--dangerously-bypass-hook-trust",
+        "--dangerously-bypass-approvals-and-sandbox",
+        &format!("{MARK}: how do we deploy? search agentops"),
+    ])
+    .current_dir(&ctx.root)
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("HOME", &home)
+    .env("CODEX_HOME", &codex_home)
+    .env("OPENAI_API_KEY", "sk-test-dummy");
+    let out = run_with_timeout(c, Duration::from_secs(120));
+    let bodies: Vec<String> = server
+        .received()
+        .into_iter()
+        .map(|r| r.body.to_string())
+        .filter(|b| b.contains(MARK))
+        .collect();
+    assert!(
+        out.status.success() && bodies.len() >= 2,
+        "{}\n{}\n{:?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        bodies
+            .first()
+            .map(|b| b.chars().take(4000).collect::<String>())
+    );
+    let last = bodies.last().unwrap();
+    assert!(last.contains("hits") && last.contains(&id), "{last}");
+}

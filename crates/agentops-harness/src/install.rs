@@ -214,7 +214,7 @@ pub fn is_ours(command: &str, harness: Harness) -> bool {
         .any(|w| w[0] == "hook" && w[1] == harness.as_str())
 }
 
-fn read(path: &Path) -> Result<Option<String>, InstallError> {
+pub(crate) fn read(path: &Path) -> Result<Option<String>, InstallError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -225,7 +225,7 @@ fn read(path: &Path) -> Result<Option<String>, InstallError> {
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<Json, InstallError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Json, InstallError> {
     if text.trim().is_empty() {
         return Ok(Json::Object(Vec::new()));
     }
@@ -254,7 +254,11 @@ fn parse(path: &Path, text: &str) -> Result<Json, InstallError> {
 /// rewritten (top-level members and the events under `hooks` that are equal
 /// keep their bytes, compact or not); the whole file is rendered only when
 /// its text cannot be followed or there was none.
-fn render_change(old: &Json, new: &Json, before: Option<&str>) -> Result<String, InstallError> {
+pub(crate) fn render_change(
+    old: &Json,
+    new: &Json,
+    before: Option<&str>,
+) -> Result<String, InstallError> {
     if let Some(text) = before.filter(|t| !t.trim().is_empty()) {
         let indent = json::detect_indent(text);
         if let Some(out) = json::rewrite_object(text, old, new, &indent, 1) {
@@ -276,7 +280,7 @@ fn render(v: &Json, before: Option<&str>) -> Result<String, InstallError> {
     Ok(text)
 }
 
-fn shape(path: &Path, field: &str, reason: &str) -> InstallError {
+pub(crate) fn shape(path: &Path, field: &str, reason: &str) -> InstallError {
     InstallError::Shape {
         path: path.to_owned(),
         field: field.to_owned(),

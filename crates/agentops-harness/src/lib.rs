@@ -21,6 +21,7 @@ pub mod hook;
 pub mod ingest;
 pub mod install;
 pub mod json;
+pub mod mcp_install;
 pub mod paths;
 pub mod sessions;
 

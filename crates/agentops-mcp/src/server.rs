@@ -37,10 +37,18 @@ pub struct Handler {
 
 impl Handler {
     pub fn new(state: Arc<State>) -> Self {
-        let fallback = std::env::var("AGENTOPS_SESSION_ID")
-            .ok()
-            .filter(|s| agentops_core::RunId::parse(s).is_ok())
-            .unwrap_or_else(|| format!("mcp-{}", agentops_core::RunId::generate()));
+        // The harness's session when it tells its servers (Claude Code sets
+        // CLAUDE_CODE_SESSION_ID for what it starts), so the calls are spans
+        // of the same session as its hooks' events.
+        let fallback = [
+            "AGENTOPS_SESSION_ID",
+            "CLAUDE_CODE_SESSION_ID",
+            "CODEX_SESSION_ID",
+        ]
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .filter(|s| agentops_core::RunId::parse(s).is_ok())
+        .unwrap_or_else(|| format!("mcp-{}", agentops_core::RunId::generate()));
         Self {
             state,
             client: Arc::new(OnceLock::new()),

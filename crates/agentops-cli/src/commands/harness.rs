@@ -4,6 +4,7 @@ use std::io::Read;
 
 use agentops_harness::hook::{Invocation, MAX_INPUT};
 use agentops_harness::install::{self, Scope};
+use agentops_harness::mcp_install as install_mcp;
 use agentops_harness::{Harness, ingest as ing};
 use agentops_store::RepoLayout;
 
@@ -19,7 +20,7 @@ fn harness_of(s: &str) -> Result<Harness, Failure> {
 
 /// The command the harness should run: plain `agentops` when that is this
 /// binary on PATH, else this binary's absolute path.
-fn hook_command(h: Harness) -> String {
+pub(crate) fn hook_command(h: Harness) -> String {
     let exe = std::env::current_exe().ok();
     let on_path = agentops_store::project::find_on_path("agentops");
     let same = match (&exe, &on_path) {
@@ -36,6 +37,32 @@ fn hook_command(h: Harness) -> String {
             }
         }
         _ => format!("agentops hook {h}"),
+    }
+}
+
+/// How the harness starts the MCP server: `agentops mcp`, or this binary's
+/// absolute path when `agentops` on PATH is another one.
+pub(crate) fn mcp_server() -> install_mcp::Server {
+    let exe = std::env::current_exe().ok();
+    let on_path = agentops_store::project::find_on_path("agentops");
+    let same = match (&exe, &on_path) {
+        (Some(a), Some(b)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    };
+    let command = match exe {
+        Some(p) if !same => p.display().to_string(),
+        _ => "agentops".to_owned(),
+    };
+    install_mcp::Server {
+        command,
+        args: vec!["mcp".to_owned()],
+    }
+}
+
+fn install_failure(e: install::InstallError) -> Failure {
+    match e {
+        install::InstallError::Io { .. } => Failure::failed(e),
+        _ => Failure::usage(e),
     }
 }
 
@@ -65,28 +92,75 @@ pub fn hooks(cmd: HooksCommand, out: &Output) -> Result<Code, Failure> {
     } else {
         install::plan_uninstall(h, &path)
     }
-    .map_err(|e| match e {
-        install::InstallError::Io { .. } => Failure::failed(e),
-        _ => Failure::usage(e),
-    })?;
+    .map_err(install_failure)?;
+    // The MCP server beside the hooks, planned before anything is written so
+    // that a file agentops cannot edit stops both.
+    let mcp = if args.no_mcp {
+        None
+    } else {
+        let loc = install_mcp::location(
+            h,
+            scope,
+            layout.as_ref().map(|l| l.work_tree.as_path()),
+            &env,
+        )
+        .map_err(install_failure)?;
+        Some(
+            if installing {
+                install_mcp::plan_install(h, &loc, &mcp_server())
+            } else {
+                install_mcp::plan_uninstall(h, &loc)
+            }
+            .map_err(install_failure)?,
+        )
+    };
     if out.json {
         if !args.dry_run {
             plan.apply().map_err(Failure::failed)?;
+            if let Some(m) = &mcp {
+                m.apply().map_err(Failure::failed)?;
+            }
         }
         out.json(&serde_json::json!({
             "harness": h, "scope": args.scope, "path": plan.path, "changed": plan.changed(),
             "events": plan.events, "dry_run": args.dry_run,
             "diff": if args.dry_run { Some(plan.diff()) } else { None },
+            "mcp": mcp.as_ref().map(|m| serde_json::json!({
+                "path": m.path, "changed": m.changed(),
+                "diff": if args.dry_run { Some(m.diff()) } else { None },
+            })),
         }));
         return Ok(Code::Ok);
     }
     if args.dry_run {
-        if plan.changed() {
-            out.raw(&plan.diff());
-        } else {
-            out.line(&format!("{}: nothing to change", plan.path.display()));
+        for p in std::iter::once(&plan).chain(mcp.as_ref()) {
+            if p.changed() {
+                out.raw(&p.diff());
+            } else {
+                out.line(&format!("{}: nothing to change", p.path.display()));
+            }
         }
         return Ok(Code::Ok);
+    }
+    if let Some(m) = &mcp {
+        m.apply().map_err(Failure::failed)?;
+        let verb = if installing {
+            "registered"
+        } else {
+            "unregistered"
+        };
+        if m.changed() {
+            out.line(&format!(
+                "{verb} the agentops MCP server for {h} in {}",
+                m.path.display()
+            ));
+        } else {
+            out.line(&format!(
+                "{}: the agentops MCP server for {h} is already {}",
+                m.path.display(),
+                if installing { "registered" } else { "absent" }
+            ));
+        }
     }
     plan.apply().map_err(Failure::failed)?;
     let verb = if installing { "installed" } else { "removed" };

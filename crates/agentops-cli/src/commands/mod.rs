@@ -13,6 +13,7 @@ mod harness;
 mod knowledge;
 mod mcp;
 mod observe;
+mod plugin;
 mod runs;
 
 pub use crate::shared::{Code, Failure, Flags};
@@ -62,6 +63,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Reject(args) => gate::decide(args, false, flags, out),
         Command::Hooks(cmd) => harness::hooks(cmd, out),
         Command::Hook { harness } => Ok(harness::hook(&harness)),
+        Command::Plugin(cmd) => plugin::run(cmd, out),
         Command::Mcp { http, bind } => mcp::serve(http.as_deref(), bind, flags, out),
         Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
         Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
@@ -287,12 +289,74 @@ fn codex_trust_checks(dir: &std::path::Path) -> Vec<project::Check> {
     checks
 }
 
+/// Each MCP registration of agentops (Claude Code and Codex, every scope):
+/// does its command start here and answer `initialize`?
+fn mcp_checks(dir: &std::path::Path) -> Vec<project::Check> {
+    use agentops_harness::Harness;
+    use agentops_harness::install::Scope;
+    use agentops_harness::mcp_install as m;
+    let env = |k: &str| std::env::var(k).ok();
+    let tree = RepoLayout::discover(dir).ok().map(|l| l.work_tree);
+    let mut checks = Vec::new();
+    for h in [Harness::Claude, Harness::Codex] {
+        for scope in [Scope::Project, Scope::Local, Scope::User] {
+            let Ok(loc) = m::location(h, scope, tree.as_deref(), &env) else {
+                continue;
+            };
+            let name = format!("mcp ({h})");
+            let server = match m::registered(h, &loc) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    checks.push(project::Check::new(
+                        &name,
+                        CheckStatus::Warn,
+                        format!("cannot read the MCP registration: {e}"),
+                        None,
+                    ));
+                    continue;
+                }
+            };
+            let at = match &loc.project {
+                Some(p) => format!("{} (project {p})", loc.path.display()),
+                None => loc.path.display().to_string(),
+            };
+            let cmd = format!("{} {}", server.command, server.args.join(" "));
+            let run_in = tree.clone().unwrap_or_else(|| dir.to_path_buf());
+            checks.push(
+                match m::probe(&server, &run_in, std::time::Duration::from_secs(10)) {
+                    Ok((version, took)) => project::Check::new(
+                        &name,
+                        CheckStatus::Pass,
+                        format!(
+                            "{at}: `{cmd}` answers initialize ({version}) in {:.0} ms",
+                            took.as_secs_f64() * 1000.0
+                        ),
+                        None,
+                    ),
+                    Err(why) => project::Check::new(
+                        &name,
+                        CheckStatus::Fail,
+                        format!("{at}: `{cmd}`: {why}"),
+                        Some(format!(
+                            "install again (agentops hooks install {h}), or fix the command in {}",
+                            loc.path.display()
+                        )),
+                    ),
+                },
+            );
+        }
+    }
+    checks
+}
+
 fn doctor(fix: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let mut checks = project::doctor(&cwd()?, flags.to_vec());
     if let Some(c) = memory_check(fix, flags, out) {
         checks.push(c);
     }
     checks.extend(codex_trust_checks(&cwd()?));
+    checks.extend(mcp_checks(&cwd()?));
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     if out.json {
         out.json(&serde_json::json!({ "ok": !failed, "checks": checks }));
