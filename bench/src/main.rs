@@ -16,6 +16,7 @@ mod foundation;
 mod gates;
 mod harness;
 mod knowledge;
+mod mcp;
 mod retrieval;
 mod runner;
 mod stats;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)\n       agentops-bench knowledge-repo DIR N   (a repo with N committed learnings, for profiling)"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, mcp, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)\n       agentops-bench knowledge-repo DIR N   (a repo with N committed learnings, for profiling)"
     );
     std::process::exit(2)
 }
@@ -52,6 +53,7 @@ fn main() {
         Some("harness") => harness::run(quick),
         Some("flywheel") => flywheel::run(quick),
         Some("retrieval") => retrieval::run(quick),
+        Some("mcp") => mcp::run(quick),
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
         Some("knowledge-repo") => match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {

@@ -236,6 +236,9 @@ fn every_step(ctx: &TestContext, run: &str) -> (Value, Vec<Box<dyn Fn(&Value)>>)
         assert!(structured(v)["utility"].as_f64().unwrap() > 0.0)
     }));
 
+    // Subscribed before the first handoff exists: writing one updates it.
+    steps.push(json!({"op": "subscribe", "uri": "agentops://handoff/latest"}));
+    checks.push(Box::new(|v| assert!(v.get("thrown").is_none(), "{v}")));
     steps.push(tool(
         "handoff_write",
         json!({"done": "Made greet.sh refuse an empty name.", "next": "Add a --shout flag."}),
@@ -435,6 +438,9 @@ fn every_step(ctx: &TestContext, run: &str) -> (Value, Vec<Box<dyn Fn(&Value)>>)
             "{v}"
         )
     }));
+    // Time for the last notifications to arrive.
+    steps.push(json!({"op": "sleep", "ms": 1500}));
+    checks.push(Box::new(|_| {}));
     (Value::Array(steps), checks)
 }
 
@@ -465,6 +471,13 @@ fn sdk_client_drives_every_tool_resource_and_prompt_over_stdio() {
         out["notifications"]
             .to_string()
             .contains("notifications/resources/list_changed"),
+        "{}",
+        out["notifications"]
+    );
+    assert!(
+        out["notifications"]
+            .to_string()
+            .contains("notifications/resources/updated agentops://handoff/latest"),
         "{}",
         out["notifications"]
     );

@@ -171,15 +171,31 @@ struct FileState {
 /// index entries, anything recorded this close to its mtime is not trusted.
 const RACY_NS: i128 = 1_000_000_000;
 
-/// The time racy states are judged against: when this process first looked
-/// at the files, not when it records what it saw. A slow refresh (a rebuild
-/// that loads the tokenizer takes over a second in a debug build) would
-/// otherwise record as trusted a file written just before it was read. In a
-/// long-lived process every file written after its start stays racy: hashed
-/// again each time, which is slower but never wrong.
+/// The time racy states are judged against: when this look at the files
+/// began (an open, or a long-lived process's catch-up), not when it records
+/// what it saw. A slow refresh (a rebuild that loads the tokenizer takes
+/// over a second in a debug build) would otherwise record as trusted a file
+/// written just before it was read. Per thread: a refresh runs on one.
 fn now_ns() -> i128 {
-    static FIRST_LOOK: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
-    *FIRST_LOOK.get_or_init(|| i128::from(agentops_core::time::now_micros()) * 1_000)
+    LOOK.with(|l| match l.get() {
+        Some(t) => t,
+        None => {
+            let t = i128::from(agentops_core::time::now_micros()) * 1_000;
+            l.set(Some(t));
+            t
+        }
+    })
+}
+
+thread_local! {
+    static LOOK: std::cell::Cell<Option<i128>> = const { std::cell::Cell::new(None) };
+}
+
+/// Starts a look at the files: racy states are judged from now. (Were it
+/// once per process, every file written after a long-lived process started
+/// would stay racy there, hashed again on every call.)
+fn new_look() {
+    LOOK.with(|l| l.set(Some(i128::from(agentops_core::time::now_micros()) * 1_000)));
 }
 
 /// What lives beside the tantivy files: small enough to read on every query.
@@ -328,7 +344,7 @@ impl KnowledgeIndex {
     ) -> Result<(Self, Refresh), IndexError> {
         let start = Instant::now();
         // Before anything slow: racy states are judged from here.
-        let _ = now_ns();
+        new_look();
         let tokenizer = TokenizerKind::of(config.context.tokenizer);
         let dir = layout.state_dir().join("index");
         let mut refresh = Refresh::default();
@@ -401,7 +417,7 @@ impl KnowledgeIndex {
     /// indexed, never waiting for another process's writer (`stale` then).
     pub fn catch_up(&mut self, layout: &RepoLayout) -> Result<Refresh, IndexError> {
         let start = Instant::now();
-        let _ = now_ns();
+        new_look();
         let mut refresh = Refresh::default();
         let on_disk = std::fs::read(Self::manifest_path(&self.dir))
             .ok()

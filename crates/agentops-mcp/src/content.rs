@@ -102,7 +102,7 @@ fn not_found(uri: &str, why: String) -> McpError {
 pub fn read(state: &State, uri: &str) -> Result<(String, &'static str), McpError> {
     let p = state.project();
     if let Some(id) = uri.strip_prefix(ENTRY) {
-        let k = p.knowledge().map_err(internal)?;
+        let k = state.knowledge().map_err(internal)?;
         let e = k
             .find(id)
             .map_err(|e| not_found(uri, format!("{}: {e}", clip(uri))))?;

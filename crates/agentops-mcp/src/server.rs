@@ -214,9 +214,21 @@ impl ServerHandler for Handler {
             .and_then(|c| c.as_text())
             .map(|t| clip(&t.text, JOURNAL_OUTPUT));
         let written = matches!(name.as_str(), "learn" | "feedback" | "handoff_write") && !is_error;
+        let used = (name == "get" && !is_error)
+            .then(|| input.get("id").and_then(Value::as_str).map(str::to_owned))
+            .flatten();
         tokio::task::spawn_blocking(move || {
-            if let Ok(j) = state.project().journal() {
-                let _ = j.append(
+            let _ = state.with_journal(|j| {
+                // Fetching an entry is using it (factor II's feedback).
+                if let Some(id) = &used {
+                    let _ = agentops_knowledge::feedback::record(
+                        j,
+                        id,
+                        agentops_knowledge::feedback::Signal::Used,
+                        &session.journal_run(),
+                    );
+                }
+                j.append(
                     new_event(
                         session.journal_run(),
                         body::ToolCall {
@@ -231,8 +243,9 @@ impl ServerHandler for Handler {
                         },
                     ),
                     Durability::Relaxed,
-                );
-            }
+                )
+                .map_err(agentops_api::ApiError::failed)
+            });
         });
         if written {
             let state = self.state.clone();
@@ -277,14 +290,16 @@ impl ServerHandler for Handler {
             // Reading an entry is using it, as `get` is.
             if r.is_ok()
                 && let Some(id) = uri.strip_prefix(content::ENTRY)
-                && let Ok(j) = state.project().journal()
             {
-                let _ = agentops_knowledge::feedback::record(
-                    &j,
-                    id,
-                    agentops_knowledge::feedback::Signal::Used,
-                    &session.journal_run(),
-                );
+                let _ = state.with_journal(|j| {
+                    agentops_knowledge::feedback::record(
+                        j,
+                        id,
+                        agentops_knowledge::feedback::Signal::Used,
+                        &session.journal_run(),
+                    )
+                    .map_err(agentops_api::ApiError::failed)
+                });
             }
             r
         })
@@ -305,11 +320,14 @@ impl ServerHandler for Handler {
         self.register(&context);
         let state = self.state.clone();
         let uri = request.uri.clone();
-        let now = tokio::task::spawn_blocking(move || content::read(&state, &uri))
+        // A resource may be subscribed to before it exists (the first handoff).
+        let now = tokio::task::spawn_blocking(move || content::read(&state, &uri).ok())
             .await
-            .map_err(|e| McpError::internal_error(e.to_string(), None))??;
+            .map_err(|e| McpError::internal_error(e.to_string(), None))?
+            .map(|(text, _)| text)
+            .unwrap_or_default();
         if let Some(n) = self.client.get() {
-            self.state.subscribe(*n, &request.uri, Some(&now.0));
+            self.state.subscribe(*n, &request.uri, Some(&now));
         }
         Ok(())
     }

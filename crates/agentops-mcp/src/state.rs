@@ -29,6 +29,7 @@ struct Client {
 
 pub struct State {
     project: Project,
+    knowledge: std::sync::OnceLock<agentops_knowledge::Knowledge>,
     warm: RwLock<Warm>,
     /// Memory writes through this server, one at a time (other processes
     /// are kept apart by the knowledge crate's locks).
@@ -54,6 +55,13 @@ pub struct Changes {
     pub peers: Vec<Peer<RoleServer>>,
 }
 
+thread_local! {
+    /// The journal of the thread a tool runs on (the blocking pool's threads
+    /// live on), opened once: an open costs more than a search.
+    static JOURNAL: std::cell::RefCell<Option<agentops_store::Journal>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn warn_stderr(w: &str) {
     // stdout is the protocol on stdio: warnings go to stderr, which MCP
     // clients keep as the server's log.
@@ -65,6 +73,7 @@ impl State {
     pub fn new(project: Project) -> Self {
         Self {
             project,
+            knowledge: std::sync::OnceLock::new(),
             warm: RwLock::new(Warm::default()),
             writing: Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
@@ -75,6 +84,15 @@ impl State {
 
     pub fn project(&self) -> &Project {
         &self.project
+    }
+
+    /// The knowledge of the project (its redactor built once).
+    pub fn knowledge(&self) -> Result<&agentops_knowledge::Knowledge, ApiError> {
+        if let Some(k) = self.knowledge.get() {
+            return Ok(k);
+        }
+        let k = self.project.knowledge()?;
+        Ok(self.knowledge.get_or_init(|| k))
     }
 
     /// Brings the held index up to date (opening it the first time, or
@@ -105,6 +123,29 @@ impl State {
             w.semantic = Some((generation.clone(), sem));
         }
         Ok(generation)
+    }
+
+    /// Runs `f` with this thread's journal (opened the first time, and again
+    /// after an error). The hooks' spool is taken in when it is opened; the
+    /// views that must see the latest hook events open their own.
+    pub fn with_journal<T>(
+        &self,
+        f: impl FnOnce(&agentops_store::Journal) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        JOURNAL.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(self.project.journal()?);
+            }
+            let Some(j) = slot.as_ref() else {
+                return Err(ApiError::failed("the journal could not be opened"));
+            };
+            let r = f(j);
+            if r.is_err() {
+                *slot = None;
+            }
+            r
+        })
     }
 
     /// Runs `f` on the current index (and vectors).
@@ -183,6 +224,7 @@ impl State {
             return out;
         };
         clients.retain(|_, c| !c.peer.is_transport_closed());
+
         let Ok(mut seen) = self.seen.lock() else {
             return out;
         };
@@ -197,7 +239,7 @@ impl State {
             for uri in &c.subscribed {
                 let h = *now
                     .entry(uri.clone())
-                    .or_insert_with(|| text(uri).map(|t| hash(&t)).unwrap_or(0));
+                    .or_insert_with(|| hash(&text(uri).unwrap_or_default()));
                 match seen.resources.get(uri) {
                     Some(old) if *old != h => out.updated.push((c.peer.clone(), uri.clone())),
                     _ => {}

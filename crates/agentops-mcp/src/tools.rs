@@ -419,8 +419,7 @@ pub fn call(
             )?;
             let limit = a.u64_opt("limit", 100)?.unwrap_or(10).max(1) as usize;
             let hits = state.with_index(|idx, sem, warn| {
-                let j = p.journal_read()?;
-                api::search(idx, &j, sem, &query, &f, limit, warn)
+                state.with_journal(|j| api::search(idx, j, sem, &query, &f, limit, warn))
             })?;
             Ok(json!({"hits": hits.iter().map(api::hit_json).collect::<Vec<_>>()}))
         }
@@ -443,25 +442,26 @@ pub fn call(
             };
             let explain = a.bool_opt("explain")?.unwrap_or(false);
             let pk = state.with_index(|idx, sem, warn| {
-                let j = p.journal()?;
-                api::context(idx, &j, sem, p, &req, warn)
+                state.with_journal(|j| api::context(idx, j, sem, p, &req, warn))
             })?;
             Ok(api::packet_json(&pk, explain)?)
         }
         "get" => {
             let id = a.str_req("id", 256)?;
-            let k = p.knowledge()?;
-            let e = k.for_display(k.find(&id).map_err(ApiError::from)?);
-            // Fetching an entry is using it (factor II's feedback).
-            if let Ok(j) = p.journal() {
-                let _ = agentops_knowledge::feedback::record(
-                    &j,
-                    e.id.as_str(),
-                    agentops_knowledge::feedback::Signal::Used,
-                    &session.journal_run(),
-                );
-            }
-            serde_json::to_value(&e).map_err(failed)
+            // From the index (the entry as it was last indexed, which is
+            // current: the index caught up first), else from the files.
+            let k = state.knowledge()?;
+            let indexed = state
+                .with_index(|idx, _, _| {
+                    idx.entries_by_id(&[id.as_str()]).map_err(ApiError::failed)
+                })?
+                .remove(&id);
+            let e = match indexed {
+                Some(e) => e,
+                None => k.find(&id).map_err(ApiError::from)?,
+            };
+            // The `used` signal is recorded after the answer (server.rs).
+            serde_json::to_value(k.for_display(e)).map_err(failed)
         }
         "learn" => {
             let kind = a.str_opt("type", 64)?.unwrap_or_else(|| "learning".into());
