@@ -232,6 +232,36 @@ pub fn run(quick: bool) {
         ms(get.pct(0.99))
     );
     drop(s);
+    // The same tools in-process (no transport, no span): what the tool costs.
+    let state =
+        agentops_mcp::State::new(agentops_api::Project::open(&repo, Vec::new()).expect("project"));
+    state.catch_up().expect("index");
+    let mut catch_up = Vec::new();
+    let mut tool_search = Vec::new();
+    let mut tool_get = Vec::new();
+    for i in 0..rounds {
+        let q = &queries[i % queries.len()];
+        let t = Instant::now();
+        state.catch_up().expect("catch up");
+        catch_up.push(t.elapsed());
+        let t = Instant::now();
+        agentops_mcp::call_tool(&state, "search", json!({"query": q})).expect("search");
+        tool_search.push(t.elapsed());
+        let t = Instant::now();
+        agentops_mcp::call_tool(&state, "get", json!({"id": ids[i % ids.len()]})).expect("get");
+        tool_get.push(t.elapsed());
+    }
+    let (catch_up, tool_search, tool_get) = (
+        Samples::new(catch_up),
+        Samples::new(tool_search),
+        Samples::new(tool_get),
+    );
+    println!(
+        "| in-process: `search` tool / of it the index catch-up / `get` tool (medians) | {} / {} / {} | – | – |",
+        ms(tool_search.median()),
+        ms(catch_up.median()),
+        ms(tool_get.median())
+    );
     let init = start_to_initialize(&bin, &repo, if quick { 20 } else { 50 });
     println!(
         "| start to a served `initialize` (median / p99) | {} / {} | – | ≤ 20 ms |",

@@ -950,3 +950,103 @@ fn protocol_revisions_are_negotiated() {
 fn tools_list_schema_snapshot() {
     insta::assert_json_snapshot!("mcp_tools_list", agentops_mcp::tool_list());
 }
+
+#[test]
+fn resources_list_is_paginated() {
+    let ctx = common::demo_project(false);
+    for i in 0..230 {
+        ctx.write(
+            &format!(".agents/learnings/note-{i:03}.md"),
+            &format!(
+                "---\nid: note-{i:03}\ntype: learning\ntitle: Note {i}\n---\n\nBody of note {i}.\n"
+            ),
+        );
+    }
+    assert_eq!(ctx.run(&["index", "-q"]).code, 0);
+    let mut s = Raw::start(&ctx);
+    s.init("2025-11-25");
+    let first = s.call(2, "resources/list", json!({}));
+    let page = first["result"]["resources"].as_array().unwrap();
+    assert_eq!(page.len(), 200, "{first}");
+    let cursor = first["result"]["nextCursor"].as_str().unwrap().to_owned();
+    let second = s.call(3, "resources/list", json!({"cursor": cursor}));
+    let rest = second["result"]["resources"].as_array().unwrap();
+    assert_eq!(rest.len(), 30);
+    assert!(second["result"].get("nextCursor").is_none());
+    let mut uris: Vec<&str> = page
+        .iter()
+        .chain(rest)
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    uris.sort();
+    uris.dedup();
+    assert_eq!(uris.len(), 230);
+    let bad = s.call(4, "resources/list", json!({"cursor": "xyz"}));
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("cursor"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn doctor_checks_that_the_registered_server_answers_initialize() {
+    let ctx = common::demo_project(true);
+    let home = ctx.root.join(".home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [
+        ("HOME", home.display().to_string()),
+        ("CODEX_HOME", home.join(".codex").display().to_string()),
+    ];
+    let r = ctx.run_env(&["hooks", "install", "claude"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("registered the agentops MCP server for claude"),
+        "{}",
+        r.stdout
+    );
+    let r = ctx.run_env(&["hooks", "install", "codex", "--scope", "user"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = ctx.run_env(&["doctor"], &env);
+    let said = format!("{}{}", d.stdout, d.stderr);
+    assert!(
+        said.contains("PASS  mcp (claude)") && said.contains("answers initialize (2025-11-25)"),
+        "{said}"
+    );
+    assert!(said.contains("PASS  mcp (codex)"), "{said}");
+    // A command that is gone: FAIL with the fix.
+    let mcp = ctx.path(".mcp.json");
+    let text = std::fs::read_to_string(&mcp).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let cmd = v["mcpServers"]["agentops"]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&mcp, text.replace(&cmd, "/nonexistent/agentops")).unwrap();
+    let d = ctx.run_env(&["doctor", "--json"], &env);
+    assert_eq!(d.code, 1);
+    let v: Value = serde_json::from_str(&d.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mcp (claude)")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "FAIL", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("does not start"),
+        "{check}"
+    );
+    // Uninstall takes the registrations out again, exactly.
+    std::fs::write(&mcp, &text).unwrap();
+    assert_eq!(ctx.run_env(&["hooks", "uninstall", "claude"], &env).code, 0);
+    assert!(!mcp.exists());
+    assert_eq!(
+        ctx.run_env(&["hooks", "uninstall", "codex", "--scope", "user"], &env)
+            .code,
+        0
+    );
+    let cfg = std::fs::read_to_string(home.join(".codex/config.toml")).unwrap_or_default();
+    assert!(!cfg.contains("mcp_servers"), "{cfg}");
+}

@@ -554,3 +554,54 @@ fn codex_calls_an_agentops_mcp_tool_registered_by_hooks_install() {
     let last = bodies.last().unwrap();
     assert!(last.contains("hits") && last.contains(&id), "{last}");
 }
+
+#[test]
+fn codex_installs_the_plugin_and_lists_its_mcp_server() {
+    let Some(codex) = cli("codex") else { return };
+    let (ctx, _) = project();
+    let dir = ctx.root.join(".plugins");
+    let r = ctx.run(&[
+        "plugin",
+        "install",
+        "codex",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let home = ctx.root.join(".home");
+    let codex_home = home.join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(&codex)
+            .args(args)
+            .current_dir(&ctx.root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("CODEX_HOME", &codex_home)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "codex {args:?}: {said}");
+        said
+    };
+    run(&["plugin", "marketplace", "add", dir.to_str().unwrap()]);
+    let said = run(&["plugin", "add", "agentops@agentops"]);
+    assert!(said.contains("Added plugin `agentops`"), "{said}");
+    let said = run(&["plugin", "list"]);
+    assert!(
+        said.contains("agentops@agentops") && said.contains("installed, enabled"),
+        "{said}"
+    );
+    // Its MCP server is one Codex will start, running this binary.
+    let said = run(&["mcp", "list", "--json"]);
+    assert!(
+        said.contains("\"agentops\"") && said.contains(BIN),
+        "{said}"
+    );
+}

@@ -290,6 +290,31 @@ pub struct KnowledgeIndex {
     half_life_days: f64,
     /// Pseudo-relevance feedback on (`context.expansion`).
     expansion: bool,
+    /// The `.agents` tree at HEAD, with the state of the files HEAD resolves
+    /// through: a long-lived process re-reads git only when they change.
+    head: Option<(HeadStamp, String)>,
+}
+
+/// What `HEAD` resolves through: `HEAD`, the ref it names, `packed-refs`
+/// (mtime, size, inode of each; zeros when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeadStamp(Vec<(i128, u64, u64)>);
+
+impl HeadStamp {
+    fn of(layout: &RepoLayout) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let st =
+            |p: &Path| std::fs::metadata(p).map_or((0, 0, 0), |m| (mtime_ns(&m), m.len(), m.ino()));
+        let head = layout.git_dir.join("HEAD");
+        let mut v = vec![st(&head)];
+        if let Ok(text) = std::fs::read_to_string(&head)
+            && let Some(r) = text.trim().strip_prefix("ref: ")
+        {
+            v.push(st(&layout.common_dir.join(r)));
+        }
+        v.push(st(&layout.common_dir.join("packed-refs")));
+        Self(v)
+    }
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i128 {
@@ -561,6 +586,7 @@ impl KnowledgeIndex {
             tokenizer,
             half_life_days,
             expansion: true,
+            head: None,
         })
     }
 
@@ -763,6 +789,22 @@ impl KnowledgeIndex {
         (changed, current, gone)
     }
 
+    /// The `.agents` tree at HEAD, read from git again only when what HEAD
+    /// resolves through changed (or within a second of its change).
+    fn current_head_tree(&mut self, layout: &RepoLayout) -> String {
+        let stamp = HeadStamp::of(layout);
+        let fresh = stamp.0.iter().all(|(m, _, _)| now_ns() - *m >= RACY_NS);
+        if let Some((s, tree)) = &self.head
+            && *s == stamp
+            && fresh
+        {
+            return tree.clone();
+        }
+        let tree = Self::head_tree(&layout.work_tree);
+        self.head = Some((stamp, tree.clone()));
+        tree
+    }
+
     fn refresh(
         &mut self,
         layout: &RepoLayout,
@@ -770,7 +812,7 @@ impl KnowledgeIndex {
         out: &mut Refresh,
         wait: Duration,
     ) -> Result<(), IndexError> {
-        let head_tree = Self::head_tree(&layout.work_tree);
+        let head_tree = self.current_head_tree(layout);
         let full = full || head_tree != self.manifest.head_tree;
         let (changed, current, gone) = self.changed_dirs(full);
         if changed.is_empty() && gone.is_empty() {

@@ -33,6 +33,21 @@ pub use state::State;
 /// commands, `git pull`) to tell its clients.
 const WATCH: Duration = Duration::from_secs(1);
 
+/// Calls tool `name` in-process, as a client's `tools/call` would, without
+/// the transport or the journal span (for benchmarks: the tool's own cost).
+pub fn call_tool(
+    state: &State,
+    name: &str,
+    arguments: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let session = agentops_knowledge::Provenance {
+        run: None,
+        session: Some("mcp-bench".into()),
+        agent: Some("mcp".into()),
+    };
+    tools::call(state, &session, name, arguments.as_object().cloned()).map_err(|e| e.message)
+}
+
 /// The tool list as `tools/list` gives it (for docs and the schema snapshot).
 pub fn tool_list() -> Vec<serde_json::Value> {
     tools::list()
@@ -73,10 +88,11 @@ pub fn serve_stdio(project: Project) -> Result<(), String> {
         tokio::task::spawn_blocking(move || {
             let _ = warm.catch_up();
         });
-        running
-            .waiting()
-            .await
-            .map_err(|e| format!("MCP session over stdio: {e}"))?;
+        let r = running.waiting().await;
+        // What the last calls recorded reaches the journal before exit.
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.flush(Duration::from_secs(5))).await;
+        r.map_err(|e| format!("MCP session over stdio: {e}"))?;
         Ok::<(), String>(())
     })?;
     // Blocking tasks (a tool call the client gave up on) finish on their own;

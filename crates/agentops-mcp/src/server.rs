@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use agentops_knowledge::Provenance;
 use agentops_protocol::event::{self as body, new_event};
-use agentops_store::Durability;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, InitializeRequestParams, InitializeResult,
@@ -217,36 +216,22 @@ impl ServerHandler for Handler {
         let used = (name == "get" && !is_error)
             .then(|| input.get("id").and_then(Value::as_str).map(str::to_owned))
             .flatten();
-        tokio::task::spawn_blocking(move || {
-            let _ = state.with_journal(|j| {
-                // Fetching an entry is using it (factor II's feedback).
-                if let Some(id) = &used {
-                    let _ = agentops_knowledge::feedback::record(
-                        j,
-                        id,
-                        agentops_knowledge::feedback::Signal::Used,
-                        &session.journal_run(),
-                    );
-                }
-                j.append(
-                    new_event(
-                        session.journal_run(),
-                        body::ToolCall {
-                            source: Some("mcp".into()),
-                            agent: session.agent.clone(),
-                            name: format!("mcp:agentops/{name}"),
-                            input,
-                            output,
-                            is_error,
-                            duration_ms: Some(ms),
-                            ..body::ToolCall::default()
-                        },
-                    ),
-                    Durability::Relaxed,
-                )
-                .map_err(agentops_api::ApiError::failed)
-            });
-        });
+        if let Some(id) = &used {
+            state.record_used(id, session.journal_run());
+        }
+        state.record_span(new_event(
+            session.journal_run(),
+            body::ToolCall {
+                source: Some("mcp".into()),
+                agent: session.agent.clone(),
+                name: format!("mcp:agentops/{name}"),
+                input,
+                output,
+                is_error,
+                duration_ms: Some(ms),
+                ..body::ToolCall::default()
+            },
+        ));
         if written {
             let state = self.state.clone();
             tokio::spawn(async move { notify(&state).await });
@@ -291,15 +276,7 @@ impl ServerHandler for Handler {
             if r.is_ok()
                 && let Some(id) = uri.strip_prefix(content::ENTRY)
             {
-                let _ = state.with_journal(|j| {
-                    agentops_knowledge::feedback::record(
-                        j,
-                        id,
-                        agentops_knowledge::feedback::Signal::Used,
-                        &session.journal_run(),
-                    )
-                    .map_err(agentops_api::ApiError::failed)
-                });
+                state.record_used(id, session.journal_run());
             }
             r
         })

@@ -27,8 +27,98 @@ struct Client {
     subscribed: BTreeSet<String>,
 }
 
+/// Work for the journal writer thread.
+enum Job {
+    /// A tool call's span.
+    Span(agentops_core::NewEvent),
+    /// An entry fetched: the `used` feedback signal.
+    Used {
+        id: String,
+        run: agentops_core::RunId,
+    },
+    /// Answer once everything before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The journal writes that need not delay an answer (spans, `used`
+/// signals), on a thread of their own: written as soon as they come, in one
+/// transaction for whatever queued up meanwhile.
+struct Writer {
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl Writer {
+    fn start(project: Project) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let _ = std::thread::Builder::new()
+            .name("agentops-mcp-journal".into())
+            .spawn(move || {
+                let mut journal: Option<agentops_store::Journal> = None;
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    if journal.is_none() {
+                        journal = project.journal().ok();
+                    }
+                    let Some(j) = journal.as_ref() else {
+                        warn_stderr("the journal cannot be opened: tool calls are not recorded");
+                        for job in jobs {
+                            if let Job::Flush(done) = job {
+                                let _ = done.send(());
+                            }
+                        }
+                        continue;
+                    };
+                    let mut spans = Vec::new();
+                    let mut failed = false;
+                    for job in jobs {
+                        match job {
+                            Job::Span(e) => spans.push(e),
+                            Job::Used { id, run } => {
+                                failed |= agentops_knowledge::feedback::record(
+                                    j,
+                                    &id,
+                                    agentops_knowledge::feedback::Signal::Used,
+                                    &run,
+                                )
+                                .is_err();
+                            }
+                            Job::Flush(done) => {
+                                if !spans.is_empty() {
+                                    failed |= j
+                                        .append_batch(
+                                            std::mem::take(&mut spans),
+                                            agentops_store::Durability::Relaxed,
+                                        )
+                                        .is_err();
+                                }
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    if !spans.is_empty() {
+                        failed |= j
+                            .append_batch(spans, agentops_store::Durability::Relaxed)
+                            .is_err();
+                    }
+                    if failed {
+                        warn_stderr("a tool call could not be recorded in the journal");
+                        journal = None;
+                    }
+                }
+            });
+        Self { tx }
+    }
+}
+
 pub struct State {
     project: Project,
+    writer: Writer,
     knowledge: std::sync::OnceLock<agentops_knowledge::Knowledge>,
     warm: RwLock<Warm>,
     /// Memory writes through this server, one at a time (other processes
@@ -72,6 +162,7 @@ fn warn_stderr(w: &str) {
 impl State {
     pub fn new(project: Project) -> Self {
         Self {
+            writer: Writer::start(project.clone()),
             project,
             knowledge: std::sync::OnceLock::new(),
             warm: RwLock::new(Warm::default()),
@@ -84,6 +175,27 @@ impl State {
 
     pub fn project(&self) -> &Project {
         &self.project
+    }
+
+    /// Records a tool call's span (after the answer is sent).
+    pub fn record_span(&self, e: agentops_core::NewEvent) {
+        let _ = self.writer.tx.send(Job::Span(e));
+    }
+
+    /// Records that an entry was used (fetched).
+    pub fn record_used(&self, id: &str, run: agentops_core::RunId) {
+        let _ = self.writer.tx.send(Job::Used {
+            id: id.to_owned(),
+            run,
+        });
+    }
+
+    /// Waits (at most `limit`) until every span and signal so far is written.
+    pub fn flush(&self, limit: std::time::Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.writer.tx.send(Job::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(limit);
+        }
     }
 
     /// The knowledge of the project (its redactor built once).

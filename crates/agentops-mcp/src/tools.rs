@@ -348,8 +348,13 @@ fn defs() -> Vec<Def> {
     ]
 }
 
-/// `tools/list`: every tool with its schemas and annotations.
+/// `tools/list`: every tool with its schemas and annotations (built once).
 pub fn list() -> Vec<Value> {
+    static LIST: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    LIST.get_or_init(build_list).clone()
+}
+
+fn build_list() -> Vec<Value> {
     defs()
         .into_iter()
         .map(|mut d| {
