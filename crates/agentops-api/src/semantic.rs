@@ -157,6 +157,11 @@ impl Semantic {
         self.vectors.len()
     }
 
+    /// No entry has a vector.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
     /// The query's vector, or `None` (said once) when the endpoint fails.
     pub fn query(&self, text: &str, warn: &dyn Fn(&str)) -> Option<Vec<f32>> {
         if self.down || self.vectors.is_empty() {

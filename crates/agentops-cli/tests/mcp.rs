@@ -135,9 +135,12 @@ fn structured(v: &Value) -> Value {
 }
 
 /// Every tool, resource and prompt, checked against the CLI.
-fn every_step(ctx: &TestContext, run: &str) -> (Value, Vec<Box<dyn Fn(&Value)>>) {
+/// A check of one step's result.
+type Check = Box<dyn Fn(&Value)>;
+
+fn every_step(ctx: &TestContext, run: &str) -> (Value, Vec<Check>) {
     let mut steps = Vec::new();
-    let mut checks: Vec<Box<dyn Fn(&Value)>> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     let tool = |name: &str, arguments: Value| json!({"op": "callTool", "name": name, "arguments": arguments});
 
     steps.push(json!({"op": "listTools"}));
@@ -444,7 +447,7 @@ fn every_step(ctx: &TestContext, run: &str) -> (Value, Vec<Box<dyn Fn(&Value)>>)
     (Value::Array(steps), checks)
 }
 
-fn check_all(out: &Value, checks: &[Box<dyn Fn(&Value)>]) {
+fn check_all(out: &Value, checks: &[Check]) {
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), checks.len());
     for (i, (r, c)) in results.iter().zip(checks).enumerate() {

@@ -79,7 +79,7 @@ pub fn serve_stdio(project: Project) -> Result<(), String> {
     rt.block_on(async move {
         let state = Arc::new(State::new(project));
         let running = Handler::new(state.clone())
-            .serve(rmcp::transport::stdio())
+            .serve(rmcp::transport::stdio_pipes())
             .await
             .map_err(|e| format!("MCP session over stdio: {e}"))?;
         watch(&state);

@@ -21,7 +21,7 @@ use crate::state::State;
 use crate::{content, tools};
 
 /// The longest tool output kept in the journal span.
-const JOURNAL_OUTPUT: usize = 2_000;
+const JOURNAL_OUTPUT: usize = 1_000;
 
 /// One client connection's handler (the HTTP transport makes one per
 /// session; stdio has one).
@@ -189,7 +189,8 @@ impl ServerHandler for Handler {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let (out, is_error) = match result {
             Ok(v) => {
-                let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+                // Compact: the text is what a model reads, token by token.
+                let text = serde_json::to_string(&v).unwrap_or_default();
                 let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
                 r.structured_content = Some(v);
                 (r, false)

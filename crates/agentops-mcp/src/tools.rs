@@ -348,10 +348,15 @@ fn defs() -> Vec<Def> {
     ]
 }
 
-/// `tools/list`: every tool with its schemas and annotations (built once).
+/// `tools/list`: every tool with its schemas and annotations.
 pub fn list() -> Vec<Value> {
+    listing().to_vec()
+}
+
+/// The tool list, built once.
+fn listing() -> &'static [Value] {
     static LIST: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
-    LIST.get_or_init(build_list).clone()
+    LIST.get_or_init(build_list)
 }
 
 fn build_list() -> Vec<Value> {
@@ -387,16 +392,16 @@ fn build_list() -> Vec<Value> {
 
 /// Whether `name` is a tool.
 pub fn exists(name: &str) -> bool {
-    defs().iter().any(|d| d.name == name)
+    listing().iter().any(|t| t["name"] == name)
 }
 
 /// The arguments tool `name` takes, from its input schema.
 fn known(name: &str) -> Vec<String> {
-    defs()
-        .into_iter()
-        .find(|d| d.name == name)
-        .and_then(|d| {
-            d.input["properties"]
+    listing()
+        .iter()
+        .find(|t| t["name"] == name)
+        .and_then(|t| {
+            t["inputSchema"]["properties"]
                 .as_object()
                 .map(|p| p.keys().cloned().collect())
         })
