@@ -287,12 +287,11 @@ pub fn handoff(
         body.push('\n');
     }
     let mut tags = vec!["handoff".to_owned(), "mcp".to_owned()];
-    if let Some(b) = &branch {
-        let t = format!("branch:{}", b.to_ascii_lowercase().replace('/', "."));
-        if agentops_knowledge::entry::validate_tag(&t).is_ok() {
-            tags.push(t);
-        }
-    }
+    tags.extend(
+        branch
+            .as_deref()
+            .and_then(agentops_knowledge::entry::branch_tag),
+    );
     learn(
         p,
         NewEntry {

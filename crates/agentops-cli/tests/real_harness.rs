@@ -242,15 +242,7 @@ fn codex_fires_every_installed_hook_and_its_model_gets_the_learning() {
     let server = ScriptedServer::start(script).unwrap();
     let root = std::fs::canonicalize(&ctx.root).unwrap();
     // The person's side: a model provider, and the project trusted.
-    std::fs::write(
-        codex_home.join("config.toml"),
-        format!(
-            "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n[projects.{:?}]\ntrust_level = \"trusted\"\n",
-            server.url(),
-            root.display().to_string()
-        ),
-    )
-    .unwrap();
+    codex_config(&codex_home, &server, &root);
     let mut c = Command::new(&codex);
     c.args([
         "exec",
@@ -278,6 +270,20 @@ fn codex_fires_every_installed_hook_and_its_model_gets_the_learning() {
             .collect::<Vec<_>>()
     );
     assert_learning_and_events(&ctx, &id, &server, "responses", MARK, &stderr);
+}
+
+/// The person's side of Codex: the scripted model as its provider, and the
+/// project at `root` trusted.
+fn codex_config(codex_home: &std::path::Path, server: &ScriptedServer, root: &std::path::Path) {
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n[projects.{:?}]\ntrust_level = \"trusted\"\n",
+            server.url(),
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
 }
 
 /// Runs `claude -p` in `ctx` against `server` with `extra` arguments.
@@ -486,15 +492,7 @@ fn codex_calls_an_agentops_mcp_tool_registered_by_hooks_install() {
         .rule(&[MARK], Some(1), Reply::text("Found it: use --canary."));
     let server = ScriptedServer::start(script).unwrap();
     let root = std::fs::canonicalize(&ctx.root).unwrap();
-    std::fs::write(
-        codex_home.join("config.toml"),
-        format!(
-            "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n[projects.{:?}]\ntrust_level = \"trusted\"\n",
-            server.url(),
-            root.display().to_string()
-        ),
-    )
-    .unwrap();
+    codex_config(&codex_home, &server, &root);
     // The user scope: agentops merges its table into the person's config.toml.
     let r = ctx.run_env(
         &["hooks", "install", "codex", "--scope", "user"],

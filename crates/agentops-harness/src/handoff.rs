@@ -312,12 +312,7 @@ pub fn write_for_session(
         ));
     }
     let mut tags = vec!["handoff".to_owned(), harness.as_str().to_owned()];
-    if let Some(b) = &branch {
-        let t = format!("branch:{}", b.to_ascii_lowercase().replace('/', "."));
-        if entry::validate_tag(&t).is_ok() {
-            tags.push(t);
-        }
-    }
+    tags.extend(branch.as_deref().and_then(entry::branch_tag));
     let k = Knowledge::new(layout.clone(), config.clone())?;
     let _guard = CommitGuard::enter();
     let out = k.learn(

@@ -268,6 +268,13 @@ struct FrontMatterOut<'a> {
     supersedes: Vec<&'a str>,
 }
 
+/// The tag a handoff carries for the branch it was written on
+/// (`branch:feature.login` for `feature/login`), when it makes a valid tag.
+pub fn branch_tag(branch: &str) -> Option<String> {
+    let t = format!("branch:{}", branch.to_ascii_lowercase().replace('/', "."));
+    validate_tag(&t).is_ok().then_some(t)
+}
+
 /// Checks a tag: lowercase letters, digits, `-`, `_`, `.`, `:`; no path parts.
 pub fn validate_tag(tag: &str) -> Result<(), String> {
     let ok = !tag.is_empty()
