@@ -40,9 +40,12 @@ enum Job {
     Flush(std::sync::mpsc::Sender<()>),
 }
 
+/// How long the journal writer lets spans queue before writing them.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The journal writes that need not delay an answer (spans, `used`
-/// signals), on a thread of their own: written as soon as they come, in one
-/// transaction for whatever queued up meanwhile.
+/// signals), on a thread of their own: written within [`BATCH_WAIT`] of
+/// coming, in one transaction for whatever queued up meanwhile.
 struct Writer {
     tx: std::sync::mpsc::Sender<Job>,
 }
@@ -55,6 +58,9 @@ impl Writer {
             .spawn(move || {
                 let mut journal: Option<agentops_store::Journal> = None;
                 while let Ok(first) = rx.recv() {
+                    // Let a burst of calls queue up: one transaction for all
+                    // of them costs less than one each (a flush waits too).
+                    std::thread::sleep(BATCH_WAIT);
                     let mut jobs = vec![first];
                     while jobs.len() < 512 {
                         match rx.try_recv() {
