@@ -898,12 +898,24 @@ fn calls_during_concurrent_memory_writes_and_a_client_gone_mid_call() {
     let _ = s.child.wait();
     let r = ctx.run(&["doctor"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(
-        ctx.git(&["status", "--porcelain", ".agents"])
-            .trim()
-            .is_empty()
-            || ctx.run(&["knowledge", "list"]).code == 0
-    );
+    // Whole or not at all: nothing under .agents/ is left uncommitted, and
+    // if the entry was written it is committed and reads back.
+    let status = ctx.git(&["status", "--porcelain", ".agents"]);
+    assert!(status.trim().is_empty(), "half a write left: {status}");
+    let listed = cli_json(&ctx, &["knowledge", "list", "--json"]);
+    if let Some(e) = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == json!("Left mid call"))
+    {
+        let path = e["path"].as_str().unwrap();
+        assert!(
+            !ctx.git(&["log", "--oneline", "--", path]).trim().is_empty(),
+            "{path} not committed"
+        );
+        assert_eq!(e["body"].as_str().unwrap().trim(), "The client went away.");
+    }
 }
 
 #[test]

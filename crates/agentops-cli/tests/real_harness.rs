@@ -409,7 +409,6 @@ fn claude_code_calls_an_agentops_mcp_tool_registered_by_hooks_install() {
         )
         .expect("the MCP call's span");
     let sessions: Value = serde_json::from_str(&ctx.run(&["sessions", "--json"]).stdout).unwrap();
-    eprintln!("mcp span session {run}; sessions {sessions}");
     assert!(
         sessions.to_string().contains(&run),
         "span under {run}, sessions: {sessions}"

@@ -20,12 +20,6 @@ pub struct ArgError {
     pub message: String,
 }
 
-impl std::fmt::Display for ArgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

@@ -84,6 +84,16 @@ fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, McpError> {
     serde_json::from_value(v).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
+/// Runs `f` on the blocking pool (the library calls do file and database
+/// I/O); a task that panicked is an internal error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, McpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| McpError::internal_error(format!("the call stopped: {e}"), None))
+}
+
 fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -183,9 +193,7 @@ impl ServerHandler for Handler {
         let started = Instant::now();
         let args = request.arguments.clone();
         let (tool, sess) = (name.clone(), session.clone());
-        let result = tokio::task::spawn_blocking(move || tools::call(&state, &sess, &tool, args))
-            .await
-            .map_err(|e| McpError::internal_error(format!("the tool stopped: {e}"), None))?;
+        let result = blocking(move || tools::call(&state, &sess, &tool, args)).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let (out, is_error) = match result {
             Ok(v) => {
@@ -248,9 +256,7 @@ impl ServerHandler for Handler {
         self.register(&context);
         let cursor = request.and_then(|r| r.cursor);
         let state = self.state.clone();
-        let page = tokio::task::spawn_blocking(move || content::list(&state, cursor.as_deref()))
-            .await
-            .map_err(|e| McpError::internal_error(e.to_string(), None))??;
+        let page = blocking(move || content::list(&state, cursor.as_deref())).await??;
         from_json(page)
     }
 
@@ -271,7 +277,7 @@ impl ServerHandler for Handler {
         let uri = request.uri.clone();
         let state = self.state.clone();
         let session = self.session(request.meta.as_ref());
-        let (text, mime) = tokio::task::spawn_blocking(move || {
+        let (text, mime) = blocking(move || {
             let r = content::read(&state, &uri);
             // Reading an entry is using it, as `get` is.
             if r.is_ok()
@@ -281,8 +287,7 @@ impl ServerHandler for Handler {
             }
             r
         })
-        .await
-        .map_err(|e| McpError::internal_error(e.to_string(), None))??;
+        .await??;
         let r: ReadResourceResult = from_json(json!({
             "contents": [{"uri": request.uri, "mimeType": mime, "text": text}]
         }))?;
@@ -299,9 +304,8 @@ impl ServerHandler for Handler {
         let state = self.state.clone();
         let uri = request.uri.clone();
         // A resource may be subscribed to before it exists (the first handoff).
-        let now = tokio::task::spawn_blocking(move || content::read(&state, &uri).ok())
-            .await
-            .map_err(|e| McpError::internal_error(e.to_string(), None))?
+        let now = blocking(move || content::read(&state, &uri).ok())
+            .await?
             .map(|(text, _)| text)
             .unwrap_or_default();
         if let Some(n) = self.client.get() {
@@ -338,11 +342,10 @@ impl ServerHandler for Handler {
         self.register(&context);
         let state = self.state.clone();
         let session = self.session(request.meta.as_ref());
-        let v = tokio::task::spawn_blocking(move || {
+        let v = blocking(move || {
             content::prompt(&state, &session, &request.name, request.arguments.as_ref())
         })
-        .await
-        .map_err(|e| McpError::internal_error(e.to_string(), None))??;
+        .await??;
         let r: GetPromptResult = from_json(v)?;
         Ok(r.into())
     }

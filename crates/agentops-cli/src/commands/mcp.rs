@@ -38,14 +38,14 @@ pub fn serve(http: Option<&str>, bind: bool, flags: &Flags, out: &Output) -> Res
             "serving MCP on {addr}, beyond loopback: anyone who can reach it and has the token can read and write this repository's memory"
         ));
     }
-    let token = match std::env::var("AGENTOPS_MCP_TOKEN")
+    let from_env = std::env::var("AGENTOPS_MCP_TOKEN")
         .ok()
-        .filter(|t| !t.is_empty())
-    {
-        Some(t) => t,
+        .filter(|t| !t.is_empty());
+    let token = match &from_env {
+        Some(t) => t.clone(),
         None => agentops_mcp::new_token().map_err(Failure::failed)?,
     };
-    let from_env = std::env::var("AGENTOPS_MCP_TOKEN").is_ok_and(|t| !t.is_empty());
+    let from_env = from_env.is_some();
     let opts = agentops_mcp::HttpOptions {
         addr,
         token: token.clone(),
