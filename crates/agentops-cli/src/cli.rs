@@ -211,6 +211,28 @@ pub enum Command {
         #[arg(long, requires = "http")]
         bind: bool,
     },
+    /// The local dashboard: runs (a trace waterfall per run, gate verdicts,
+    /// checkpoints; approve, reject, resume, cancel, land), sessions, cost
+    /// and usage, knowledge and alerts, live as the journal grows
+    /// (docs/ui.md). Everything is served by this binary, offline.
+    ///
+    /// Serves on 127.0.0.1 (a free port unless --port) and prints the URL
+    /// with its token (AGENTOPS_UI_TOKEN, or a fresh one): every request
+    /// needs it (it moves into an HttpOnly cookie on the first page), Host
+    /// must be this server, and a POST must come from its own page with
+    /// that page's CSRF token.
+    Ui {
+        /// The port (0, the default, picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Open the URL in the browser ($BROWSER, else xdg-open or open).
+        #[arg(long)]
+        open: bool,
+        /// Listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0): any
+        /// Host is then accepted and the token is the only guard.
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
     /// The Claude Code and Codex plugins (hooks, the MCP server, and slash
     /// commands or skills for learn, handoff and status), written out for a
     /// user.

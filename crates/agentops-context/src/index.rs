@@ -48,6 +48,8 @@ const WRITER_HEAP: usize = 64 * 1024 * 1024;
 /// terms, each weighted at most this share of a query term. One hit, ten
 /// terms, 0.2: the best of the settings the eval tried.
 const FEEDBACK_DOCS: usize = 1;
+/// Decompressed doc-store blocks a reader keeps (16 KB each), per segment.
+const DOC_CACHE_BLOCKS: usize = 1024;
 const FEEDBACK_TERMS: usize = 10;
 const FEEDBACK_WEIGHT: f64 = 0.2;
 /// Query weights of the fields. The title has none of its own: it is also
@@ -575,6 +577,11 @@ impl KnowledgeIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            // A long-lived reader (the MCP server, the dashboard) reads the
+            // same stored documents again and again: keep up to 16 MB of
+            // decompressed blocks per segment (never more than the store
+            // itself; a one-query process fills only what it reads).
+            .doc_store_cache_num_blocks(DOC_CACHE_BLOCKS)
             .try_into()?;
         Ok(Self {
             index,
@@ -1365,8 +1372,20 @@ impl KnowledgeIndex {
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_q)];
         if let Some(ids) = within {
-            let set = tantivy::query::TermSetQuery::new(
-                ids.iter().map(|id| Term::from_field_text(self.f.id, id)),
+            // One term query per id (a dictionary lookup each), not a
+            // term set (which streams the id field's whole dictionary).
+            let set = BooleanQuery::new(
+                ids.iter()
+                    .map(|id| -> (Occur, Box<dyn Query>) {
+                        (
+                            Occur::Should,
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(self.f.id, id),
+                                IndexRecordOption::Basic,
+                            )),
+                        )
+                    })
+                    .collect(),
             );
             // Scoreless: the ids only say which entries are scored.
             clauses.push((Occur::Must, Box::new(BoostQuery::new(Box::new(set), 0.0))));

@@ -494,6 +494,10 @@ pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
         "AGENTOPS_REQUIRE_PHOENIX",
         "AGENTOPS_TEST_CHILD_WRITER",
         "AGENTOPS_MCP_TOKEN",
+        "AGENTOPS_UI_TOKEN",
+        "AGENTOPS_CHROMIUM",
+        "AGENTOPS_PUPPETEER",
+        "AGENTOPS_REQUIRE_BROWSER",
         "AGENTOPS_MCP_SDK",
         "AGENTOPS_REQUIRE_MCP_SDK",
     ];

@@ -466,11 +466,21 @@ fn is_high_entropy(tok: &str, before: &str) -> bool {
     {
         return false;
     }
-    // ULIDs: 26 Crockford base32 characters, upper case.
+    // ULIDs: 26 Crockford base32 characters in one case (agentops's run
+    // ids are lower case), the first a digit 0–7 (the time's top bits).
+    let crockford = |upper: bool| {
+        core.bytes().all(|b| {
+            b.is_ascii_digit()
+                || if upper {
+                    b.is_ascii_uppercase() && !b"ILOU".contains(&b)
+                } else {
+                    b.is_ascii_lowercase() && !b"ilou".contains(&b)
+                }
+        })
+    };
     if core.len() == 26
-        && core
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+        && matches!(core.as_bytes()[0], b'0'..=b'7')
+        && (crockford(true) || crockford(false))
     {
         return false;
     }
@@ -984,6 +994,8 @@ mod tests {
             "call_abc123XYZ456def789GHI0",
             "agentops/run/01JCQ4V1ZG8Y2X3W4V5T6S7R8Q",
             "refs/heads/agentops/run/01JCQ4V1ZG8Y2X3W4V5T6S7R8Q",
+            // A run id as agentops writes it, in the message a pause leaves.
+            "gate `deploy` waits for a person: agentops approve 01m8vjgzsm28rcqzwv46f38425 --gate deploy",
         ] {
             assert_eq!(redact(s), s);
         }
@@ -994,6 +1006,8 @@ mod tests {
             "call_aB3dE5fG7hJ9kL1mN3pQ5rS7/tV9+wX=",
             "sk-ant-api03-aB3dE5fG7hJ9kL1mN3pQ5rS7tV9wX1yZ3",
             "sk-proj-aB3dE5fG7hJ9kL1mN3pQ5rS7tV9wX1yZ3bC5",
+            // 26 characters of mixed case are not a ULID.
+            "token 01m8VjGzsM28rCqzWv46F38425",
         ] {
             assert!(redact(s).contains("[REDACTED:"), "{s} kept");
         }

@@ -339,7 +339,8 @@ impl By {
         }
     }
 
-    fn key(self, r: &RollupRow) -> String {
+    /// The group a rollup row falls in.
+    pub fn key(self, r: &RollupRow) -> String {
         let or = |s: &str, d: &str| {
             if s.is_empty() {
                 d.to_owned()

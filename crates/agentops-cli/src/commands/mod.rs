@@ -15,6 +15,7 @@ mod mcp;
 mod observe;
 mod plugin;
 mod runs;
+mod ui;
 
 pub use crate::shared::{Code, Failure, Flags};
 pub(crate) use crate::shared::{cwd, open_project};
@@ -65,6 +66,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Hook { harness } => Ok(harness::hook(&harness)),
         Command::Plugin(cmd) => plugin::run(cmd, out),
         Command::Mcp { http, bind } => mcp::serve(http.as_deref(), bind, flags, out),
+        Command::Ui { port, open, bind } => ui::serve(port, open, bind.as_deref(), flags, out),
         Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
         Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
         Command::Handoff(cmd) => harness::handoff(cmd, flags, out),

@@ -1,0 +1,356 @@
+//! What the dashboard keeps between requests: folds of the journal brought
+//! up to date from where they stopped (a scan of the events after their
+//! position, by kind), so a page at a million events costs what changed
+//! since the last page, not a read of the journal.
+
+use std::collections::HashMap;
+
+use agentops_core::EventKind;
+use agentops_store::rollup::day_of;
+use agentops_store::{Journal, Query, RollupRow, StoreError};
+use serde::Deserialize;
+
+/// One run as the runs list shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RunRow {
+    pub id: String,
+    pub workflow: String,
+    pub goal: String,
+    /// running, paused, completed, failed, cancelled, landed.
+    pub status: String,
+    /// Why it paused or failed.
+    pub reason: String,
+    pub detail: String,
+    pub started_ts: i64,
+    pub last_ts: i64,
+    pub phases: usize,
+    pub phases_done: std::collections::BTreeSet<String>,
+    pub branch: String,
+}
+
+/// A model call's latency, for percentiles.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub day: i64,
+    /// Indexes into [`Folds::names`].
+    pub run: u32,
+    pub agent: u32,
+    pub model: u32,
+    pub ms: f32,
+}
+
+/// The folds and the journal position they are current to.
+#[derive(Debug, Default)]
+pub struct Folds {
+    pub seq: i64,
+    pub runs: HashMap<String, RunRow>,
+    pub samples: Vec<Sample>,
+    names: Vec<String>,
+    name_ids: HashMap<String, u32>,
+    /// The rollup as of `rollup_seq`.
+    pub rollup: Vec<RollupRow>,
+    rollup_seq: i64,
+}
+
+const RUN_KINDS: [EventKind; 6] = [
+    EventKind::RunStarted,
+    EventKind::RunPaused,
+    EventKind::RunResumed,
+    EventKind::RunCompleted,
+    EventKind::RunLanded,
+    EventKind::StepCompleted,
+];
+
+#[derive(Deserialize)]
+struct Started<'a> {
+    #[serde(borrow)]
+    workflow: Workflow<'a>,
+    #[serde(default)]
+    goal: String,
+    #[serde(default)]
+    branch: String,
+}
+
+#[derive(Deserialize)]
+struct Workflow<'a> {
+    #[serde(borrow, default)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    phases: Phases,
+}
+
+/// A workflow's phases: a table of them by name (a list in older specs).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Phases {
+    Map(HashMap<String, serde::de::IgnoredAny>),
+    List(Vec<serde::de::IgnoredAny>),
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases::List(Vec::new())
+    }
+}
+
+impl Phases {
+    fn len(&self) -> usize {
+        match self {
+            Phases::Map(m) => m.len(),
+            Phases::List(l) => l.len(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Paused {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    detail: String,
+}
+
+#[derive(Deserialize)]
+struct Completed {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct Step<'a> {
+    #[serde(borrow, default)]
+    phase: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Llm<'a> {
+    #[serde(borrow, default)]
+    agent: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    duration_ms: Option<f64>,
+}
+
+impl Folds {
+    fn name(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.name_ids.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(s.to_owned());
+        self.name_ids.insert(s.to_owned(), i);
+        i
+    }
+
+    /// The name behind an index of a [`Sample`].
+    pub fn name_of(&self, i: u32) -> &str {
+        self.names.get(i as usize).map_or("", String::as_str)
+    }
+
+    /// Brings every fold up to the journal's end.
+    pub fn catch_up(&mut self, j: &Journal) -> Result<(), StoreError> {
+        let last = j.last_seq()?;
+        if last <= self.seq {
+            return Ok(());
+        }
+        let from = self.seq;
+        let mut runs = std::mem::take(&mut self.runs);
+        j.scan(
+            &Query {
+                kinds: RUN_KINDS.to_vec(),
+                after_seq: Some(from),
+                max_seq: Some(last),
+                ..Query::default()
+            },
+            &mut |e| fold_run(&mut runs, e.kind, e.run_id, e.ts, e.body),
+        )?;
+        self.runs = runs;
+        let mut found: Vec<(i64, String, String, String, f32)> = Vec::new();
+        j.scan(
+            &Query {
+                kinds: vec![EventKind::LlmCall],
+                after_seq: Some(from),
+                max_seq: Some(last),
+                ..Query::default()
+            },
+            &mut |e| {
+                let Ok(c) = serde_json::from_str::<Llm<'_>>(e.body) else {
+                    return;
+                };
+                if let Some(ms) = c.duration_ms {
+                    found.push((
+                        day_of(e.ts),
+                        e.run_id.to_owned(),
+                        c.agent.as_deref().unwrap_or("").to_owned(),
+                        c.model.as_deref().unwrap_or("").to_owned(),
+                        ms as f32,
+                    ));
+                }
+            },
+        )?;
+        for (day, run, agent, model, ms) in found {
+            let s = Sample {
+                day,
+                run: self.name(&run),
+                agent: self.name(&agent),
+                model: self.name(&model),
+                ms,
+            };
+            self.samples.push(s);
+        }
+        self.seq = last;
+        Ok(())
+    }
+
+    /// The rollup from day 0, re-read only when the journal moved.
+    pub fn rollup(&mut self, j: &Journal) -> Result<&[RollupRow], StoreError> {
+        if self.rollup_seq != self.seq || self.rollup.is_empty() && self.seq > 0 {
+            self.rollup = j.store().rollup(0)?;
+            self.rollup_seq = self.seq;
+        }
+        Ok(&self.rollup)
+    }
+}
+
+fn fold_run(runs: &mut HashMap<String, RunRow>, kind: &str, run: &str, ts: i64, body: &str) {
+    if kind == EventKind::RunStarted.as_str() {
+        let Ok(s) = serde_json::from_str::<Started<'_>>(body) else {
+            return;
+        };
+        let r = runs.entry(run.to_owned()).or_default();
+        r.id = run.to_owned();
+        r.workflow = s.workflow.name.into_owned();
+        r.phases = s.workflow.phases.len();
+        r.goal = s.goal;
+        r.branch = s.branch;
+        r.status = "running".into();
+        r.started_ts = ts;
+        r.last_ts = ts;
+        return;
+    }
+    let Some(r) = runs.get_mut(run) else {
+        return;
+    };
+    r.last_ts = r.last_ts.max(ts);
+    match kind {
+        "run.paused" => {
+            if let Ok(p) = serde_json::from_str::<Paused>(body) {
+                r.status = "paused".into();
+                r.reason = p.reason;
+                r.detail = p.detail;
+            }
+        }
+        "run.resumed" => {
+            r.status = "running".into();
+            r.reason.clear();
+            r.detail.clear();
+        }
+        "run.completed" => {
+            if let Ok(c) = serde_json::from_str::<Completed>(body) {
+                r.status = if c.status.is_empty() {
+                    "completed".into()
+                } else {
+                    c.status
+                };
+                r.reason = c.error.chars().take(200).collect();
+                r.detail.clear();
+            }
+        }
+        "run.landed" => {
+            r.status = "landed".into();
+            r.reason.clear();
+        }
+        "step.completed" => {
+            if let Ok(s) = serde_json::from_str::<Step<'_>>(body) {
+                r.phases_done.insert(s.phase.into_owned());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `p` (0–1) of `v`, which it sorts.
+pub fn percentile(v: &mut [f32], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let k = ((v.len() - 1) as f64 * p).round() as usize;
+    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+    Some(f64::from(*x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_few() {
+        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&mut v, 0.5), Some(3.0));
+        assert_eq!(percentile(&mut v, 0.95), Some(5.0));
+        assert_eq!(percentile(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn a_run_folds_through_pause_resume_and_completion() {
+        let mut m = HashMap::new();
+        fold_run(
+            &mut m,
+            "run.started",
+            "r1",
+            10,
+            r#"{"workflow":{"name":"feature","phases":{"plan":{},"code":{}}},"goal":"g","branch":"b","agents":{},"gates":{}}"#,
+        );
+        assert_eq!(m["r1"].status, "running");
+        assert_eq!(m["r1"].phases, 2);
+        fold_run(
+            &mut m,
+            "run.paused",
+            "r1",
+            20,
+            r#"{"reason":"approval","detail":"gate deploy"}"#,
+        );
+        assert_eq!(
+            (m["r1"].status.as_str(), m["r1"].reason.as_str()),
+            ("paused", "approval")
+        );
+        fold_run(
+            &mut m,
+            "step.completed",
+            "r1",
+            25,
+            r#"{"phase":"plan","commit":"c"}"#,
+        );
+        fold_run(&mut m, "run.resumed", "r1", 30, r#"{"from":"paused"}"#);
+        fold_run(
+            &mut m,
+            "run.completed",
+            "r1",
+            40,
+            r#"{"status":"failed","error":"boom"}"#,
+        );
+        let r = &m["r1"];
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("failed", "boom"));
+        assert_eq!((r.last_ts, r.phases_done.len()), (40, 1));
+        // Events of a run never started (a harness session) are ignored.
+        fold_run(&mut m, "run.paused", "s-1", 50, r#"{"reason":"x"}"#);
+        assert!(!m.contains_key("s-1"));
+    }
+}
+
+#[cfg(test)]
+mod real_body {
+    /// A `run.started` body as the demo writes it (copied from a journal).
+    #[test]
+    fn the_demo_run_started_body_folds() {
+        let b = include_str!("../tests/data/run_started.json");
+        let mut m = std::collections::HashMap::new();
+        super::fold_run(&mut m, "run.started", "r", 1, b.trim());
+        let r = &m["r"];
+        assert_eq!((r.workflow.as_str(), r.phases), ("feature", 3));
+        assert!(!r.goal.is_empty() && !r.branch.is_empty());
+    }
+}
