@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::corpus::git;
 use crate::stats::{ms, time_process};
 
-fn project(dir: &Path) -> Journal {
+pub(crate) fn project(dir: &Path) -> Journal {
     std::fs::create_dir_all(dir).expect("mkdir");
     git(dir, &["init", "-q", "-b", "main"]);
     let st = Command::new(crate::agentops_bin())
@@ -33,7 +33,7 @@ fn project(dir: &Path) -> Journal {
 
 /// A runner-shaped run: `phases` phases of `calls` model calls, each with a
 /// tool call; bodies as the runner writes them (a ~1 KiB response).
-fn run_events(id: &str, t0: i64, phases: usize, calls: usize) -> Vec<NewEvent> {
+pub(crate) fn run_events(id: &str, t0: i64, phases: usize, calls: usize) -> Vec<NewEvent> {
     let run = RunId::parse(id).expect("id");
     let ev = |ts: i64, kind: EventKind, body: serde_json::Value| {
         NewEvent::at(ts, run.clone(), kind, body)
@@ -85,7 +85,7 @@ fn run_events(id: &str, t0: i64, phases: usize, calls: usize) -> Vec<NewEvent> {
     out
 }
 
-fn append(j: &Journal, events: Vec<NewEvent>) {
+pub(crate) fn append(j: &Journal, events: Vec<NewEvent>) {
     for chunk in events.chunks(5_000) {
         j.append_batch(chunk.to_vec(), Durability::Relaxed)
             .expect("append");

@@ -47,9 +47,13 @@ pub struct Folds {
     pub samples: Vec<Sample>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
-    /// The rollup as of `rollup_seq`.
+    /// The rollup (by day, then run) as of `rollup_seq`.
     pub rollup: Vec<RollupRow>,
-    rollup_seq: i64,
+    rollup_seq: Option<i64>,
+    /// The rollup summed by run.
+    pub run_sums: HashMap<String, agentops_store::Sums>,
+    /// The cost page's figures for (journal position, first day).
+    pub cost: Option<(i64, i64, std::sync::Arc<crate::pages::CostView>)>,
 }
 
 const RUN_KINDS: [EventKind; 6] = [
@@ -205,13 +209,29 @@ impl Folds {
         Ok(())
     }
 
-    /// The rollup from day 0, re-read only when the journal moved.
-    pub fn rollup(&mut self, j: &Journal) -> Result<&[RollupRow], StoreError> {
-        if self.rollup_seq != self.seq || self.rollup.is_empty() && self.seq > 0 {
+    /// Re-reads the rollup (and its sums by run) when the journal moved.
+    pub fn refresh_rollup(&mut self, j: &Journal) -> Result<(), StoreError> {
+        if self.rollup_seq != Some(self.seq) {
             self.rollup = j.store().rollup(0)?;
-            self.rollup_seq = self.seq;
+            let mut sums: HashMap<String, agentops_store::Sums> = HashMap::new();
+            for r in &self.rollup {
+                match sums.get_mut(r.run_id.as_str()) {
+                    Some(s) => s.add(&r.sums),
+                    None => {
+                        sums.insert(r.run_id.clone(), r.sums);
+                    }
+                }
+            }
+            self.run_sums = sums;
+            self.rollup_seq = Some(self.seq);
         }
-        Ok(&self.rollup)
+        Ok(())
+    }
+
+    /// The rollup's rows from day `from_day` on (it is ordered by day).
+    pub fn rollup_from(&self, from_day: i64) -> &[RollupRow] {
+        let at = self.rollup.partition_point(|r| r.day < from_day);
+        &self.rollup[at..]
     }
 }
 

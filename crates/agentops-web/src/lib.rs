@@ -22,6 +22,9 @@ use std::net::SocketAddr;
 pub use serve::{Request, Response, UiOptions, handle};
 pub use state::State;
 
+/// What the embedded assets (stylesheet, script, icon) add to the binary.
+pub const EMBEDDED_BYTES: usize = html::CSS.len() + html::JS.len() + html::ICON.len();
+
 /// A fresh random token (256 bits, hex).
 pub fn new_token() -> Result<String, String> {
     let mut b = [0u8; 32];

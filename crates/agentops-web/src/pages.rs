@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use agentops_api::ApiError;
 use agentops_core::{EventKind, RunId};
-use agentops_store::{Query, RollupRow, Sums};
+use agentops_store::{Query, Sums};
 use agentops_telemetry::span::{Span, SpanKind};
 use agentops_telemetry::view::By;
 
@@ -95,15 +95,6 @@ fn since(s: &str) -> Result<i64, ApiError> {
     })
 }
 
-/// Per-run sums of the rollup.
-fn by_run(rows: &[RollupRow]) -> HashMap<&str, Sums> {
-    let mut m: HashMap<&str, Sums> = HashMap::new();
-    for r in rows {
-        m.entry(r.run_id.as_str()).or_default().add(&r.sums);
-    }
-    m
-}
-
 fn interrupted(state: &State, id: &str) -> bool {
     let Ok(run) = RunId::parse(id) else {
         return false;
@@ -153,16 +144,25 @@ fn runs(state: &State, req: &Request) -> Result<Response, ApiError> {
         .max(1);
     let (seq, body) = state.with_folds(&j, |f| {
         let seq = f.seq;
-        let mut rows: Vec<RunRow> = f.runs.values().cloned().collect();
-        let rollup = f.rollup(&j).map_err(failed)?.to_vec();
-        let sums = by_run(&rollup);
-        for r in rows.iter_mut().filter(|r| r.status == "running") {
-            if interrupted(state, &r.id) {
-                r.status = "interrupted".into();
+        f.refresh_rollup(&j).map_err(failed)?;
+        let f = &*f;
+        let sums = &f.run_sums;
+        // A running run no process holds is `interrupted` (killed).
+        let lost: std::collections::HashSet<&str> = f
+            .runs
+            .values()
+            .filter(|r| r.status == "running" && interrupted(state, &r.id))
+            .map(|r| r.id.as_str())
+            .collect();
+        fn status_in<'a>(lost: &std::collections::HashSet<&str>, r: &'a RunRow) -> &'a str {
+            if lost.contains(r.id.as_str()) {
+                "interrupted"
+            } else {
+                r.status.as_str()
             }
         }
-        let mut workflows: Vec<String> = rows.iter().map(|r| r.workflow.clone()).collect();
-        workflows.sort();
+        let status_of = |r: &RunRow| status_in(&lost, r).to_owned();
+        let mut workflows: Vec<String> = f.runs.values().map(|r| r.workflow.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         workflows.dedup();
         let statuses: Vec<String> = [
             "running",
@@ -175,13 +175,17 @@ fn runs(state: &State, req: &Request) -> Result<Response, ApiError> {
         ]
         .map(String::from)
         .to_vec();
-        rows.retain(|r| {
-            status.is_none_or(|s| r.status == s)
-                && workflow.is_none_or(|w| r.workflow == w)
-                && from.is_none_or(|t| r.started_ts >= t)
-        });
+        let mut rows: Vec<&RunRow> = f
+            .runs
+            .values()
+            .filter(|r| {
+                status.is_none_or(|s| status_in(&lost, r) == s)
+                    && workflow.is_none_or(|w| r.workflow == w)
+                    && from.is_none_or(|t| r.started_ts >= t)
+            })
+            .collect();
         // Paused runs first (someone has to act), then the newest.
-        rows.sort_by(|a, b| {
+        rows.sort_unstable_by(|a, b| {
             (b.status == "paused")
                 .cmp(&(a.status == "paused"))
                 .then(b.started_ts.cmp(&a.started_ts))
@@ -209,7 +213,10 @@ fn runs(state: &State, req: &Request) -> Result<Response, ApiError> {
         } else {
             s.push_str("<table class=\"runs\"><thead><tr><th>run</th><th>status</th><th>workflow</th><th>goal</th><th>started (UTC)</th><th class=\"n\">duration</th><th class=\"n\">phases</th><th class=\"n\">tokens</th><th class=\"n\">cost</th><th class=\"n\">gates</th></tr></thead><tbody>");
             for r in shown {
-                let su = sums.get(r.id.as_str()).cloned().unwrap_or_default();
+                let r = *r;
+                let st = status_of(r);
+                let st = st.as_str();
+                let su = sums.get(r.id.as_str()).copied().unwrap_or_default();
                 let reason = if r.reason.is_empty() {
                     String::new()
                 } else {
@@ -226,7 +233,7 @@ fn runs(state: &State, req: &Request) -> Result<Response, ApiError> {
                 let _ = write!(
                     s,
                     "<tr data-run=\"{id}\" data-status=\"{st}\"><td><a class=\"mono\" href=\"/runs/{id}\">{id}</a></td><td>{}{reason}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}/{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{gates}</td></tr>",
-                    badge(&r.status),
+                    badge(st),
                     esc(&r.workflow),
                     esc(&r.goal.lines().next().unwrap_or("").chars().take(90).collect::<String>()),
                     html::when(r.started_ts),
@@ -236,7 +243,7 @@ fn runs(state: &State, req: &Request) -> Result<Response, ApiError> {
                     html::tokens(su.input_tokens + su.output_tokens),
                     usd(su.cost_usd),
                     id = esc(&r.id),
-                    st = esc(&r.status),
+                    st = esc(st),
                 );
             }
             s.push_str("</tbody></table>");
@@ -825,23 +832,115 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
-/// Latency percentiles of the samples, by `key`.
+/// What the cost page shows for a window: computed once per journal
+/// position and first day, then only formatted.
+#[derive(Debug)]
+pub struct CostView {
+    total: Sums,
+    runs: usize,
+    days: Vec<agentops_telemetry::view::Group>,
+    /// Latency (p50, p95) by day label.
+    lat_day: HashMap<String, (Option<f64>, Option<f64>)>,
+    by: Vec<(
+        By,
+        Vec<agentops_telemetry::view::Group>,
+        HashMap<String, (Option<f64>, Option<f64>)>,
+    )>,
+}
+
+/// Latency percentiles of the samples from `from_day`, grouped by `key`
+/// (an index; `label` names it).
 fn latency_by(
     f: &Folds,
     from_day: i64,
-    key: &dyn Fn(&crate::data::Sample) -> String,
+    key: &dyn Fn(&crate::data::Sample) -> u32,
+    label: &dyn Fn(u32) -> String,
 ) -> HashMap<String, (Option<f64>, Option<f64>)> {
-    let mut m: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut m: HashMap<u32, Vec<f32>> = HashMap::new();
     for x in f.samples.iter().filter(|x| x.day >= from_day) {
         m.entry(key(x)).or_default().push(x.ms);
     }
-    m.into_iter()
-        .map(|(k, mut v)| {
-            let p50 = percentile(&mut v, 0.5);
-            let p95 = percentile(&mut v, 0.95);
-            (k, (p50, p95))
-        })
-        .collect()
+    let mut out: HashMap<String, (Option<f64>, Option<f64>)> = HashMap::new();
+    for (k, mut v) in m {
+        let p50 = percentile(&mut v, 0.5);
+        let p95 = percentile(&mut v, 0.95);
+        out.insert(label(k), (p50, p95));
+    }
+    out
+}
+
+fn cost_view(f: &Folds, from_day: i64) -> CostView {
+    let rows = f.rollup_from(from_day);
+    let mut total = Sums::default();
+    let mut runs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // The workflow (or harness) of each run and session, for latency.
+    let mut workflow_of: HashMap<&str, String> = HashMap::new();
+    for r in rows {
+        total.add(&r.sums);
+        if runs.insert(r.run_id.as_str()) {
+            workflow_of.insert(r.run_id.as_str(), By::Workflow.key(r));
+        }
+    }
+    let group = |by| agentops_telemetry::view::group(rows, by);
+    let lat_day = latency_by(f, from_day, &|x| u32::try_from(x.day).unwrap_or(0), &|d| {
+        html::day(i64::from(d))
+    });
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    // Workflow keys as indexes into `wf`.
+    let mut wf: Vec<String> = workflow_of
+        .values()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    wf.push("(other)".into());
+    let wf_index: HashMap<&str, u32> = wf
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+    let other = (wf.len() - 1) as u32;
+    let run_wf: HashMap<&str, u32> = workflow_of
+        .iter()
+        .map(|(run, k)| (*run, wf_index.get(k.as_str()).copied().unwrap_or(other)))
+        .collect();
+    let by = vec![
+        (
+            By::Model,
+            group(By::Model),
+            latency_by(f, from_day, &|x| x.model, &|m| {
+                or(f.name_of(m), "(no model)")
+            }),
+        ),
+        (
+            By::Agent,
+            group(By::Agent),
+            latency_by(f, from_day, &|x| x.agent, &|a| or(f.name_of(a), "(none)")),
+        ),
+        (
+            By::Workflow,
+            group(By::Workflow),
+            latency_by(
+                f,
+                from_day,
+                &|x| run_wf.get(f.name_of(x.run)).copied().unwrap_or(other),
+                &|i| wf[i as usize].clone(),
+            ),
+        ),
+    ];
+    CostView {
+        total,
+        runs: runs.len(),
+        days: group(By::Day),
+        lat_day,
+        by,
+    }
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -865,165 +964,181 @@ fn cost(state: &State, req: &Request) -> Result<Response, ApiError> {
     let since_s = req.param("since").unwrap_or("30d").to_owned();
     let from = since(&since_s)?;
     let from_day = agentops_store::rollup::day_of(from);
-    let (seq, s) = state.with_folds(&j, |f| {
+    let (seq, v) = state.with_folds(&j, |f| {
+        f.refresh_rollup(&j).map_err(failed)?;
         let seq = f.seq;
-        let rows: Vec<RollupRow> = f
-            .rollup(&j)
-            .map_err(failed)?
-            .iter()
-            .filter(|r| r.day >= from_day)
-            .cloned()
-            .collect();
-        // The workflow (or harness) of each run and session, for latency.
-        let workflow_of: HashMap<&str, String> = rows
-            .iter()
-            .map(|r| (r.run_id.as_str(), By::Workflow.key(r)))
-            .collect();
-        let mut total = Sums::default();
-        for r in &rows {
-            total.add(&r.sums);
-        }
-        let days = agentops_telemetry::view::group(&rows, By::Day);
-        let lat_day = latency_by(f, from_day, &|x| html::day(x.day));
-        let mut s = format!("<h1>Cost and usage <span class=\"muted\">since {}</span></h1>", esc(&since_s));
-        let _ = write!(
-            s,
-            "<form class=\"filters\" method=\"get\" action=\"/cost\"><input type=\"text\" name=\"since\" value=\"{}\" aria-label=\"since\"><button type=\"submit\" class=\"quiet\">Show</button></form>",
-            esc(&since_s)
-        );
-        let runs: std::collections::HashSet<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
-        let _ = write!(
-            s,
-            "<div id=\"cost-body\" data-live><div class=\"cards\"><div class=\"card\"><div class=\"k\">cost</div><div class=\"v\" id=\"cost-total\" data-total=\"{}\">{}</div></div><div class=\"card\"><div class=\"k\">tokens in (cached)</div><div class=\"v\">{} ({})</div></div><div class=\"card\"><div class=\"k\">tokens out</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">model calls</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">runs and sessions</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">error rate</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">gate pass rate</div><div class=\"v\">{}</div></div></div>",
-            total.cost_usd,
-            usd(total.cost_usd),
-            html::tokens(total.input_tokens),
-            html::tokens(total.cache_read_tokens),
-            html::tokens(total.output_tokens),
-            html::tokens(total.llm_calls),
-            runs.len(),
-            pct(total.error_rate()),
-            pct((total.gates > 0).then(|| total.gates_passed as f64 / total.gates as f64)),
-        );
-        if days.is_empty() {
-            s.push_str("<p class=\"muted\">nothing recorded in this window (runs, harness sessions and gates fill it)</p>");
-        } else {
-            let labels: Vec<String> = days.iter().map(|g| g.key.clone()).collect();
-            let col = |f: &dyn Fn(&agentops_telemetry::view::Group) -> f64| -> Vec<f64> {
-                days.iter().map(f).collect()
+        let v = match &f.cost {
+            Some((s, d, v)) if *s == seq && *d == from_day => v.clone(),
+            _ => {
+                let v = std::sync::Arc::new(cost_view(f, from_day));
+                f.cost = Some((seq, from_day, v.clone()));
+                v
+            }
+        };
+        Ok((seq, v))
+    })?;
+    let total = &v.total;
+    let mut s = format!(
+        "<h1>Cost and usage <span class=\"muted\">since {}</span></h1>",
+        esc(&since_s)
+    );
+    let _ = write!(
+        s,
+        "<form class=\"filters\" method=\"get\" action=\"/cost\"><input type=\"text\" name=\"since\" value=\"{}\" aria-label=\"since\"><button type=\"submit\" class=\"quiet\">Show</button></form>",
+        esc(&since_s)
+    );
+    let _ = write!(
+        s,
+        "<div id=\"cost-body\" data-live><div class=\"cards\"><div class=\"card\"><div class=\"k\">cost</div><div class=\"v\" id=\"cost-total\" data-total=\"{}\">{}</div></div><div class=\"card\"><div class=\"k\">tokens in (cached)</div><div class=\"v\">{} ({})</div></div><div class=\"card\"><div class=\"k\">tokens out</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">model calls</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">runs and sessions</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">error rate</div><div class=\"v\">{}</div></div><div class=\"card\"><div class=\"k\">gate pass rate</div><div class=\"v\">{}</div></div></div>",
+        total.cost_usd,
+        usd(total.cost_usd),
+        html::tokens(total.input_tokens),
+        html::tokens(total.cache_read_tokens),
+        html::tokens(total.output_tokens),
+        html::tokens(total.llm_calls),
+        v.runs,
+        pct(total.error_rate()),
+        pct((total.gates > 0).then(|| total.gates_passed as f64 / total.gates as f64)),
+    );
+    let days = &v.days;
+    if days.is_empty() {
+        s.push_str("<p class=\"muted\">nothing recorded in this window (runs, harness sessions and gates fill it)</p>");
+    } else {
+        let labels: Vec<String> = days.iter().map(|g| g.key.clone()).collect();
+        let col = |f: &dyn Fn(&agentops_telemetry::view::Group) -> f64| -> Vec<f64> {
+            days.iter().map(f).collect()
+        };
+        let tok = |x: f64| html::tokens(x as i64);
+        s.push_str("<h2>Tokens by day</h2>");
+        s.push_str(&html::bars(
+            "chart-tokens",
+            &labels,
+            &[
+                Series {
+                    name: "input, not cached",
+                    class: "c1",
+                    values: col(&|g| {
+                        (g.sums.input_tokens - g.sums.cache_read_tokens).max(0) as f64
+                    }),
+                },
+                Series {
+                    name: "input, cached",
+                    class: "c2",
+                    values: col(&|g| g.sums.cache_read_tokens as f64),
+                },
+                Series {
+                    name: "output",
+                    class: "c3",
+                    values: col(&|g| g.sums.output_tokens as f64),
+                },
+            ],
+            true,
+            &tok,
+        ));
+        s.push_str("<div class=\"grid2\"><div><h2>Cost by day</h2>");
+        s.push_str(&html::bars(
+            "chart-cost",
+            &labels,
+            &[Series {
+                name: "cost",
+                class: "c4",
+                values: col(&|g| g.sums.cost_usd),
+            }],
+            false,
+            &usd,
+        ));
+        s.push_str("</div><div><h2>Model latency by day (p50, p95)</h2>");
+        let lat = |k: usize| -> Vec<f64> {
+            labels
+                .iter()
+                .map(|l| {
+                    v.lat_day
+                        .get(l)
+                        .and_then(|p| if k == 0 { p.0 } else { p.1 })
+                        .unwrap_or(0.0)
+                })
+                .collect()
+        };
+        s.push_str(&html::bars(
+            "chart-latency",
+            &labels,
+            &[
+                Series {
+                    name: "p50",
+                    class: "c1",
+                    values: lat(0),
+                },
+                Series {
+                    name: "p95",
+                    class: "c2",
+                    values: lat(1),
+                },
+            ],
+            false,
+            &|x| ms(Some(x)),
+        ));
+        s.push_str("</div><div><h2>Error rate by day</h2>");
+        s.push_str(&html::bars(
+            "chart-errors",
+            &labels,
+            &[Series {
+                name: "model and tool errors",
+                class: "c5",
+                values: col(&|g| g.error_rate.unwrap_or(0.0) * 100.0),
+            }],
+            false,
+            &|x| format!("{x:.0}%"),
+        ));
+        s.push_str("</div><div><h2>Gate pass rate by day</h2>");
+        s.push_str(&html::bars(
+            "chart-gates",
+            &labels,
+            &[Series {
+                name: "gates passed",
+                class: "c6",
+                values: col(&|g| g.gate_pass_rate.unwrap_or(0.0) * 100.0),
+            }],
+            false,
+            &|x| format!("{x:.0}%"),
+        ));
+        s.push_str("</div></div>");
+        let day_table = (By::Day, v.days.clone(), v.lat_day.clone());
+        for (by, groups, lat) in v.by.iter().chain(std::iter::once(&day_table)) {
+            let title = match by {
+                By::Model => "By model",
+                By::Agent => "By agent",
+                By::Workflow => "By workflow",
+                _ => "By day",
             };
-            let tok = |v: f64| html::tokens(v as i64);
-            s.push_str("<h2>Tokens by day</h2>");
-            s.push_str(&html::bars(
-                "chart-tokens",
-                &labels,
-                &[
-                    Series { name: "input, not cached", class: "c1", values: col(&|g| (g.sums.input_tokens - g.sums.cache_read_tokens).max(0) as f64) },
-                    Series { name: "input, cached", class: "c2", values: col(&|g| g.sums.cache_read_tokens as f64) },
-                    Series { name: "output", class: "c3", values: col(&|g| g.sums.output_tokens as f64) },
-                ],
-                true,
-                &tok,
-            ));
-            s.push_str("<div class=\"grid2\"><div><h2>Cost by day</h2>");
-            s.push_str(&html::bars(
-                "chart-cost",
-                &labels,
-                &[Series { name: "cost", class: "c4", values: col(&|g| g.sums.cost_usd) }],
-                false,
-                &usd,
-            ));
-            s.push_str("</div><div><h2>Model latency by day (p50, p95)</h2>");
-            let lat = |k: usize| -> Vec<f64> {
-                labels
-                    .iter()
-                    .map(|l| {
-                        lat_day
-                            .get(l)
-                            .and_then(|p| if k == 0 { p.0 } else { p.1 })
-                            .unwrap_or(0.0)
-                    })
-                    .collect()
-            };
-            s.push_str(&html::bars(
-                "chart-latency",
-                &labels,
-                &[
-                    Series { name: "p50", class: "c1", values: lat(0) },
-                    Series { name: "p95", class: "c2", values: lat(1) },
-                ],
-                false,
-                &|v| ms(Some(v)),
-            ));
-            s.push_str("</div><div><h2>Error rate by day</h2>");
-            s.push_str(&html::bars(
-                "chart-errors",
-                &labels,
-                &[Series { name: "model and tool errors", class: "c5", values: col(&|g| g.error_rate.unwrap_or(0.0) * 100.0) }],
-                false,
-                &|v| format!("{v:.0}%"),
-            ));
-            s.push_str("</div><div><h2>Gate pass rate by day</h2>");
-            s.push_str(&html::bars(
-                "chart-gates",
-                &labels,
-                &[Series { name: "gates passed", class: "c6", values: col(&|g| g.gate_pass_rate.unwrap_or(0.0) * 100.0) }],
-                false,
-                &|v| format!("{v:.0}%"),
-            ));
-            s.push_str("</div></div>");
-            for (by, title) in [
-                (By::Model, "By model"),
-                (By::Agent, "By agent"),
-                (By::Workflow, "By workflow"),
-                (By::Day, "By day"),
-            ] {
-                let groups = agentops_telemetry::view::group(&rows, by);
-                let lat = match by {
-                    By::Model => latency_by(f, from_day, &|x| {
-                        let m = f.name_of(x.model);
-                        if m.is_empty() { "(no model)".into() } else { m.to_owned() }
-                    }),
-                    By::Agent => latency_by(f, from_day, &|x| {
-                        let a = f.name_of(x.agent);
-                        if a.is_empty() { "(none)".into() } else { a.to_owned() }
-                    }),
-                    By::Workflow => latency_by(f, from_day, &|x| {
-                        workflow_of.get(f.name_of(x.run)).cloned().unwrap_or_else(|| "(other)".into())
-                    }),
-                    _ => lat_day.clone(),
-                };
+            let _ = write!(
+                s,
+                "<h2>{title}</h2><table class=\"by\" data-by=\"{}\"><thead><tr><th>{}</th><th class=\"n\">runs</th><th class=\"n\">model calls</th><th class=\"n\">tokens in</th><th class=\"n\">cached</th><th class=\"n\">tokens out</th><th class=\"n\">cost</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">errors</th><th class=\"n\">gates passed</th></tr></thead><tbody>",
+                by.as_str(),
+                by.as_str()
+            );
+            for g in groups {
+                let (p50, p95) = lat.get(&g.key).copied().unwrap_or((None, None));
                 let _ = write!(
                     s,
-                    "<h2>{title}</h2><table class=\"by\" data-by=\"{}\"><thead><tr><th>{}</th><th class=\"n\">runs</th><th class=\"n\">model calls</th><th class=\"n\">tokens in</th><th class=\"n\">cached</th><th class=\"n\">tokens out</th><th class=\"n\">cost</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">errors</th><th class=\"n\">gates passed</th></tr></thead><tbody>",
-                    by.as_str(),
-                    by.as_str()
+                    "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\" data-cost=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                    esc(&g.key),
+                    g.runs,
+                    html::tokens(g.sums.llm_calls),
+                    html::tokens(g.sums.input_tokens),
+                    html::tokens(g.sums.cache_read_tokens),
+                    html::tokens(g.sums.output_tokens),
+                    g.sums.cost_usd,
+                    usd(g.sums.cost_usd),
+                    ms(p50),
+                    ms(p95),
+                    pct(g.error_rate),
+                    pct(g.gate_pass_rate),
                 );
-                for g in &groups {
-                    let (p50, p95) = lat.get(&g.key).copied().unwrap_or((None, None));
-                    let _ = write!(
-                        s,
-                        "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\" data-cost=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                        esc(&g.key),
-                        g.runs,
-                        html::tokens(g.sums.llm_calls),
-                        html::tokens(g.sums.input_tokens),
-                        html::tokens(g.sums.cache_read_tokens),
-                        html::tokens(g.sums.output_tokens),
-                        g.sums.cost_usd,
-                        usd(g.sums.cost_usd),
-                        ms(p50),
-                        ms(p95),
-                        pct(g.error_rate),
-                        pct(g.gate_pass_rate),
-                    );
-                }
-                s.push_str("</tbody></table>");
             }
+            s.push_str("</tbody></table>");
         }
-        s.push_str("</div>");
-        Ok((seq, s))
-    })?;
+    }
+    s.push_str("</div>");
     Ok(live(state, "Cost and usage", "cost", seq, &s))
 }
 
