@@ -511,6 +511,17 @@ fn the_token_moves_to_an_httponly_cookie_and_posts_need_origin_and_csrf() {
     assert_eq!(landed.status, 303, "{}", landed.body);
     let v: Value = serde_json::from_str(ctx.run(&["show", &id, "--json"]).ok()).unwrap();
     assert_eq!(v["status"], "landed");
+    // The dashboard kept its rollup current from the events the resumed
+    // run wrote: its total is still the store's (past its 1 s refresh).
+    std::thread::sleep(Duration::from_millis(1_100));
+    let cost = with_cookie("GET", "/cost?since=30d", &[], "").body;
+    let total = stats_cost(&ctx);
+    assert!(
+        cost.contains(&format!("id=\"cost-total\" data-total=\"{total}\"")),
+        "cost total {total} after the run completed"
+    );
+    let runs = with_cookie("GET", "/runs", &[], "").body;
+    assert!(runs.contains(&format!("data-run=\"{id}\" data-status=\"landed\"")));
     drop(server);
 }
 

@@ -102,19 +102,24 @@ pub fn run_detail(journal: &Journal, state_dir: &Path, id: &RunId) -> Result<Run
     } else {
         state.status.label().to_owned()
     };
-    let timeline = events
-        .iter()
-        .filter_map(|e| {
-            let step = step_of(EventBody::decode(e).ok()?)?;
-            Some(TimelineItem { ts: e.ts, step })
-        })
-        .collect();
+    let timeline = timeline(&events);
     Ok(RunDetail {
         state,
         status,
         timeline,
         events: events.len(),
     })
+}
+
+/// The timeline lines of `events` (one run's, in order).
+pub fn timeline(events: &[agentops_core::Event]) -> Vec<TimelineItem> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let step = step_of(EventBody::decode(e).ok()?)?;
+            Some(TimelineItem { ts: e.ts, step })
+        })
+        .collect()
 }
 
 /// The model answers run `id` recorded, in order.

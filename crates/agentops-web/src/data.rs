@@ -39,6 +39,16 @@ pub struct Sample {
     pub ms: f32,
 }
 
+/// The cost page's figures, computed at `at` for journal position `seq`
+/// and the window from `from_day`.
+#[derive(Debug, Clone)]
+pub struct CostMemo {
+    pub seq: i64,
+    pub from_day: i64,
+    pub at: std::time::Instant,
+    pub view: std::sync::Arc<crate::pages::CostView>,
+}
+
 /// The folds and the journal position they are current to.
 #[derive(Debug, Default)]
 pub struct Folds {
@@ -47,14 +57,32 @@ pub struct Folds {
     pub samples: Vec<Sample>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
-    /// The rollup (by day, then run) as of `rollup_seq`.
+    /// The rollup (by day) as of `rollup_seq`: read from the store once,
+    /// then kept current from the events after that position.
     pub rollup: Vec<RollupRow>,
     rollup_seq: Option<i64>,
+    /// Where each (day, run, agent, model) row is in `rollup`.
+    rollup_at: HashMap<(i64, String, String, String), usize>,
+    /// Each run's workflow and each session's harness.
+    run_info: HashMap<String, (Option<String>, Option<String>)>,
     /// The rollup summed by run.
     pub run_sums: HashMap<String, agentops_store::Sums>,
-    /// The cost page's figures for (journal position, first day).
-    pub cost: Option<(i64, i64, std::sync::Arc<crate::pages::CostView>)>,
+    /// The cost page's figures for (journal position, first day), and
+    /// when they were computed.
+    pub cost: Option<CostMemo>,
 }
+
+/// What moves the rollup, or says which workflow or harness a run is.
+const ROLLUP_KINDS: [EventKind; 8] = [
+    EventKind::LlmCall,
+    EventKind::ToolCall,
+    EventKind::GateVerdict,
+    EventKind::StepCompleted,
+    EventKind::StepRetry,
+    EventKind::RunStarted,
+    EventKind::SessionStarted,
+    EventKind::HookReceived,
+];
 
 const RUN_KINDS: [EventKind; 6] = [
     EventKind::RunStarted,
@@ -209,22 +237,113 @@ impl Folds {
         Ok(())
     }
 
-    /// Re-reads the rollup (and its sums by run) when the journal moved.
+    /// Brings the rollup (and its sums by run) up to the folds' position:
+    /// the store's rollup read once, then what the events after it add
+    /// (the same [`agentops_store::rollup::delta`] the store applies).
     pub fn refresh_rollup(&mut self, j: &Journal) -> Result<(), StoreError> {
-        if self.rollup_seq != Some(self.seq) {
-            self.rollup = j.store().rollup(0)?;
-            let mut sums: HashMap<String, agentops_store::Sums> = HashMap::new();
-            for r in &self.rollup {
-                match sums.get_mut(r.run_id.as_str()) {
-                    Some(s) => s.add(&r.sums),
-                    None => {
-                        sums.insert(r.run_id.clone(), r.sums);
-                    }
+        let Some(from) = self.rollup_seq else {
+            // A position the rollup is exactly current to: the same journal
+            // end before and after reading it.
+            let mut tries = 0;
+            let (rows, at) = loop {
+                let before = j.last_seq()?;
+                let rows = j.store().rollup(0)?;
+                let after = j.last_seq()?;
+                tries += 1;
+                if before == after || tries >= 5 {
+                    break (rows, after);
+                }
+            };
+            self.rollup_at.clear();
+            self.run_sums.clear();
+            for (i, r) in rows.iter().enumerate() {
+                self.rollup_at.insert(
+                    (r.day, r.run_id.clone(), r.agent.clone(), r.model.clone()),
+                    i,
+                );
+                self.run_info
+                    .entry(r.run_id.clone())
+                    .or_insert_with(|| (r.workflow.clone(), r.harness.clone()));
+                self.run_sums
+                    .entry(r.run_id.clone())
+                    .or_default()
+                    .add(&r.sums);
+            }
+            self.rollup = rows;
+            self.rollup_seq = Some(at);
+            if at < self.seq {
+                return self.refresh_rollup(j);
+            }
+            return Ok(());
+        };
+        if from >= self.seq {
+            return Ok(());
+        }
+        let mut new: Vec<(i64, String, EventKind, serde_json::Value)> = Vec::new();
+        j.scan(
+            &Query {
+                kinds: ROLLUP_KINDS.to_vec(),
+                after_seq: Some(from),
+                max_seq: Some(self.seq),
+                ..Query::default()
+            },
+            &mut |e| {
+                if let (Ok(kind), Ok(body)) = (
+                    e.kind.parse::<EventKind>(),
+                    serde_json::from_str::<serde_json::Value>(e.body),
+                ) {
+                    new.push((e.ts, e.run_id.to_owned(), kind, body));
+                }
+            },
+        )?;
+        let mut unsorted = false;
+        for (ts, run, kind, body) in new {
+            if let Some((w, h)) = agentops_store::rollup::run_info(&kind, &body) {
+                let info = self.run_info.entry(run.clone()).or_default();
+                info.0 = info.0.take().or(w);
+                info.1 = info.1.take().or(h);
+            }
+            let Some((agent, model, d)) = agentops_store::rollup::delta(&kind, &body) else {
+                continue;
+            };
+            let day = day_of(ts);
+            self.run_sums.entry(run.clone()).or_default().add(&d);
+            let key = (day, run, agent, model);
+            match self.rollup_at.get(&key) {
+                Some(&i) => self.rollup[i].sums.add(&d),
+                None => {
+                    let (workflow, harness) =
+                        self.run_info.get(&key.1).cloned().unwrap_or_default();
+                    unsorted |= self.rollup.last().is_some_and(|l| l.day > day);
+                    self.rollup_at.insert(key.clone(), self.rollup.len());
+                    self.rollup.push(RollupRow {
+                        day,
+                        run_id: key.1,
+                        agent: key.2,
+                        model: key.3,
+                        workflow,
+                        harness,
+                        sums: d,
+                    });
                 }
             }
-            self.run_sums = sums;
-            self.rollup_seq = Some(self.seq);
         }
+        if unsorted {
+            // A day before the last (an old stream ingested): back in order.
+            self.rollup.sort_by_key(|r| r.day);
+            self.rollup_at = self
+                .rollup
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        (r.day, r.run_id.clone(), r.agent.clone(), r.model.clone()),
+                        i,
+                    )
+                })
+                .collect();
+        }
+        self.rollup_seq = Some(self.seq);
         Ok(())
     }
 

@@ -18,6 +18,11 @@ use crate::state::State;
 
 /// Runs on one page of the list.
 pub const PAGE: usize = 50;
+/// Up to this many spans a run's page reads all its events (the timeline
+/// with every model and tool call); beyond, its lifecycle events only.
+const TIMELINE_SPANS: usize = 2_000;
+/// How stale the cost page's figures may be while the journal moves.
+const COST_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn route(state: &State, req: &Request) -> Response {
     let path = req.path.trim_end_matches('/');
@@ -398,15 +403,50 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
         )));
     }
     let layout = &state.project.layout;
-    let d = agentops_runner::view::run_detail(&j, &layout.state_dir(), &run)
-        .map_err(agentops_api::runs::run_error)?;
-    let st = &d.state;
+    let state_dir = layout.state_dir();
     let spans = agentops_telemetry::span::read(&j, &run).map_err(failed)?;
+    // The run's state from its lifecycle and phase events — not from its
+    // model calls, whose answers make up most of a long run's journal
+    // (what they cost comes from the rollup).
+    let mut kinds: Vec<EventKind> = EventKind::KNOWN
+        .iter()
+        .filter(|k| !matches!(k, EventKind::LlmCall | EventKind::ToolCall))
+        .cloned()
+        .collect();
+    let small = spans.len() <= TIMELINE_SPANS;
+    if small {
+        kinds.extend([EventKind::LlmCall, EventKind::ToolCall]);
+    }
+    let events = j
+        .read(&Query {
+            run_id: Some(run.clone()),
+            kinds,
+            ..Query::default()
+        })
+        .map_err(failed)?;
+    let mut st = agentops_runner::RunState::from_events(&run, &state_dir, &events)
+        .map_err(agentops_api::runs::run_error)?;
+    if !small {
+        let sums = state.with_folds(&j, |f| {
+            f.refresh_rollup(&j).map_err(failed)?;
+            Ok(f.run_sums.get(run.as_str()).copied().unwrap_or_default())
+        })?;
+        st.spent.tokens = u64::try_from(sums.input_tokens + sums.output_tokens).unwrap_or(0);
+        st.spent.usd = sums.cost_usd;
+        st.calls = u64::try_from(sums.llm_calls).unwrap_or(0);
+    }
+    let status = if st.interrupted(&state_dir) {
+        "interrupted".to_owned()
+    } else {
+        st.status.label().to_owned()
+    };
+    let timeline = agentops_runner::view::timeline(&events);
+    let st = &st;
     let pending = agentops_gates::approval::pending(&j, Some(&run)).map_err(failed)?;
     let mut s = format!(
         "<h1>Run <span class=\"mono\">{}</span> {}</h1>",
         esc(run.as_str()),
-        badge(&d.status)
+        badge(&status)
     );
     let mut acts = String::new();
     if let Some(note) = req.param("note") {
@@ -454,7 +494,7 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
         );
     }
     let paused = matches!(st.status, agentops_runner::RunStatus::Paused { .. });
-    if (paused && pending.is_empty()) || d.status == "interrupted" {
+    if (paused && pending.is_empty()) || status == "interrupted" {
         acts.push_str(&html::action(
             state,
             &format!("{base}/resume"),
@@ -525,19 +565,16 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
         waterfall(&spans)
     );
     // Gate verdicts with their evidence.
-    let verdicts = j
-        .read(&Query {
-            run_id: Some(run.clone()),
-            kinds: vec![EventKind::GateVerdict, EventKind::ApprovalResolved],
-            ..Query::default()
-        })
-        .map_err(failed)?;
+    let verdicts: Vec<&agentops_core::Event> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::GateVerdict | EventKind::ApprovalResolved))
+        .collect();
     s.push_str("<h2>Gates</h2><div id=\"gates\" data-live>");
     if verdicts.is_empty() {
         s.push_str("<p class=\"muted\">no gate has run yet</p>");
     } else {
         s.push_str("<table class=\"gates\"><thead><tr><th>time</th><th>gate</th><th>kind</th><th>verdict</th><th>summary</th><th>evidence</th></tr></thead><tbody>");
-        for e in &verdicts {
+        for e in verdicts {
             let b = &e.body;
             let str_of = |k: &str| b.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
             let (gate, kind, verdict, summary, evidence) = if e.kind == EventKind::ApprovalResolved
@@ -619,8 +656,12 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
             esc(&j.redactor().redact(&text))
         );
     }
-    s.push_str("<h2>Timeline</h2><table id=\"timeline\"><tbody>");
-    for t in &d.timeline {
+    s.push_str("<h2>Timeline</h2>");
+    if !small {
+        s.push_str("<p class=\"muted\">phases, gates and pauses; the model and tool calls are in the trace above (all of it: <code>agentops show RUN</code>)</p>");
+    }
+    s.push_str("<table id=\"timeline\"><tbody>");
+    for t in &timeline {
         let _ = write!(
             s,
             "<tr><td class=\"mono\">{}</td><td>{}</td></tr>",
@@ -641,13 +682,16 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
 fn sessions(state: &State, req: &Request) -> Result<Response, ApiError> {
     let j = state.journal()?;
     let seq = j.last_seq().map_err(failed)?;
-    let from = req.param("since").map(since).transpose()?;
-    let all = agentops_harness::sessions::list(&j, from).map_err(failed)?;
+    // The last week unless asked: a journal of a million hook events is
+    // not read for a page.
+    let since_s = req.param("since").unwrap_or("7d");
+    let from = since(since_s)?;
+    let all = agentops_harness::sessions::list(&j, Some(from)).map_err(failed)?;
     let mut s = String::from("<h1>Sessions</h1>");
     let _ = write!(
         s,
-        "<form class=\"filters\" method=\"get\" action=\"/sessions\"><input type=\"text\" name=\"since\" placeholder=\"since (7d, 2026-11-01)\" value=\"{}\" aria-label=\"since\"><button type=\"submit\" class=\"quiet\">Filter</button></form>",
-        esc(req.param("since").unwrap_or(""))
+        "<form class=\"filters\" method=\"get\" action=\"/sessions\">active since <input type=\"text\" name=\"since\" placeholder=\"7d, 2026-11-01\" value=\"{}\" aria-label=\"since\"><button type=\"submit\" class=\"quiet\">Filter</button></form>",
+        esc(since_s)
     );
     s.push_str("<div id=\"sessions-list\" data-live>");
     if all.is_empty() {
@@ -744,7 +788,18 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     let decisions = of(vec![EventKind::HookDecision])?;
     let handoffs = of(vec![EventKind::HandoffWritten])?;
     let spans = agentops_telemetry::span::read(&j, &run).map_err(failed)?;
-    let summary = agentops_harness::sessions::list(&j, None)
+    // The session's summary from the events since its first (not the
+    // whole journal's sessions).
+    let first = j
+        .read(&Query {
+            run_id: Some(run.clone()),
+            limit: Some(1),
+            ..Query::default()
+        })
+        .map_err(failed)?
+        .first()
+        .map(|e| e.ts);
+    let summary = agentops_harness::sessions::list(&j, first)
         .map_err(failed)?
         .into_iter()
         .find(|x| x.id == run.as_str());
@@ -967,12 +1022,24 @@ fn cost(state: &State, req: &Request) -> Result<Response, ApiError> {
     let (seq, v) = state.with_folds(&j, |f| {
         f.refresh_rollup(&j).map_err(failed)?;
         let seq = f.seq;
+        // Computed again when the journal moved, at most once a second: a
+        // busy journal moves with every tool call, and every open cost
+        // page asks again when it does.
         let v = match &f.cost {
-            Some((s, d, v)) if *s == seq && *d == from_day => v.clone(),
+            Some(m)
+                if m.from_day == from_day && (m.seq == seq || m.at.elapsed() < COST_REFRESH) =>
+            {
+                m.view.clone()
+            }
             _ => {
-                let v = std::sync::Arc::new(cost_view(f, from_day));
-                f.cost = Some((seq, from_day, v.clone()));
-                v
+                let view = std::sync::Arc::new(cost_view(f, from_day));
+                f.cost = Some(crate::data::CostMemo {
+                    seq,
+                    from_day,
+                    at: std::time::Instant::now(),
+                    view: view.clone(),
+                });
+                view
             }
         };
         Ok((seq, v))
