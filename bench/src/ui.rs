@@ -46,7 +46,7 @@ fn small_run(r: usize, t0: i64) -> Vec<NewEvent> {
             t += 2_000;
             out.push(
                 ev(t, EventKind::LlmCall, json!({"key": format!("k{p}-{c}"), "phase": format!("p{p}"), "turn": c, "agent": agent,
-                    "provider": "openai", "model": if r % 2 == 0 { "gpt-4.1-mini" } else { "gpt-4.1" },
+                    "provider": "openai", "model": if r.is_multiple_of(2) { "gpt-4.1-mini" } else { "gpt-4.1" },
                     "usage": {"input_tokens": 1200, "output_tokens": 80, "cache_read_tokens": 600, "cache_creation_tokens": 0},
                     "cost_usd": 0.0003, "duration_ms": 400.0 + (r % 900) as f64}))
                     .in_span(SpanId::generate(), Some(phase.clone())),
@@ -60,7 +60,7 @@ fn small_run(r: usize, t0: i64) -> Vec<NewEvent> {
         }
         t += 1_000;
         out.push(
-            ev(t, EventKind::GateVerdict, json!({"gate": "tests", "kind": "command", "verdict": if r % 7 == 0 && p == 4 { "fail" } else { "pass" }, "summary": "ok"}))
+            ev(t, EventKind::GateVerdict, json!({"gate": "tests", "kind": "command", "verdict": if r.is_multiple_of(7) && p == 4 { "FAIL" } else { "PASS" }, "summary": "ok"}))
                 .in_span(SpanId::generate(), Some(phase.clone())),
         );
         t += 1_000;
@@ -69,13 +69,13 @@ fn small_run(r: usize, t0: i64) -> Vec<NewEvent> {
                 .in_span(phase, None),
         );
     }
-    out.push(if r % 50 == 0 {
+    out.push(if r.is_multiple_of(50) {
         ev(
             t + 1_000,
             EventKind::RunPaused,
             json!({"reason": "approval", "detail": "gate deploy waits"}),
         )
-    } else if r % 37 == 0 {
+    } else if r.is_multiple_of(37) {
         ev(
             t + 1_000,
             EventKind::RunCompleted,

@@ -887,6 +887,9 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
+/// Latency (p50, p95) by group key.
+type Latency = HashMap<String, (Option<f64>, Option<f64>)>;
+
 /// What the cost page shows for a window: computed once per journal
 /// position and first day, then only formatted.
 #[derive(Debug)]
@@ -896,11 +899,7 @@ pub struct CostView {
     days: Vec<agentops_telemetry::view::Group>,
     /// Latency (p50, p95) by day label.
     lat_day: HashMap<String, (Option<f64>, Option<f64>)>,
-    by: Vec<(
-        By,
-        Vec<agentops_telemetry::view::Group>,
-        HashMap<String, (Option<f64>, Option<f64>)>,
-    )>,
+    by: Vec<(By, Vec<agentops_telemetry::view::Group>, Latency)>,
 }
 
 /// Latency percentiles of the samples from `from_day`, grouped by `key`
