@@ -101,6 +101,34 @@ pub fn trace_repo(repo: &Path) -> Journal {
     j
 }
 
+/// Harness session `s` as hooks record it: per tool call two hook events and
+/// a tool span; a model call every third tool call; on one of the last 30
+/// days.
+pub(crate) fn hook_session(s: usize, now: i64) -> Vec<NewEvent> {
+    let sid = RunId::parse(&format!("session-{s:05}")).expect("id");
+    let day = (s % 30) as i64;
+    let mut batch = Vec::with_capacity(1_000);
+    for k in 0..100 {
+        let ts = now - day * 86_400_000_000 - (100 - k) * 1_000_000;
+        let ev =
+            |kind: EventKind, body: serde_json::Value| NewEvent::at(ts, sid.clone(), kind, body);
+        batch.push(ev(
+            EventKind::HookReceived,
+            json!({"harness": "claude", "event": "PreToolUse", "input": {"tool_name": "Bash"}}),
+        ));
+        batch.push(ev(
+            EventKind::HookReceived,
+            json!({"harness": "claude", "event": "PostToolUse", "input": {"tool_name": "Bash"}}),
+        ));
+        batch.push(ev(EventKind::ToolCall, json!({"source": "hook", "harness": "claude", "name": "Bash", "ok": k % 17 != 0, "duration_ms": 120.0})));
+        if k % 3 == 0 {
+            batch.push(ev(EventKind::LlmCall, json!({"source": "claude-transcript", "provider": "anthropic", "model": if s.is_multiple_of(2) { "claude-sonnet-4-5" } else { "claude-haiku-4-5" },
+                "usage": {"input_tokens": 30000, "output_tokens": 400, "cache_read_tokens": 25000, "cache_creation_tokens": 1000}, "cost_usd": 0.02, "duration_ms": 2500.0})));
+        }
+    }
+    batch
+}
+
 pub fn run(quick: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runs = if quick { 5 } else { 15 };
@@ -191,28 +219,7 @@ pub fn run(quick: bool) {
     let mut written = 0usize;
     let mut s = 0usize;
     while written < n_events {
-        // Harness sessions as hooks record them: per tool call two hook
-        // events and a tool span; a model call every third tool call; over
-        // the last 30 days.
-        let sid = RunId::parse(&format!("session-{s:05}")).expect("id");
-        let day = (s % 30) as i64;
-        let mut batch = Vec::with_capacity(1_000);
-        for k in 0..100 {
-            let ts = now - day * 86_400_000_000 - (100 - k) * 1_000_000;
-            let ev = |kind: EventKind, body: serde_json::Value| {
-                NewEvent::at(ts, sid.clone(), kind, body)
-            };
-            batch.push(ev(
-                EventKind::HookReceived,
-                json!({"harness": "claude", "event": "PreToolUse", "input": {"tool_name": "Bash"}}),
-            ));
-            batch.push(ev(EventKind::HookReceived, json!({"harness": "claude", "event": "PostToolUse", "input": {"tool_name": "Bash"}})));
-            batch.push(ev(EventKind::ToolCall, json!({"source": "hook", "harness": "claude", "name": "Bash", "ok": k % 17 != 0, "duration_ms": 120.0})));
-            if k % 3 == 0 {
-                batch.push(ev(EventKind::LlmCall, json!({"source": "claude-transcript", "provider": "anthropic", "model": if s.is_multiple_of(2) { "claude-sonnet-4-5" } else { "claude-haiku-4-5" },
-                    "usage": {"input_tokens": 30000, "output_tokens": 400, "cache_read_tokens": 25000, "cache_creation_tokens": 1000}, "cost_usd": 0.02})));
-            }
-        }
+        let batch = hook_session(s, now);
         written += batch.len();
         j.append_batch(batch, Durability::Relaxed).expect("append");
         s += 1;

@@ -155,25 +155,7 @@ pub fn run(quick: bool) {
     let target: u64 = if quick { 200_000 } else { 1_000_000 };
     let mut s = 0usize;
     while j.count().expect("count") < target {
-        let sid = RunId::parse(&format!("session-{s:05}")).expect("id");
-        let day = (s % 30) as i64;
-        let mut batch = Vec::with_capacity(1_000);
-        for k in 0..100 {
-            let ts = now - day * 86_400_000_000 - (100 - k) * 1_000_000;
-            let ev = |kind: EventKind, body: serde_json::Value| {
-                NewEvent::at(ts, sid.clone(), kind, body)
-            };
-            batch.push(ev(
-                EventKind::HookReceived,
-                json!({"harness": "claude", "event": "PreToolUse", "input": {"tool_name": "Bash"}}),
-            ));
-            batch.push(ev(EventKind::HookReceived, json!({"harness": "claude", "event": "PostToolUse", "input": {"tool_name": "Bash"}})));
-            batch.push(ev(EventKind::ToolCall, json!({"source": "hook", "harness": "claude", "name": "Bash", "ok": k % 17 != 0, "duration_ms": 120.0})));
-            if k % 3 == 0 {
-                batch.push(ev(EventKind::LlmCall, json!({"source": "claude-transcript", "provider": "anthropic", "model": "claude-sonnet-4-5",
-                    "usage": {"input_tokens": 30000, "output_tokens": 400, "cache_read_tokens": 25000, "cache_creation_tokens": 1000}, "cost_usd": 0.02, "duration_ms": 2500.0})));
-            }
-        }
+        let batch = crate::telemetry::hook_session(s, now);
         j.append_batch(batch, Durability::Relaxed).expect("append");
         s += 1;
     }
@@ -291,7 +273,7 @@ pub fn run(quick: bool) {
         ms(cli_trace.median())
     );
     println!(
-        "| runs list right after a journal write (folds caught up, rollup re-read) | {} / {} | – | – |",
+        "| runs list right after a journal write (folds and rollup caught up) | {} / {} | – | – |",
         ms(after_runs.median()),
         ms(after_runs.pct(0.99))
     );

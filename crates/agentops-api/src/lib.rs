@@ -15,6 +15,7 @@ use agentops_knowledge::{Knowledge, KnowledgeError};
 use agentops_store::{Journal, RepoLayout, project};
 
 pub mod gates;
+pub mod guard;
 pub mod knowledge;
 pub mod runs;
 pub mod semantic;

@@ -45,23 +45,6 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    matches!(name, "localhost" | "127.0.0.1" | "::1")
-}
-
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The checks before the SDK sees a request: path, Host, Origin, token.
 fn refuse(req: &Request<Incoming>, addr: SocketAddr, opts: &HttpOptions) -> Option<Response<Body>> {
     if req.uri().path() != PATH {
@@ -75,7 +58,7 @@ fn refuse(req: &Request<Incoming>, addr: SocketAddr, opts: &HttpOptions) -> Opti
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !opts.public && !is_loopback_host(host) {
+    if !opts.public && !agentops_api::guard::is_loopback_host(host) {
         return Some(plain(
             StatusCode::FORBIDDEN,
             &format!("Host `{host}` is not this server (loopback only)"),
@@ -102,7 +85,7 @@ fn refuse(req: &Request<Incoming>, addr: SocketAddr, opts: &HttpOptions) -> Opti
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !same(token.as_bytes(), opts.token.as_bytes()) {
+    if !agentops_api::guard::same_secret(token.as_bytes(), opts.token.as_bytes()) {
         let mut r = plain(
             StatusCode::UNAUTHORIZED,
             "a bearer token is required (Authorization: Bearer <token>, printed when the server started)",
@@ -171,7 +154,5 @@ pub async fn serve(
 
 /// A fresh random token (256 bits, hex).
 pub fn new_token() -> Result<String, String> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness for the bearer token: {e}"))?;
-    Ok(agentops_core::ids::hex(&b))
+    agentops_api::guard::new_token("the bearer token")
 }

@@ -248,19 +248,21 @@ impl RunState {
 
     /// Running in the journal but no process holds its lock: it was killed.
     pub fn interrupted(&self, state_dir: &std::path::Path) -> bool {
-        if self.status != RunStatus::Running {
-            return false;
-        }
-        let p = Self::lock_path(state_dir, &self.id);
+        self.status == RunStatus::Running && !Self::lock_held(state_dir, &self.id)
+    }
+
+    /// Whether a process holds run `id`'s lock (is executing it).
+    pub fn lock_held(state_dir: &std::path::Path, id: &RunId) -> bool {
+        let p = Self::lock_path(state_dir, id);
         let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&p) else {
-            return true;
+            return false;
         };
         match f.try_lock() {
             Ok(()) => {
                 let _ = f.unlock();
-                true
+                false
             }
-            Err(_) => false,
+            Err(_) => true,
         }
     }
 }

@@ -27,9 +27,7 @@ pub const EMBEDDED_BYTES: usize = html::CSS.len() + html::JS.len() + html::ICON.
 
 /// A fresh random token (256 bits, hex).
 pub fn new_token() -> Result<String, String> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness for the dashboard's token: {e}"))?;
-    Ok(agentops_core::ids::hex(&b))
+    agentops_api::guard::new_token("the dashboard's token")
 }
 
 /// Serves the dashboard until the process ends; `ready` is told the bound

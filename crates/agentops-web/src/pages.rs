@@ -66,6 +66,14 @@ pub fn route(state: &State, req: &Request) -> Response {
     })
 }
 
+/// A string field of an event body ("" when absent).
+fn text(body: &serde_json::Value, k: &str) -> String {
+    body.get(k)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
 fn failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::failed(e)
 }
@@ -100,21 +108,11 @@ fn since(s: &str) -> Result<i64, ApiError> {
     })
 }
 
+/// A run no process executes any more (its status says running).
 fn interrupted(state: &State, id: &str) -> bool {
-    let Ok(run) = RunId::parse(id) else {
-        return false;
-    };
-    let p = agentops_runner::RunState::lock_path(&state.project.layout.state_dir(), &run);
-    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&p) else {
-        return true;
-    };
-    match f.try_lock() {
-        Ok(()) => {
-            let _ = f.unlock();
-            true
-        }
-        Err(_) => false,
-    }
+    RunId::parse(id).is_ok_and(|run| {
+        !agentops_runner::RunState::lock_held(&state.project.layout.state_dir(), &run)
+    })
 }
 
 fn select(name: &str, current: Option<&str>, options: &[String], any: &str) -> String {
@@ -576,7 +574,7 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
         s.push_str("<table class=\"gates\"><thead><tr><th>time</th><th>gate</th><th>kind</th><th>verdict</th><th>summary</th><th>evidence</th></tr></thead><tbody>");
         for e in verdicts {
             let b = &e.body;
-            let str_of = |k: &str| b.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let str_of = |k: &str| text(b, k);
             let (gate, kind, verdict, summary, evidence) = if e.kind == EventKind::ApprovalResolved
             {
                 let ok = b.get("approved").and_then(serde_json::Value::as_bool) == Some(true);
@@ -830,13 +828,7 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     } else {
         s.push_str("<table><thead><tr><th>time</th><th>decision</th><th>tool</th><th>rule</th><th>reason</th></tr></thead><tbody>");
         for e in &decisions {
-            let g = |k: &str| {
-                e.body
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
+            let g = |k: &str| text(&e.body, k);
             let _ = write!(
                 s,
                 "<tr class=\"denial\"><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
@@ -855,13 +847,7 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     } else {
         s.push_str("<table><tbody>");
         for e in &handoffs {
-            let g = |k: &str| {
-                e.body
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
+            let g = |k: &str| text(&e.body, k);
             let _ = write!(
                 s,
                 "<tr><td class=\"mono\">{}</td><td><a class=\"mono\" href=\"/knowledge/{}\">{}</a></td><td>{}</td></tr>",
@@ -1240,13 +1226,7 @@ fn knowledge(state: &State, req: &Request) -> Result<Response, ApiError> {
         } else {
             s.push_str("<table class=\"writes\"><tbody>");
             for e in &writes {
-                let g = |k: &str| {
-                    e.body
-                        .get(k)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("")
-                        .to_owned()
-                };
+                let g = |k: &str| text(&e.body, k);
                 let _ = write!(
                     s,
                     "<tr><td class=\"mono\">{}</td><td><a class=\"mono\" href=\"/knowledge/{}\">{}</a></td><td>{}</td><td class=\"muted mono\">{}</td></tr>",

@@ -11,6 +11,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use agentops_api::guard::{is_loopback_host, same_secret as same};
+
 use crate::state::State;
 use crate::{actions, html, pages};
 
@@ -181,23 +183,6 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    matches!(name, "localhost" | "127.0.0.1" | "::1")
-}
-
-/// Constant-time comparison, so a token cannot be guessed byte by byte.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The origins a page of this server has.
