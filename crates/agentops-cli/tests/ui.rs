@@ -522,6 +522,14 @@ fn the_token_moves_to_an_httponly_cookie_and_posts_need_origin_and_csrf() {
     );
     let runs = with_cookie("GET", "/runs", &[], "").body;
     assert!(runs.contains(&format!("data-run=\"{id}\" data-status=\"landed\"")));
+    // The run's page was built before the run went on; its spans were
+    // brought up to date from the events after: still `agentops trace`'s.
+    let page = with_cookie("GET", &format!("/runs/{id}"), &[], "").body;
+    assert_eq!(
+        page.matches("<rect class=\"span").count(),
+        trace_spans(&ctx, &id),
+        "one bar per span after the run went on"
+    );
     drop(server);
 }
 

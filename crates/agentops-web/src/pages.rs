@@ -402,7 +402,7 @@ fn run(state: &State, id: &str, req: &Request) -> Result<Response, ApiError> {
     }
     let layout = &state.project.layout;
     let state_dir = layout.state_dir();
-    let spans = agentops_telemetry::span::read(&j, &run).map_err(failed)?;
+    let spans = state.spans(&j, &run)?;
     // The run's state from its lifecycle and phase events — not from its
     // model calls, whose answers make up most of a long run's journal
     // (what they cost comes from the rollup).
@@ -785,7 +785,7 @@ fn session(state: &State, id: &str) -> Result<Response, ApiError> {
     let guard = of(vec![EventKind::ContextGuard])?;
     let decisions = of(vec![EventKind::HookDecision])?;
     let handoffs = of(vec![EventKind::HandoffWritten])?;
-    let spans = agentops_telemetry::span::read(&j, &run).map_err(failed)?;
+    let spans = state.spans(&j, &run)?;
     // The session's summary from the events since its first (not the
     // whole journal's sessions).
     let first = j

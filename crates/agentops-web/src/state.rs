@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use agentops_api::{ApiError, Project};
 use agentops_context::KnowledgeIndex;
-use agentops_store::Journal;
+use agentops_core::RunId;
+use agentops_store::{Journal, Query};
+use agentops_telemetry::span::{Builder, Span};
+use std::collections::HashMap;
 
 use crate::data::Folds;
 use crate::serve::UiOptions;
@@ -20,7 +23,14 @@ pub struct State {
     pub csrf: String,
     folds: Mutex<Folds>,
     index: Mutex<Option<KnowledgeIndex>>,
+    /// Span builders of the runs and sessions shown lately, each fed the
+    /// events after its position (a long run's trace is not rebuilt from
+    /// its ten thousand events on every page).
+    traces: Mutex<HashMap<String, Builder>>,
 }
+
+/// Span builders kept at most.
+const TRACES: usize = 8;
 
 impl State {
     pub fn new(project: Project, opts: UiOptions, addr: SocketAddr, csrf: String) -> Self {
@@ -31,6 +41,7 @@ impl State {
             csrf,
             folds: Mutex::new(Folds::default()),
             index: Mutex::new(None),
+            traces: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,6 +74,37 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.catch_up(j).map_err(ApiError::failed)?;
         f(&mut g)
+    }
+
+    /// The spans of run or session `run`, its builder brought up to the
+    /// journal's end (built afresh, parsed in full, when an event is
+    /// malformed: that path names it).
+    pub fn spans(&self, j: &Journal, run: &RunId) -> Result<Vec<Span>, ApiError> {
+        let mut g = self
+            .traces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !g.contains_key(run.as_str()) && g.len() >= TRACES {
+            g.clear();
+        }
+        let b = g
+            .entry(run.as_str().to_owned())
+            .or_insert_with(|| Builder::new(run.as_str()));
+        let mut ok = true;
+        j.scan(
+            &Query {
+                run_id: Some(run.clone()),
+                after_seq: Some(b.last_seq()),
+                ..Query::default()
+            },
+            &mut |r| ok = ok && b.push_raw(r),
+        )
+        .map_err(ApiError::failed)?;
+        if !ok {
+            g.remove(run.as_str());
+            return agentops_telemetry::span::read(j, run).map_err(ApiError::failed);
+        }
+        Ok(b.spans())
     }
 
     /// `f` over the search index, caught up with `.agents/` first.
