@@ -26,24 +26,24 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 5] = [
     ("runs", "Runs"),
     ("sessions", "Sessions"),
     ("cost", "Cost & usage"),
     ("knowledge", "Knowledge"),
     ("alerts", "Alerts"),
-    ("", ""),
 ];
 
 /// A whole page: `section` names the tab that is lit; `main` is the
-/// content (what a live refresh replaces).
-pub fn page(state: &State, title: &str, section: &str, main: &str) -> String {
+/// content; `seq`, for a live page, the journal position it shows (the
+/// script refreshes it when the journal moves past).
+pub fn page(state: &State, title: &str, section: &str, seq: Option<i64>, main: &str) -> String {
     let mut nav = String::new();
-    for (href, label) in NAV.iter().filter(|(h, _)| !h.is_empty()) {
+    for (href, label) in NAV {
         let _ = write!(
             nav,
             "<a href=\"/{href}\"{}>{label}</a>",
-            if *href == section {
+            if href == section {
                 " class=\"on\" aria-current=\"page\""
             } else {
                 ""
@@ -67,7 +67,10 @@ pub fn page(state: &State, title: &str, section: &str, main: &str) -> String {
 <script src=\"/assets/app.js\" defer></script></head>\
 <body><header><a class=\"brand\" href=\"/runs\">agentops</a><span class=\"repo\">{repo}</span><nav>{nav}</nav>\
 <span class=\"live\" id=\"live\" title=\"updates as the journal grows\"></span></header>\
-<main id=\"main\">{main}</main></body></html>\n",
+<main id=\"main\"{live}>{main}</main></body></html>\n",
+        live = seq
+            .map(|q| format!(" data-seq=\"{q}\""))
+            .unwrap_or_default(),
         csrf = esc(&state.csrf),
         title = esc(title),
         repo = esc(&repo),

@@ -88,12 +88,7 @@ fn seq(state: &State) -> Result<Response, ApiError> {
 
 /// `main` with the position it shows, so the script knows when to refresh.
 fn live(state: &State, title: &str, section: &str, seq: i64, main: &str) -> Response {
-    let html = html::page(state, title, section, main);
-    Response::html(html.replacen(
-        "<main id=\"main\">",
-        &format!("<main id=\"main\" data-seq=\"{seq}\">"),
-        1,
-    ))
+    Response::html(html::page(state, title, section, Some(seq), main))
 }
 
 /// `7d`, `24h`, or a date: the start (µs) it names.
@@ -1243,6 +1238,7 @@ fn knowledge(state: &State, req: &Request) -> Result<Response, ApiError> {
             state,
             "Knowledge",
             "knowledge",
+            None,
             &s,
         )));
     }
@@ -1271,6 +1267,7 @@ fn knowledge(state: &State, req: &Request) -> Result<Response, ApiError> {
         state,
         &format!("{q} · Knowledge"),
         "knowledge",
+        None,
         &s,
     )))
 }
@@ -1427,7 +1424,13 @@ fn entry(state: &State, id: &str) -> Result<Response, ApiError> {
         );
     }
     s.push_str("</tbody></table>");
-    Ok(Response::html(html::page(state, &e.title, "knowledge", &s)))
+    Ok(Response::html(html::page(
+        state,
+        &e.title,
+        "knowledge",
+        None,
+        &s,
+    )))
 }
 
 fn alerts(state: &State, req: &Request) -> Result<Response, ApiError> {

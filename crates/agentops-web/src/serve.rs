@@ -126,6 +126,7 @@ impl Response {
             state,
             title,
             "",
+            None,
             &format!(
                 "<h1>{}</h1><p class=\"error\" id=\"error\">{}</p>",
                 html::esc(title),
