@@ -9,6 +9,7 @@
 pub use agentops_llm::scripted as model;
 
 pub mod otlp_receiver;
+pub mod pg;
 pub mod store_conformance;
 
 use std::path::{Path, PathBuf};

@@ -54,6 +54,17 @@ Try again, or raise `store.busy_timeout_ms`."
         "{path}: cannot keep a hook's events in the journal's spool: {reason}. Check the directory's permissions and free space."
     )]
     Spool { path: PathBuf, reason: String },
+    #[error("{target}: {detail}")]
+    Postgres { target: String, detail: String },
+    #[error(
+        "{target}: the team store has schema version {found}, newer than this agentops supports ({supported}). \
+Upgrade agentops on this machine (`agentops version` shows this one); the database was not modified."
+    )]
+    PostgresNewerSchema {
+        target: String,
+        found: i64,
+        supported: i64,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal journal error: {0}")]

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod layout;
+pub mod pg;
 pub mod project;
 pub mod rollup;
 pub mod spool;
@@ -391,6 +392,50 @@ impl Journal {
         self.store
             .apply_feedback(id, target, alpha, agentops_core::time::now_micros())
     }
+}
+
+/// Bodies as JSON text, for backends that store text.
+pub(crate) fn encode_bodies(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&e.body))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))
+}
+
+/// An event from its stored columns; what is wrong with it otherwise.
+pub(crate) fn parse_event(
+    seq: i64,
+    ts: i64,
+    run_id: &str,
+    span_id: Option<&str>,
+    parent_span_id: Option<&str>,
+    kind: &str,
+    body: &str,
+) -> Result<Event, String> {
+    use agentops_core::SpanId;
+    let run_id = RunId::parse(run_id).map_err(|e| e.to_string())?;
+    let span_id = span_id
+        .map(SpanId::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let parent_span_id = parent_span_id
+        .map(SpanId::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let kind: EventKind = kind
+        .parse()
+        .map_err(|e: agentops_core::event::EventKindError| e.to_string())?;
+    let body = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    Ok(Event {
+        seq,
+        ts,
+        run_id,
+        span_id,
+        parent_span_id,
+        kind,
+        body,
+    })
 }
 
 /// "1 batch", "3 batches".

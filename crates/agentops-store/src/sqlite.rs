@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use agentops_core::config::Synchronous;
-use agentops_core::{Event, EventKind, NewEvent, RunId, SpanId};
+use agentops_core::{Event, EventKind, NewEvent, SpanId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
 use crate::{
@@ -607,38 +607,19 @@ impl SqliteStore {
     }
 
     fn row_to_event(&self, row: Row) -> Result<Event, StoreError> {
-        let bad = |reason: String| StoreError::BadRow {
+        crate::parse_event(
+            row.seq,
+            row.ts,
+            &row.run_id,
+            row.span_id.as_deref(),
+            row.parent_span_id.as_deref(),
+            &row.kind,
+            &row.body,
+        )
+        .map_err(|reason| StoreError::BadRow {
             path: self.path.clone(),
             seq: row.seq,
             reason,
-        };
-        let run_id = RunId::parse(&row.run_id).map_err(|e| bad(e.to_string()))?;
-        let span_id = row
-            .span_id
-            .as_deref()
-            .map(SpanId::parse)
-            .transpose()
-            .map_err(|e| bad(e.to_string()))?;
-        let parent_span_id = row
-            .parent_span_id
-            .as_deref()
-            .map(SpanId::parse)
-            .transpose()
-            .map_err(|e| bad(e.to_string()))?;
-        let kind: EventKind = row
-            .kind
-            .parse()
-            .map_err(|e: agentops_core::event::EventKindError| bad(e.to_string()))?;
-        let body =
-            serde_json::from_str(&row.body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
-        Ok(Event {
-            seq: row.seq,
-            ts: row.ts,
-            run_id,
-            span_id,
-            parent_span_id,
-            kind,
-            body,
         })
     }
 }
@@ -818,14 +799,6 @@ impl SqliteStore {
     }
 }
 
-fn encode_bodies(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
-    events
-        .iter()
-        .map(|e| serde_json::to_string(&e.body))
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Internal(format!("cannot encode event body: {e}")))
-}
-
 /// Inserts `events` (bodies encoded as `bodies`) and folds them into the
 /// rollup; returns their `seq` numbers.
 fn insert_events(
@@ -865,7 +838,7 @@ impl EventLog for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let bodies = encode_bodies(events)?;
+        let bodies = crate::encode_bodies(events)?;
         self.write_tx(durability, |tx| insert_events(tx, events, &bodies))
     }
 
@@ -880,7 +853,7 @@ impl EventLog for SqliteStore {
         }
         let bodies: Vec<Vec<String>> = batches
             .iter()
-            .map(|(_, evs)| encode_bodies(evs))
+            .map(|(_, evs)| crate::encode_bodies(evs))
             .collect::<Result<_, _>>()?;
         let now = agentops_core::time::now_micros();
         self.write_tx(durability, |tx| {
@@ -1261,7 +1234,7 @@ mod tests {
             })
             .unwrap()
         };
-        let run = RunId::parse("s1").unwrap();
+        let run = agentops_core::RunId::parse("s1").unwrap();
         let p = plan(&Query {
             run_id: Some(run.clone()),
             kinds: vec![EventKind::KnowledgeFeedback],
