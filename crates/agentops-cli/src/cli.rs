@@ -38,7 +38,8 @@ pub struct Global {
     /// Print more detail (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// The journal to use, overriding `store.url` (a SQLite path or sqlite:// URL).
+    /// The journal to use, overriding `store.url` (a SQLite path or sqlite://
+    /// URL), or the team store (a postgres:// URL).
     #[arg(long, global = true, value_name = "URL")]
     pub store: Option<String>,
 }
@@ -251,6 +252,8 @@ pub enum Command {
         /// At most this many sessions.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        team: TeamArgs,
     },
     /// Handoffs: what a session left for the next one.
     #[command(subcommand)]
@@ -302,6 +305,8 @@ pub enum Command {
         /// At most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        team: TeamArgs,
     },
     /// One run: its phases, attempts, model and tool calls, gate verdicts.
     Show {
@@ -322,6 +327,8 @@ pub enum Command {
         /// Columns to fit (default: the terminal's width, else 100).
         #[arg(long, value_name = "N")]
         width: Option<usize>,
+        #[command(flatten)]
+        team: TeamArgs,
     },
     /// Tokens (input, cached, output), cost, latency, error rate, tool
     /// calls, gate pass rate and retries, grouped by agent, model, workflow,
@@ -336,6 +343,8 @@ pub enum Command {
         /// Columns to fit (default: the terminal's width, else 100).
         #[arg(long, value_name = "N")]
         width: Option<usize>,
+        #[command(flatten)]
+        team: TeamArgs,
     },
     /// Health of the last window (`alerts.window`, default 24h) and alerts:
     /// error rate over 5%, a session's context over 40%, a step over 300 s,
@@ -345,10 +354,20 @@ pub enum Command {
         /// Look back this far instead of `alerts.window` (24h, 7d).
         #[arg(long, value_name = "AGE")]
         window: Option<String>,
+        #[command(flatten)]
+        team: TeamArgs,
     },
     /// Send spans to an OpenTelemetry backend.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The team store: a PostgreSQL database (`store.url =
+    /// "postgres://user@host:port/db"`, the password from PGPASSWORD or
+    /// ~/.pgpass) where every machine's runs, sessions and costs meet
+    /// (docs/team.md). Each machine keeps writing its own journal at hook
+    /// speed and forwards it; `runs`, `sessions`, `stats`, `status` and
+    /// `trace` then read the team store (--local: this machine only).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Run a real three-phase workflow end to end in a scratch repository:
     /// knowledge, a context packet, agents, a gate that fails once and passes
     /// on retry, checkpoints, a budget pause and a resume, the trace. Offline
@@ -546,6 +565,45 @@ pub enum AgentsCommand {
     /// over 2,000 tokens, a write scope of everything, tools the backend
     /// cannot offer. Exit 1 when anything is flagged.
     Lint,
+}
+
+/// Which journal a view reads when a team store is configured.
+#[derive(Debug, Args, Default, Clone)]
+pub struct TeamArgs {
+    /// Only this machine's work (the host name it forwards as; with a team
+    /// store).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only this person's work (the user name it forwards as; with a team
+    /// store).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Read this machine's journal only, even with a team store.
+    #[arg(long, conflicts_with_all = ["host", "user"])]
+    pub local: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the team store's schema (the `agentops` schema in
+    /// store.url's database): versioned migrations under a lock, so two
+    /// processes never migrate at once. First use does the same; a schema
+    /// newer than this agentops is refused untouched.
+    Migrate,
+    /// The team store's schema, size and server, and how far this
+    /// machine's journal is behind it. Exit 1 when it cannot be reached.
+    Status,
+    /// Ship this machine's journal to the team store, tagged with host and
+    /// user: everything after what the team store already holds from it, in
+    /// batches it commits before the watermark moves. Nothing is lost while
+    /// the database is down (the events wait here) and nothing is stored
+    /// twice. Exit 1 when it cannot be reached.
+    Push {
+        /// Keep forwarding as the journal grows (polls every second; backs
+        /// off up to 30 s while the database is down).
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,64 @@ pub(crate) fn journal_read(
     Journal::open_read(layout, config).map_err(Failure::failed)
 }
 
+/// The journal a view reads: the team store when `store.url` names one
+/// (after forwarding what this machine has not sent yet, so its own work
+/// shows), narrowed by --host / --user; this machine's journal with
+/// --local, without a team store, or — with a warning — when the team
+/// store cannot be reached.
+pub(crate) fn view_journal(
+    layout: &RepoLayout,
+    config: &agentops_core::config::Config,
+    team: &crate::cli::TeamArgs,
+    out: &crate::output::Output,
+) -> Result<Journal, Failure> {
+    let target = match agentops_store::team_target(config) {
+        Some(t) if !team.local => t.map_err(Failure::usage)?,
+        Some(_) => return journal_read(layout, config),
+        None => {
+            if team.host.is_some() || team.user.is_some() {
+                return Err(Failure::usage(
+                    "--host and --user filter a team store's views; store.url names none (docs/team.md)",
+                ));
+            }
+            return journal_read(layout, config);
+        }
+    };
+    let shown = target.shown().to_owned();
+    let filter = agentops_store::pg::Filter {
+        host: team.host.clone(),
+        user: team.user.clone(),
+    };
+    let team_journal = (|| {
+        let team_store = agentops_store::pg::PgStore::open(
+            target.clone(),
+            agentops_store::pg::PgOptions { migrate: true },
+        )?;
+        // Best effort: what this machine has not forwarded yet.
+        if let Ok(local) = Journal::open_for(layout, config) {
+            let tag = agentops_store::pg::Tag::local();
+            if let Ok(mut f) =
+                agentops_store::forward::Forwarder::claim(local.store(), &team_store, tag)
+            {
+                let _ = f.pass();
+            }
+        }
+        Journal::team(target, filter, config)
+    })();
+    match team_journal {
+        Ok(j) => Ok(j),
+        Err(e) => {
+            if team.host.is_some() || team.user.is_some() {
+                return Err(Failure::failed(e));
+            }
+            out.warn(&format!(
+                "{e}\nshowing this machine's journal only (the team store at {shown} could not be read)"
+            ));
+            journal_read(layout, config)
+        }
+    }
+}
+
 pub(crate) fn knowledge_failure(e: KnowledgeError) -> Failure {
     match e {
         KnowledgeError::Invalid(_) | KnowledgeError::Entry(_) => Failure::usage(e),

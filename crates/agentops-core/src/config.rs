@@ -875,7 +875,15 @@ mod tests {
             )),
             "{err}"
         );
-        let (p, err) = load_err(dir.path(), "c2.toml", "[store]\nurl = \"postgres://x\"\n");
+        let (p, err) = load_err(
+            dir.path(),
+            "c2.toml",
+            "[store]\nurl = \"postgres://app:hunter2@db/team\"\n",
+        );
+        assert!(
+            err.contains("PGPASSWORD") && !err.contains("hunter2"),
+            "{err}"
+        );
         assert!(
             err.starts_with(&format!("{}:2: key `store.url`", p.display())),
             "{err}"

@@ -5,6 +5,7 @@
 //! Every event body is redacted by [`Journal`] before any backend sees it.
 
 mod error;
+pub mod forward;
 pub mod layout;
 pub mod pg;
 pub mod project;
@@ -297,6 +298,17 @@ impl Journal {
         Self::new(Box::new(store), &config.redaction.extra_patterns)
     }
 
+    /// The team store as a journal (reads show every machine's events;
+    /// `filter` narrows them to a host or user), migrated on first use.
+    pub fn team(
+        target: pg::Target,
+        filter: pg::Filter,
+        config: &Config,
+    ) -> Result<Self, StoreError> {
+        let store = pg::PgStore::open(target, pg::PgOptions { migrate: true })?.filtered(filter);
+        Self::new(Box::new(store), &config.redaction.extra_patterns)
+    }
+
     /// The backend, for what the journal does not wrap (rollup, exporter
     /// watermarks).
     pub fn store(&self) -> &dyn Store {
@@ -443,12 +455,24 @@ pub(crate) fn counted_batches(n: usize) -> String {
     agentops_core::counted(u64::try_from(n).unwrap_or(u64::MAX), "batch", "batches")
 }
 
-/// The journal file the configuration points at.
+/// The journal file the configuration points at: the default one when
+/// `store.url` names a team store (this machine's journal is forwarded
+/// there, never replaced by it).
 fn store_path(layout: &RepoLayout, config: &Config) -> std::path::PathBuf {
     match &config.store.url {
-        Some(url) => layout.resolve_store_url(url),
-        None => layout.state_db(),
+        Some(url) if !pg::is_postgres_url(url) => layout.resolve_store_url(url),
+        _ => layout.state_db(),
     }
+}
+
+/// The team store `store.url` names, when it names one.
+pub fn team_target(config: &Config) -> Option<Result<pg::Target, StoreError>> {
+    let url = config
+        .store
+        .url
+        .as_deref()
+        .filter(|u| pg::is_postgres_url(u))?;
+    Some(pg::Target::resolve(url, &pg::process_env))
 }
 
 /// Options for [`SqliteStore::open`]: create when missing, 10 s busy timeout,

@@ -306,3 +306,147 @@ fn a_restarted_server_is_reconnected_to() {
     .unwrap();
     assert_eq!(s.count().unwrap(), 2);
 }
+
+fn local_journal(dir: &std::path::Path) -> agentops_store::SqliteStore {
+    agentops_store::SqliteStore::open(
+        &dir.join("state.db"),
+        agentops_store::sqlite_open_options(true),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_forwarder_loses_nothing_and_sends_nothing_twice() {
+    use agentops_store::forward::{ForwardError, Forwarder};
+    let Some(server) = PgServer::from_env("the_forwarder_loses_nothing") else {
+        return;
+    };
+    let db = server.fresh_db().unwrap();
+    let team = db.store();
+    let dir = tempfile::tempdir().unwrap();
+    let local = local_journal(dir.path());
+    let run = RunId::parse("sess-fwd").unwrap();
+    let tag = Tag {
+        host: "laptop-a".into(),
+        user: "alice".into(),
+    };
+    let batch = |n: usize, from: usize| -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| {
+                ev(
+                    &run,
+                    86_400_000_000 + i64::try_from(from + i).unwrap(),
+                    EventKind::ToolCall,
+                    serde_json::json!({"tool": "Bash", "duration_ms": 1.0, "i": from + i}),
+                )
+            })
+            .collect()
+    };
+    local
+        .append_batch(&batch(4_500, 0), Durability::Relaxed)
+        .unwrap();
+    {
+        let mut f = Forwarder::claim(&local, &team, tag.clone()).unwrap();
+        // A second forwarder of the same journal waits its turn.
+        assert!(matches!(
+            Forwarder::claim(&local, &team, tag.clone()),
+            Err(ForwardError::Busy(_))
+        ));
+        let r = f.pass().unwrap();
+        assert_eq!(
+            (r.sent, r.skipped, r.batches, r.watermark),
+            (4_500, 0, 3, 4_500)
+        );
+    }
+    // More events; the local watermark is then lost (a crash between the
+    // team store's commit and the local advance is the same): the next pass
+    // starts from what the team store holds, so nothing goes twice.
+    local
+        .append_batch(&batch(10, 4_500), Durability::Relaxed)
+        .unwrap();
+    let mut c = db.client();
+    {
+        let mut f = Forwarder::claim(&local, &team, tag.clone()).unwrap();
+        let r = f.pass().unwrap();
+        assert_eq!((r.sent, r.skipped), (10, 0));
+    }
+    // The team database restored from an older backup: the rest is sent again.
+    c.execute("DELETE FROM agentops.events WHERE origin_seq > 4000", &[])
+        .unwrap();
+    {
+        let mut f = Forwarder::claim(&local, &team, tag.clone()).unwrap();
+        let r = f.pass().unwrap();
+        assert_eq!(r.sent, 510);
+    }
+    assert_eq!(team.count().unwrap(), 4_510);
+    let seqs: Vec<i64> = c
+        .query(
+            "SELECT origin_seq FROM agentops.events ORDER BY origin_seq",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=4_510).collect::<Vec<i64>>(),
+        "every event once, none missing"
+    );
+    // The team store shows the events as the local journal has them.
+    let mine = local.read(&Query::default()).unwrap();
+    let theirs = team.read(&Query::default()).unwrap();
+    let strip = |v: &[agentops_core::Event]| -> Vec<(i64, String, serde_json::Value)> {
+        let mut out: Vec<_> = v
+            .iter()
+            .map(|e| (e.ts, e.kind.as_str().to_owned(), e.body.clone()))
+            .collect();
+        out.sort_by_key(|x| x.0);
+        out
+    };
+    assert_eq!(strip(&mine), strip(&theirs));
+    let status = agentops_store::forward::local_status(&local).unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].watermark, status[0].behind), (4_510, 0));
+}
+
+#[test]
+fn a_team_view_filtered_by_host_reads_only_that_machine() {
+    let Some(server) = PgServer::from_env("a_team_view_filtered_by_host") else {
+        return;
+    };
+    let db = server.fresh_db().unwrap();
+    let team = db.store();
+    let a = Tag {
+        host: "host-a".into(),
+        user: "alice".into(),
+    };
+    let b = Tag {
+        host: "host-b".into(),
+        user: "bob".into(),
+    };
+    team.append_forwarded("ja", &a, &forwarded(3, "run-a"))
+        .unwrap();
+    team.append_forwarded("jb", &b, &forwarded(5, "run-b"))
+        .unwrap();
+    let only = |host: Option<&str>, user: Option<&str>| {
+        db.store().filtered(agentops_store::pg::Filter {
+            host: host.map(str::to_owned),
+            user: user.map(str::to_owned),
+        })
+    };
+    assert_eq!(only(None, None).count().unwrap(), 8);
+    assert_eq!(only(Some("host-a"), None).count().unwrap(), 3);
+    assert_eq!(only(None, Some("bob")).count().unwrap(), 5);
+    assert_eq!(only(Some("host-a"), Some("bob")).count().unwrap(), 0);
+    let ra = only(Some("host-a"), None).read(&Query::default()).unwrap();
+    assert!(ra.iter().all(|e| e.run_id.as_str() == "run-a"));
+    let tool_calls =
+        |s: &PgStore| -> i64 { s.rollup(0).unwrap().iter().map(|r| r.sums.tool_calls).sum() };
+    assert_eq!(tool_calls(&only(None, None)), 8);
+    assert_eq!(tool_calls(&only(Some("host-b"), None)), 5);
+    assert_eq!(
+        only(Some("host-b"), None).positions(0, 100).unwrap().len(),
+        5
+    );
+}

@@ -11,7 +11,7 @@ use agentops_store::RepoLayout;
 use super::{Code, Failure, Flags, cwd};
 use crate::cli::{HandoffCommand, HooksCommand, IngestCommand};
 use crate::output::{self, Output};
-use crate::shared::{journal, journal_read, open, parse_since};
+use crate::shared::{journal, open, parse_since};
 
 fn harness_of(s: &str) -> Result<Harness, Failure> {
     Harness::parse(s)
@@ -328,6 +328,7 @@ fn duration(s: f64) -> String {
 pub fn sessions(
     since: Option<String>,
     limit: usize,
+    team: &crate::cli::TeamArgs,
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
@@ -336,7 +337,7 @@ pub fn sessions(
         Some(s) => Some(parse_since(s)?),
         None => None,
     };
-    let j = journal_read(&layout, &config)?;
+    let j = crate::shared::view_journal(&layout, &config, team, out)?;
     let mut all = agentops_harness::sessions::list(&j, since_ts).map_err(Failure::failed)?;
     all.truncate(limit);
     if out.json {

@@ -15,6 +15,7 @@ mod mcp;
 mod observe;
 mod plugin;
 mod runs;
+mod store;
 mod ui;
 
 pub use crate::shared::{Code, Failure, Flags};
@@ -68,7 +69,9 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Mcp { http, bind } => mcp::serve(http.as_deref(), bind, flags, out),
         Command::Ui { port, open, bind } => ui::serve(port, open, bind.as_deref(), flags, out),
         Command::Ingest(cmd) => harness::ingest(cmd, flags, out),
-        Command::Sessions { since, limit } => harness::sessions(since, limit, flags, out),
+        Command::Sessions { since, limit, team } => {
+            harness::sessions(since, limit, &team, flags, out)
+        }
         Command::Handoff(cmd) => harness::handoff(cmd, flags, out),
         Command::Agents(cmd) => runs::agents(cmd, flags, out),
         Command::Workflows(cmd) => runs::workflows(cmd, flags, out),
@@ -88,11 +91,17 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         ),
         Command::Land { run } => runs::land(&run, flags, out),
         Command::Gc => runs::gc(flags, out),
-        Command::Runs { limit } => runs::list(limit, flags, out),
+        Command::Runs { limit, team } => runs::list(limit, &team, flags, out),
         Command::Show { run, recording } => runs::show(&run, recording, flags, out),
-        Command::Trace { id, width } => observe::trace(&id, width, flags, out),
-        Command::Stats { by, since, width } => observe::stats(&by, &since, width, flags, out),
-        Command::Status { window } => observe::status(window, flags, out),
+        Command::Trace { id, width, team } => observe::trace(&id, width, &team, flags, out),
+        Command::Stats {
+            by,
+            since,
+            width,
+            team,
+        } => observe::stats(&by, &since, width, &team, flags, out),
+        Command::Status { window, team } => observe::status(window, &team, flags, out),
+        Command::Store(cmd) => store::run(cmd, flags, out),
         Command::Export(cmd) => observe::export(cmd, flags, out),
         Command::Demo { backend, keep } => runs::demo(backend, keep, out),
         Command::Version => {

@@ -6,8 +6,9 @@ use agentops_telemetry::{ExportError, Exporter, alerts, export, view};
 
 use super::{Code, Failure, Flags, open_project};
 use crate::cli::ExportCommand;
+use crate::cli::TeamArgs;
 use crate::output::{Output, write_out};
-use crate::shared::{env_lookup, journal, journal_read, parse_since};
+use crate::shared::{env_lookup, journal, parse_since, view_journal};
 
 /// The width to fit: `--width`, the terminal's, `COLUMNS`, else 100.
 fn width(flag: Option<usize>) -> usize {
@@ -28,9 +29,15 @@ fn resolve(j: &Journal, id: &str) -> Result<RunId, Failure> {
     Ok(agentops_api::runs::resolve(j, id)?)
 }
 
-pub fn trace(id: &str, w: Option<usize>, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+pub fn trace(
+    id: &str,
+    w: Option<usize>,
+    team: &TeamArgs,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
-    let j = journal_read(&layout, &config)?;
+    let j = view_journal(&layout, &config, team, out)?;
     let run = resolve(&j, id)?;
     let spans = agentops_telemetry::span::read(&j, &run).map_err(Failure::failed)?;
     if out.json {
@@ -48,13 +55,14 @@ pub fn stats(
     by: &str,
     since: &str,
     w: Option<usize>,
+    team: &TeamArgs,
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
     let by = view::By::parse(by).ok_or_else(|| Failure::usage(format!("--by {by}: unknown")))?;
     let from = parse_since(since)?;
     let (layout, config) = open_project(flags)?;
-    let j = journal_read(&layout, &config)?;
+    let j = view_journal(&layout, &config, team, out)?;
     let rows = j
         .store()
         .rollup(agentops_store::rollup::day_of(from))
@@ -72,7 +80,12 @@ pub fn stats(
     Ok(Code::Ok)
 }
 
-pub fn status(window: Option<String>, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+pub fn status(
+    window: Option<String>,
+    team: &TeamArgs,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
     let (layout, mut config) = open_project(flags)?;
     if let Some(w) = window {
         if agentops_core::time::parse_age(&w).is_none_or(|a| a <= 0) {
@@ -82,7 +95,7 @@ pub fn status(window: Option<String>, flags: &Flags, out: &Output) -> Result<Cod
         }
         config.alerts.window = w;
     }
-    let j = journal_read(&layout, &config)?;
+    let j = view_journal(&layout, &config, team, out)?;
     let s = alerts::status(&j, &config.alerts, agentops_core::time::now_micros())
         .map_err(Failure::failed)?;
     if out.json {

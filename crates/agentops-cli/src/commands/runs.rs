@@ -13,7 +13,7 @@ use agentops_runner::{Outcome, Progress, ProgressEvent, RunContext, RunError};
 use agentops_store::{Journal, RepoLayout};
 
 use super::{Code, Failure, Flags, open_project};
-use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, WorkflowsCommand};
+use crate::cli::{AgentsCommand, BudgetArgs, RunArgs, TeamArgs, WorkflowsCommand};
 use crate::output::{Output, write_err, write_out};
 use crate::shared::{background, env_lookup, finish_background, journal, journal_read};
 
@@ -580,8 +580,9 @@ pub fn gc(flags: &Flags, out: &Output) -> Result<Code, Failure> {
     Ok(Code::Ok)
 }
 
-pub fn list(limit: usize, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, _, j) = open_read(flags)?;
+pub fn list(limit: usize, team: &TeamArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config) = open_project(flags)?;
+    let j = crate::shared::view_journal(&layout, &config, team, out)?;
     let runs = agentops_runner::list_runs(&j, &layout.state_dir(), limit).map_err(fail)?;
     if out.json {
         out.json(&runs);

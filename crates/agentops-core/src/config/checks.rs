@@ -11,20 +11,39 @@ use super::PriceOverride;
 
 pub(super) fn store_url(url: &mut Option<String>) -> Result<(), String> {
     let Some(url) = url else { return Ok(()) };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if url.trim().is_empty() {
         return Err(
-            "the Postgres store is not available in this build yet; allowed: a SQLite file path or sqlite:// URL".into(),
+            "is empty; allowed: a SQLite file path, a sqlite:// URL or a postgres:// URL".into(),
         );
     }
-    if url.trim().is_empty() {
-        return Err("is empty; allowed: a SQLite file path or sqlite:// URL".into());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres_url(url);
     }
     if let Some((scheme, _)) = url.split_once("://")
         && scheme != "sqlite"
     {
         return Err(format!(
-            "unknown scheme `{scheme}://`; allowed: a SQLite file path or sqlite:// URL"
+            "unknown scheme `{scheme}://`; allowed: a SQLite file path, a sqlite:// URL or a postgres:// URL"
         ));
+    }
+    Ok(())
+}
+
+/// A team store's URL: never with a password in it (it would sit in a
+/// config file or a shell history; PGPASSWORD or ~/.pgpass hold it).
+fn postgres_url(url: &str) -> Result<(), String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    if in_userinfo || url.to_ascii_lowercase().contains("password=") {
+        return Err(
+            "has a password in it, which agentops never reads from its configuration; remove it and set PGPASSWORD or add it to ~/.pgpass (PGPASSFILE)"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -276,9 +276,12 @@ config_table! {
     /// `[store]`: where the journal lives.
     [store] StoreConfig {
         /// Where the journal lives: a SQLite file path (relative to the work tree) or
-        /// sqlite:// URL. Unset: <git-common-dir>/agentops/state.db.
+        /// sqlite:// URL. Unset: <git-common-dir>/agentops/state.db. A postgres:// URL
+        /// names a team store instead: this machine keeps its journal in the default
+        /// file and forwards it there (docs/team.md); no password in the URL (PGPASSWORD
+        /// or ~/.pgpass).
         url: Option<String> = None,
-            Rule::Text("a SQLite file path or sqlite:// URL (default: <git-common-dir>/agentops/state.db)"),
+            Rule::Text("a SQLite file path, sqlite:// URL, or postgres://user@host:port/db (default: <git-common-dir>/agentops/state.db)"),
             check store_url, example "\"sqlite:///path/to/state.db\"";
         /// How long a writer waits for another process's lock, in milliseconds.
         busy_timeout_ms: u64 = 10_000, Rule::Whole { unit: "milliseconds", lo: 100, hi: 600_000 };

@@ -93,7 +93,9 @@ CREATE TABLE agentops.rollup (
     steps                 BIGINT NOT NULL DEFAULT 0,
     step_ms               DOUBLE PRECISION NOT NULL DEFAULT 0,
     step_ms_max           DOUBLE PRECISION NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, run_id, agent, model)
+    host                  TEXT   NOT NULL DEFAULT '',
+    user_name             TEXT   NOT NULL DEFAULT '',
+    PRIMARY KEY (day, run_id, agent, model, host, user_name)
 );
 CREATE TABLE agentops.runs_index (
     run_id   TEXT PRIMARY KEY,
@@ -118,11 +120,11 @@ CREATE TABLE agentops.spool_drained (
 
 const ROLLUP_UPSERT: &str = "INSERT INTO agentops.rollup AS r (day, run_id, agent, model, llm_calls, llm_errors, input_tokens, output_tokens,
     cache_read_tokens, cache_creation_tokens, cost_usd, unpriced_calls, llm_ms, llm_ms_max, tool_calls, tool_errors, tool_ms,
-    gates, gates_passed, retries, steps, step_ms, step_ms_max)
- SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[],
+    gates, gates_passed, retries, steps, step_ms, step_ms_max, host, user_name)
+ SELECT *, $24::text, $25::text FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[],
     $10::int8[], $11::float8[], $12::int8[], $13::float8[], $14::float8[], $15::int8[], $16::int8[], $17::float8[], $18::int8[],
     $19::int8[], $20::int8[], $21::int8[], $22::float8[], $23::float8[])
- ON CONFLICT (day, run_id, agent, model) DO UPDATE SET
+ ON CONFLICT (day, run_id, agent, model, host, user_name) DO UPDATE SET
     llm_calls = r.llm_calls + excluded.llm_calls, llm_errors = r.llm_errors + excluded.llm_errors,
     input_tokens = r.input_tokens + excluded.input_tokens, output_tokens = r.output_tokens + excluded.output_tokens,
     cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,
@@ -168,8 +170,41 @@ impl Tag {
             .or_else(|| process_env("USER"))
             .or_else(|| process_env("LOGNAME"))
             .or_else(|| process_env("USERNAME"))
+            .or_else(passwd_name)
             .unwrap_or_else(|| "unknown".into());
         Self { host, user }
+    }
+}
+
+/// This process's user name from its uid and /etc/passwd (when `$USER`
+/// is not set, as under cron or a service manager).
+fn passwd_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+        })
+}
+
+/// Which machines' and people's rows a team view reads (`None`: all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub host: Option<String>,
+    pub user: Option<String>,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.host.is_none() && self.user.is_none()
     }
 }
 
@@ -208,6 +243,7 @@ pub struct PgStatus {
 pub struct PgStore {
     target: Target,
     tag: Tag,
+    filter: Filter,
     conn: Mutex<Option<Client>>,
 }
 
@@ -285,14 +321,21 @@ impl PgStore {
     /// schema. Retries the connection with backoff for about two seconds
     /// before saying the server cannot be reached.
     pub fn open(target: Target, opts: PgOptions) -> Result<Self, StoreError> {
+        let s = Self::connect(target)?;
+        s.prepare(opts.migrate)?;
+        Ok(s)
+    }
+
+    /// Connects without looking at the schema (for [`PgStore::migrate`]).
+    pub fn connect(target: Target) -> Result<Self, StoreError> {
         let s = Self {
             target,
             tag: Tag::local(),
+            filter: Filter::default(),
             conn: Mutex::new(None),
         };
         let client = s.connect_with_backoff()?;
         *s.lock() = Some(client);
-        s.prepare(opts.migrate)?;
         Ok(s)
     }
 
@@ -300,6 +343,13 @@ impl PgStore {
     /// for another user).
     pub fn with_tag(mut self, tag: Tag) -> Self {
         self.tag = tag;
+        self
+    }
+
+    /// The same store, reading only rows that match `filter` (events,
+    /// positions, counts and the rollup; writes are not filtered).
+    pub fn filtered(mut self, filter: Filter) -> Self {
+        self.filter = filter;
         self
     }
 
@@ -700,7 +750,7 @@ fn fold<'e>(
         for ((day, run, agent, model), s) in cells {
             cols.push(day, run, agent, model, &s);
         }
-        let p: [&(dyn ToSql + Sync); 23] = [
+        let p: [&(dyn ToSql + Sync); 25] = [
             &cols.day,
             &cols.run_id,
             &cols.agent,
@@ -724,6 +774,8 @@ fn fold<'e>(
             &cols.steps,
             &cols.step_ms,
             &cols.step_ms_max,
+            &tag.host,
+            &tag.user,
         ];
         tx.execute(ROLLUP_UPSERT, &p)?;
     }
@@ -792,7 +844,7 @@ impl RollupCols {
 }
 
 /// The `SELECT` for `q` with `$n` parameters.
-fn select(q: &Query) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+fn select(q: &Query, filter: &Filter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
     let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
     let mut sql = String::from(
         "SELECT seq, ts, run_id, span_id, parent_span_id, kind, body FROM agentops.events WHERE TRUE",
@@ -803,6 +855,12 @@ fn select(q: &Query) -> (String, Vec<Box<dyn ToSql + Sync>>) {
     };
     if let Some(r) = &q.run_id {
         arg(&mut sql, " AND run_id = ?", Box::new(r.as_str().to_owned()));
+    }
+    if let Some(h) = &filter.host {
+        arg(&mut sql, " AND host = ?", Box::new(h.clone()));
+    }
+    if let Some(u) = &filter.user {
+        arg(&mut sql, " AND user_name = ?", Box::new(u.clone()));
     }
     if !q.kinds.is_empty() {
         let kinds: Vec<String> = q.kinds.iter().map(|k| k.as_str().to_owned()).collect();
@@ -917,13 +975,13 @@ impl EventLog for PgStore {
     }
 
     fn read(&self, q: &Query) -> Result<Vec<Event>, StoreError> {
-        let (sql, args) = select(q);
+        let (sql, args) = select(q, &self.filter);
         let rows = self.with(true, |c| c.query(&sql, &refs(&args)))?;
         rows.iter().map(|r| self.to_event(r)).collect()
     }
 
     fn scan(&self, q: &Query, f: &mut dyn FnMut(RawRef<'_>)) -> Result<(), StoreError> {
-        let (sql, args) = select(q);
+        let (sql, args) = select(q, &self.filter);
         // A retry after a dropped connection must not hand a row over twice.
         let mut delivered: Option<i64> = None;
         let newest_first = q.newest_first;
@@ -963,8 +1021,10 @@ impl EventLog for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(true, |c| {
             let rows = c.query(
-                "SELECT seq, run_id FROM agentops.events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after_seq, &limit],
+                "SELECT seq, run_id FROM agentops.events WHERE seq > $1
+                   AND ($3::text IS NULL OR host = $3) AND ($4::text IS NULL OR user_name = $4)
+                 ORDER BY seq LIMIT $2",
+                &[&after_seq, &limit, &self.filter.host, &self.filter.user],
             )?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
@@ -972,17 +1032,28 @@ impl EventLog for PgStore {
 
     fn last_seq(&self) -> Result<i64, StoreError> {
         self.with(true, |c| {
-            let v: Option<i64> = c
-                .query_one("SELECT max(seq) FROM agentops.events", &[])?
-                .get(0);
+            let v: Option<i64> = if self.filter.is_empty() {
+                c.query_one("SELECT max(seq) FROM agentops.events", &[])?.get(0)
+            } else {
+                c.query_one(
+                    "SELECT max(seq) FROM agentops.events
+                     WHERE ($1::text IS NULL OR host = $1) AND ($2::text IS NULL OR user_name = $2)",
+                    &[&self.filter.host, &self.filter.user],
+                )?
+                .get(0)
+            };
             Ok(v.unwrap_or(0))
         })
     }
 
     fn count(&self) -> Result<u64, StoreError> {
         let n: i64 = self.with(true, |c| {
-            Ok(c.query_one("SELECT count(*) FROM agentops.events", &[])?
-                .get(0))
+            Ok(c.query_one(
+                "SELECT count(*) FROM agentops.events
+                 WHERE ($1::text IS NULL OR host = $1) AND ($2::text IS NULL OR user_name = $2)",
+                &[&self.filter.host, &self.filter.user],
+            )?
+            .get(0))
         })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -1061,15 +1132,21 @@ impl Feedback for PgStore {
 impl Rollups for PgStore {
     fn rollup(&self, since_day: i64) -> Result<Vec<RollupRow>, StoreError> {
         let rows = self.with(true, |c| {
+            // Cells of one (day, run, agent, model) from several hosts (a
+            // run another worker took over) are summed unless filtered.
             c.query(
-                "SELECT r.day, r.run_id, r.agent, r.model, i.workflow, i.harness,
-                        r.llm_calls, r.llm_errors, r.input_tokens, r.output_tokens, r.cache_read_tokens,
-                        r.cache_creation_tokens, r.cost_usd, r.unpriced_calls, r.llm_ms, r.llm_ms_max,
-                        r.tool_calls, r.tool_errors, r.tool_ms, r.gates, r.gates_passed, r.retries,
-                        r.steps, r.step_ms, r.step_ms_max
+                "SELECT r.day, r.run_id, r.agent, r.model, min(i.workflow), min(i.harness),
+                        sum(r.llm_calls)::int8, sum(r.llm_errors)::int8, sum(r.input_tokens)::int8,
+                        sum(r.output_tokens)::int8, sum(r.cache_read_tokens)::int8,
+                        sum(r.cache_creation_tokens)::int8, sum(r.cost_usd), sum(r.unpriced_calls)::int8,
+                        sum(r.llm_ms), max(r.llm_ms_max), sum(r.tool_calls)::int8, sum(r.tool_errors)::int8,
+                        sum(r.tool_ms), sum(r.gates)::int8, sum(r.gates_passed)::int8, sum(r.retries)::int8,
+                        sum(r.steps)::int8, sum(r.step_ms), max(r.step_ms_max)
                  FROM agentops.rollup r LEFT JOIN agentops.runs_index i ON i.run_id = r.run_id
-                 WHERE r.day >= $1 ORDER BY r.day, r.run_id, r.agent, r.model",
-                &[&since_day],
+                 WHERE r.day >= $1 AND ($2::text IS NULL OR r.host = $2) AND ($3::text IS NULL OR r.user_name = $3)
+                 GROUP BY r.day, r.run_id, r.agent, r.model
+                 ORDER BY r.day, r.run_id, r.agent, r.model",
+                &[&since_day, &self.filter.host, &self.filter.user],
             )
         })?;
         Ok(rows
