@@ -129,22 +129,21 @@ pub(crate) fn view_journal(
         host: team.host.clone(),
         user: team.user.clone(),
     };
-    let team_journal = (|| {
-        let team_store = agentops_store::pg::PgStore::open(
-            target.clone(),
-            agentops_store::pg::PgOptions { migrate: true },
-        )?;
-        // Best effort: what this machine has not forwarded yet.
-        if let Ok(local) = Journal::open_for(layout, config) {
-            let tag = agentops_store::pg::Tag::local();
-            if let Ok(mut f) =
-                agentops_store::forward::Forwarder::claim(local.store(), &team_store, tag)
-            {
-                let _ = f.pass();
-            }
-        }
-        Journal::team(target, filter, config)
-    })();
+    // One connection: the forwarding pass, then the view over it.
+    let team_journal =
+        agentops_store::pg::PgStore::open(target, agentops_store::pg::PgOptions { migrate: true })
+            .and_then(|team_store| {
+                // Best effort: what this machine has not forwarded yet.
+                if let Ok(local) = Journal::open_for(layout, config) {
+                    let tag = agentops_store::pg::Tag::local();
+                    if let Ok(mut f) =
+                        agentops_store::forward::Forwarder::claim(local.store(), &team_store, tag)
+                    {
+                        let _ = f.pass();
+                    }
+                }
+                Journal::team(team_store.filtered(filter), config)
+            });
     match team_journal {
         Ok(j) => Ok(j),
         Err(e) => {

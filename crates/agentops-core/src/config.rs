@@ -119,6 +119,21 @@ pub enum Tokenizer {
 }
 
 mod checks;
+
+/// Whether a connection URL (or libpq key=value string) carries a password:
+/// `user:password@` in its authority, or a `password=` parameter.
+pub fn url_has_password(url: &str) -> bool {
+    if url.to_ascii_lowercase().contains("password=") {
+        return true;
+    }
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
 mod keys;
 
 pub use keys::{

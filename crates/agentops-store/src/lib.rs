@@ -298,14 +298,9 @@ impl Journal {
         Self::new(Box::new(store), &config.redaction.extra_patterns)
     }
 
-    /// The team store as a journal (reads show every machine's events;
-    /// `filter` narrows them to a host or user), migrated on first use.
-    pub fn team(
-        target: pg::Target,
-        filter: pg::Filter,
-        config: &Config,
-    ) -> Result<Self, StoreError> {
-        let store = pg::PgStore::open(target, pg::PgOptions { migrate: true })?.filtered(filter);
+    /// The team store as a journal (reads show every machine's events, or
+    /// those its filter keeps).
+    pub fn team(store: pg::PgStore, config: &Config) -> Result<Self, StoreError> {
         Self::new(Box::new(store), &config.redaction.extra_patterns)
     }
 

@@ -32,14 +32,7 @@ pub(super) fn store_url(url: &mut Option<String>) -> Result<(), String> {
 /// A team store's URL: never with a password in it (it would sit in a
 /// config file or a shell history; PGPASSWORD or ~/.pgpass hold it).
 fn postgres_url(url: &str) -> Result<(), String> {
-    let Some((_, rest)) = url.split_once("://") else {
-        return Ok(());
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let in_userinfo = authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
-    if in_userinfo || url.to_ascii_lowercase().contains("password=") {
+    if super::url_has_password(url) {
         return Err(
             "has a password in it, which agentops never reads from its configuration; remove it and set PGPASSWORD or add it to ~/.pgpass (PGPASSFILE)"
                 .into(),

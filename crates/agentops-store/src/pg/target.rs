@@ -23,7 +23,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// configuration check names it): a password in it, or a URL that does
 /// not parse.
 pub fn check_url(url: &str) -> Result<(), String> {
-    if has_password(url) {
+    if agentops_core::config::url_has_password(url) {
         return Err(
             "has a password in it, which agentops never reads from its configuration; \
 remove it and set PGPASSWORD or add it to ~/.pgpass (PGPASSFILE)"
@@ -33,22 +33,6 @@ remove it and set PGPASSWORD or add it to ~/.pgpass (PGPASSFILE)"
     postgres::Config::from_str(url)
         .map(|_| ())
         .map_err(|e| format!("is not a valid Postgres URL: {e}"))
-}
-
-/// `user:password@` in the URL's authority, or a `password=` parameter.
-fn has_password(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    if lower.contains("password=") {
-        return true;
-    }
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':'),
-        None => false,
-    }
 }
 
 /// One environment lookup, so tests can pass their own.
