@@ -20,6 +20,7 @@ mod mcp;
 mod retrieval;
 mod runner;
 mod stats;
+mod team;
 mod telemetry;
 mod ui;
 
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, mcp, ui, gates, harness, flywheel, runner, telemetry\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)\n       agentops-bench knowledge-repo DIR N   (a repo with N committed learnings, for profiling)"
+        "usage: agentops-bench <suite> [--quick]\nsuites: foundation, knowledge, context, retrieval, mcp, ui, gates, harness, flywheel, runner, telemetry, team\n       agentops-bench trace-repo DIR   (a repo with a 10,101-span run, for profiling)\n       agentops-bench knowledge-repo DIR N   (a repo with N committed learnings, for profiling)"
     );
     std::process::exit(2)
 }
@@ -58,6 +59,7 @@ fn main() {
         Some("runner") => runner::run(quick),
         Some("telemetry") => telemetry::run(quick),
         Some("ui") => ui::run(quick),
+        Some("team") => team::run(quick),
         Some("knowledge-repo") => match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
             (Some(dir), Some(n)) => corpus::knowledge_repo(
                 std::path::Path::new(dir),

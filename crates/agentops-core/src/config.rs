@@ -515,6 +515,13 @@ pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
         "AGENTOPS_REQUIRE_BROWSER",
         "AGENTOPS_MCP_SDK",
         "AGENTOPS_REQUIRE_MCP_SDK",
+        "AGENTOPS_HOST",
+        "AGENTOPS_USER",
+        "AGENTOPS_PG_URL",
+        "AGENTOPS_PG_PASSWORD",
+        "AGENTOPS_PG_DIR",
+        "AGENTOPS_PG_BIN",
+        "AGENTOPS_REQUIRE_POSTGRES",
     ];
     let known: Vec<String> = KEYS
         .iter()
