@@ -233,7 +233,11 @@ pub fn run(quick: bool) {
         if let Some(url) = url {
             let cfg = repo.join(".agents/config.toml");
             let text = std::fs::read_to_string(&cfg).expect("config");
-            assert!(text.contains("[store]\n"), "no [store] table in {}", cfg.display());
+            assert!(
+                text.contains("[store]\n"),
+                "no [store] table in {}",
+                cfg.display()
+            );
             let text = text.replacen("[store]\n", &format!("[store]\nurl = \"{url}\"\n"), 1);
             std::fs::write(&cfg, text).expect("config");
         }
@@ -287,7 +291,8 @@ pub fn run(quick: bool) {
         ms(hooks[0].median()),
         ms(hooks[0].pct(0.99))
     );
-    let unchanged = hooks[1].median().as_secs_f64() <= hooks[0].median().as_secs_f64() * 1.10 + 0.0002;
+    let unchanged =
+        hooks[1].median().as_secs_f64() <= hooks[0].median().as_secs_f64() * 1.10 + 0.0002;
     let pass = rates[0] >= 20_000.0 && unchanged;
     println!();
     println!("targets met: {}", if pass { "yes" } else { "NO" });

@@ -160,6 +160,26 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Share knowledge through the git remote: fetch the memory branch
+    /// (memory.branch, else the current branch), bring in others' memory
+    /// commits, replay this machine's on top and push them, then refresh the
+    /// search index.
+    ///
+    /// Only memory commits (entry files under .agents/) are rebased or
+    /// published: sync refuses, changing nothing, when your unpushed commits
+    /// or the remote's new ones touch anything else, and it never touches
+    /// your other files or staged changes. An entry id the remote already
+    /// has is renamed to the next free one (both entries stay); an entry
+    /// edited on both sides is reported until --keep says which edit stays.
+    Sync {
+        /// The remote (default: the branch's upstream remote, else origin).
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+        /// For entries edited here and on the remote: keep `ours` (this
+        /// machine's edit goes over the other) or `theirs` (drop this one).
+        #[arg(long, value_parser = ["ours", "theirs"])]
+        keep: Option<String>,
+    },
     /// Validation gates: run them (for CI), list them, check the hook policy.
     #[command(subcommand)]
     Gate(GateCommand),

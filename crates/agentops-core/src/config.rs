@@ -86,6 +86,31 @@ pub enum MemoryCommit {
     Off,
 }
 
+/// When session hooks run `agentops sync` (`memory.auto_sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoSync {
+    /// Never: `agentops sync` by hand.
+    #[default]
+    Off,
+    /// On SessionStart, before the briefing (others' knowledge comes in).
+    Start,
+    /// On SessionEnd, after the handoff (this session's goes out).
+    End,
+    /// Both.
+    Both,
+}
+
+impl AutoSync {
+    /// Whether a hook for `start` (SessionStart) or not (SessionEnd) syncs.
+    pub fn on(self, start: bool) -> bool {
+        matches!(
+            (self, start),
+            (AutoSync::Both, _) | (AutoSync::Start, true) | (AutoSync::End, false)
+        )
+    }
+}
+
 /// One `[prices]` row: USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

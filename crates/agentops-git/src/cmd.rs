@@ -55,6 +55,46 @@ pub fn run_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, CommandError> {
     }
 }
 
+/// Runs git in `dir` with extra environment (`GIT_INDEX_FILE`, author
+/// identity) and `stdin` written to it; its standard output as bytes on
+/// success, its standard error in the error. Identity falls back to
+/// `agentops <agentops@localhost>` when git knows none (a commit needs one).
+pub fn run_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Result<Vec<u8>, CommandError> {
+    use std::io::Write;
+    let ident = identity_args(dir);
+    let mut all: Vec<&str> = ident.iter().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    let mut c = command(dir, &all);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(CommandError::Spawn)?;
+    if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
+        w.write_all(input).map_err(CommandError::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(CommandError::Spawn)?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(CommandError::Failed {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
 /// Runs git in `dir`; standard output without its trailing newline.
 pub fn run(dir: &Path, args: &[&str]) -> Result<String, CommandError> {
     run_bytes(dir, args).map(|o| String::from_utf8_lossy(&o).trim_end().to_owned())

@@ -168,6 +168,23 @@ impl Repo {
         }
     }
 
+    /// `refs/remotes/origin/<branch>`'s commit, if fetched.
+    fn remote_tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
+        let name = format!("refs/remotes/origin/{branch}");
+        match self
+            .repo
+            .try_find_reference(name.as_str())
+            .map_err(op(format!("read {name}")))?
+        {
+            Some(mut r) => Ok(Some(
+                r.peel_to_id()
+                    .map_err(op(format!("resolve {name}")))?
+                    .detach(),
+            )),
+            None => Ok(None),
+        }
+    }
+
     fn branch_tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
         let name = format!("refs/heads/{branch}");
         match self
@@ -546,10 +563,14 @@ impl Repo {
         message: &str,
         index: Option<&gix::index::File>,
     ) -> Result<ObjectId, GitError> {
-        // A branch that does not exist yet starts from HEAD, so it can be
-        // merged back like any other branch.
+        // A branch that does not exist yet starts from the remote's copy
+        // (`origin/<branch>`, what `agentops sync` shares), else from HEAD,
+        // so it can be merged back like any other branch.
         let tip = match (target, self.tip(target)?) {
-            (Target::Branch(_), None) => self.head_tip()?,
+            (Target::Branch(b), None) => match self.remote_tip(b)? {
+                Some(t) => Some(t),
+                None => self.head_tip()?,
+            },
             (_, tip) => tip,
         };
         let base_tree = match tip {

@@ -9,6 +9,7 @@ pub use agentops_git::locks;
 pub use agentops_git::repo as git;
 pub mod memory;
 pub mod outline;
+pub mod sync;
 
 pub use entry::{Entry, EntryError, EntryType, Maturity, Provenance};
 

@@ -145,6 +145,84 @@ pub fn learn(args: LearnArgs, flags: &Flags, out: &Output) -> Result<Code, Failu
     Ok(Code::Ok)
 }
 
+/// `agentops sync`
+pub fn sync(
+    remote: Option<String>,
+    keep: Option<&str>,
+    flags: &Flags,
+    out: &Output,
+) -> Result<Code, Failure> {
+    use agentops_knowledge::sync::{self, Keep, SyncError, SyncOptions};
+    let p = crate::shared::project(flags)?;
+    let opts = SyncOptions {
+        remote,
+        keep: match keep {
+            Some("ours") => Some(Keep::Ours),
+            Some("theirs") => Some(Keep::Theirs),
+            _ => None,
+        },
+    };
+    let rep = match sync::sync(&p.layout, &p.config, &opts) {
+        Ok(r) => r,
+        Err(e @ SyncError::Conflicts(_)) if out.json => {
+            if let SyncError::Conflicts(c) = &e {
+                out.json(&serde_json::json!({"error": e.to_string(), "conflicts": c}));
+            }
+            return Ok(Code::Failure);
+        }
+        Err(e) => return Err(Failure::failed(e)),
+    };
+    let mut warnings = Vec::new();
+    if rep.received > 0 || !rep.renamed.is_empty() || !rep.settled.is_empty() {
+        index_after_write(&p.layout, &p.config, &mut warnings);
+    }
+    for w in &warnings {
+        out.warn(w);
+    }
+    if out.json {
+        out.json(&rep);
+        return Ok(Code::Ok);
+    }
+    for (old, new) in &rep.renamed {
+        out.line(&format!(
+            "renamed {old} → {new}: {}/{} already has an entry with that id",
+            rep.remote, rep.branch
+        ));
+    }
+    for c in &rep.settled {
+        out.line(&format!(
+            "{}: edited here and there; kept {}",
+            c.id,
+            if c.kept == Some(Keep::Ours) {
+                "this machine's edit"
+            } else {
+                "the remote's edit"
+            }
+        ));
+    }
+    if rep.received == 0 && rep.published == 0 {
+        out.line(&format!(
+            "{} is up to date with {}/{}",
+            rep.branch, rep.remote, rep.branch
+        ));
+    } else {
+        out.line(&format!(
+            "synced {} with {}/{}: {} received, {} published{}",
+            rep.branch,
+            rep.remote,
+            rep.branch,
+            agentops_core::counted(rep.received as u64, "commit", "commits"),
+            agentops_core::counted(rep.published as u64, "memory commit", "memory commits"),
+            if rep.rebased > 0 {
+                format!(" ({} replayed on the remote's tip)", rep.rebased)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(Code::Ok)
+}
+
 pub fn run(cmd: KnowledgeCommand, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     match cmd {
         KnowledgeCommand::List {

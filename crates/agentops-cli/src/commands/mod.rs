@@ -60,6 +60,7 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
             lexical,
         }) => context::eval(&file, corpus.as_deref(), lexical, flags, out),
         Command::Index { rebuild } => context::index(rebuild, flags, out),
+        Command::Sync { remote, keep } => knowledge::sync(remote, keep.as_deref(), flags, out),
         Command::Gate(cmd) => gate::run(cmd, flags, out),
         Command::Approve(args) => gate::decide(args, true, flags, out),
         Command::Reject(args) => gate::decide(args, false, flags, out),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{FailMode, MemoryCommit, PriceOverride, Synchronous, Tokenizer};
+use super::{AutoSync, FailMode, MemoryCommit, PriceOverride, Synchronous, Tokenizer};
 
 /// What a key takes, beyond its type; the "allowed" text of errors and docs is
 /// derived from it.
@@ -115,6 +115,7 @@ impl Setting for BTreeMap<String, u64> {
 }
 impl Setting for Synchronous {}
 impl Setting for MemoryCommit {}
+impl Setting for AutoSync {}
 impl Setting for FailMode {}
 impl Setting for Tokenizer {}
 
@@ -304,12 +305,19 @@ config_table! {
         /// "auto": every memory write is a git commit. "off": write files only.
         commit: MemoryCommit = MemoryCommit::Auto, Rule::Text("\"auto\" or \"off\"");
         /// Commit memory writes to this branch instead of the current one (created from
-        /// HEAD on first use; the work tree and index are not touched).
+        /// origin/<branch> when fetched, else HEAD, on first use; the work tree and index
+        /// are not touched). `agentops sync` shares it through the remote.
         branch: Option<String> = None, Rule::Text("a branch name"),
             check branch_name, example "\"agentops/memory\"";
         /// Warn when an entry is larger than this many bytes (it is still written;
         /// search indexes its first 64 KiB).
         warn_bytes: u64 = 256 * 1024, Rule::Whole { unit: "bytes", lo: 1024, hi: 1 << 30 };
+        /// Run `agentops sync` from the session hooks: "start" (SessionStart, before the
+        /// briefing), "end" (SessionEnd, after the handoff), "both", or "off". Bounded by
+        /// auto_sync_timeout_ms; a sync still going then finishes in the background.
+        auto_sync: AutoSync = AutoSync::Off, Rule::Text("\"off\", \"start\", \"end\" or \"both\"");
+        /// How long a session hook waits for its sync, in milliseconds.
+        auto_sync_timeout_ms: u64 = 2_000, Rule::Whole { unit: "milliseconds", lo: 100, hi: 60_000 };
     }
     /// `[context]`: search ranking, packet budgets, model windows.
     [context] ContextConfig {

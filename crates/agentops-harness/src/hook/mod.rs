@@ -210,9 +210,16 @@ pub fn run(inv: Invocation) -> Outcome {
             }
         }
     }
+    if matches!(input.data, EventInput::SessionStart { .. }) && config.memory.auto_sync.on(true) {
+        // The sync comes first, then the briefing.
+        limit += Duration::from_millis(config.memory.auto_sync_timeout_ms);
+    }
     if input.data == EventInput::Checkpoint {
         // These may write a handoff (a memory write).
         limit = limit.max(Duration::from_secs(15));
+        if config.memory.auto_sync.on(false) {
+            limit += Duration::from_millis(config.memory.auto_sync_timeout_ms);
+        }
         if inv.harness == Harness::Codex && input.event == HookEvent::SessionEnd {
             // Codex clamps SessionEnd hooks to 3 s and kills them after.
             limit = CODEX_SESSION_END_LIMIT;
@@ -552,6 +559,11 @@ fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
         Journal::open_for(&ctx.layout, &ctx.config)?
     };
     let mut events = vec![received(ctx)];
+    if matches!(ctx.input.data, EventInput::SessionStart { .. })
+        && ctx.config.memory.auto_sync.on(true)
+    {
+        auto_sync(ctx);
+    }
     let reply = match &ctx.input.data {
         EventInput::SessionStart { .. } => session_start(ctx, &journal, &mut events),
         EventInput::UserPromptSubmit { .. } => prompt_submit(ctx, &journal, &mut events),
@@ -563,7 +575,11 @@ fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
             if ctx.input.event == HookEvent::SessionEnd {
                 settle_feedback(ctx, &journal, false);
             }
-            write_handoff(ctx, &journal, ctx.input.event.as_str(), &mut events)
+            let r = write_handoff(ctx, &journal, ctx.input.event.as_str(), &mut events);
+            if ctx.input.event == HookEvent::SessionEnd && ctx.config.memory.auto_sync.on(false) {
+                auto_sync(ctx);
+            }
+            r
         }
         // Spooled before a worker starts (see `spooled`).
         EventInput::PreToolUse(_) | EventInput::PostToolUse { .. } | EventInput::Other => {
@@ -574,6 +590,68 @@ fn handle(ctx: &Ctx) -> Result<Reply, crate::error::HarnessError> {
         journal.append_batch(events, Durability::Configured)?;
     }
     reply
+}
+
+/// `memory.auto_sync`: runs `agentops sync -q` in the repository and waits
+/// at most `memory.auto_sync_timeout_ms` (and never past the hook's own
+/// limit, less a margin for its reply). A sync still going then finishes
+/// on its own; one that fails is a line in hooks.log, never the session's
+/// problem.
+fn auto_sync(ctx: &Ctx) {
+    let bound = Duration::from_millis(ctx.config.memory.auto_sync_timeout_ms).min(
+        ctx.deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_millis(500)),
+    );
+    let log = |m: &str| {
+        log_error(
+            Some(&ctx.layout),
+            ctx.harness,
+            ctx.input.event.as_str(),
+            &format!("auto_sync: {m}"),
+        )
+    };
+    // Its errors, kept for hooks.log (a pipe would break once the hook exits
+    // while a sync goes on).
+    let log_path = ctx.layout.state_dir().join("auto-sync.log");
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return log(&format!("cannot find the agentops binary: {e}")),
+    };
+    let child = std::process::Command::new(exe)
+        .args(["sync", "-q"])
+        .current_dir(&ctx.layout.work_tree)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(match std::fs::File::create(&log_path) {
+            Ok(f) => std::process::Stdio::from(f),
+            Err(_) => std::process::Stdio::null(),
+        })
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return log(&format!("cannot start `agentops sync`: {e}")),
+    };
+    let until = Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    log(err.trim());
+                }
+                return;
+            }
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                return log(&format!(
+                    "still syncing after {} ms; it goes on in the background",
+                    bound.as_millis()
+                ));
+            }
+            Err(e) => return log(&e.to_string()),
+        }
+    }
 }
 
 /// Records `retrieved` for what this call injected (best effort: feedback
