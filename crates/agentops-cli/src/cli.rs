@@ -320,7 +320,23 @@ pub enum Command {
     /// Remove the worktrees of finished runs (completed, cancelled, landed,
     /// failed). Branches stay.
     Gc,
-    /// Runs, newest first: status, phases done, tokens, cost.
+    /// Claim queued runs (`run --queue`) of a repository from the team
+    /// store and execute them, each in a worktree of this worker's own
+    /// clone, with a lease it renews; checkpoints are pushed to the remote
+    /// and the journal is the team store's. A run whose worker died is taken
+    /// over when its lease runs out and resumed from its last checkpoint,
+    /// recorded model calls answered from the journal. Ctrl-C hands its runs
+    /// back to the queue.
+    Worker(WorkerArgs),
+    /// The team's workers (alive ones, or --all) with the runs each holds,
+    /// and the queue.
+    Workers {
+        /// Stopped and silent workers too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Runs, newest first: status, phases done, tokens, cost (with a team
+    /// store: every machine's, queued ones and where each runs).
     Runs {
         /// At most this many runs.
         #[arg(long, default_value_t = 20)]
@@ -702,6 +718,44 @@ pub struct RunArgs {
     pub backend: Option<String>,
     #[command(flatten)]
     pub budget: BudgetArgs,
+    /// Do not run it here: check its specs and enqueue it in the team store
+    /// (store.url) for a worker (`agentops worker`) to claim. The base
+    /// commit must be on the remote already; prints the run's id.
+    #[arg(long)]
+    pub queue: bool,
+    /// The remote workers fetch from (with --queue).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "origin",
+        requires = "queue"
+    )]
+    pub remote: String,
+}
+
+/// `agentops worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Runs executed at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// The repository whose queued runs it claims (a URL or a path); it
+    /// works in a clone of its own. Default: this repository's `origin`.
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: Option<String>,
+    /// Where its clone lives (default: under $XDG_CACHE_HOME/agentops/workers/).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Seconds a claim holds without renewal (renewed every third of it);
+    /// after a kill, another worker takes the run over once it runs out.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub lease: f64,
+    /// Seconds between looks at an empty queue.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub poll: f64,
+    /// Exit once the repository has nothing queued or claimed.
+    #[arg(long)]
+    pub drain: bool,
 }
 
 #[derive(Debug, Subcommand)]

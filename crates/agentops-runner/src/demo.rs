@@ -378,6 +378,8 @@ pub fn run(
         journal: &j,
         env,
         progress,
+        publish: None,
+        lost: None,
     };
     note(Note::Running { turns: 4 });
     let first = crate::start(

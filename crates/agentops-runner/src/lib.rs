@@ -14,6 +14,7 @@ pub mod spec;
 pub mod state;
 pub mod tools;
 pub mod view;
+pub mod worker;
 
 pub use run::{
     LandReport, Outcome, Progress, ProgressEvent, ResumeOptions, RunContext, StartOptions, cancel,

@@ -206,7 +206,12 @@ pub fn decide(
 ) -> Result<Code, Failure> {
     let (layout, config) = super::open_project(flags)?;
     let run = RunId::parse(&args.run).map_err(Failure::usage)?;
-    let j = journal(&layout, &config)?;
+    // A queued run's approvals live in the team store, from any machine.
+    let queued = super::worker::queued(&config, run.as_str());
+    let j = match &queued {
+        Some(_) => super::worker::journal_for(&config)?,
+        None => journal(&layout, &config)?,
+    };
     let by = agentops_api::actor(&layout);
     let decided = agentops_gates::approval::resolve(
         &j,
@@ -227,10 +232,16 @@ pub fn decide(
         )));
     }
     let verb = if approved { "approved" } else { "rejected" };
+    let requeued = queued
+        .as_ref()
+        .and_then(|(store, row)| super::worker::after_approval(&config, store, row));
     if out.json {
-        out.json(&serde_json::json!({"run": run, "decision": verb, "gates": decided, "by": by}));
+        out.json(&serde_json::json!({"run": run, "decision": verb, "gates": decided, "by": by, "requeued": requeued.is_some()}));
     } else {
         out.line(&format!("{verb} in {run}: {}", decided.join(", ")));
+        if let Some(line) = requeued {
+            out.line(&line);
+        }
     }
     Ok(Code::Ok)
 }

@@ -17,6 +17,7 @@ mod plugin;
 mod runs;
 mod store;
 mod ui;
+mod worker;
 
 pub use crate::shared::{Code, Failure, Flags};
 pub(crate) use crate::shared::{cwd, open_project};
@@ -93,6 +94,8 @@ pub fn run(cmd: Command, flags: &Flags, out: &Output) -> Result<Code, Failure> {
         Command::Land { run } => runs::land(&run, flags, out),
         Command::Gc => runs::gc(flags, out),
         Command::Runs { limit, team } => runs::list(limit, &team, flags, out),
+        Command::Worker(args) => worker::worker(args, flags, out),
+        Command::Workers { all } => worker::workers(all, flags, out),
         Command::Show { run, recording } => runs::show(&run, recording, flags, out),
         Command::Trace { id, width, team } => observe::trace(&id, width, &team, flags, out),
         Command::Stats {

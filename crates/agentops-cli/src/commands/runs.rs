@@ -462,19 +462,20 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
             .ok_or_else(|| Failure::usage(format!("--var {v}: use --var key=value")))?;
         vars.insert(k.trim().to_owned(), val.to_owned());
     }
-    drive(open(flags)?, out, |ctx| {
-        agentops_runner::start(
-            ctx,
-            &agentops_runner::StartOptions {
-                workflow: args.workflow,
-                goal: args.goal,
-                vars,
-                base: args.base,
-                budget: budget(&args.budget),
-                backend: args.backend,
-            },
-        )
-    })
+    let opts = agentops_runner::StartOptions {
+        workflow: args.workflow,
+        goal: args.goal,
+        vars,
+        base: args.base,
+        budget: budget(&args.budget),
+        backend: args.backend,
+        id: None,
+        agents_dir: None,
+    };
+    if args.queue {
+        return super::worker::enqueue(&opts, &args.remote, flags, out);
+    }
+    drive(open(flags)?, out, |ctx| agentops_runner::start(ctx, &opts))
 }
 
 /// Runs `f` (a start or a resume) with terminal progress and, when an
@@ -493,6 +494,8 @@ fn drive(
         journal: &j,
         env: &env_lookup,
         progress: &reporter,
+        publish: None,
+        lost: None,
     };
     let bg = background(&layout, &config, out);
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -510,7 +513,22 @@ fn find(j: &Journal, run: &str) -> Result<RunId, Failure> {
     agentops_runner::run::find_run(j, run).map_err(fail)
 }
 
+/// Prints what a command on a queued run did.
+fn queued_done(out: &Output, run: &str, what: &str, msg: &str) -> Code {
+    if out.json {
+        out.json(&serde_json::json!({"run": run, "action": what, "queued": true, "message": msg}));
+    } else {
+        out.line(msg);
+    }
+    Code::Ok
+}
+
 pub fn resume(run: &str, b: &BudgetArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (_, config) = open_project(flags)?;
+    if let Some((store, row)) = super::worker::queued(&config, run) {
+        let msg = super::worker::resume(&store, &row, budget(b))?;
+        return Ok(queued_done(out, &row.run_id, "resume", &msg));
+    }
     let opened = open(flags)?;
     let id = find(&opened.2, run)?;
     drive(opened, out, |ctx| {
@@ -528,6 +546,16 @@ pub fn control(
     flags: &Flags,
     out: &Output,
 ) -> Result<Code, Failure> {
+    let (layout, config) = open_project(flags)?;
+    if let Some((store, row)) = super::worker::queued(&config, run) {
+        let msg = super::worker::control(&layout, &config, &store, &row, action)?;
+        let what = if action == ControlAction::Pause {
+            "pause"
+        } else {
+            "cancel"
+        };
+        return Ok(queued_done(out, &row.run_id, what, &msg));
+    }
     let (layout, _, j) = open(flags)?;
     let id = find(&j, run)?;
     let msg = match action {
@@ -583,7 +611,10 @@ pub fn gc(flags: &Flags, out: &Output) -> Result<Code, Failure> {
 pub fn list(limit: usize, team: &TeamArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
     let j = crate::shared::view_journal(&layout, &config, team, out)?;
-    let runs = agentops_runner::list_runs(&j, &layout.state_dir(), limit).map_err(fail)?;
+    let mut runs = agentops_runner::list_runs(&j, &layout.state_dir(), limit).map_err(fail)?;
+    if !team.local {
+        super::worker::merge_queue(&config, &mut runs, limit);
+    }
     if out.json {
         out.json(&runs);
         return Ok(Code::Ok);
@@ -619,6 +650,13 @@ pub fn list(limit: usize, team: &TeamArgs, flags: &Flags, out: &Output) -> Resul
 }
 
 pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
+    let (layout, config) = open_project(flags)?;
+    if super::worker::queued(&config, run).is_some() {
+        // A queued run is journaled in the team store, wherever it ran.
+        let j = super::worker::journal_for(&config)?;
+        let id = find(&j, run)?;
+        return render_run(&layout, &j, &id, recording, out);
+    }
     let (layout, _, j) = open_read(flags)?;
     let id = find(&j, run)?;
     render_run(&layout, &j, &id, recording, out)

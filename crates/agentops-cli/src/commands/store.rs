@@ -8,7 +8,7 @@ use super::{Code, Failure, Flags, open_project};
 use crate::cli::StoreCommand;
 use crate::output::Output;
 
-fn target(config: &agentops_core::config::Config) -> Result<Target, Failure> {
+pub(crate) fn target(config: &agentops_core::config::Config) -> Result<Target, Failure> {
     agentops_store::team_target(config)
         .ok_or_else(|| {
             Failure::usage(

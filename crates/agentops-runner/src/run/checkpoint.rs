@@ -23,3 +23,24 @@ pub(super) fn commit_checkpoint(
         checkpoint_paths(&s.worktree, &s.branch, &changes.wrote, &msg)
     }
 }
+
+/// Publishes `commit` of the run's branch where the context asks (a
+/// worker's push to the remote), before the journal records it; the error
+/// says what failed.
+pub(super) fn publish(sh: &Shared<'_>, commit: &str) -> Result<(), String> {
+    match sh.ctx.publish {
+        Some(p) => {
+            let _turn = sh.commit_lock.lock();
+            p(&sh.st.started.branch, commit)
+                .map_err(|e| format!("cannot publish checkpoint {commit}: {e}"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// This process no longer owns the run (see [`super::RunContext::lost`]).
+pub(super) fn lost(sh: &Shared<'_>) -> bool {
+    sh.ctx
+        .lost
+        .is_some_and(|l| l.load(std::sync::atomic::Ordering::Relaxed))
+}

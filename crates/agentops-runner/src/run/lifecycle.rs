@@ -15,9 +15,22 @@ use crate::state::{self, PauseReason, RunState, RunStatus, Started};
 
 use super::*;
 
-/// Starts a run of `opts.workflow` and executes it.
-pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunError> {
-    let agents_dir = ctx.layout.agents_dir();
+/// What [`check`] found: the specs a run of `opts` uses, valid.
+pub struct Checked {
+    pub workflow: spec::Workflow,
+    pub agents: std::collections::BTreeMap<String, crate::spec::Agent>,
+    pub gates: std::collections::BTreeMap<String, agentops_gates::Gate>,
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+/// Loads and validates what a run of `opts` needs — workflow, agents,
+/// gates, task templates, `--backend` — without starting anything (what
+/// `run --queue` checks before it enqueues; keys are the worker's).
+pub fn check(layout: &RepoLayout, opts: &StartOptions) -> Result<Checked, RunError> {
+    let agents_dir = opts
+        .agents_dir
+        .clone()
+        .unwrap_or_else(|| layout.agents_dir());
     let workflow =
         spec::load_workflow(&agents_dir, &opts.workflow).map_err(|e| RunError::Spec(vec![e]))?;
     let (agents, agent_errors) = spec::load_agents_checked(&agents_dir);
@@ -38,6 +51,22 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     if let Some(b) = &opts.backend {
         BackendSpec::parse(b).map_err(|m| RunError::Config(format!("--backend: {m}")))?;
     }
+    Ok(Checked {
+        workflow,
+        agents,
+        gates,
+        vars,
+    })
+}
+
+/// Starts a run of `opts.workflow` and executes it.
+pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunError> {
+    let Checked {
+        workflow,
+        agents,
+        gates,
+        vars,
+    } = check(ctx.layout, opts)?;
     preflight(
         ctx,
         &workflow.spec.phases,
@@ -69,11 +98,10 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
             .is_ok()
         })
     };
-    let id = RunId::parse(
-        &agentops_core::ids::Ulid::generate()
-            .to_string()
-            .to_ascii_lowercase(),
-    )?;
+    let id = match &opts.id {
+        Some(id) => id.clone(),
+        None => new_run_id()?,
+    };
     let branch = state::branch_of(&id);
     let worktree = state::worktree_of(&ctx.layout.state_dir(), &id);
     let worktrees = ctx.layout.state_dir().join("worktrees");
@@ -130,6 +158,15 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
     )?;
     let st = RunState::load(ctx.journal, &ctx.layout.state_dir(), &id)?;
     execute(ctx, st, false)
+}
+
+/// A new run id (a ULID, lower case).
+pub fn new_run_id() -> Result<RunId, RunError> {
+    Ok(RunId::parse(
+        &agentops_core::ids::Ulid::generate()
+            .to_string()
+            .to_ascii_lowercase(),
+    )?)
 }
 
 /// Resumes a paused or interrupted run.

@@ -19,7 +19,7 @@ use backend::*;
 use checkpoint::*;
 use dispatch::*;
 pub use land::{LandReport, land};
-pub use lifecycle::{cancel, gc, pause, resume, start};
+pub use lifecycle::{Checked, cancel, check, gc, new_run_id, pause, resume, start};
 use phase::*;
 use prompt::*;
 use schedule::*;
@@ -119,7 +119,19 @@ pub struct RunContext<'a> {
     /// Reads environment variables (keys).
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
     pub progress: &'a dyn Progress,
+    /// Publishes a checkpoint before the journal records it (a worker
+    /// pushes the run branch to the remote): `(branch, commit)`. An error
+    /// pauses the run (reason `remote`) with nothing recorded past the last
+    /// published checkpoint.
+    pub publish: Option<&'a Publish>,
+    /// Set when this process no longer owns the run (a worker's lease ran
+    /// out and another took it over): the run stops at its next step and
+    /// records nothing more.
+    pub lost: Option<&'a AtomicBool>,
 }
+
+/// See [`RunContext::publish`].
+pub type Publish = dyn Fn(&str, &str) -> Result<(), String> + Sync;
 
 /// `agentops run WORKFLOW GOAL`
 #[derive(Debug, Clone, Default)]
@@ -133,6 +145,11 @@ pub struct StartOptions {
     pub budget: Budget,
     /// Overrides every agent's backend.
     pub backend: Option<String>,
+    /// The run's id (a queued run's, given at enqueue); default a new one.
+    pub id: Option<RunId>,
+    /// Where the agent, workflow and gate specs are read (a worker reads
+    /// them as of the base commit); default the project's `.agents/`.
+    pub agents_dir: Option<std::path::PathBuf>,
 }
 
 /// `agentops resume RUN`

@@ -23,7 +23,7 @@ pub(super) fn check_stop(
     phase: &str,
     agent: &Agent,
 ) -> Result<Option<PhaseResult>, RunError> {
-    if sh.stop.load(Ordering::Relaxed) {
+    if sh.stop.load(Ordering::Relaxed) || lost(sh) {
         return Ok(Some(PhaseResult::Stopped));
     }
     let controls = sh.ctx.journal.read(&Query {
@@ -236,6 +236,12 @@ pub(super) fn run_phase(
         match agentops_gates::escalation(&results, attempt, max_attempts, 1_000, sh.count) {
             Next::Proceed => {
                 let commit = commit_checkpoint(sh, phase, attempt, &changes)?;
+                if let Err(detail) = publish(sh, &commit) {
+                    return Ok(PhaseResult::Paused {
+                        reason: PauseReason::Other("remote".into()),
+                        detail,
+                    });
+                }
                 // The summary reaches later phases, the run summary and git:
                 // redacted here, once.
                 let summary = sh

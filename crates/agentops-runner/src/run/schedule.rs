@@ -186,6 +186,12 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
                 })
                 .collect()
         });
+        if lost(sh) {
+            // Another worker owns the run now: record nothing more.
+            return Err(RunError::Busy(format!(
+                "run {id}: this worker's lease ran out and another worker took the run over; it stopped here"
+            )));
+        }
         let mut pause: Option<(PauseReason, String)> = None;
         let mut cancelled = false;
         for (p, r) in results {
@@ -262,6 +268,33 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
             sh.st.started.workflow.name
         ),
     )?;
+    if let Err(detail) = publish(sh, &commit) {
+        let reason = PauseReason::Other("remote".into());
+        sh.ctx.journal.append(
+            event(
+                id,
+                body::RunPaused {
+                    reason: reason.clone(),
+                    detail: detail.clone(),
+                },
+            ),
+            Durability::Sync,
+        )?;
+        sh.ctx.progress.event(&ProgressEvent::Paused {
+            reason: reason.clone(),
+            detail: detail.clone(),
+        });
+        return Ok(Outcome::Paused {
+            run,
+            reason,
+            detail,
+        });
+    }
+    if lost(sh) {
+        return Err(RunError::Busy(format!(
+            "run {id}: this worker's lease ran out and another worker took the run over; it stopped here"
+        )));
+    }
     sh.ctx.journal.append(
         event(
             id,

@@ -16,7 +16,10 @@
 //!   two processes never migrate at once; a database with a newer schema is
 //!   refused untouched.
 
+mod queue;
 mod target;
+
+pub use queue::{Claimed, NewQueued, QueueStatus, QueuedRun, WorkerRow, normalize_repo};
 
 pub use target::{Env, Target, check_url, is_postgres_url, process_env};
 
@@ -35,15 +38,17 @@ use crate::{
 };
 
 /// The schema version this build writes and reads.
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
 
 /// `pg_advisory_lock` keys: "AGOP" and a purpose.
 const LOCK_MIGRATE: i64 = 0x4147_4F50_0000_0001;
 const LOCK_APPEND: i64 = 0x4147_4F50_0000_0002;
 
 /// Each entry migrates from version `index` to `index + 1`, in one
-/// transaction.
-const MIGRATIONS: &[&str] = &[r#"
+/// transaction: 1 the journal, feedback, rollups and exporter leases; 2 the
+/// run queue and its workers.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agentops.events (
     seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     ts             BIGINT NOT NULL,
@@ -116,7 +121,42 @@ CREATE TABLE agentops.spool_drained (
     name TEXT PRIMARY KEY,
     ts   BIGINT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE agentops.queue (
+    run_id      TEXT PRIMARY KEY,
+    repo        TEXT   NOT NULL,
+    workflow    TEXT   NOT NULL,
+    spec        TEXT   NOT NULL,
+    status      TEXT   NOT NULL,
+    worker      TEXT,
+    lease_until BIGINT,
+    not_before  BIGINT NOT NULL DEFAULT 0,
+    attempts    INT    NOT NULL DEFAULT 0,
+    takeovers   INT    NOT NULL DEFAULT 0,
+    resume      TEXT,
+    detail      TEXT   NOT NULL DEFAULT '',
+    host        TEXT   NOT NULL,
+    user_name   TEXT   NOT NULL,
+    enqueued_ts BIGINT NOT NULL,
+    updated_ts  BIGINT NOT NULL
+);
+CREATE INDEX queue_claimable ON agentops.queue (repo, status, enqueued_ts);
+CREATE INDEX queue_by_worker ON agentops.queue (worker, status);
+CREATE TABLE agentops.workers (
+    id           TEXT PRIMARY KEY,
+    host         TEXT   NOT NULL,
+    user_name    TEXT   NOT NULL,
+    pid          BIGINT NOT NULL,
+    repo         TEXT   NOT NULL,
+    concurrency  INT    NOT NULL,
+    lease_ms     BIGINT NOT NULL,
+    started_ts   BIGINT NOT NULL,
+    heartbeat_ts BIGINT NOT NULL,
+    stopped_ts   BIGINT
+);
+"#,
+];
 
 const ROLLUP_UPSERT: &str = "INSERT INTO agentops.rollup AS r (day, run_id, agent, model, llm_calls, llm_errors, input_tokens, output_tokens,
     cache_read_tokens, cache_creation_tokens, cost_usd, unpriced_calls, llm_ms, llm_ms_max, tool_calls, tool_errors, tool_ms,

