@@ -313,3 +313,166 @@ fn a_killed_workers_run_is_taken_over_and_no_completed_call_is_paid_twice() {
     );
     assert_eq!(hosts, 2, "host-a and host-b");
 }
+
+#[test]
+fn two_workers_share_a_queue_and_a_remote_away_mid_run_is_retried() {
+    let Some(server) = PgServer::from_env("two workers share a queue") else {
+        return;
+    };
+    let team = Team::new(&server);
+    let model = ScriptedServer::start(slow(100)).unwrap();
+    let first = team.enqueue();
+    let (mut a, a_log) = team.worker("host-a", &model, &["--drain"]);
+    // The remote goes away once the run is under way (fetched, calling the
+    // model): its first checkpoint cannot be pushed.
+    wait_for("the first model call", Duration::from_secs(60), || {
+        model.count() >= 1
+    });
+    let away = team.remote.with_extension("away");
+    std::fs::rename(&team.remote, &away).unwrap();
+    wait_for("the run back in the queue", Duration::from_secs(60), || {
+        std::fs::read_to_string(&a_log)
+            .unwrap()
+            .contains(&format!("{first}  back to the queue"))
+    });
+    let log = std::fs::read_to_string(&a_log).unwrap();
+    assert!(
+        log.contains("cannot publish checkpoint") && log.contains("push to `origin` failed"),
+        "{log}"
+    );
+    std::fs::rename(&away, &team.remote).unwrap();
+    // More runs, and a second worker with two slots.
+    let more: Vec<String> = (0..3).map(|_| team.enqueue()).collect();
+    let (mut b, b_log) = team.worker("host-b", &model, &["--drain", "--concurrency", "2"]);
+    for (c, log) in [(&mut a, &a_log), (&mut b, &b_log)] {
+        let s = wait_exit(c, log, Duration::from_secs(180));
+        assert!(s.success(), "{}", std::fs::read_to_string(log).unwrap());
+    }
+    let logs = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&a_log).unwrap(),
+        std::fs::read_to_string(&b_log).unwrap()
+    );
+    for run in std::iter::once(&first).chain(&more) {
+        assert_eq!(team.queue_status(run), "completed", "{run}\n{logs}");
+        assert_eq!(
+            logs.matches(&format!("{run}  completed")).count(),
+            1,
+            "{run} completed once\n{logs}"
+        );
+        let greet = team.remote_file(&format!("agentops/run/{run}"), "src/greet.sh");
+        assert!(greet.contains("exit 2"), "{run}: {greet}");
+    }
+    // The run that met the missing remote paid for no call twice: its
+    // journal holds as many recorded calls as a whole run makes, and the
+    // model saw four runs' worth plus nothing.
+    let calls: Vec<i64> = std::iter::once(&first)
+        .chain(&more)
+        .map(|r| {
+            team.sql_count(
+                "SELECT count(*) FROM agentops.events WHERE run_id = $1 AND kind = 'llm.call'",
+                r,
+            )
+        })
+        .collect();
+    assert!(calls.iter().all(|&c| c == calls[1]), "{calls:?}");
+    assert_eq!(model.count() as i64, calls.iter().sum::<i64>(), "{logs}");
+    // Both workers worked; `workers --all` lists them, stopped.
+    let w: Value =
+        serde_json::from_str(team.run(&["workers", "--all", "--json"], &[]).ok()).unwrap();
+    let ids: Vec<&str> = w["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["host"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"host-a") && ids.contains(&"host-b"), "{w}");
+    assert!(
+        w["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["alive"] == false)
+    );
+    assert_eq!(w["queue"].as_array().unwrap().len(), 0, "{w}");
+}
+
+#[test]
+fn enqueue_refusals_and_pause_resume_cancel_from_another_machine() {
+    let Some(server) = PgServer::from_env("enqueue refusals") else {
+        return;
+    };
+    let team = Team::new(&server);
+    // No team store.
+    let r = team.project.run(&["run", "--queue", "feature", GOAL]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no team store"), "{}", r.stderr);
+    // A workflow that is not there: nothing queued.
+    let r = team.run(&["run", "--queue", "nope", GOAL], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    // A base commit the remote does not have.
+    team.project.write("notes.txt", "local only\n");
+    team.project.git(&["add", "notes.txt"]);
+    team.project.git(&["commit", "-q", "-m", "unpushed"]);
+    let r = team.run(&["run", "--queue", "feature", GOAL], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("push it first"), "{}", r.stderr);
+    team.project.git(&["reset", "-q", "--hard", "origin/main"]);
+    let mut c = team.db_client.borrow_mut();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM agentops.queue", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    drop(c);
+
+    // Another machine: its own repository, the same team store.
+    let other = TestContext::new(common::BIN);
+    other.run(&["init"]).ok();
+    let on_b =
+        |args: &[&str]| other.run_env(args, &team.env_with(&[("AGENTOPS_HOST", "host-b".into())]));
+    let x = team.enqueue();
+    let r = on_b(&["pause", &x[..12]]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("paused in the queue"), "{}", r.stdout);
+    assert_eq!(team.queue_status(&x), "paused");
+    let runs: Value = serde_json::from_str(on_b(&["runs", "--json"]).ok()).unwrap();
+    assert_eq!(runs[0]["id"], x.as_str(), "{runs}");
+    assert_eq!(runs[0]["status"], "paused", "{runs}");
+    assert_eq!(on_b(&["resume", &x]).code, 0);
+    assert_eq!(team.queue_status(&x), "queued");
+    let r = on_b(&["resume", &x]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("queued already"), "{}", r.stderr);
+    assert_eq!(on_b(&["cancel", &x]).code, 0);
+    assert_eq!(team.queue_status(&x), "cancelled");
+    let r = on_b(&["pause", &x]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cancelled in the queue"), "{}", r.stderr);
+    // A worker finds nothing to do: the cancelled run is never started.
+    let model = ScriptedServer::start(slow(150)).unwrap();
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(60)).success());
+    assert_eq!(model.count(), 0);
+
+    // A running run paused from the other machine, resumed, finished.
+    let y = team.enqueue();
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    wait_for("the run under way", Duration::from_secs(60), || {
+        model.count() >= 1
+    });
+    let r = on_b(&["pause", &y]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(on worker host-a-"), "{}", r.stdout);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(60)).success());
+    assert_eq!(team.queue_status(&y), "paused");
+    let shown: Value = serde_json::from_str(on_b(&["show", &y, "--json"]).ok()).unwrap();
+    assert_eq!(shown["status"], "paused", "{shown}");
+    assert_eq!(on_b(&["resume", &y]).code, 0);
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(120)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("{y}  resuming feature")), "{text}");
+    assert_eq!(team.queue_status(&y), "completed", "{text}");
+}

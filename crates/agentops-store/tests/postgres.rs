@@ -450,3 +450,170 @@ fn a_team_view_filtered_by_host_reads_only_that_machine() {
         5
     );
 }
+
+fn queued(i: usize) -> agentops_store::pg::NewQueued {
+    agentops_store::pg::NewQueued {
+        run_id: format!("run{i:04}"),
+        repo: "/r/team".into(),
+        workflow: "feature".into(),
+        spec: serde_json::json!({"n": i}),
+    }
+}
+
+#[test]
+fn workers_claiming_at_the_same_instant_never_share_a_run() {
+    let Some(server) = PgServer::from_env("workers_claiming_at_the_same_instant") else {
+        return;
+    };
+    let db = server.fresh_db().unwrap();
+    let store = db.store();
+    for i in 0..40 {
+        store.enqueue(&queued(i)).unwrap();
+    }
+    // Another repository's run is never claimed here.
+    store
+        .enqueue(&agentops_store::pg::NewQueued {
+            repo: "/r/other".into(),
+            ..queued(999)
+        })
+        .unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let hs: Vec<_> = (0..8)
+        .map(|w| {
+            let t = db.target();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let s = PgStore::open(t, PgOptions { migrate: false }).unwrap();
+                barrier.wait();
+                let mut got = Vec::new();
+                while let Some(c) = s
+                    .claim(
+                        "/r/team",
+                        &format!("w{w}"),
+                        std::time::Duration::from_secs(60),
+                    )
+                    .unwrap()
+                {
+                    assert!(c.took_over_from.is_none());
+                    got.push(c.run.run_id);
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort();
+    let want: Vec<String> = (0..40).map(|i| format!("run{i:04}")).collect();
+    assert_eq!(all, want, "each run claimed exactly once");
+    assert_eq!(store.queue_pending("/r/team").unwrap(), 40);
+}
+
+#[test]
+fn a_lease_that_runs_out_is_taken_over_and_only_its_holder_settles() {
+    use agentops_store::pg::QueueStatus;
+    use std::time::Duration;
+    let Some(server) = PgServer::from_env("a_lease_that_runs_out") else {
+        return;
+    };
+    let db = server.fresh_db().unwrap();
+    let store = db.store();
+    store.enqueue(&queued(1)).unwrap();
+    store
+        .register_worker("a", 1, "/r/team", 1, Duration::from_millis(300))
+        .unwrap();
+    let c = store
+        .claim("/r/team", "a", Duration::from_millis(300))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.run.attempts, 1);
+    assert!(c.run.live());
+    // Renewed, it stays a's.
+    assert_eq!(
+        store.renew("a", Duration::from_millis(300)).unwrap(),
+        vec!["run0001"]
+    );
+    assert!(
+        store
+            .claim("/r/team", "b", Duration::from_secs(5))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.workers(false).unwrap()[0].runs, vec!["run0001"]);
+    // a stops renewing: once the lease runs out, b takes it over.
+    std::thread::sleep(Duration::from_millis(400));
+    let t = store
+        .claim("/r/team", "b", Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.took_over_from.as_deref(), Some("a"));
+    assert_eq!((t.run.attempts, t.run.takeovers), (2, 1));
+    // a's renewal no longer holds it, and a cannot settle it.
+    assert!(store.renew("a", Duration::from_secs(5)).unwrap().is_empty());
+    assert!(
+        !store
+            .settle("run0001", "a", QueueStatus::Completed, "", None)
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle("run0001", "b", QueueStatus::Paused, "approval", None)
+            .unwrap()
+    );
+    // Paused: nobody claims it until it is queued again, with resume options.
+    assert!(
+        store
+            .claim("/r/team", "c", Duration::from_secs(5))
+            .unwrap()
+            .is_none()
+    );
+    let resume = serde_json::json!({"budget": {"turns": 9}});
+    let row = store
+        .requeue_or_set(
+            "run0001",
+            &[QueueStatus::Paused],
+            QueueStatus::Queued,
+            "resumed",
+            Some(&resume),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, QueueStatus::Queued);
+    let c = store
+        .claim("/r/team", "c", Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert!(c.took_over_from.is_none());
+    assert_eq!(store.take_resume("run0001", "c").unwrap(), Some(resume));
+    assert_eq!(store.take_resume("run0001", "c").unwrap(), None);
+    // A retry later: not claimable before its time.
+    assert!(
+        store
+            .settle(
+                "run0001",
+                "c",
+                QueueStatus::Queued,
+                "remote away",
+                Some(Duration::from_secs(60))
+            )
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim("/r/team", "d", Duration::from_secs(5))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.queued("run00").unwrap().unwrap().detail,
+        "remote away"
+    );
+    store.stop_worker("a").unwrap();
+    assert!(store.workers(false).unwrap().iter().all(|w| w.id != "a"));
+    assert!(
+        store
+            .workers(true)
+            .unwrap()
+            .iter()
+            .any(|w| w.id == "a" && !w.alive)
+    );
+}
