@@ -21,6 +21,7 @@ mod retrieval;
 mod runner;
 mod stats;
 mod team;
+mod team_workers;
 mod telemetry;
 mod ui;
 

@@ -127,6 +127,8 @@ fn timed_run(phases: usize, calls: usize) -> (f64, f64) {
         journal: &j,
         env: &no_env,
         progress: &Silent,
+        publish: None,
+        lost: None,
     };
     let t = Instant::now();
     let out = agentops_runner::start(
@@ -197,6 +199,8 @@ pub fn run(quick: bool) {
         journal: &j,
         env: &no_env,
         progress: &Silent,
+        publish: None,
+        lost: None,
     };
     let out = agentops_runner::start(
         &ctx,
@@ -224,6 +228,8 @@ pub fn run(quick: bool) {
         journal: &j,
         env: &no_env,
         progress: &Silent,
+        publish: None,
+        lost: None,
     };
     let id = RunId::parse(&run).unwrap();
     let t0 = server.elapsed();

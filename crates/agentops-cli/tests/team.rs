@@ -142,7 +142,7 @@ fn two_machines_meet_in_the_team_store() {
 
     let migrated = a.run(&["store", "migrate"]);
     assert!(
-        migrated.ok().contains("schema version 1"),
+        migrated.ok().contains("schema version 2 (applied 1, 2)"),
         "{}",
         migrated.stdout
     );

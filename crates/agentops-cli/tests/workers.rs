@@ -476,3 +476,62 @@ fn enqueue_refusals_and_pause_resume_cancel_from_another_machine() {
     assert!(text.contains(&format!("{y}  resuming feature")), "{text}");
     assert_eq!(team.queue_status(&y), "completed", "{text}");
 }
+
+#[test]
+fn an_approval_from_another_machine_sends_a_paused_run_back_to_the_queue_and_it_lands() {
+    let Some(server) = PgServer::from_env("approval of a queued run") else {
+        return;
+    };
+    let team = Team::new(&server);
+    // The review phase waits for a person's sign-off.
+    let wf = team.project.path(".agents/workflows/feature.toml");
+    let text = std::fs::read_to_string(&wf).unwrap();
+    std::fs::write(
+        &wf,
+        text.replace(
+            "needs = [\"implement\"]\n",
+            "needs = [\"implement\"]\ngates = [\"signoff\"]\n",
+        ),
+    )
+    .unwrap();
+    let cfg = team.project.path(".agents/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[gates.signoff]\nkind = \"approval\"\ndescription = \"a person reads the review\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    team.project
+        .git(&["commit", "-q", "-am", "sign-off before review"]);
+    team.project.git(&["push", "-q"]);
+    let model = ScriptedServer::start(demo::script()).unwrap();
+    let run = team.enqueue();
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(120)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(team.queue_status(&run), "paused", "{text}");
+    assert!(text.contains("paused (approval)"), "{text}");
+
+    let other = TestContext::new(common::BIN);
+    other.run(&["init"]).ok();
+    let env = team.env_with(&[("AGENTOPS_HOST", "host-b".into())]);
+    let pending = other.run_env(&["gate", "pending"], &env);
+    let r = other.run_env(&["approve", &run, "--gate", "signoff"], &env);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, pending.stdout);
+    assert!(r.stdout.contains("queued again"), "{}", r.stdout);
+    assert_eq!(team.queue_status(&run), "queued");
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(120)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(team.queue_status(&run), "completed", "{text}");
+    // Landed from the machine that queued it: the branch comes from the
+    // remote, the run from the team store.
+    let r = team.run(&["land", &run], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        team.project
+            .git(&["show", "main:src/greet.sh"])
+            .contains("exit 2")
+    );
+    let shown: Value = serde_json::from_str(team.run(&["show", &run, "--json"], &[]).ok()).unwrap();
+    assert_eq!(shown["status"], "landed", "{shown}");
+}

@@ -320,11 +320,20 @@ impl Worker<'_> {
     fn renew_loop(&self, control: &PgStore, finished: &AtomicBool) {
         let every = (self.o.lease / 3).max(Duration::from_millis(100));
         let mut last_ok = Instant::now();
+        let mut last_try = Instant::now();
         while !finished.load(Ordering::Relaxed) {
-            sleep_unless(finished, every);
-            if finished.load(Ordering::Relaxed) {
-                break;
+            std::thread::sleep(Duration::from_millis(20));
+            if self.o.stop.load(Ordering::Relaxed) {
+                // Stopping: every run stops at its next step and goes back.
+                let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                for h in held.values() {
+                    h.lost.store(true, Ordering::Relaxed);
+                }
             }
+            if finished.load(Ordering::Relaxed) || last_try.elapsed() < every {
+                continue;
+            }
+            last_try = Instant::now();
             match control.renew(&self.o.id, self.o.lease) {
                 Ok(still) => {
                     last_ok = Instant::now();
@@ -610,6 +619,7 @@ impl Worker<'_> {
                         budget: spec.budget,
                         backend: spec.backend.clone(),
                         id: Some(id.clone()),
+                        base_branch: spec.base_branch.clone(),
                         agents_dir: Some(specs.join(".agents")),
                     },
                 );

@@ -470,6 +470,7 @@ pub fn run(args: RunArgs, flags: &Flags, out: &Output) -> Result<Code, Failure> 
         budget: budget(&args.budget),
         backend: args.backend,
         id: None,
+        base_branch: None,
         agents_dir: None,
     };
     if args.queue {
@@ -572,8 +573,33 @@ pub fn control(
 }
 
 pub fn land(run: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
-    let (layout, _, j) = open(flags)?;
-    let id = find(&j, run)?;
+    let (layout, config) = open_project(flags)?;
+    let (j, id) = match super::worker::queued(&config, run) {
+        Some((_, row)) => {
+            // A worker ran it: its branch is on the remote, its journal in
+            // the team store.
+            let j = super::worker::journal_for(&config)?;
+            let id = find(&j, &row.run_id)?;
+            let branch = format!("agentops/run/{id}");
+            let remote = "origin";
+            agentops_git::cmd::run(
+                &layout.work_tree,
+                &[
+                    "fetch",
+                    "-q",
+                    remote,
+                    &format!("+refs/heads/{branch}:refs/heads/{branch}"),
+                ],
+            )
+            .map_err(|e| Failure::failed(format!("cannot fetch {branch} from {remote}: {e}")))?;
+            (j, id)
+        }
+        None => {
+            let (_, _, j) = open(flags)?;
+            let id = find(&j, run)?;
+            (j, id)
+        }
+    };
     let r = agentops_runner::land(&layout, &j, &id).map_err(fail)?;
     if out.json {
         out.json(&r);

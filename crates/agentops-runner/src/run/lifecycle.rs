@@ -87,7 +87,9 @@ pub fn start(ctx: &RunContext<'_>, opts: &StartOptions) -> Result<Outcome, RunEr
         RunError::GitCommand(c) => RunError::Base(c),
         other => other,
     })?;
-    let base_branch = if opts.base.is_none() {
+    let base_branch = if opts.base_branch.is_some() {
+        opts.base_branch.clone()
+    } else if opts.base.is_none() {
         git(&root, &["symbolic-ref", "--short", "-q", "HEAD"]).ok()
     } else {
         opts.base.clone().filter(|b| {

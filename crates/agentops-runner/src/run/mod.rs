@@ -147,6 +147,9 @@ pub struct StartOptions {
     pub backend: Option<String>,
     /// The run's id (a queued run's, given at enqueue); default a new one.
     pub id: Option<RunId>,
+    /// The branch the run lands into (a queued run's, from where it was
+    /// enqueued); default the checked-out branch when `base` is not given.
+    pub base_branch: Option<String>,
     /// Where the agent, workflow and gate specs are read (a worker reads
     /// them as of the base commit); default the project's `.agents/`.
     pub agents_dir: Option<std::path::PathBuf>,
