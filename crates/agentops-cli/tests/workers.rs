@@ -535,3 +535,34 @@ fn an_approval_from_another_machine_sends_a_paused_run_back_to_the_queue_and_it_
     let shown: Value = serde_json::from_str(team.run(&["show", &run, "--json"], &[]).ok()).unwrap();
     assert_eq!(shown["status"], "landed", "{shown}");
 }
+
+#[test]
+fn ctrl_c_hands_a_workers_runs_back_to_the_queue_at_once() {
+    let Some(server) = PgServer::from_env("ctrl-c hands runs back") else {
+        return;
+    };
+    let team = Team::new(&server);
+    let model = ScriptedServer::start(slow(150)).unwrap();
+    let run = team.enqueue();
+    let (mut a, a_log) = team.worker("host-a", &model, &[]);
+    wait_for("the run under way", Duration::from_secs(60), || model.count() >= 2);
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_exit(&mut a, &a_log, Duration::from_secs(30));
+    let text = std::fs::read_to_string(&a_log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("go back to the queue"), "{text}");
+    // Back in the queue at once, not after its lease.
+    assert_eq!(team.queue_status(&run), "queued", "{text}");
+    let started = Instant::now();
+    let (mut b, b_log) = team.worker("host-b", &model, &["--drain"]);
+    assert!(wait_exit(&mut b, &b_log, Duration::from_secs(120)).success());
+    let text = std::fs::read_to_string(&b_log).unwrap();
+    assert!(text.contains(&format!("{run}  resuming feature")), "{text}");
+    assert!(!text.contains("took over"), "{text}");
+    assert_eq!(team.queue_status(&run), "completed", "{text}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
