@@ -545,7 +545,9 @@ fn ctrl_c_hands_a_workers_runs_back_to_the_queue_at_once() {
     let model = ScriptedServer::start(slow(150)).unwrap();
     let run = team.enqueue();
     let (mut a, a_log) = team.worker("host-a", &model, &[]);
-    wait_for("the run under way", Duration::from_secs(60), || model.count() >= 2);
+    wait_for("the run under way", Duration::from_secs(60), || {
+        model.count() >= 2
+    });
     let sent = std::process::Command::new("kill")
         .args(["-INT", &a.id().to_string()])
         .status()
@@ -565,4 +567,44 @@ fn ctrl_c_hands_a_workers_runs_back_to_the_queue_at_once() {
     assert!(!text.contains("took over"), "{text}");
     assert_eq!(team.queue_status(&run), "completed", "{text}");
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn the_team_store_dropping_every_connection_mid_run_loses_nothing() {
+    let Some(server) = PgServer::from_env("team store restart mid-run") else {
+        return;
+    };
+    let team = Team::new(&server);
+    let model = ScriptedServer::start(slow(150)).unwrap();
+    let run = team.enqueue();
+    let (mut w, log) = team.worker("host-a", &model, &["--drain"]);
+    wait_for("the run under way", Duration::from_secs(60), || {
+        model.count() >= 2
+    });
+    // What a server restart does to every client: their connections end.
+    let n: i64 = team
+        .db_client
+        .borrow_mut()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(n >= 2, "the worker's connections: {n}");
+    let status = wait_exit(&mut w, &log, Duration::from_secs(120));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert_eq!(team.queue_status(&run), "completed", "{text}");
+    let greet = team.remote_file(&format!("agentops/run/{run}"), "src/greet.sh");
+    assert!(greet.contains("exit 2"), "{greet}\n{text}");
+    // Every call the journal recorded was paid once: the model saw the
+    // recorded calls plus at most the ones whose recording was cut off.
+    let recorded = team.recorded_reply_ids(&run).len();
+    assert!(
+        model.count() >= recorded && model.count() <= recorded + 2,
+        "{} calls, {recorded} recorded\n{text}",
+        model.count()
+    );
 }

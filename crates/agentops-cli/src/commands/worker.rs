@@ -136,7 +136,7 @@ impl WorkerReport for Lines {
             }
             WorkerEvent::Warning { message } => format!("warning: {message}"),
             WorkerEvent::Stopped { worker, runs } => {
-                format!("worker {worker} stopped after {runs} run(s)")
+                format!("worker {worker} stopped after {runs} claim(s)")
             }
         };
         write_err(&format!("{line}\n"));

@@ -204,6 +204,11 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
                 }
                 Ok(PhaseResult::Stopped) => {}
                 Ok(PhaseResult::Cancelled) => cancelled = true,
+                // The journal could not take a write (the team store
+                // restarting, a full disk): the run is not failed, it is
+                // interrupted — `resume` (or a worker's retry) goes on from
+                // the last recorded step.
+                Err(e @ RunError::Store(_)) => return Err(e),
                 Err(e) => {
                     let error = e.to_string();
                     sh.ctx.journal.append(
