@@ -545,6 +545,7 @@ pub fn unknown_env(env: &[(String, String)]) -> Vec<String> {
         "AGENTOPS_PG_URL",
         "AGENTOPS_PG_PASSWORD",
         "AGENTOPS_PG_DIR",
+        "AGENTOPS_PG_CA",
         "AGENTOPS_PG_BIN",
         "AGENTOPS_REQUIRE_POSTGRES",
     ];

@@ -617,3 +617,101 @@ fn a_lease_that_runs_out_is_taken_over_and_only_its_holder_settles() {
             .any(|w| w.id == "a" && !w.alive)
     );
 }
+
+#[test]
+fn tls_connections_are_encrypted_and_the_certificate_verified() {
+    let Some(server) = PgServer::from_env("tls connections") else {
+        return;
+    };
+    let Some(ca) = std::env::var("AGENTOPS_PG_CA")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            std::env::var("AGENTOPS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "AGENTOPS_PG_CA is not set: .ci/postgres start enables TLS and prints it"
+        );
+        eprintln!("SKIPPED tls connections: no AGENTOPS_PG_CA (a server without TLS)");
+        return;
+    };
+    let db = server.fresh_db().unwrap();
+    let pw = server.password.clone();
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().display().to_string();
+    let env = move |k: &str| match k {
+        "PGPASSWORD" => Some(pw.clone()),
+        "HOME" => Some(home_s.clone()),
+        _ => None,
+    };
+    let open = |url: &str, env: &dyn Fn(&str) -> Option<String>| {
+        Target::resolve(url, env).and_then(|t| PgStore::open(t, PgOptions { migrate: true }))
+    };
+    // verify-full against the CA that signed the server's certificate.
+    let url = format!("{}?sslmode=verify-full&sslrootcert={ca}", db.url);
+    let s = open(&url, &env).unwrap();
+    assert!(
+        s.encrypted().unwrap(),
+        "pg_stat_ssl says the connection is encrypted"
+    );
+    let st = s.status().unwrap();
+    assert!(
+        st.encrypted && st.tls_roots.as_deref() == Some(ca.as_str()),
+        "{st:?}"
+    );
+    assert!(!st.target.contains("sslrootcert"), "{}", st.target);
+    // require is verified too (there is no unverified TLS); PGSSLMODE and
+    // PGSSLROOTCERT work as in libpq.
+    let with_env = {
+        let env = env.clone();
+        let ca = ca.clone();
+        move |k: &str| match k {
+            "PGSSLMODE" => Some("require".to_owned()),
+            "PGSSLROOTCERT" => Some(ca.clone()),
+            _ => env(k),
+        }
+    };
+    assert!(open(&db.url, &with_env).unwrap().encrypted().unwrap());
+    // Without the CA: the Mozilla roots do not know it — refused, saying how.
+    let e = open(&format!("{}?sslmode=require", db.url), &env)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("not trusted") && e.contains("sslrootcert"),
+        "{e}"
+    );
+    assert!(!e.contains(&server.password));
+    // The server's certificate presented for another name (connecting to
+    // its address as `db.example`): refused.
+    let wrong = db.url.replace("127.0.0.1", "db.example");
+    let e = open(
+        &format!("{wrong}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
+        &env,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("not trusted (or not for this host name)"), "{e}");
+    // A bad mode or root file: configuration errors naming them.
+    let e = open(&format!("{}?sslmode=sometimes", db.url), &env)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("sslmode `sometimes`"), "{e}");
+    let e = open(
+        &format!("{}?sslmode=require&sslrootcert=/nonexistent/ca.pem", db.url),
+        &env,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("sslrootcert /nonexistent/ca.pem"), "{e}");
+    // disable (and no sslmode at all): plain text, as before.
+    assert!(
+        !open(&format!("{}?sslmode=disable", db.url), &env)
+            .unwrap()
+            .encrypted()
+            .unwrap()
+    );
+    assert!(!open(&db.url, &env).unwrap().encrypted().unwrap());
+}

@@ -56,10 +56,19 @@ pub fn run(cmd: StoreCommand, flags: &Flags, out: &Output) -> Result<Code, Failu
             } else {
                 out.line(&format!("team store: {shown}"));
                 match &team {
-                    Ok(s) => out.line(&format!(
-                        "  schema {} (this agentops: {}), {} events, PostgreSQL {}",
-                        s.schema_version, s.supported, s.events, s.server_version
-                    )),
+                    Ok(s) => {
+                        out.line(&format!(
+                            "  schema {} (this agentops: {}), {} events, PostgreSQL {}",
+                            s.schema_version, s.supported, s.events, s.server_version
+                        ));
+                        out.line(&match (&s.tls_roots, s.encrypted) {
+                            (Some(roots), true) => format!(
+                                "  TLS: encrypted, the server's certificate verified against {roots}"
+                            ),
+                            _ => "  TLS: off (plain text; sslmode=verify-full in store.url encrypts)"
+                                .to_owned(),
+                        });
+                    }
                     Err(e) => out.line(&format!("  unreachable: {e}")),
                 }
                 out.line(&format!(

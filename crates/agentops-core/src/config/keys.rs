@@ -280,7 +280,8 @@ config_table! {
         /// sqlite:// URL. Unset: <git-common-dir>/agentops/state.db. A postgres:// URL
         /// names a team store instead: this machine keeps its journal in the default
         /// file and forwards it there (docs/team.md); no password in the URL (PGPASSWORD
-        /// or ~/.pgpass).
+        /// or ~/.pgpass); ?sslmode=verify-full (or require: always verified) encrypts,
+        /// with sslrootcert=CA.pem or PGSSLROOTCERT.
         url: Option<String> = None,
             Rule::Text("a SQLite file path, sqlite:// URL, or postgres://user@host:port/db (default: <git-common-dir>/agentops/state.db)"),
             check store_url, example "\"sqlite:///path/to/state.db\"";

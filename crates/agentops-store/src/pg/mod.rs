@@ -277,6 +277,10 @@ pub struct PgStatus {
     pub events: u64,
     pub last_seq: i64,
     pub server_version: String,
+    /// The connection is encrypted (the server says so).
+    pub encrypted: bool,
+    /// What the server's certificate was verified against (with TLS).
+    pub tls_roots: Option<String>,
 }
 
 /// The Postgres backend.
@@ -338,6 +342,17 @@ fn describe(target: &Target, e: &postgres::Error) -> String {
         msg.push_str(&s.to_string());
         src = s.source();
     }
+    if msg.contains("certificate") {
+        return format!(
+            "cannot reach the team store over TLS: {msg}. The server's certificate is not trusted \
+(or not for this host name): point sslrootcert= in store.url, or PGSSLROOTCERT, at the CA that signed it"
+        );
+    }
+    if msg.contains("does not support TLS") || msg.contains("server does not support") {
+        return format!(
+            "the team store does not accept TLS ({msg}): enable ssl on the server, or use sslmode=disable on a trusted network"
+        );
+    }
     format!(
         "cannot reach the team store: {msg}. Is PostgreSQL running there and reachable from this machine?"
     )
@@ -354,6 +369,20 @@ fn is_connection_error(e: &postgres::Error) -> bool {
         Some(c) => c.code().starts_with("08") || c.code().starts_with("57P"),
         None => e.as_db_error().is_none(),
     }
+}
+
+/// The TLS handshake was refused (a certificate not trusted, a server
+/// without TLS): retrying cannot cure it.
+fn is_tls_refusal(e: &postgres::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if t.contains("certificate") || t.contains("does not support TLS") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 impl PgStore {
@@ -418,7 +447,27 @@ impl PgStore {
     }
 
     fn connect_once(&self) -> Result<Client, postgres::Error> {
-        self.target.config.connect(NoTls)
+        match &self.target.tls {
+            Some(tls) => self
+                .target
+                .config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    (**tls).clone(),
+                )),
+            None => self.target.config.connect(NoTls),
+        }
+    }
+
+    /// Whether this store's connection is encrypted (the server's own
+    /// view, `pg_stat_ssl`).
+    pub fn encrypted(&self) -> Result<bool, StoreError> {
+        self.with(true, |c| {
+            Ok(c.query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )?
+            .is_some_and(|r| r.get::<_, bool>(0)))
+        })
     }
 
     fn connect_with_backoff(&self) -> Result<Client, StoreError> {
@@ -427,8 +476,11 @@ impl PgStore {
         loop {
             match self.connect_once() {
                 Ok(c) => return Ok(c),
-                // Authentication or a missing database will not get better.
-                Err(e) if !is_connection_error(&e) || tries >= 4 => return Err(self.err(&e)),
+                // Authentication, a missing database or a certificate that
+                // is not trusted will not get better.
+                Err(e) if !is_connection_error(&e) || is_tls_refusal(&e) || tries >= 4 => {
+                    return Err(self.err(&e));
+                }
                 Err(_) => {
                     std::thread::sleep(delay);
                     delay *= 2;
@@ -562,6 +614,8 @@ impl PgStore {
             events: self.count()?,
             last_seq: self.last_seq()?,
             server_version,
+            encrypted: self.encrypted()?,
+            tls_roots: self.target.tls_roots().map(str::to_owned),
         })
     }
 

@@ -30,7 +30,18 @@ remove it and set PGPASSWORD or add it to ~/.pgpass (PGPASSFILE)"
                 .into(),
         );
     }
-    postgres::Config::from_str(url)
+    let (rest, mode, _) = split_tls_params(url);
+    if let Some(m) = mode
+        && !matches!(
+            m.as_str(),
+            "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+        )
+    {
+        return Err(format!(
+            "has sslmode `{m}`, which is not one of disable, require, verify-ca, verify-full"
+        ));
+    }
+    postgres::Config::from_str(&rest)
         .map(|_| ())
         .map_err(|e| format!("is not a valid Postgres URL: {e}"))
 }
@@ -48,6 +59,142 @@ pub fn process_env(k: &str) -> Option<String> {
 pub struct Target {
     pub(crate) config: postgres::Config,
     shown: String,
+    /// TLS (`sslmode=require|verify-ca|verify-full`): the client
+    /// configuration, its roots loaded; `None` connects in plain text.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Where the trusted roots came from (shown by `store status`).
+    tls_roots: Option<String>,
+}
+
+/// `sslmode` and `sslrootcert` taken out of a URL or key=value string
+/// (tokio-postgres knows neither `verify-ca` nor `verify-full`, nor root
+/// certificates): the rest, and the two values.
+fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
+    let mut mode = None;
+    let mut root = None;
+    let mut take = |k: &str, v: &str| match k {
+        "sslmode" => {
+            mode = Some(v.to_owned());
+            true
+        }
+        "sslrootcert" => {
+            root = Some(v.to_owned());
+            true
+        }
+        _ => false,
+    };
+    let t = url.trim();
+    if is_postgres_url(t) {
+        let Some((head, query)) = t.split_once('?') else {
+            return (t.to_owned(), None, None);
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                !take(k, &percent_decode(v))
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}?{}", kept.join("&"))
+        };
+        (rest, mode, root)
+    } else {
+        let kept: Vec<&str> = t
+            .split_whitespace()
+            .filter(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                !take(k.trim(), v.trim_matches('\''))
+            })
+            .collect();
+        (kept.join(" "), mode, root)
+    }
+}
+
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(x) = u8::from_str_radix(&v[i + 1..i + 3], 16)
+        {
+            out.push(x);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The client TLS configuration for `sslmode` (`None`: plain text), its
+/// roots from `sslrootcert`, `PGSSLROOTCERT`, `~/.postgresql/root.crt`, or
+/// the Mozilla roots (`system`, or none of those).
+fn tls_config(
+    mode: Option<&str>,
+    root: Option<&str>,
+    env: Env<'_>,
+) -> Result<Option<(rustls::ClientConfig, String)>, StoreError> {
+    let mode = mode.map(str::to_owned).or_else(|| env("PGSSLMODE"));
+    match mode.as_deref().map(str::trim) {
+        None | Some("" | "disable" | "allow" | "prefer") => return Ok(None),
+        Some("require" | "verify-ca" | "verify-full") => {}
+        Some(other) => {
+            return Err(StoreError::Config(format!(
+                "store.url: sslmode `{other}` is not one of disable, require, verify-ca, verify-full (agentops verifies every TLS connection: require is verify-full)"
+            )));
+        }
+    }
+    let root = root.map(str::to_owned).or_else(|| env("PGSSLROOTCERT"));
+    let default_file = env("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
+    let file = match root.as_deref() {
+        Some("system") => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => default_file.filter(|p| p.is_file()),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let from = match &file {
+        Some(path) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    StoreError::Config(format!(
+                        "sslrootcert {}: cannot read PEM certificates: {e}",
+                        path.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(StoreError::Config(format!(
+                    "sslrootcert {}: no certificate in it",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    StoreError::Config(format!("sslrootcert {}: {e}", path.display()))
+                })?;
+            }
+            path.display().to_string()
+        }
+        None => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            "the Mozilla root store".to_owned()
+        }
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some((config, from)))
 }
 
 impl std::fmt::Debug for Target {
@@ -64,9 +211,16 @@ impl Target {
     /// password from `PGPASSWORD` or the password file.
     pub fn resolve(url: &str, env: Env<'_>) -> Result<Self, StoreError> {
         check_url(url).map_err(|why| StoreError::Config(format!("store.url {why}")))?;
-        let mut c = postgres::Config::from_str(url).map_err(|e| {
+        let (rest, mode, root) = split_tls_params(url);
+        let mut c = postgres::Config::from_str(&rest).map_err(|e| {
             StoreError::Config(format!("store.url is not a valid Postgres URL: {e}"))
         })?;
+        let tls = tls_config(mode.as_deref(), root.as_deref(), env)?;
+        c.ssl_mode(if tls.is_some() {
+            postgres::config::SslMode::Require
+        } else {
+            postgres::config::SslMode::Disable
+        });
         if c.get_hosts().is_empty() {
             match env("PGHOST") {
                 Some(hosts) => {
@@ -122,13 +276,28 @@ impl Target {
             c.password(pw);
         }
         let shown = format!("postgres://{user}@{host}:{port}/{db}");
-        Ok(Self { config: c, shown })
+        let (tls, tls_roots) = match tls {
+            Some((cfg, from)) => (Some(std::sync::Arc::new(cfg)), Some(from)),
+            None => (None, None),
+        };
+        Ok(Self {
+            config: c,
+            shown,
+            tls,
+            tls_roots,
+        })
     }
 
     /// The target as shown everywhere: `postgres://user@host:port/db`,
     /// never a password.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// Where the roots a TLS connection is verified against come from;
+    /// `None` for a plain-text connection.
+    pub fn tls_roots(&self) -> Option<&str> {
+        self.tls_roots.as_deref()
     }
 
     /// The client configuration (password included: never print it).
@@ -158,7 +327,12 @@ impl Target {
             Some((head, _)) => format!("{head}/{db}"),
             None => self.shown.clone(),
         };
-        Self { config: c, shown }
+        Self {
+            config: c,
+            shown,
+            tls: self.tls.clone(),
+            tls_roots: self.tls_roots.clone(),
+        }
     }
 }
 
