@@ -427,6 +427,25 @@ fn enqueue_refusals_and_pause_resume_cancel_from_another_machine() {
     assert_eq!(n, 0);
     drop(c);
 
+    // A worker never works in a person's repository: its clone's checkout
+    // is reset before every run.
+    let r = team.run(
+        &[
+            "worker",
+            "--repo",
+            &team.remote.to_string_lossy(),
+            "--dir",
+            &team.project.path(".").to_string_lossy(),
+            "--drain",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("did not clone"), "{}", r.stderr);
+    let r = team.run(&["worker", "--lease", "0", "--drain"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--lease 0"), "{}", r.stderr);
+
     // Another machine: its own repository, the same team store.
     let other = TestContext::new(common::BIN);
     other.run(&["init"]).ok();

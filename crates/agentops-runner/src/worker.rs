@@ -212,10 +212,33 @@ pub fn worker_id() -> String {
     )
 }
 
-/// Clones `repo` into `dir` when it is not there yet; the clone's path.
+/// The file that marks a clone as a worker's own (its checkout is reset to
+/// its upstream before every run: never a person's repository).
+const CLONE_MARK: &str = "agentops-worker-clone";
+
+/// Clones `repo` into `dir` when it is not there yet; the clone's path. A
+/// directory that holds a repository this worker did not clone is refused:
+/// a worker resets its clone's checkout, which would lose a person's work.
 pub fn prepare_clone(repo: &str, dir: &Path) -> Result<PathBuf, RunError> {
     if dir.join(".git").exists() {
+        if !dir.join(".git").join(CLONE_MARK).is_file() {
+            return Err(RunError::Config(format!(
+                "--dir {}: a repository agentops worker did not clone; a worker resets its clone's checkout, so give it a directory of its own (new or empty)",
+                dir.display()
+            )));
+        }
         return std::fs::canonicalize(dir).map_err(RunError::io(dir));
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(RunError::io(dir))?
+            .next()
+            .is_some()
+    {
+        return Err(RunError::Config(format!(
+            "--dir {}: not empty and not a worker's clone; give a new or empty directory",
+            dir.display()
+        )));
     }
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(RunError::io(parent))?;
@@ -235,6 +258,9 @@ pub fn prepare_clone(repo: &str, dir: &Path) -> Result<PathBuf, RunError> {
         message: format!("cannot clone {repo} into {}", dir.display()),
         source,
     })?;
+    let mark = dir.join(".git").join(CLONE_MARK);
+    std::fs::write(&mark, format!("cloned from {repo} by agentops worker\n"))
+        .map_err(RunError::io(&mark))?;
     std::fs::canonicalize(dir).map_err(RunError::io(dir))
 }
 

@@ -188,7 +188,14 @@ pub fn worker(args: WorkerArgs, flags: &Flags, out: &Output) -> Result<Code, Fai
         Some(d) => d,
         None => default_dir(&repo)?,
     };
-    let clone = worker::prepare_clone(&repo, &dir).map_err(|e| Failure::failed(e.to_string()))?;
+    let clone = worker::prepare_clone(&repo, &dir).map_err(|e| Failure {
+        code: if e.exit_code() == 2 {
+            Code::Usage
+        } else {
+            Code::Failure
+        },
+        message: e.to_string(),
+    })?;
     let layout = RepoLayout::discover(&clone).map_err(Failure::usage)?;
     let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
     let target = super::store::target(&config)?;
