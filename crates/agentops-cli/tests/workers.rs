@@ -627,3 +627,92 @@ fn the_team_store_dropping_every_connection_mid_run_loses_nothing() {
         model.count()
     );
 }
+
+#[test]
+fn kill_nine_of_a_worker_at_random_instants_then_takeover_pays_nothing_twice() {
+    let Some(server) = PgServer::from_env("worker kill -9 at random instants") else {
+        return;
+    };
+    let team = Team::new(&server);
+    let model = ScriptedServer::start(slow(40)).unwrap();
+    // One whole queued run: its calls and how long it takes from the
+    // worker's start.
+    let first = team.enqueue();
+    let t = Instant::now();
+    let (mut w, log) = team.worker("whole", &model, &["--drain"]);
+    assert!(wait_exit(&mut w, &log, Duration::from_secs(120)).success());
+    let full = t.elapsed();
+    assert_eq!(team.queue_status(&first), "completed");
+    let per_run = model.count();
+    let want = team.remote_file(&format!("agentops/run/{first}"), "src/greet.sh");
+    let mut seed: u64 = std::env::var("AGENTOPS_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x7a3e_11d5_9c01);
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut mid_run = 0;
+    // Six kills; more (up to 18) while fewer than two landed mid-run (one
+    // that lands while the worker clones proves nothing either way).
+    let mut trial = 0;
+    while trial < 6 || (mid_run < 2 && trial < 18) {
+        trial += 1;
+        let run = team.enqueue();
+        let before = model.count();
+        let (mut a, _) = team.worker(&format!("a{trial}"), &model, &[]);
+        let at = Duration::from_micros(rand() % (full.as_micros() as u64).max(1));
+        std::thread::sleep(at);
+        a.kill().unwrap(); // SIGKILL
+        a.wait().unwrap();
+        let sent_at_kill = model.received();
+        let recorded = team.recorded_reply_ids(&run);
+        if !recorded.is_empty() && recorded.len() < per_run {
+            mid_run += 1;
+        }
+        let (mut b, b_log) = team.worker(&format!("b{trial}"), &model, &["--drain"]);
+        let s = wait_exit(&mut b, &b_log, Duration::from_secs(120));
+        let text = std::fs::read_to_string(&b_log).unwrap();
+        assert!(s.success(), "trial {trial}: {text}");
+        assert_eq!(
+            team.queue_status(&run),
+            "completed",
+            "trial {trial}: {text}"
+        );
+        let branch = format!("agentops/run/{run}");
+        assert_eq!(
+            team.remote_file(&branch, "src/greet.sh"),
+            want,
+            "trial {trial}"
+        );
+        // Exactly the calls not recorded at the kill were made again.
+        let after = model.received();
+        let this_run = sent_at_kill.len() - before;
+        assert_eq!(
+            after.len() - sent_at_kill.len(),
+            per_run - recorded.len(),
+            "trial {trial} (killed after {at:?}, {this_run} calls sent, {} recorded): {text}",
+            recorded.len()
+        );
+        for old in &sent_at_kill[before..] {
+            if old.reply_id.as_ref().is_some_and(|r| recorded.contains(r)) {
+                assert_eq!(
+                    after[sent_at_kill.len()..]
+                        .iter()
+                        .filter(|n| n.body == old.body)
+                        .count(),
+                    0,
+                    "trial {trial}: completed call {} was sent again",
+                    old.n
+                );
+            }
+        }
+    }
+    assert!(
+        mid_run >= 2,
+        "only {mid_run} of {trial} kills landed mid-run"
+    );
+}
