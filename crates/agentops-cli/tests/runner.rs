@@ -353,13 +353,7 @@ fn kill_and_resume(style: IdStyle, trials: usize, min_interrupted: usize, seed: 
     let started = Instant::now();
     let _ = ctx.run_env(&["run", "feature", GOAL], &env);
     let full = started.elapsed();
-    let mut seed: u64 = seed;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = common::xorshift(seed);
     let mut interrupted = 0;
     // At least `trials` kills; more (up to three times as many) while fewer
     // than `min_interrupted` landed mid-run: on a loaded machine a run starts

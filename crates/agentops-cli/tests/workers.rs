@@ -645,16 +645,12 @@ fn kill_nine_of_a_worker_at_random_instants_then_takeover_pays_nothing_twice() {
     assert_eq!(team.queue_status(&first), "completed");
     let per_run = model.count();
     let want = team.remote_file(&format!("agentops/run/{first}"), "src/greet.sh");
-    let mut seed: u64 = std::env::var("AGENTOPS_TEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x7a3e_11d5_9c01);
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = common::xorshift(
+        std::env::var("AGENTOPS_TEST_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0x7a3e_11d5_9c01),
+    );
     let mut mid_run = 0;
     // Six kills; more (up to 18) while fewer than two landed mid-run (one
     // that lands while the worker clones proves nothing either way).

@@ -45,6 +45,11 @@ fn command(dir: &Path, args: &[&str]) -> Command {
 /// standard error in the error.
 pub fn run_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, CommandError> {
     let out = command(dir, args).output().map_err(CommandError::Spawn)?;
+    finished(out, args)
+}
+
+/// A finished git's standard output, or its standard error as the error.
+fn finished(out: std::process::Output, args: &[&str]) -> Result<Vec<u8>, CommandError> {
     if out.status.success() {
         Ok(out.stdout)
     } else {
@@ -85,14 +90,7 @@ pub fn run_with(
         w.write_all(input).map_err(CommandError::Spawn)?;
     }
     let out = child.wait_with_output().map_err(CommandError::Spawn)?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(CommandError::Failed {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
-    }
+    finished(out, args)
 }
 
 /// Runs git in `dir`; standard output without its trailing newline.

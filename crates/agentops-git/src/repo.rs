@@ -170,26 +170,18 @@ impl Repo {
 
     /// `refs/remotes/origin/<branch>`'s commit, if fetched.
     fn remote_tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
-        let name = format!("refs/remotes/origin/{branch}");
-        match self
-            .repo
-            .try_find_reference(name.as_str())
-            .map_err(op(format!("read {name}")))?
-        {
-            Some(mut r) => Ok(Some(
-                r.peel_to_id()
-                    .map_err(op(format!("resolve {name}")))?
-                    .detach(),
-            )),
-            None => Ok(None),
-        }
+        self.ref_tip(&format!("refs/remotes/origin/{branch}"))
     }
 
     fn branch_tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
-        let name = format!("refs/heads/{branch}");
+        self.ref_tip(&format!("refs/heads/{branch}"))
+    }
+
+    /// The commit ref `name` points at, if it exists.
+    fn ref_tip(&self, name: &str) -> Result<Option<ObjectId>, GitError> {
         match self
             .repo
-            .try_find_reference(name.as_str())
+            .try_find_reference(name)
             .map_err(op(format!("read {name}")))?
         {
             Some(mut r) => Ok(Some(

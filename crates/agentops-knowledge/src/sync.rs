@@ -453,6 +453,18 @@ bringing {} in would change your files: `git pull` yourself, then `agentops sync
     };
     rep.received = theirs_only.len();
     if new_tip != local {
+        // Compare-and-swap: a commit made meanwhile makes the sync start over.
+        let move_ref = || {
+            git.ok(&[
+                "update-ref",
+                "-m",
+                "agentops sync",
+                &local_ref,
+                &new_tip,
+                &local,
+            ])
+            .is_some()
+        };
         if checked_out {
             // Two-tree merge into the user's index and work tree: only the
             // paths that differ between the tips change, and git refuses
@@ -463,32 +475,12 @@ bringing {} in would change your files: `git pull` yourself, then `agentops sync
                     "your uncommitted changes touch entries sync would update; commit or stash them first\n{e}"
                 )));
             }
-            if git
-                .ok(&[
-                    "update-ref",
-                    "-m",
-                    "agentops sync",
-                    &local_ref,
-                    &new_tip,
-                    &local,
-                ])
-                .is_none()
-            {
+            if !move_ref() {
                 let _ = cmd::run(git.dir, &["read-tree", "-m", "-u", &new_tip, &local]);
                 return Ok(Step::Again(format!("{branch} moved while syncing")));
             }
             rep.updated_paths = paths;
-        } else if git
-            .ok(&[
-                "update-ref",
-                "-m",
-                "agentops sync",
-                &local_ref,
-                &new_tip,
-                &local,
-            ])
-            .is_none()
-        {
+        } else if !move_ref() {
             return Ok(Step::Again(format!("{branch} moved while syncing")));
         }
     }

@@ -19,7 +19,7 @@ use crate::shared::{background, env_lookup, finish_background, journal, journal_
 
 use agentops_protocol::event::ControlAction;
 
-fn fail(e: RunError) -> Failure {
+pub(super) fn fail(e: RunError) -> Failure {
     Failure {
         code: if e.exit_code() == 2 {
             Code::Usage

@@ -188,14 +188,7 @@ pub fn worker(args: WorkerArgs, flags: &Flags, out: &Output) -> Result<Code, Fai
         Some(d) => d,
         None => default_dir(&repo)?,
     };
-    let clone = worker::prepare_clone(&repo, &dir).map_err(|e| Failure {
-        code: if e.exit_code() == 2 {
-            Code::Usage
-        } else {
-            Code::Failure
-        },
-        message: e.to_string(),
-    })?;
+    let clone = worker::prepare_clone(&repo, &dir).map_err(super::runs::fail)?;
     let layout = RepoLayout::discover(&clone).map_err(Failure::usage)?;
     let config = project::load_config(Some(&layout), flags.to_vec()).map_err(Failure::usage)?;
     let target = super::store::target(&config)?;
@@ -226,7 +219,7 @@ pub fn worker(args: WorkerArgs, flags: &Flags, out: &Output) -> Result<Code, Fai
         report: &report,
         stop: &STOP,
     };
-    worker::serve(&opts).map_err(|e| Failure::failed(e.to_string()))?;
+    worker::serve(&opts).map_err(super::runs::fail)?;
     Ok(Code::Ok)
 }
 
@@ -319,14 +312,7 @@ pub fn enqueue(
 ) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
     let store = team_store(&config)?;
-    let (id, repo) = worker::enqueue(&layout, &store, remote, opts).map_err(|e| Failure {
-        code: if e.exit_code() == 2 {
-            Code::Usage
-        } else {
-            Code::Failure
-        },
-        message: e.to_string(),
-    })?;
+    let (id, repo) = worker::enqueue(&layout, &store, remote, opts).map_err(super::runs::fail)?;
     if out.json {
         out.json(&serde_json::json!({"run": id, "queued": true, "repo": repo}));
     } else {

@@ -44,3 +44,14 @@ pub fn run_id(ctx: &TestContext) -> String {
     let v: Value = serde_json::from_str(ctx.run(&["runs", "--json"]).ok()).unwrap();
     v[0]["id"].as_str().unwrap().to_owned()
 }
+
+/// A xorshift generator from `seed`: the instants of kill -9 tests
+/// (reproducible from the seed).
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -188,9 +188,7 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
         });
         if lost(sh) {
             // Another worker owns the run now: record nothing more.
-            return Err(RunError::Busy(format!(
-                "run {id}: this worker's lease ran out and another worker took the run over; it stopped here"
-            )));
+            return Err(lost_error(id));
         }
         let mut pause: Option<(PauseReason, String)> = None;
         let mut cancelled = false;
@@ -234,25 +232,7 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
             return Ok(Outcome::Cancelled { run });
         }
         if let Some((reason, detail)) = pause {
-            sh.ctx.journal.append(
-                event(
-                    id,
-                    body::RunPaused {
-                        reason: reason.clone(),
-                        detail: detail.clone(),
-                    },
-                ),
-                Durability::Sync,
-            )?;
-            sh.ctx.progress.event(&ProgressEvent::Paused {
-                reason: reason.clone(),
-                detail: detail.clone(),
-            });
-            return Ok(Outcome::Paused {
-                run,
-                reason,
-                detail,
-            });
+            return pause_run(sh, reason, detail);
         }
     }
     // Every phase is done: the run summary, a last commit, the end.
@@ -274,31 +254,10 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
         ),
     )?;
     if let Err(detail) = publish(sh, &commit) {
-        let reason = PauseReason::Other("remote".into());
-        sh.ctx.journal.append(
-            event(
-                id,
-                body::RunPaused {
-                    reason: reason.clone(),
-                    detail: detail.clone(),
-                },
-            ),
-            Durability::Sync,
-        )?;
-        sh.ctx.progress.event(&ProgressEvent::Paused {
-            reason: reason.clone(),
-            detail: detail.clone(),
-        });
-        return Ok(Outcome::Paused {
-            run,
-            reason,
-            detail,
-        });
+        return pause_run(sh, PauseReason::Other("remote".into()), detail);
     }
     if lost(sh) {
-        return Err(RunError::Busy(format!(
-            "run {id}: this worker's lease ran out and another worker took the run over; it stopped here"
-        )));
+        return Err(lost_error(id));
     }
     sh.ctx.journal.append(
         event(
@@ -312,6 +271,36 @@ pub(super) fn drive(sh: &Shared<'_>) -> Result<Outcome, RunError> {
     )?;
     finish_progress(sh, "completed", Some(commit.clone()));
     Ok(Outcome::Completed { run, commit })
+}
+
+/// Records the pause, reports it, and ends this segment of the run.
+fn pause_run(sh: &Shared<'_>, reason: PauseReason, detail: String) -> Result<Outcome, RunError> {
+    sh.ctx.journal.append(
+        event(
+            &sh.st.id,
+            body::RunPaused {
+                reason: reason.clone(),
+                detail: detail.clone(),
+            },
+        ),
+        Durability::Sync,
+    )?;
+    sh.ctx.progress.event(&ProgressEvent::Paused {
+        reason: reason.clone(),
+        detail: detail.clone(),
+    });
+    Ok(Outcome::Paused {
+        run: sh.st.id.to_string(),
+        reason,
+        detail,
+    })
+}
+
+/// What a run that another worker took over stops with.
+fn lost_error(id: &RunId) -> RunError {
+    RunError::Busy(format!(
+        "run {id}: this worker's lease ran out and another worker took the run over; it stopped here"
+    ))
 }
 
 pub(super) fn finish_progress(sh: &Shared<'_>, status: &str, commit: Option<String>) {
