@@ -344,21 +344,7 @@ fn a_memory_branch_of_its_own_syncs_beside_unpushed_work() {
 }
 
 fn hook(ctx: &TestContext, v: Value) -> Run {
-    use std::io::Write;
-    let mut child = ctx
-        .command(&["hook", "claude"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(v.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap().into()
+    ctx.run_stdin(&["hook", "claude"], v.to_string().as_bytes())
 }
 
 #[test]

@@ -434,7 +434,7 @@ impl Worker<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(run.clone(), Held { lost: lost.clone() });
-        let result = self.execute(store, &c, &lost);
+        let result = self.execute(&c, &lost);
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -540,12 +540,7 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn execute(
-        &self,
-        store: &PgStore,
-        c: &Claimed,
-        lost: &Arc<AtomicBool>,
-    ) -> Result<Outcome, RunError> {
+    fn execute(&self, c: &Claimed, lost: &Arc<AtomicBool>) -> Result<Outcome, RunError> {
         let o = self.o;
         let run = &c.run.run_id;
         let id = RunId::parse(run)?;
@@ -564,24 +559,12 @@ impl Worker<'_> {
             resume: existing.is_some(),
             took_over_from: c.took_over_from.clone(),
         });
-        if let Some(st) = &existing
-            && st.status.finished()
+        if let Some(done) = existing
+            .as_ref()
+            .and_then(|st| finished_outcome(run, &st.status))
         {
             // The journal is ahead of the row (a worker died settling it).
-            return Ok(match &st.status {
-                RunStatus::Completed { commit } | RunStatus::Landed { commit } => {
-                    Outcome::Completed {
-                        run: run.clone(),
-                        commit: commit.clone(),
-                    }
-                }
-                RunStatus::Cancelled => Outcome::Cancelled { run: run.clone() },
-                RunStatus::Failed { error } => Outcome::Failed {
-                    run: run.clone(),
-                    error: error.clone(),
-                },
-                _ => unreachable_status(run)?,
-            });
+            return Ok(done);
         }
         self.refresh()?;
         let branch = state::branch_of(&id);
@@ -695,10 +678,12 @@ impl Worker<'_> {
                         ])?;
                     }
                 }
-                let resume = store
-                    .take_resume(run, &o.id)
-                    .ok()
-                    .flatten()
+                // The options of the last `agentops resume` (the same
+                // limits again when a takeover resumes it once more).
+                let resume = c
+                    .run
+                    .resume
+                    .clone()
                     .and_then(|v| serde_json::from_value::<QueuedResume>(v).ok())
                     .unwrap_or_default();
                 crate::run::resume(
@@ -765,8 +750,21 @@ impl Worker<'_> {
     }
 }
 
-fn unreachable_status(run: &str) -> Result<Outcome, RunError> {
-    Err(RunError::State(format!("run {run}: unexpected state")))
+/// How a run the journal says is finished ended (`None`: not finished).
+fn finished_outcome(run: &str, status: &RunStatus) -> Option<Outcome> {
+    let run = run.to_owned();
+    Some(match status {
+        RunStatus::Completed { commit } | RunStatus::Landed { commit } => Outcome::Completed {
+            run,
+            commit: commit.clone(),
+        },
+        RunStatus::Cancelled => Outcome::Cancelled { run },
+        RunStatus::Failed { error } => Outcome::Failed {
+            run,
+            error: error.clone(),
+        },
+        RunStatus::Running | RunStatus::Paused { .. } => return None,
+    })
 }
 
 struct RunProgress<'a> {

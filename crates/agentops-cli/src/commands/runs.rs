@@ -575,10 +575,10 @@ pub fn control(
 pub fn land(run: &str, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
     let (j, id) = match super::worker::queued(&config, run) {
-        Some((_, row)) => {
+        Some((store, row)) => {
             // A worker ran it: its branch is on the remote, its journal in
-            // the team store.
-            let j = super::worker::journal_for(&config)?;
+            // the team store (read on the connection that found the row).
+            let j = Journal::team(store, &config).map_err(Failure::failed)?;
             let id = find(&j, &row.run_id)?;
             let branch = format!("agentops/run/{id}");
             let remote = "origin";
@@ -677,9 +677,9 @@ pub fn list(limit: usize, team: &TeamArgs, flags: &Flags, out: &Output) -> Resul
 
 pub fn show(run: &str, recording: bool, flags: &Flags, out: &Output) -> Result<Code, Failure> {
     let (layout, config) = open_project(flags)?;
-    if super::worker::queued(&config, run).is_some() {
+    if let Some((store, _)) = super::worker::queued(&config, run) {
         // A queued run is journaled in the team store, wherever it ran.
-        let j = super::worker::journal_for(&config)?;
+        let j = Journal::team(store, &config).map_err(Failure::failed)?;
         let id = find(&j, run)?;
         return render_run(&layout, &j, &id, recording, out);
     }

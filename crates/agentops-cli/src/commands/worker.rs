@@ -335,7 +335,8 @@ pub(crate) fn queued(
     Some((store, row))
 }
 
-fn team_journal(config: &agentops_core::config::Config) -> Result<Journal, Failure> {
+/// The team journal, for commands on a queued run.
+pub(crate) fn journal_for(config: &agentops_core::config::Config) -> Result<Journal, Failure> {
     let target = super::store::target(config)?;
     let store = PgStore::open(target, PgOptions { migrate: false }).map_err(Failure::failed)?;
     Journal::team(store, config).map_err(Failure::failed)
@@ -358,7 +359,7 @@ pub(crate) fn control(
     row: &QueuedRun,
     action: ControlAction,
 ) -> Result<String, Failure> {
-    let j = team_journal(config)?;
+    let j = journal_for(config)?;
     let id = RunId::parse(&row.run_id).map_err(Failure::failed)?;
     let run = &row.run_id;
     if row.live() {
@@ -484,7 +485,7 @@ pub(crate) fn after_approval(
     if row.status != QueueStatus::Paused {
         return None;
     }
-    let j = team_journal(config).ok()?;
+    let j = journal_for(config).ok()?;
     let id = RunId::parse(&row.run_id).ok()?;
     let pending = agentops_gates::approval::pending(&j, Some(&id)).ok()?;
     if !pending.is_empty() {
@@ -501,11 +502,6 @@ pub(crate) fn after_approval(
         .ok()
         .flatten()
         .map(|_| format!("run {} queued again; a worker resumes it", row.run_id))
-}
-
-/// The team journal, for commands on a queued run.
-pub(crate) fn journal_for(config: &agentops_core::config::Config) -> Result<Journal, Failure> {
-    team_journal(config)
 }
 
 /// Where queued runs stand, over what the team journal says: a run a worker

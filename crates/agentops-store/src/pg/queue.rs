@@ -338,22 +338,6 @@ impl PgStore {
         Ok(row.map(|r| row_to_run(&r, r.get(16))))
     }
 
-    /// Takes the resume options a claim consumes (once).
-    pub fn take_resume(&self, run_id: &str, worker: &str) -> Result<Option<Value>, StoreError> {
-        let row = self.with(false, |c| {
-            c.query_opt(
-                "UPDATE agentops.queue AS q SET resume = NULL
-                   FROM (SELECT resume AS old FROM agentops.queue WHERE run_id = $1 AND worker = $2 FOR UPDATE) AS o
-                  WHERE q.run_id = $1 AND q.worker = $2
-              RETURNING o.old",
-                &[&run_id, &worker],
-            )
-        })?;
-        Ok(row
-            .and_then(|r| r.get::<_, Option<String>>(0))
-            .and_then(|s| serde_json::from_str(&s).ok()))
-    }
-
     /// The queue row of `run_id`, or of the one run whose id starts with it.
     pub fn queued(&self, prefix: &str) -> Result<Option<QueuedRun>, StoreError> {
         let like = format!("{}%", prefix.replace(['%', '_', '\\'], ""));
