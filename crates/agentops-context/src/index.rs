@@ -295,6 +295,13 @@ pub struct KnowledgeIndex {
     /// The `.agents` tree at HEAD, with the state of the files HEAD resolves
     /// through: a long-lived process re-reads git only when they change.
     head: Option<(HeadStamp, String)>,
+    /// [`Self::generation`] for the reader's generation it was read for (a
+    /// warm server asks on every call; it reads the index's meta file).
+    generation: std::sync::Mutex<Option<(u64, String)>>,
+    /// The manifest file as last read by [`Self::catch_up`] (mtime, size,
+    /// inode), when it was older than [`RACY_NS`] then: read again only when
+    /// that changes.
+    manifest_stamp: Option<(i128, u64, u64)>,
 }
 
 /// What `HEAD` resolves through: `HEAD`, the ref it names, `packed-refs`
@@ -443,24 +450,36 @@ impl KnowledgeIndex {
     /// again (the manifest changed on disk), then changed entry files are
     /// indexed, never waiting for another process's writer (`stale` then).
     pub fn catch_up(&mut self, layout: &RepoLayout) -> Result<Refresh, IndexError> {
+        use std::os::unix::fs::MetadataExt;
         let start = Instant::now();
         new_look();
         let mut refresh = Refresh::default();
-        let on_disk = std::fs::read(Self::manifest_path(&self.dir))
+        let path = Self::manifest_path(&self.dir);
+        // The manifest is replaced (written aside and renamed), never
+        // rewritten in place: the same mtime, size and inode, seen once it
+        // was a clock tick old, is the same file.
+        let stamp = std::fs::metadata(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
-        match on_disk {
-            Some(m) if m.format == FORMAT && m.tokenizer == self.tokenizer.name() => {
-                if m.entries != self.manifest.entries
-                    || m.dirs != self.manifest.dirs
-                    || m.head_tree != self.manifest.head_tree
-                {
-                    self.manifest = m;
-                    self.reader.reload()?;
+            .map(|m| (mtime_ns(&m), m.len(), m.ino()));
+        if stamp.is_none() || stamp != self.manifest_stamp {
+            self.manifest_stamp = None;
+            let on_disk = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+            match on_disk {
+                Some(m) if m.format == FORMAT && m.tokenizer == self.tokenizer.name() => {
+                    if m.entries != self.manifest.entries
+                        || m.dirs != self.manifest.dirs
+                        || m.head_tree != self.manifest.head_tree
+                    {
+                        self.manifest = m;
+                        self.reader.reload()?;
+                    }
                 }
+                // Rebuilt by another version, or removed: the caller opens it afresh.
+                _ => return Err(IndexError::Unopened),
             }
-            // Rebuilt by another version, or removed: the caller opens it afresh.
-            _ => return Err(IndexError::Unopened),
+            self.manifest_stamp = stamp.filter(|s| now_ns() - s.0 >= RACY_NS);
         }
         self.refresh(layout, false, &mut refresh, Duration::ZERO)?;
         refresh.entries = self.manifest.entries;
@@ -594,6 +613,8 @@ impl KnowledgeIndex {
             half_life_days,
             expansion: true,
             head: None,
+            generation: std::sync::Mutex::new(None),
+            manifest_stamp: None,
         })
     }
 
@@ -838,6 +859,13 @@ impl KnowledgeIndex {
             }
             self.manifest.dirs = current;
             self.manifest.head_tree = head_tree;
+            // The file lists may be another process's, saved after its
+            // commit: what they say is indexed is, once the reader is
+            // reloaded (else a write another process indexed while this
+            // one looked would stay unseen here, its folder recorded as
+            // current).
+            self.reader.reload()?;
+            self.manifest.entries = self.reader.searcher().num_docs();
             return self.save_manifest();
         }
         // Changes: take the writer (one process at a time), then look again,
@@ -858,13 +886,17 @@ impl KnowledgeIndex {
         let full = full || head_tree != self.manifest.head_tree;
         let (changed, current, gone) = self.changed_dirs(full);
         out.full_check = full;
+        // The folders' file lists are saved after the commit: a list says
+        // what the index has (a process killed between the two indexes the
+        // files again; never one that a list claims and the index lacks).
+        let mut lists: Vec<(String, BTreeMap<String, FileState>)> = Vec::new();
         for d in &gone {
             for name in self.load_dir_files(d).keys() {
                 writer.delete_term(Term::from_field_text(self.f.path, &format!("{d}/{name}")));
                 self.manifest.broken.remove(&format!("{d}/{name}"));
                 out.removed += 1;
             }
-            self.save_dir_files(d, &BTreeMap::new())?;
+            lists.push((d.clone(), BTreeMap::new()));
         }
         for d in &changed {
             let mut files = self.load_dir_files(d);
@@ -957,10 +989,13 @@ impl KnowledgeIndex {
                 }
                 files.remove(&name);
             }
-            self.save_dir_files(d, &files)?;
+            lists.push((d.clone(), files));
         }
         writer.commit()?;
         drop(writer);
+        for (d, files) in &lists {
+            self.save_dir_files(d, files)?;
+        }
         self.reader.reload()?;
         self.manifest.dirs = current;
         self.manifest.head_tree = head_tree;
@@ -1163,30 +1198,20 @@ impl KnowledgeIndex {
         let terms = self.query_terms(text);
         let weighted: Vec<(String, f32)> = terms.iter().map(|t| (t.clone(), 1.0)).collect();
         let searcher = self.reader.searcher();
-        let top = self.bm25(&searcher, &weighted, &[], filter, candidates, None)?;
-        let mut raw = Vec::with_capacity(top.len());
-        for (bm25, addr) in &top {
-            let doc: TantivyDocument = searcher.doc(*addr)?;
-            raw.push((f64::from(*bm25), doc));
-        }
+        let mut top = self.bm25(&searcher, &weighted, filter, candidates)?;
         if self.expansion && !top.is_empty() {
             // The expanded query re-scores the first pass's candidates only
             // (it could not add others: an entry needs a word of the query).
             let more = self.feedback_terms(&searcher, &terms, &top)?;
             if !more.is_empty() {
-                let ids: Vec<String> = raw.iter().map(|(_, d)| self.text(d, self.f.id)).collect();
-                let again =
-                    self.bm25(&searcher, &weighted, &more, filter, candidates, Some(&ids))?;
-                let mut by_addr: HashMap<tantivy::DocAddress, TantivyDocument> = top
-                    .iter()
-                    .map(|(_, a)| *a)
-                    .zip(raw.into_iter().map(|(_, d)| d))
-                    .collect();
-                raw = again
-                    .into_iter()
-                    .filter_map(|(s, a)| by_addr.remove(&a).map(|d| (f64::from(s), d)))
-                    .collect();
+                self.add_term_scores(&searcher, &more, &mut top)?;
+                top.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             }
+        }
+        let mut raw = Vec::with_capacity(top.len());
+        for (score, addr) in &top {
+            let doc: TantivyDocument = searcher.doc(*addr)?;
+            raw.push((f64::from(*score), doc));
         }
         let now = agentops_core::time::now_micros();
         if let Some((vectors, q)) = semantic {
@@ -1290,8 +1315,20 @@ impl KnowledgeIndex {
 
     /// Identifies the index's contents: it changes with every commit.
     pub fn generation(&self) -> String {
+        let searcher = self.reader.searcher();
+        let reader_generation = searcher.generation().generation_id();
+        if let Ok(cached) = self.generation.lock()
+            && let Some((g, s)) = cached.as_ref()
+            && *g == reader_generation
+        {
+            return s.clone();
+        }
         let stamp = self.index.load_metas().map(|m| m.opstamp).unwrap_or(0);
-        format!("{FORMAT}-{stamp}-{}", self.len())
+        let s = format!("{FORMAT}-{stamp}-{}", searcher.num_docs());
+        if let Ok(mut cached) = self.generation.lock() {
+            *cached = Some((reader_generation, s.clone()));
+        }
+        s
     }
 
     /// Every entry's (id, hash, text to embed): title and body.
@@ -1353,46 +1390,27 @@ impl KnowledgeIndex {
         Ok((v, r))
     }
 
-    /// BM25 top `candidates` for weighted terms, within `filter` (and among
-    /// the entries `within`, when given): entries
-    /// with at least one of `terms`, `expansion` terms adding to their score
-    /// (an expansion re-ranks; it never brings in an entry without a word of
-    /// the query).
+    /// BM25 top `candidates` for weighted terms, within `filter`: entries
+    /// with at least one of `terms`.
     fn bm25(
         &self,
         searcher: &tantivy::Searcher,
         terms: &[(String, f32)],
-        expansion: &[(String, f32)],
         filter: &SearchFilter,
         candidates: usize,
-        within: Option<&[String]>,
     ) -> Result<Vec<(f32, tantivy::DocAddress)>, IndexError> {
         let Some(text_q) = self.terms_query(terms) else {
             return Ok(Vec::new());
         };
+        let collector = TopDocs::with_limit(candidates.max(1)).order_by_score();
+        if filter.kind.is_none() && filter.tags.is_empty() {
+            // The union of term queries on its own: tantivy then prunes
+            // with block-max WAND instead of scoring every entry with a
+            // word of the query (wrapped in another boolean query, it
+            // cannot).
+            return Ok(searcher.search(text_q.as_ref(), &collector)?);
+        }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_q)];
-        if let Some(ids) = within {
-            // One term query per id (a dictionary lookup each), not a
-            // term set (which streams the id field's whole dictionary).
-            let set = BooleanQuery::new(
-                ids.iter()
-                    .map(|id| -> (Occur, Box<dyn Query>) {
-                        (
-                            Occur::Should,
-                            Box::new(TermQuery::new(
-                                Term::from_field_text(self.f.id, id),
-                                IndexRecordOption::Basic,
-                            )),
-                        )
-                    })
-                    .collect(),
-            );
-            // Scoreless: the ids only say which entries are scored.
-            clauses.push((Occur::Must, Box::new(BoostQuery::new(Box::new(set), 0.0))));
-        }
-        if let Some(more) = self.terms_query(expansion) {
-            clauses.push((Occur::Should, more));
-        }
         if let Some(k) = filter.kind {
             clauses.push((
                 Occur::Must,
@@ -1411,11 +1429,51 @@ impl KnowledgeIndex {
                 )),
             ));
         }
-        let query = BooleanQuery::new(clauses);
-        Ok(searcher.search(
-            &query,
-            &TopDocs::with_limit(candidates.max(1)).order_by_score(),
-        )?)
+        Ok(searcher.search(&BooleanQuery::new(clauses), &collector)?)
+    }
+
+    /// Adds to each candidate's score what the weighted `terms` score for
+    /// it, as clauses of the same query would ([`Self::terms_query`]): each
+    /// term's BM25 in the tags (×0.5) and the body, times its weight. A
+    /// lookup per candidate in each term's postings, where a query over the
+    /// candidates would score every entry with a word of the terms.
+    fn add_term_scores(
+        &self,
+        searcher: &tantivy::Searcher,
+        terms: &[(String, f32)],
+        top: &mut [(f32, tantivy::DocAddress)],
+    ) -> Result<(), IndexError> {
+        // Candidates by segment, in document order (postings only seek
+        // forward).
+        let mut order: Vec<usize> = (0..top.len()).collect();
+        order.sort_by_key(|&i| top[i].1);
+        let scoring = tantivy::query::EnableScoring::enabled_from_searcher(searcher);
+        for (t, w) in terms {
+            for (field, boost) in [(self.f.tags, TAGS_WEIGHT), (self.f.body, 1.0)] {
+                let q = TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::WithFreqs,
+                );
+                let weight = q.weight(scoring)?;
+                let mut segment = None;
+                let mut scorer: Option<Box<dyn tantivy::query::Scorer>> = None;
+                for &i in &order {
+                    let addr = top[i].1;
+                    if segment != Some(addr.segment_ord) {
+                        segment = Some(addr.segment_ord);
+                        let reader = searcher.segment_reader(addr.segment_ord);
+                        scorer = Some(weight.scorer(reader, boost * w)?);
+                    }
+                    let Some(sc) = scorer.as_mut() else { continue };
+                    if tantivy::DocSet::doc(sc.as_ref()) <= addr.doc_id
+                        && tantivy::DocSet::seek(sc.as_mut(), addr.doc_id) == addr.doc_id
+                    {
+                        top[i].0 += sc.score();
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A hit for `doc`: its score (relevance `relevance`, age `age_us`,
@@ -1692,37 +1750,81 @@ fn sort_hits(hits: &mut [Hit]) {
     });
 }
 
+/// The byte ranges of the words (runs of letters and digits) of `text`.
+fn word_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut start: Option<usize> = None;
+    text.char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+        .filter_map(move |(i, c)| {
+            if c.is_alphanumeric() {
+                start.get_or_insert(i);
+                None
+            } else {
+                start.take().map(|s0| (s0, i))
+            }
+        })
+}
+
+/// Whether `word`, lowercased, starts with one of `prefixes` (lowercase).
+/// Without an allocation for the usual ASCII word: a snippet looks at every
+/// word of a body up to its first match.
+fn word_matches(word: &str, prefixes: &[String]) -> bool {
+    if word.is_ascii() {
+        let w = word.as_bytes();
+        return prefixes
+            .iter()
+            .any(|p| w.len() >= p.len() && w[..p.len()].eq_ignore_ascii_case(p.as_bytes()));
+    }
+    let w = word.to_lowercase();
+    prefixes.iter().any(|p| w.starts_with(p.as_str()))
+}
+
 /// About 160 characters of `body` around its first word starting with one of
 /// `words`, on one line, matches in `**bold**`.
 fn snippet(body: &str, words: &[String]) -> String {
-    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    // Word spans (byte ranges) and whether each matches.
-    let mut spans: Vec<(usize, usize, bool)> = Vec::new();
-    let mut start: Option<usize> = None;
-    for (i, c) in flat
-        .char_indices()
-        .chain(std::iter::once((flat.len(), ' ')))
-    {
-        if c.is_alphanumeric() {
-            start.get_or_insert(i);
-        } else if let Some(s0) = start.take() {
-            let w = flat[s0..i].to_lowercase();
-            let hit = words.iter().any(|p| w.starts_with(p.as_str()));
-            spans.push((s0, i, hit));
+    // Found in the body as it is (the words are the same with its
+    // whitespace collapsed): the first matching word and the six before it
+    // (or the first words).
+    let mut recent: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut from = None;
+    for (a, b) in word_spans(body) {
+        if recent.len() == 7 {
+            recent.pop_front();
+        }
+        recent.push_back(a);
+        if word_matches(&body[a..b], words) {
+            from = recent.front().copied();
+            break;
         }
     }
-    let first = spans.iter().position(|s| s.2).unwrap_or(0);
-    let from = spans.get(first.saturating_sub(6)).map_or(0, |s| s.0);
-    let mut to = from;
-    let mut out = String::new();
-    let mut last = from;
+    let from = from.unwrap_or_else(|| word_spans(body).next().map_or(0, |s| s.0));
+    // Only the window is put on one line: its words up to 160 bytes on, and
+    // enough after them to know whether a word is cut off (a letter or digit
+    // at byte 160 or later).
+    let mut flat = String::new();
     let mut cut = false;
-    for &(a, b, hit) in spans.iter().skip(first.saturating_sub(6)) {
-        if b - from > 160 {
+    for token in body[from..].split_whitespace() {
+        if !flat.is_empty() {
+            flat.push(' ');
+        }
+        let start = flat.len();
+        flat.push_str(token);
+        if token
+            .char_indices()
+            .any(|(i, c)| start + i >= 160 && c.is_alphanumeric())
+        {
             cut = true;
             break;
         }
-        if hit {
+    }
+    let mut to = 0;
+    let mut out = String::new();
+    let mut last = 0;
+    for (a, b) in word_spans(&flat) {
+        if b > 160 {
+            break;
+        }
+        if word_matches(&flat[a..b], words) {
             out.push_str(&flat[last..a]);
             out.push_str("**");
             out.push_str(&flat[a..b]);
@@ -1737,11 +1839,11 @@ fn snippet(body: &str, words: &[String]) -> String {
     }
     out.push_str(&flat[last..to.max(last)]);
     let mut s = String::new();
-    if from > 0 {
+    if !body[..from].trim_start().is_empty() {
         s.push('…');
     }
     s.push_str(out.trim());
-    if to < flat.len() {
+    if cut {
         s.push('…');
     }
     s
@@ -1768,5 +1870,166 @@ mod tests {
         );
         let long = "x ".repeat(500);
         assert!(snippet(&long, &w).chars().count() < 200);
+    }
+
+    fn learning(id: &str, title: &str) -> String {
+        format!(
+            "---\nid: {id}\ntype: learning\ntitle: {title}\ncreated: 2026-01-01T00:00:00Z\n---\n\n# {title}\n\nBody of {title}.\n"
+        )
+    }
+
+    #[test]
+    fn a_write_another_process_indexed_while_this_one_looked_is_seen() {
+        // A long-lived reader (the MCP server) and a memory write's
+        // after-write catch-up (another index over the same files): the
+        // reader's look at the folders reads the file lists the other saved
+        // after its commit, and must then see what they list.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(root)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        let folder = root.join(".agents/learnings");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("learning-20260101-first.md"),
+            learning("learning-20260101-first", "First lesson"),
+        )
+        .unwrap();
+        let layout = RepoLayout::discover(root).unwrap();
+        let config = Config::default();
+        let (mut warm, _) =
+            KnowledgeIndex::open_waiting(&layout, &config, false, false, Duration::ZERO).unwrap();
+        assert_eq!(warm.len(), 1);
+        std::fs::write(
+            folder.join("learning-20260101-second.md"),
+            learning("learning-20260101-second", "Zanzibar rotation"),
+        )
+        .unwrap();
+        let (writer, _) =
+            KnowledgeIndex::open_waiting(&layout, &config, false, false, Duration::ZERO).unwrap();
+        assert_eq!(writer.len(), 2);
+        // The reader read the manifest before the writer saved its own, and
+        // looks at the folders now.
+        new_look();
+        warm.refresh(&layout, false, &mut Refresh::default(), Duration::ZERO)
+            .unwrap();
+        warm.catch_up(&layout).unwrap();
+        assert_eq!(warm.len(), 2);
+        let hits = warm
+            .search("zanzibar", &SearchFilter::default(), 10, &|_| {
+                HashMap::new()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].entry.id.as_str(), "learning-20260101-second");
+    }
+
+    /// The snippet as first written: the whole body put on one line, every
+    /// word of it lowercased and matched.
+    fn snippet_whole_body(body: &str, words: &[String]) -> String {
+        let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut spans: Vec<(usize, usize, bool)> = Vec::new();
+        let mut start: Option<usize> = None;
+        for (i, c) in flat
+            .char_indices()
+            .chain(std::iter::once((flat.len(), ' ')))
+        {
+            if c.is_alphanumeric() {
+                start.get_or_insert(i);
+            } else if let Some(s0) = start.take() {
+                let w = flat[s0..i].to_lowercase();
+                let hit = words.iter().any(|p| w.starts_with(p.as_str()));
+                spans.push((s0, i, hit));
+            }
+        }
+        let first = spans.iter().position(|s| s.2).unwrap_or(0);
+        let from = spans.get(first.saturating_sub(6)).map_or(0, |s| s.0);
+        let (mut to, mut last, mut cut) = (from, from, false);
+        let mut out = String::new();
+        for &(a, b, hit) in spans.iter().skip(first.saturating_sub(6)) {
+            if b - from > 160 {
+                cut = true;
+                break;
+            }
+            if hit {
+                out.push_str(&flat[last..a]);
+                out.push_str("**");
+                out.push_str(&flat[a..b]);
+                out.push_str("**");
+                last = b;
+            }
+            to = b;
+        }
+        if !cut {
+            to = flat.len();
+        }
+        out.push_str(&flat[last..to.max(last)]);
+        let mut s = String::new();
+        if from > 0 {
+            s.push('…');
+        }
+        s.push_str(out.trim());
+        if to < flat.len() {
+            s.push('…');
+        }
+        s
+    }
+
+    #[test]
+    fn a_snippet_is_what_the_whole_body_on_one_line_gives() {
+        // Random bodies of words, punctuation, runs of whitespace and
+        // non-ASCII letters (the window found in the body as it is must be
+        // the one found in the body on one line).
+        let parts = [
+            "retry",
+            "Retried",
+            "network",
+            "NETWORK",
+            "the",
+            "a",
+            "wörld",
+            "ΣΊΣΥΦΟΣ",
+            "--",
+            "...",
+            "(x)",
+            "==========",
+            "\n\n",
+            "  ",
+            "\t",
+            " ",
+            "é",
+            "42",
+            "net-work",
+            "x",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let queries = ["retries network", "wörld", "σίσυφος", "zzz", "x 42", ""];
+        for _ in 0..3_000 {
+            let n = (next() % 120) as usize;
+            let mut body = String::new();
+            for _ in 0..n {
+                body.push_str(parts[(next() % parts.len() as u64) as usize]);
+                if next() % 3 > 0 {
+                    body.push(' ');
+                }
+            }
+            let q = queries[(next() % queries.len() as u64) as usize];
+            let w = snippet_words(q);
+            assert_eq!(
+                snippet(&body, &w),
+                snippet_whole_body(&body, &w),
+                "body {body:?}, query {q:?}"
+            );
+        }
     }
 }

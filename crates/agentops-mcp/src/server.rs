@@ -193,7 +193,20 @@ impl ServerHandler for Handler {
         let started = Instant::now();
         let args = request.arguments.clone();
         let (tool, sess) = (name.clone(), session.clone());
-        let result = blocking(move || tools::call(&state, &sess, &tool, args)).await?;
+        let result = if tools::reads_only(&name) {
+            // A read answers in about a millisecond: on this worker, which
+            // hands its other tasks to another meanwhile, rather than on a
+            // blocking-pool thread woken for it and the answer woken back.
+            // A panic is an internal error, as on the blocking pool.
+            tokio::task::block_in_place(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tools::call(&state, &sess, &tool, args)
+                }))
+            })
+            .map_err(|_| McpError::internal_error("the call stopped: it panicked", None))?
+        } else {
+            blocking(move || tools::call(&state, &sess, &tool, args)).await?
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let (out, is_error) = match result {
             Ok(v) => {

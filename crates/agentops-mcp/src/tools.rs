@@ -390,6 +390,14 @@ fn build_list() -> Vec<Value> {
         .collect()
 }
 
+/// Whether tool `name` only reads (its annotation `readOnlyHint`).
+pub fn reads_only(name: &str) -> bool {
+    listing()
+        .iter()
+        .find(|t| t["name"] == name)
+        .is_some_and(|t| t["annotations"]["readOnlyHint"] == json!(true))
+}
+
 /// Whether `name` is a tool.
 pub fn exists(name: &str) -> bool {
     listing().iter().any(|t| t["name"] == name)
