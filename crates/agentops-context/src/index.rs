@@ -311,9 +311,7 @@ struct HeadStamp(Vec<(i128, u64, u64)>);
 
 impl HeadStamp {
     fn of(layout: &RepoLayout) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        let st =
-            |p: &Path| std::fs::metadata(p).map_or((0, 0, 0), |m| (mtime_ns(&m), m.len(), m.ino()));
+        let st = |p: &Path| file_stamp(p).unwrap_or((0, 0, 0));
         let head = layout.git_dir.join("HEAD");
         let mut v = vec![st(&head)];
         if let Ok(text) = std::fs::read_to_string(&head)
@@ -324,6 +322,14 @@ impl HeadStamp {
         v.push(st(&layout.common_dir.join("packed-refs")));
         Self(v)
     }
+}
+
+/// A file's mtime, size and inode; `None` when it cannot be stat-ed.
+fn file_stamp(p: &Path) -> Option<(i128, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (mtime_ns(&m), m.len(), m.ino()))
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i128 {
@@ -450,7 +456,6 @@ impl KnowledgeIndex {
     /// again (the manifest changed on disk), then changed entry files are
     /// indexed, never waiting for another process's writer (`stale` then).
     pub fn catch_up(&mut self, layout: &RepoLayout) -> Result<Refresh, IndexError> {
-        use std::os::unix::fs::MetadataExt;
         let start = Instant::now();
         new_look();
         let mut refresh = Refresh::default();
@@ -458,9 +463,7 @@ impl KnowledgeIndex {
         // The manifest is replaced (written aside and renamed), never
         // rewritten in place: the same mtime, size and inode, seen once it
         // was a clock tick old, is the same file.
-        let stamp = std::fs::metadata(&path)
-            .ok()
-            .map(|m| (mtime_ns(&m), m.len(), m.ino()));
+        let stamp = file_stamp(&path);
         if stamp.is_none() || stamp != self.manifest_stamp {
             self.manifest_stamp = None;
             let on_disk = std::fs::read(&path)
